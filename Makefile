@@ -1,0 +1,27 @@
+# Two entry points: `make run` and `make test`. Both create .venv on first use and are idempotent.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.raynas-installed
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+CONFIG ?= experiments/configs/smoke.yaml
+
+.PHONY: install run test clean
+
+install: $(STAMP)
+
+# torch/torchvision are pinned here (served locally); pyproject states the compatible range.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.14.1 torchvision==0.29.1
+	$(PIP) -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(PY) experiments/run_all_targets.py --config $(CONFIG)
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,17 @@
+"""Search every hardware target and budget of a config; the script to give ``ray submit``.
+
+    python experiments/run_all_targets.py --config experiments/configs/smoke.yaml
+    ray submit cluster/cluster.yaml experiments/run_all_targets.py -- --config experiments/configs/cifar10.yaml
+
+Joins the running Ray cluster when there is one (RAY_ADDRESS or a local head), else starts a
+local Ray. Prints the result table and, as its last line, the summary as one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from raynas.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", *sys.argv[1:]]))

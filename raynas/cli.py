@@ -1,0 +1,94 @@
+"""The ``raynas`` command: run an experiment, list targets and spaces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from raynas.checkpoints import CheckpointError
+from raynas.config import ConfigError, load_config
+from raynas.data.datasets import DatasetError
+from raynas.hardware.lut import LatencyTableError
+from raynas.hardware.targets import TARGETS
+from raynas.orchestration.runtime import ClusterError
+from raynas.space.macro import SPACES
+from raynas.tracking.mlflow_tracker import TrackingError
+
+USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError)
+COLUMNS = ("target", "budget_ms", "arch", "predicted_ms", "measured_ms", "test_acc")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``--set search.search_epochs=2`` -> {"search.search_epochs": 2} (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    rows = [[_cell(r[c]) for c in COLUMNS] + [f"{100 * (r['measured_ms'] / r['predicted_ms'] - 1):+.1f}%"] for r in summary["results"]]
+    header = list(COLUMNS) + ["meas/pred"]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines += ["", f"run directory: {summary['run_dir']}", f"browse MLflow: mlflow ui --backend-store-uri {summary['mlflow_uri']}"]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def run_command(config: str, overrides: Sequence[str]) -> dict[str, Any]:
+    from raynas.orchestration.pipeline import new_run_dir, run_experiment
+
+    cfg = load_config(config, parse_overrides(overrides))
+    run_dir = new_run_dir(cfg)
+    print(f"[raynas] run directory {run_dir}", flush=True)
+    summary = run_experiment(cfg, run_dir)
+    print("\n" + format_table(summary), flush=True)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raynas", description="Hardware-aware neural architecture search on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="search, retrain and measure every (target, budget) of a config")
+    run.add_argument("--config", default="experiments/configs/smoke.yaml", help="YAML experiment config")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    sub.add_parser("targets", help="list registered hardware targets")
+    sub.add_parser("spaces", help="list registered search spaces")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            run_command(args.config, args.overrides)
+        elif args.command == "targets":
+            for name in TARGETS.names():
+                t = TARGETS.get(name)
+                print(f"{name:12s} {t.resource:28s} {t.description}")
+        else:
+            for name in SPACES.names():
+                m = SPACES.get(name)
+                print(f"{name:12s} {len(m.layers())} layers, {m.num_architectures():.3g} architectures, {m.input_size}px")
+    except USER_ERRORS as exc:
+        print(f"raynas: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Typed experiment configuration loaded from YAML and validated once, at the edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raynas.data.datasets import DATASETS, DataConfig
+from raynas.hardware.targets import TARGETS
+from raynas.search.proxyless import SearchConfig
+from raynas.space.macro import SPACES
+from raynas.supernet.loss import LATENCY_LOSSES
+from raynas.training import RetrainConfig
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One hardware target and the latency budgets to search under."""
+
+    name: str
+    budgets_ms: tuple[float, ...] = ()  # absolute budgets in ms
+    budget_fractions: tuple[float, ...] = ()  # or positions in (0, 1] between the space's fastest and slowest net
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """How latency tables and final networks are measured."""
+
+    warmup: int = 10  # untimed calls before timing each module
+    repeats: int = 100  # timed calls per module (median taken)
+    calibration_archs: int = 3  # whole random networks used to measure the fixed overhead
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    mlflow_uri: str | None = None  # default: sqlite:///<run_dir>/mlflow.db
+    experiment: str = "raynas"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None  # None: join RAY_ADDRESS / a running cluster, else start a local Ray
+    num_cpus: int | None = None  # CPUs of a local Ray (None: all)
+    cpus_per_trial: int = 1
+    max_concurrent_trials: int = 0  # 0: as many as resources allow
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    targets: tuple[TargetConfig, ...]
+    space: str = "mnist-small"
+    seed: int = 0
+    run_root: str = "runs"  # run directories are created under this folder
+    data: DataConfig = field(default_factory=DataConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read, parse and validate a YAML config; every problem is a ConfigError naming the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass one of experiments/configs/*.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of fields, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return parse_config(raw)
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    cfg = _build(ExperimentConfig, raw, "")
+    _validate(cfg)
+    return cfg
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config field {prefix.rstrip('.') or '(top level)'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"config field {prefix}{unknown[0]}: unknown key; valid keys here: {', '.join(sorted(names))}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"config field {prefix}{missing[0]}: required but missing")
+    return cls(**{key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in raw.items()})
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, name)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{name}.")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config field {name}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(f"config field {name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _validate(cfg: ExperimentConfig) -> None:
+    _check(cfg.space in SPACES, "space", f"unknown search space {cfg.space!r}; valid: {', '.join(SPACES.names())}")
+    _check(cfg.data.dataset in DATASETS, "data.dataset", f"unknown dataset {cfg.data.dataset!r}; valid: {', '.join(DATASETS)}")
+    if cfg.data.dataset != "mnist-embedded":
+        _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
+    _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
+    _check(cfg.search.latency_loss in LATENCY_LOSSES, "search.latency_loss", f"must be one of {', '.join(LATENCY_LOSSES)}")
+    _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
+    for i, tgt in enumerate(cfg.targets):
+        where = f"targets[{i}]"
+        _check(tgt.name in TARGETS, f"{where}.name", f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())}")
+        _check(bool(tgt.budgets_ms) != bool(tgt.budget_fractions), where, "give exactly one of budgets_ms or budget_fractions (non-empty)")
+        _check(all(b > 0 for b in tgt.budgets_ms), f"{where}.budgets_ms", "budgets must be positive milliseconds")
+        _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
+    names = [t.name for t in cfg.targets]
+    _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
+    for section, obj in (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray)):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and f.name not in ("seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"):
+                _check(value > 0, f"{section}.{f.name}", f"must be positive, got {value}")
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field {name}: {message}")

@@ -1,0 +1,55 @@
+"""Ray tasks: profiling and measuring pinned to a target's nodes, and the supernet warm-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ray
+import torch
+
+from raynas.data.datasets import DataConfig, load_splits
+from raynas.hardware.build import build_latency_table, measure_network
+from raynas.hardware.lut import LatencyTable
+from raynas.hardware.targets import get_target
+from raynas.search.proxyless import SearchConfig, warm_up
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+from raynas.supernet.supernet import Supernet
+
+
+def on_target(remote_fn, target_name: str):
+    """Pin a remote function to nodes with the target's label, holding the threads it measures with."""
+    target = get_target(target_name)
+    return remote_fn.options(num_cpus=target.num_threads() if target.threads else 1, resources={target.resource: 1})
+
+
+@ray.remote
+def profile_target(target_name: str, space: str, num_classes: int, warmup: int, repeats: int, calibration_archs: int, seed: int) -> LatencyTable:
+    return build_latency_table(get_target(target_name), get_space(space), num_classes, warmup, repeats, calibration_archs, seed)
+
+
+@ray.remote
+def measure_latency(arch: dict, target_name: str, num_classes: int, warmup: int, repeats: int, state: dict | None = None) -> float:
+    return measure_network(Architecture.from_dict(arch), get_target(target_name), num_classes, warmup, repeats, state)
+
+
+@ray.remote
+def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, checkpoint: str, threads: int) -> dict:
+    """Train the shared weights with uniform path sampling and save them for the host actor."""
+    from ray.experimental.tqdm_ray import tqdm
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    splits = load_splits(data)
+    train, _, _ = splits.loaders(data.batch_size, seed)
+    supernet = Supernet(get_space(space), splits.num_classes)
+    bar = tqdm(total=cfg.warmup_epochs * len(train), desc="supernet warm-up")
+
+    def _progress(_epoch: int, _stats: dict) -> None:
+        bar.update(len(train))
+
+    stats = warm_up(supernet, train, cfg, seed, _progress)
+    bar.close()
+    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(supernet.state_dict(), checkpoint)
+    return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}

@@ -1,0 +1,56 @@
+"""Standalone networks: stem, one chosen op per layer, head. The pruned supernet is one of these."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from raynas.space.architecture import Architecture
+from raynas.space.macro import LayerSpec, MacroConfig, get_space
+from raynas.space.ops import SKIP, build_op, conv_bn_act
+
+
+def build_stem(macro: MacroConfig) -> nn.Module:
+    return conv_bn_act(macro.in_channels, macro.stem_channels, 3, macro.stem_stride)
+
+
+class Head(nn.Module):
+    """1x1 conv to ``head_channels``, global average pool, linear classifier."""
+
+    def __init__(self, macro: MacroConfig, num_classes: int) -> None:
+        super().__init__()
+        self.conv = conv_bn_act(macro.last_channels, macro.head_channels, 1, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(macro.head_channels, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.conv(x)).flatten(1))
+
+
+class ResidualLayer(nn.Module):
+    """One chosen op with the MobileNetV2 shortcut when the shape allows it."""
+
+    def __init__(self, spec: LayerSpec, op: str) -> None:
+        super().__init__()
+        self.op = build_op(op, spec.in_channels, spec.out_channels, spec.stride)
+        self.residual = spec.residual
+
+    def forward(self, x):
+        out = self.op(x)
+        return out + x if self.residual else out
+
+
+class ChildNetwork(nn.Module):
+    """The network of one architecture; skipped layers are removed, not zero-multiplied."""
+
+    def __init__(self, arch: Architecture, num_classes: int) -> None:
+        super().__init__()
+        macro = get_space(arch.space)
+        self.arch = arch
+        self.stem = build_stem(macro)
+        self.layers = nn.Sequential(
+            *(ResidualLayer(spec, op) for spec, op in zip(macro.layers(), arch.ops) if op != SKIP)
+        )
+        self.head = Head(macro, num_classes)
+
+    def forward(self, x):
+        return self.head(self.layers(self.stem(x)))

@@ -1,0 +1,63 @@
+"""Candidate operations of a searchable layer: MBConv variants and the zero op."""
+
+from __future__ import annotations
+
+import itertools
+
+from torch import nn
+
+KERNELS = (3, 5, 7)
+EXPANSIONS = (3, 6)
+SKIP = "skip"
+MBCONV_OPS = tuple(f"k{k}e{e}" for k, e in itertools.product(KERNELS, EXPANSIONS))
+
+
+def parse_mbconv(op: str) -> tuple[int, int]:
+    """``"k5e6"`` -> (kernel 5, expansion 6)."""
+    if op not in MBCONV_OPS:
+        raise ValueError(f"unknown op {op!r}; valid: {', '.join(MBCONV_OPS + (SKIP,))}")
+    return int(op[1]), int(op[3])
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck: 1x1 expand, kxk depthwise, 1x1 linear project."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, expansion: int, stride: int) -> None:
+        super().__init__()
+        mid = in_ch * expansion
+        self.expand = _conv_bn(in_ch, mid, 1, 1, groups=1, act=True) if expansion != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid, act=True)
+        self.project = _conv_bn(mid, out_ch, 1, 1, groups=1, act=False)
+
+    def forward(self, x):
+        return self.project(self.depthwise(self.expand(x)))
+
+
+def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, act: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv_bn_act(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
+    """Plain conv + BN + ReLU6, used by stems and heads."""
+    return _conv_bn(in_ch, out_ch, kernel, stride, groups=1, act=True)
+
+
+def build_op(op: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+    """One candidate op as a module; ``skip`` is the ProxylessNAS zero op (contributes nothing)."""
+    if op == SKIP:
+        return Zero()
+    kernel, expansion = parse_mbconv(op)
+    return MBConv(in_ch, out_ch, kernel, expansion, stride)
+
+
+class Zero(nn.Module):
+    """The zero op: its layer reduces to the residual shortcut, i.e. the layer is skipped."""
+
+    def forward(self, x):
+        return x.new_zeros(())

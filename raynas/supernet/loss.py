@@ -1,0 +1,25 @@
+"""Latency-aware losses of ProxylessNAS (Cai et al., 2019, sec. 3.3 and the released code)."""
+
+from __future__ import annotations
+
+import torch
+
+LATENCY_LOSSES = ("mul", "add")
+
+
+def latency_aware_loss(
+    ce: torch.Tensor, expected_ms: torch.Tensor, budget_ms: float, form: str = "mul", beta: float = 0.6, lam: float = 0.1
+) -> torch.Tensor:
+    """Combine cross-entropy with the expected latency E[lat] against a budget.
+
+    ``mul``: CE * (log E[lat] / log B) ** beta, with latencies in microseconds so that both logs
+    are positive for sub-millisecond budgets. ``add``: CE + lam * E[lat] / B.
+    """
+    if budget_ms <= 0.001 or float(expected_ms.detach()) <= 0.001:
+        raise ValueError(f"latencies must exceed 1 us (budget {budget_ms} ms, expected {float(expected_ms.detach())} ms)")
+    if form == "mul":
+        ratio = torch.log(expected_ms * 1000.0) / torch.log(torch.tensor(budget_ms * 1000.0))
+        return ce * ratio.clamp_min(1e-6) ** beta
+    if form == "add":
+        return ce + lam * expected_ms / budget_ms
+    raise ValueError(f"unknown latency loss {form!r}; valid: {', '.join(LATENCY_LOSSES)}")

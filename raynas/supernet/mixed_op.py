@@ -1,0 +1,86 @@
+"""A searchable layer: every candidate op, architecture logits alpha, and ProxylessNAS binary gates.
+
+Path binarization (Cai et al., ProxylessNAS, 2019): per step only sampled paths run.
+* ``sample_single``: one path, used for weight steps (and uniformly, for warm-up).
+* ``sample_pair``: the "two" mode for architecture steps: two paths drawn from softmax(alpha)
+  without replacement; one is active (gate 1), the other runs without a graph (gate 0). The
+  gradient dL/dg_j = <dL/dout, o_j> of each sampled gate is mapped to alpha through the softmax
+  restricted to the pair, and ``rescale_pair`` keeps the unsampled paths' probabilities fixed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from raynas.space.macro import LayerSpec
+from raynas.space.ops import build_op
+
+
+class MixedLayer(nn.Module):
+    """All candidate ops of one layer; runs only the sampled one(s)."""
+
+    def __init__(self, spec: LayerSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.choices = spec.choices
+        self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, spec.stride) for op in self.choices)
+        self.alpha = nn.Parameter(torch.zeros(len(self.choices)))
+        self.active = 0
+        self.pair: tuple[int, int] | None = None
+        self.gates: torch.Tensor | None = None
+        self._alpha_before: torch.Tensor | None = None
+
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.alpha, dim=0)
+
+    def sample_single(self, generator: torch.Generator, uniform: bool = False) -> None:
+        """Pick one path: uniformly (warm-up) or from softmax(alpha) (weight steps)."""
+        weights = torch.ones_like(self.alpha) if uniform else self.probs().detach()
+        self.active = int(torch.multinomial(weights, 1, generator=generator))
+        self.pair, self.gates = None, None
+
+    def sample_pair(self, generator: torch.Generator) -> None:
+        """Two-path binarization for an architecture step."""
+        pair = torch.multinomial(self.probs().detach(), 2, replacement=False, generator=generator).tolist()
+        within = torch.softmax(self.alpha.detach()[pair], dim=0)
+        first_active = int(torch.multinomial(within, 1, generator=generator)) == 0
+        self.pair = (pair[0], pair[1]) if first_active else (pair[1], pair[0])
+        self.active = self.pair[0]
+        self.gates = torch.zeros_like(self.alpha.detach())
+        self.gates[self.active] = 1.0
+        self.gates.requires_grad_(True)
+        self._alpha_before = self.alpha.detach()[list(self.pair)].clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pair is None:
+            out = self.candidates[self.active](x)
+        else:
+            active, other = self.pair
+            out = self.gates[active] * self.candidates[active](x)
+            with torch.no_grad():
+                other_out = self.candidates[other](x)
+            out = out + self.gates[other] * other_out
+        return out + x if self.spec.residual else out
+
+    def accumulate_alpha_grad(self) -> None:
+        """dL/dalpha_i += sum_j dL/dg_j * p_j * (delta_ij - p_i), over the sampled pair (paper eq. 4)."""
+        if self.pair is None or self.gates is None or self.gates.grad is None:
+            return
+        idx = list(self.pair)
+        p = torch.softmax(self.alpha.detach()[idx], dim=0)
+        g = self.gates.grad[idx]
+        jacobian = torch.diag(p) - torch.outer(p, p)
+        grad = torch.zeros_like(self.alpha)
+        grad[idx] = jacobian @ g
+        self.alpha.grad = grad if self.alpha.grad is None else self.alpha.grad + grad
+
+    @torch.no_grad()
+    def rescale_pair(self) -> None:
+        """After the alpha step, shift the pair so its total probability mass is unchanged."""
+        if self.pair is None or self._alpha_before is None:
+            return
+        idx = list(self.pair)
+        new = self.alpha[idx]
+        offset = torch.logsumexp(new, 0) - torch.logsumexp(self._alpha_before, 0)
+        self.alpha[idx] = new - offset

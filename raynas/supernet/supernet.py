@@ -1,0 +1,70 @@
+"""The ProxylessNAS over-parameterized network: fixed stem and head around mixed layers."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from raynas.space.architecture import Architecture
+from raynas.space.macro import MacroConfig
+from raynas.space.network import ChildNetwork, Head, build_stem
+from raynas.supernet.mixed_op import MixedLayer
+
+
+class Supernet(nn.Module):
+    """Shared weights for every architecture of a space, plus per-layer logits alpha."""
+
+    def __init__(self, macro: MacroConfig, num_classes: int) -> None:
+        super().__init__()
+        self.macro = macro
+        self.num_classes = num_classes
+        self.stem = build_stem(macro)
+        self.layers = nn.ModuleList(MixedLayer(spec) for spec in macro.layers())
+        self.head = Head(macro, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [layer.alpha for layer in self.layers]
+
+    def weight_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for name, p in self.named_parameters() if not name.endswith(".alpha"))
+
+    def sample_single(self, generator: torch.Generator, uniform: bool = False) -> None:
+        for layer in self.layers:
+            layer.sample_single(generator, uniform)
+
+    def sample_pairs(self, generator: torch.Generator) -> None:
+        for layer in self.layers:
+            layer.sample_pair(generator)
+
+    def set_architecture(self, arch: Architecture) -> None:
+        """Activate exactly the given path (for evaluating a derived architecture)."""
+        for layer, op in zip(self.layers, arch.ops):
+            layer.active, layer.pair, layer.gates = layer.choices.index(op), None, None
+
+    def probabilities(self) -> list[torch.Tensor]:
+        return [layer.probs() for layer in self.layers]
+
+    def derive(self) -> Architecture:
+        """The most probable path: argmax of alpha in every layer."""
+        ops = [layer.choices[int(layer.alpha.argmax())] for layer in self.layers]
+        return Architecture(self.macro.name, tuple(ops))
+
+    def prune(self, arch: Architecture | None = None) -> ChildNetwork:
+        """A standalone network of ``arch`` (default: ``derive()``) with the supernet's weights copied in."""
+        arch = arch or self.derive()
+        child = ChildNetwork(arch, self.num_classes)
+        child.stem.load_state_dict(self.stem.state_dict())
+        child.head.load_state_dict(self.head.state_dict())
+        kept = (layer.candidates[layer.choices.index(op)] for layer, op in zip(self.layers, arch.ops) if op != "skip")
+        for child_layer, source in zip(child.layers, kept):
+            child_layer.op.load_state_dict(source.state_dict())
+        return child
+

@@ -1,0 +1,36 @@
+from raynas.hardware.build import build_latency_table, measure_network
+from raynas.hardware.profiler import measure_ms, steady_allocator
+from raynas.hardware.targets import TARGETS, get_target
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+
+
+def test_profiled_table_covers_the_space_with_positive_latencies():
+    macro = get_space("mnist-small")
+    table = build_latency_table(get_target("cpu-1t"), macro, 10, warmup=1, repeats=10, calibration_archs=1)
+    table.check_space(macro)
+    assert all(ms > 0 for ms in table.entries.values())
+    assert table.fixed["stem"] > 0 and table.fixed["head"] > 0
+    low, high = table.latency_range(macro)
+    assert 0 < low < high
+    assert {"device", "torch_version", "repeats", "threads"} <= set(table.metadata)
+
+
+def test_whole_network_measurement_is_positive_and_larger_with_more_work():
+    slow = Architecture("mnist-small", ("k7e6",) * 6)
+    fast = Architecture("mnist-small", ("k3e3", "skip", "k3e3", "skip", "k3e3", "skip"))
+    target = get_target("cpu-1t-b16")
+    assert measure_network(slow, target, 10, 2, 20) > measure_network(fast, target, 10, 2, 20) > 0
+
+
+def test_registry_lists_targets_with_resource_labels():
+    assert {"cpu-1t", "cpu-1t-b16", "cpu-all"} <= set(TARGETS.names())
+    assert all(TARGETS.get(n).resource == f"raynas_target:{n}" for n in TARGETS.names())
+
+
+def test_measure_ms_returns_one_median_per_module():
+    import torch
+
+    result = measure_ms({"a": (torch.nn.Identity(), (1, 3)), "b": (torch.nn.Linear(3, 3), (1, 3))}, threads=1, warmup=1, repeats=10)
+    assert set(result) == {"a", "b"} and all(v > 0 for v in result.values())
+    assert isinstance(steady_allocator(), bool)

@@ -1,0 +1,41 @@
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
+from raynas.space.macro import get_space
+from raynas.supernet.supernet import Supernet
+from tests.unit.hardware.test_lut import synthetic_table
+
+MACRO = get_space("mnist-small")
+
+
+def loaders(n=64):
+    x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    data = TensorDataset(x, y)
+    return DataLoader(data, batch_size=16, shuffle=True), DataLoader(data, batch_size=16)
+
+
+def test_tight_budget_pulls_expected_latency_down_and_derivation_fits():
+    table = synthetic_table()
+    low, high = table.latency_range(MACRO)
+    budget = low + 0.1 * (high - low)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, budget, SearchConfig(arch_lr=0.05, eval_batches=1), seed=0)
+    start = float(search.expected_latency())
+    train, val = loaders()
+    for _ in range(3):
+        metrics = search.epoch(train, val)
+    assert metrics["expected_latency_ms"] < start
+    arch, _ = search.derive()
+    assert table.predict(arch, MACRO) <= budget
+    assert 0 <= metrics["val_acc"] <= 1 and metrics["entropy"] < torch.log(torch.tensor(7.0))
+
+
+def test_warm_up_trains_shared_weights_but_not_alpha():
+    supernet = Supernet(MACRO, 10)
+    alphas = [a.detach().clone() for a in supernet.arch_parameters()]
+    head = supernet.head.classifier.weight.detach().clone()
+    train, _ = loaders()
+    stats = warm_up(supernet, train, SearchConfig(warmup_epochs=1), seed=0)
+    assert stats["loss"] > 0
+    assert not torch.equal(head, supernet.head.classifier.weight)
+    assert all(torch.equal(a, b) for a, b in zip(alphas, supernet.arch_parameters()))

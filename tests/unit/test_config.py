@@ -1,0 +1,75 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from raynas.cli import parse_overrides
+from raynas.config import ConfigError, load_config, parse_config
+
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("*.yaml"))
+
+
+def minimal(**extra):
+    return {"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], **extra}
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "cifar10"], ids=lambda p: p.stem)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.targets and cfg.search.search_epochs > 0
+
+
+def test_cifar_config_names_its_missing_dataset_root():
+    with pytest.raises(ConfigError, match="config field data.root"):
+        load_config(next(p for p in CONFIGS if p.stem == "cifar10"))
+
+
+def test_defaults_fill_unspecified_sections():
+    cfg = parse_config(minimal())
+    assert cfg.space == "mnist-small" and cfg.data.dataset == "mnist-embedded"
+    assert cfg.targets[0].budget_fractions == (0.5,)
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (minimal(serach={}), "serach"),
+        (minimal(search={"warmup_epochs": "two"}), "search.warmup_epochs"),
+        (minimal(search={"weight_lr": -1.0}), "search.weight_lr"),
+        (minimal(search={"latency_loss": "pow"}), "search.latency_loss"),
+        (minimal(space="imagenet-huge"), "space"),
+        (minimal(data={"dataset": "cifar10", "root": "/nonexistent"}), "data.root"),
+        ({"name": "t", "targets": [{"name": "tpu-v9", "budgets_ms": [1.0]}]}, "targets[0].name"),
+        ({"name": "t", "targets": [{"name": "cpu-1t", "budgets_ms": [-1.0]}]}, "targets[0].budgets_ms"),
+        ({"name": "t", "targets": [{"name": "cpu-1t"}]}, "targets[0]"),
+        ({"name": "t", "targets": [{"name": "cpu-1t", "budgets_ms": [1.0], "budget_fractions": [0.5]}]}, "targets[0]"),
+        ({"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [1.5]}]}, "targets[0].budget_fractions"),
+        ({"name": "t", "targets": []}, "targets"),
+        ({"targets": [{"name": "cpu-1t", "budgets_ms": [1.0]}]}, "name"),
+    ],
+)
+def test_bad_fields_are_named(raw, field):
+    with pytest.raises(ConfigError, match=re.escape(f"config field {field}") + "[: ]"):
+        parse_config(raw)
+
+
+def test_unknown_target_lists_valid_ones():
+    with pytest.raises(ConfigError, match="valid: cpu-1t, cpu-1t-b16, cpu-all"):
+        parse_config({"name": "t", "targets": [{"name": "tpu", "budgets_ms": [1.0]}]})
+
+
+def test_overrides_apply_dotted_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: t\ntargets: [{name: cpu-1t, budgets_ms: [2.0]}]\n")
+    cfg = load_config(path, parse_overrides(["search.search_epochs=7", "data.limit=100"]))
+    assert cfg.search.search_epochs == 7 and cfg.data.limit == 100
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        parse_overrides(["oops"])
+
+
+def test_missing_or_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
