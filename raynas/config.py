@@ -150,10 +150,22 @@ def _validate(cfg: ExperimentConfig) -> None:
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
     for section, obj in (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray)):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and f.name not in ("seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"):
-                _check(value > 0, f"{section}.{f.name}", f"must be positive, got {value}")
+        _check_numbers(section, obj)
+
+
+# Numeric fields where zero is meaningful; every other number in a section must be positive.
+_MAY_BE_ZERO = {"seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
+
+
+def _check_numbers(section: str, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if f.name in _MAY_BE_ZERO:
+            _check(value >= 0, f"{section}.{f.name}", f"must be zero or positive, got {value}")
+        else:
+            _check(value > 0, f"{section}.{f.name}", f"must be positive, got {value}")
 
 
 def _check(ok: bool, name: str, message: str) -> None:

@@ -133,6 +133,7 @@ class ProxylessSearch:
         ops = tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))
         return Architecture(macro.name, ops), True
 
+    @torch.no_grad()
     def entropy(self) -> float:
         """Mean per-layer entropy of softmax(alpha), in nats (log 7 = 1.95 is uniform)."""
         ents = [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in self.supernet.probabilities()]
