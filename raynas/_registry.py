@@ -28,6 +28,11 @@ class Registry(Generic[T]):
             raise KeyError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
 
+    def add_named(self, obj: T) -> T:
+        """Register an object under its own ``name`` attribute; returns it."""
+        self.add(obj.name, obj)  # type: ignore[attr-defined]
+        return obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

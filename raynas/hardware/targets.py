@@ -27,15 +27,8 @@ class HardwareTarget:
 
 
 TARGETS: Registry[HardwareTarget] = Registry("hardware target")
-
-
-def register_target(target: HardwareTarget) -> HardwareTarget:
-    TARGETS.add(target.name, target)
-    return target
-
-
-def get_target(name: str) -> HardwareTarget:
-    return TARGETS.get(name)
+register_target = TARGETS.add_named
+get_target = TARGETS.get
 
 
 register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "torch eager, 1 CPU thread, batch 1 (single-image latency)"))

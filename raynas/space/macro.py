@@ -90,15 +90,8 @@ def _out_size(size: int, stride: int) -> int:
 
 
 SPACES: Registry[MacroConfig] = Registry("search space")
-
-
-def register_space(macro: MacroConfig) -> MacroConfig:
-    SPACES.add(macro.name, macro)
-    return macro
-
-
-def get_space(name: str) -> MacroConfig:
-    return SPACES.get(name)
+register_space = SPACES.add_named
+get_space = SPACES.get
 
 
 register_space(
