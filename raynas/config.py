@@ -13,7 +13,7 @@ import yaml
 
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.targets import TARGETS
-from raynas.search.proxyless import SearchConfig
+from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, SearchConfig
 from raynas.space.macro import SPACES
 from raynas.supernet.loss import LATENCY_LOSSES
 from raynas.training import RetrainConfig
@@ -140,6 +140,10 @@ def _validate(cfg: ExperimentConfig) -> None:
         _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
     _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
     _check(cfg.search.latency_loss in LATENCY_LOSSES, "search.latency_loss", f"must be one of {', '.join(LATENCY_LOSSES)}")
+    _check(cfg.search.binarization in BINARIZATIONS, "search.binarization", f"must be one of {', '.join(BINARIZATIONS)}")
+    _check(cfg.search.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
+    _check(0 < cfg.search.budget_floor <= 1, "search.budget_floor", "must lie in (0, 1]")
+    _check(0 <= cfg.search.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):
         where = f"targets[{i}]"
@@ -154,7 +158,7 @@ def _validate(cfg: ExperimentConfig) -> None:
 
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
+_MAY_BE_ZERO = {"reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

@@ -1,14 +1,18 @@
 """ProxylessNAS gradient search: warm-up, then alternating weight and architecture steps.
 
-Weight steps run one path sampled from softmax(alpha) on the training split; architecture steps
-run the two-path binarization on the validation split with the latency-aware loss. Plain PyTorch:
-no Ray, no MLflow; the orchestration layer wraps it.
+Weight steps train shared weights on the training split (one path sampled from softmax(alpha), or
+every path in ``full`` mode); architecture steps update alpha on the validation split with the
+latency-aware loss, by one of three estimators (``binarization``):
+* ``two``: two-path binary gates (the paper's default; memory of about one path);
+* ``full``: every path with its graph, mixed by softmax(alpha) (DARTS; memory grows with paths);
+* ``reinforce``: one sampled path, REINFORCE on the same objective with the path's table latency,
+  for latency sources that have no gradient.
+Plain PyTorch: no Ray, no MLflow; the orchestration layer wraps it.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,11 +21,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from raynas.hardware.lut import LatencyTable
-from raynas.search.derive import most_probable_within
+from raynas.search.derive import most_probable_in_window
 from raynas.space.architecture import Architecture
 from raynas.supernet.loss import latency_aware_loss
+from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
 from raynas.supernet.supernet import Supernet
 from raynas.training import evaluate, recalibrate_bn, sgd, train_epoch
+
+BINARIZATIONS = ("two", "full", "reinforce")
+WEIGHT_OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,9 @@ class SearchConfig:
 
     warmup_epochs: int = 2  # shared-weight training with uniformly sampled paths
     search_epochs: int = 4  # alternating weight / architecture epochs
-    weight_lr: float = 0.05  # SGD + Nesterov for shared weights
+    binarization: str = "two"  # two | full | reinforce
+    weight_optimizer: str = "sgd"  # sgd (Nesterov momentum) | adam
+    weight_lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 4e-5
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
@@ -38,13 +48,21 @@ class SearchConfig:
     latency_loss: str = "mul"  # mul: CE * (log E[lat] / log B)^beta ; add: CE + lam * E[lat] / B
     beta: float = 0.6
     lam: float = 0.1
+    reinforce_decay: float = 0.9  # moving-average reward baseline
+    budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
     eval_batches: int = 8  # batches for BN recalibration and for scoring the derived path each epoch
+
+
+def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
+    if cfg.weight_optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.weight_lr, weight_decay=cfg.weight_decay)
+    return sgd(params, cfg.weight_lr, cfg.momentum, cfg.weight_decay)
 
 
 def warm_up(supernet: Supernet, train: DataLoader, cfg: SearchConfig, seed: int, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Train shared weights with one uniformly sampled path per step, so every op is trained."""
     gen = torch.Generator().manual_seed(seed)
-    optimizer = sgd(supernet.weight_parameters(), cfg.weight_lr, cfg.momentum, cfg.weight_decay)
+    optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
     stats: dict = {}
     for epoch in range(cfg.warmup_epochs):
         stats = train_epoch(supernet, train, optimizer, nn.CrossEntropyLoss(), lambda: supernet.sample_single(gen, uniform=True))
@@ -60,21 +78,26 @@ class ProxylessSearch:
         lut.check_space(supernet.macro)
         self.supernet, self.lut, self.budget_ms, self.cfg = supernet, lut, budget_ms, cfg
         self.gen = torch.Generator().manual_seed(seed)
-        self.weight_opt = sgd(supernet.weight_parameters(), cfg.weight_lr, cfg.momentum, cfg.weight_decay)
+        self.weight_opt = weight_optimizer(supernet.weight_parameters(), cfg)
         self.arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=cfg.arch_lr, betas=(0.0, 0.999), eps=1e-8)
         self.ce = nn.CrossEntropyLoss()
+        self.baseline = RewardBaseline(cfg.reinforce_decay)
+        self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
     def expected_latency(self) -> torch.Tensor:
         return self.lut.expected(self.supernet.probabilities(), self.supernet.macro)
+
+    def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
+        return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam)
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics."""
         val_batches = itertools.cycle(val)
         weight_losses, arch_losses = [], []
         for step, (x, y) in enumerate(train):
-            weight_losses.append(self._weight_step(x, y))
+            weight_losses.append(self.weight_step(x, y))
             if (step + 1) % self.cfg.arch_every == 0:
-                arch_losses.append(self._arch_step(*next(val_batches)))
+                arch_losses.append(self.arch_step(*next(val_batches)))
         arch, constrained = self.derive()
         self.supernet.set_architecture(arch)
         recalibrate_bn(self.supernet, train, self.cfg.eval_batches)
@@ -82,35 +105,33 @@ class ProxylessSearch:
             "train_loss": sum(weight_losses) / max(len(weight_losses), 1),
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
             "val_acc": evaluate(self.supernet, val, self.cfg.eval_batches),
-            "expected_latency_ms": float(self.expected_latency().detach()),
+            "expected_latency_ms": self.expected_latency().item(),
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
             "constrained": float(constrained),
         }
 
-    def _weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.supernet.train()
-        self.supernet.sample_single(self.gen)
+        if self.cfg.binarization == "full":
+            self.supernet.activate_all()
+        else:
+            self.supernet.sample_single(self.gen)
         self.weight_opt.zero_grad(set_to_none=True)
         loss = self.ce(self.supernet(x), y)
         loss.backward()
         self.weight_opt.step()
         return loss.item()
 
-    def _arch_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Two-path binarized step on alpha; shared weights are frozen for it."""
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One update of alpha on a validation batch; shared weights are frozen for it."""
         self.supernet.train()
-        self.supernet.sample_pairs(self.gen)
         weights = list(self.supernet.weight_parameters())
         for p in weights:
             p.requires_grad_(False)
         try:
             self.arch_opt.zero_grad(set_to_none=True)
-            ce = self.ce(self.supernet(x), y)
-            loss = latency_aware_loss(ce, self.expected_latency(), self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam)
-            loss.backward()
-            for layer in self.supernet.layers:
-                layer.accumulate_alpha_grad()
+            loss = self._arch_step(x, y)
             self.arch_opt.step()
             for layer in self.supernet.layers:
                 layer.rescale_pair()
@@ -118,23 +139,59 @@ class ProxylessSearch:
             for p in weights:
                 p.requires_grad_(True)
             self.supernet.sample_single(self.gen)
+        return loss
+
+    def _two_path_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.supernet.sample_pairs(self.gen)
+        loss = self.objective(self.ce(self.supernet(x), y), self.expected_latency())
+        loss.backward()
+        for layer in self.supernet.layers:
+            layer.accumulate_alpha_grad()
+        return loss.item()
+
+    def _full_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.supernet.activate_all()
+        loss = self.objective(self.ce(self.supernet(x), y), self.expected_latency())
+        loss.backward()
+        return loss.item()
+
+    def _reinforce_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Reward = -objective of one sampled path, its latency read from the table (no gradient needed)."""
+        sampled = [layer.sample_single(self.gen) for layer in self.supernet.layers]
+        arch = Architecture(self.supernet.macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, sampled)))
+        with torch.no_grad():
+            loss = self.objective(self.ce(self.supernet(x), y), torch.tensor(self.lut.predict(arch, self.supernet.macro)))
+        reward = -loss.item()
+        advantage = reward - self.baseline.update(reward)
+        for alpha, grad in zip(self.supernet.arch_parameters(), reinforce_grads(self.supernet.probabilities(), sampled, advantage)):
+            alpha.grad = grad
         return loss.item()
 
     def derive(self) -> tuple[Architecture, bool]:
-        """Most probable path; if it overshoots the budget, the most probable one that fits."""
-        arch = self.supernet.derive()
+        """Most probable path; if it leaves the budget window, the most probable one inside it.
+
+        The window is [floor * B, B] when B is below the slowest network of the space, else [0, B].
+        Returns the architecture and whether the window changed the argmax.
+        """
         macro = self.supernet.macro
-        if self.lut.predict(arch, macro) <= self.budget_ms:
+        arch = self.supernet.derive()
+        low, high = self.window()
+        if low <= self.lut.predict(arch, macro) <= high:
             return arch, False
         log_probs = [torch.log_softmax(layer.alpha.detach(), 0).tolist() for layer in self.supernet.layers]
-        choice = most_probable_within(log_probs, self.lut.layer_costs(macro), self.budget_ms - self.lut.fixed_ms)
+        fixed = self.lut.fixed_ms
+        choice = most_probable_in_window(log_probs, self.lut.layer_costs(macro), max(low - fixed, 0.0), high - fixed)
         if choice is None:
-            raise ValueError(f"no architecture of space {macro.name!r} fits {self.budget_ms:.3f} ms on {self.lut.target!r}")
-        ops = tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))
-        return Architecture(macro.name, ops), True
+            raise ValueError(f"no architecture of space {macro.name!r} lies in [{low:.3f}, {high:.3f}] ms on {self.lut.target!r}")
+        return Architecture(macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))), True
+
+    def window(self) -> tuple[float, float]:
+        fastest, slowest = self.lut.latency_range(self.supernet.macro)
+        low = self.cfg.budget_floor * self.budget_ms if self.budget_ms < slowest else 0.0
+        return max(low, fastest), self.budget_ms
 
     @torch.no_grad()
     def entropy(self) -> float:
         """Mean per-layer entropy of softmax(alpha), in nats (log 7 = 1.95 is uniform)."""
         ents = [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in self.supernet.probabilities()]
-        return sum(ents) / max(len(ents), 1) if ents else math.nan
+        return sum(ents) / max(len(ents), 1)

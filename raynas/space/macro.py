@@ -55,9 +55,14 @@ class MacroConfig:
     stem_stride: int
     stages: tuple[Stage, ...]
     head_channels: int  # 1x1 conv width before global pooling
+    first_block_channels: int = 0  # >0: a fixed MBConv k3 e1 after the stem (ProxylessNAS / MobileNetV2)
+
+    @property
+    def stem_out_channels(self) -> int:
+        return self.first_block_channels or self.stem_channels
 
     def layers(self) -> list[LayerSpec]:
-        specs, in_ch, size = [], self.stem_channels, _out_size(self.input_size, self.stem_stride)
+        specs, in_ch, size = [], self.stem_out_channels, _out_size(self.input_size, self.stem_stride)
         for stage in self.stages:
             for d in range(stage.depth):
                 stride = stage.stride if d == 0 else 1
@@ -71,7 +76,8 @@ class MacroConfig:
 
     @property
     def final_size(self) -> int:
-        return self.layers()[-1].input_size // self.layers()[-1].stride
+        last = self.layers()[-1]
+        return _out_size(last.input_size, last.stride)
 
     def space_hash(self) -> str:
         """Stable fingerprint of the skeleton; LUTs and architectures carry it."""
@@ -114,5 +120,17 @@ register_space(
         stem_stride=1,
         stages=(Stage(32, 3, 2), Stage(64, 3, 2), Stage(96, 3, 1), Stage(160, 3, 2)),
         head_channels=640,
+    )
+)
+register_space(
+    MacroConfig(
+        name="proxyless-mobile",
+        input_size=224,
+        in_channels=3,
+        stem_channels=32,
+        stem_stride=2,
+        first_block_channels=16,
+        stages=(Stage(24, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2), Stage(320, 1, 1)),
+        head_channels=1280,
     )
 )

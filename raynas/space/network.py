@@ -6,11 +6,15 @@ from torch import nn
 
 from raynas.space.architecture import Architecture
 from raynas.space.macro import LayerSpec, MacroConfig, get_space
-from raynas.space.ops import SKIP, build_op, conv_bn_act
+from raynas.space.ops import SKIP, MBConv, build_op, conv_bn_act
 
 
 def build_stem(macro: MacroConfig) -> nn.Module:
-    return conv_bn_act(macro.in_channels, macro.stem_channels, 3, macro.stem_stride)
+    """3x3 conv, then the fixed first MBConv (kernel 3, expansion 1) where the space has one."""
+    stem = conv_bn_act(macro.in_channels, macro.stem_channels, 3, macro.stem_stride)
+    if not macro.first_block_channels:
+        return stem
+    return nn.Sequential(stem, MBConv(macro.stem_channels, macro.first_block_channels, 3, 1, 1))
 
 
 class Head(nn.Module):

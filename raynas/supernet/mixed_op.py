@@ -1,11 +1,13 @@
-"""A searchable layer: every candidate op, architecture logits alpha, and ProxylessNAS binary gates.
+"""A searchable layer: every candidate op, architecture logits alpha, and how paths are activated.
 
 Path binarization (Cai et al., ProxylessNAS, 2019): per step only sampled paths run.
-* ``sample_single``: one path, used for weight steps (and uniformly, for warm-up).
-* ``sample_pair``: the "two" mode for architecture steps: two paths drawn from softmax(alpha)
-  without replacement; one is active (gate 1), the other runs without a graph (gate 0). The
-  gradient dL/dg_j = <dL/dout, o_j> of each sampled gate is mapped to alpha through the softmax
-  restricted to the pair, and ``rescale_pair`` keeps the unsampled paths' probabilities fixed.
+* ``sample_single``: one path: weight steps, warm-up (uniformly) and REINFORCE architecture steps.
+* ``sample_pair``: the ``two`` mode for architecture steps: two paths drawn from softmax(alpha)
+  without replacement; one is active (gate 1), the other runs without a graph (gate 0). The gate
+  gradient dL/dg_j = <dL/dout, o_j> is mapped to alpha through the softmax restricted to the pair
+  (paper eq. 4), and ``rescale_pair`` keeps the unsampled paths' probabilities fixed.
+* ``activate_all``: the ``full`` baseline: every path runs with its graph and the outputs are mixed
+  by softmax(alpha) (the DARTS relaxation), so memory grows with the number of candidates.
 """
 
 from __future__ import annotations
@@ -18,27 +20,34 @@ from raynas.space.ops import build_op
 
 
 class MixedLayer(nn.Module):
-    """All candidate ops of one layer; runs only the sampled one(s)."""
+    """All candidate ops of one layer; runs only the path(s) the current mode asks for."""
 
-    def __init__(self, spec: LayerSpec) -> None:
+    def __init__(self, spec: LayerSpec, choices: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.choices = spec.choices
+        self.choices = choices or spec.choices
         self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, spec.stride) for op in self.choices)
         self.alpha = nn.Parameter(torch.zeros(len(self.choices)))
         self.active = 0
         self.pair: tuple[int, int] | None = None
         self.gates: torch.Tensor | None = None
+        self.full = False
         self._alpha_before: torch.Tensor | None = None
 
     def probs(self) -> torch.Tensor:
         return torch.softmax(self.alpha, dim=0)
 
-    def sample_single(self, generator: torch.Generator, uniform: bool = False) -> None:
-        """Pick one path: uniformly (warm-up) or from softmax(alpha) (weight steps)."""
+    def sample_single(self, generator: torch.Generator, uniform: bool = False) -> int:
+        """Pick one path: uniformly (warm-up) or from softmax(alpha); returns its index."""
         weights = torch.ones_like(self.alpha) if uniform else self.probs().detach()
-        self.active = int(torch.multinomial(weights, 1, generator=generator))
-        self.pair, self.gates = None, None
+        self.set_single(int(torch.multinomial(weights, 1, generator=generator)))
+        return self.active
+
+    def set_single(self, index: int) -> None:
+        self.active, self.pair, self.gates, self.full = index, None, None, False
+
+    def activate_all(self) -> None:
+        self.pair, self.gates, self.full = None, None, True
 
     def sample_pair(self, generator: torch.Generator) -> None:
         """Two-path binarization for an architecture step."""
@@ -46,14 +55,17 @@ class MixedLayer(nn.Module):
         within = torch.softmax(self.alpha.detach()[pair], dim=0)
         first_active = int(torch.multinomial(within, 1, generator=generator)) == 0
         self.pair = (pair[0], pair[1]) if first_active else (pair[1], pair[0])
-        self.active = self.pair[0]
+        self.active, self.full = self.pair[0], False
         self.gates = torch.zeros_like(self.alpha.detach())
         self.gates[self.active] = 1.0
         self.gates.requires_grad_(True)
         self._alpha_before = self.alpha.detach()[list(self.pair)].clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pair is None:
+        if self.full:
+            p = self.probs()
+            out = sum(p[i] * op(x) for i, op in enumerate(self.candidates))
+        elif self.pair is None:
             out = self.candidates[self.active](x)
         else:
             active, other = self.pair

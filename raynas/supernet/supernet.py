@@ -44,10 +44,14 @@ class Supernet(nn.Module):
         for layer in self.layers:
             layer.sample_pair(generator)
 
+    def activate_all(self) -> None:
+        for layer in self.layers:
+            layer.activate_all()
+
     def set_architecture(self, arch: Architecture) -> None:
         """Activate exactly the given path (for evaluating a derived architecture)."""
         for layer, op in zip(self.layers, arch.ops):
-            layer.active, layer.pair, layer.gates = layer.choices.index(op), None, None
+            layer.set_single(layer.choices.index(op))
 
     def probabilities(self) -> list[torch.Tensor]:
         return [layer.probs() for layer in self.layers]

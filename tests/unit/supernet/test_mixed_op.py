@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from raynas.space.macro import LayerSpec
@@ -70,3 +71,47 @@ def test_rescale_keeps_unsampled_probabilities():
     untouched = [i for i in range(len(layer.choices)) if i not in layer.pair]
     torch.testing.assert_close(after[untouched], before[untouched])
     assert after[layer.pair[0]] > before[layer.pair[0]]
+
+
+def _loss_with_gates(layer: MixedLayer, x, target, gates):
+    """The two-path output as a function of continuous gates, for finite differences."""
+    a, b = layer.pair
+    with torch.no_grad():
+        out = gates[0] * layer.candidates[a](x) + gates[1] * layer.candidates[b](x)
+        out = out + x if SPEC.residual else out
+        return float(((out - target) ** 2).sum())
+
+
+def test_two_path_gate_gradient_matches_finite_differences():
+    layer = MixedLayer(SPEC).double()
+    layer.sample_pair(torch.Generator().manual_seed(4))
+    layer.gates = layer.gates.detach().double().requires_grad_(True)
+    x, target = torch.randn(2, 4, 6, 6, dtype=torch.float64), torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    layer.eval()
+    ((layer(x) - target) ** 2).sum().backward()
+    a, b = layer.pair
+    eps = 1e-6
+    for j, idx in enumerate((a, b)):
+        plus, minus = [1.0, 0.0], [1.0, 0.0]
+        plus[j] += eps
+        minus[j] -= eps
+        numeric = (_loss_with_gates(layer, x, target, plus) - _loss_with_gates(layer, x, target, minus)) / (2 * eps)
+        assert float(layer.gates.grad[idx]) == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+def test_full_mode_runs_every_path_and_its_alpha_gradient_matches_finite_differences():
+    layer = MixedLayer(SPEC).double().eval()
+    calls = _count_calls(layer)
+    layer.activate_all()
+    x, target = torch.randn(2, 4, 6, 6, dtype=torch.float64), torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    ((layer(x) - target) ** 2).sum().backward()
+    assert all(c == 1 for c in calls)
+    eps = 1e-6
+    for i in range(len(layer.choices)):
+        with torch.no_grad():
+            layer.alpha[i] += eps
+            up = float(((layer(x) - target) ** 2).sum())
+            layer.alpha[i] -= 2 * eps
+            down = float(((layer(x) - target) ** 2).sum())
+            layer.alpha[i] += eps
+        assert float(layer.alpha.grad[i]) == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-6)
