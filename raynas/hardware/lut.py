@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,10 +39,12 @@ class LatencyTable:
     def fixed_ms(self) -> float:
         return sum(self.fixed.values())
 
-    def layer_costs(self, macro: MacroConfig) -> list[list[float]]:
-        """Latency per layer per choice, in the order of ``LayerSpec.choices``."""
+    def layer_costs(self, macro: MacroConfig, choices: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
+        """Latency per layer per choice, in the order of ``choices`` (default ``LayerSpec.choices``)."""
         self.check_space(macro)
-        return [[0.0 if op == SKIP else self.entries[(spec.key, op)] for op in spec.choices] for spec in macro.layers()]
+        specs = macro.layers()
+        choices = choices or [spec.choices for spec in specs]
+        return [[0.0 if op == SKIP else self.entries[(spec.key, op)] for op in ops] for spec, ops in zip(specs, choices)]
 
     def check_space(self, macro: MacroConfig) -> None:
         if macro.space_hash() != self.space_hash:
@@ -57,12 +60,12 @@ class LatencyTable:
         costs = self.layer_costs(macro)
         return self.fixed_ms + sum(row[spec.choices.index(op)] for row, spec, op in zip(costs, macro.layers(), arch.ops))
 
-    def expected(self, probs: list[torch.Tensor], macro: MacroConfig) -> torch.Tensor:
+    def expected(self, probs: list[torch.Tensor], macro: MacroConfig, choices: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
         """E[latency] = fixed + sum_layers sum_i p_i * lat_i; differentiable in the probabilities."""
-        costs = self.layer_costs(macro)
+        costs = self.layer_costs(macro, choices)
         total = torch.tensor(self.fixed_ms)
         for p, row in zip(probs, costs):
-            total = total + (p * torch.tensor(row, dtype=p.dtype)).sum()
+            total = total + (p * torch.tensor(row, dtype=p.dtype, device=p.device)).sum().cpu()
         return total
 
     def latency_range(self, macro: MacroConfig) -> tuple[float, float]:

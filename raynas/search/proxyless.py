@@ -82,10 +82,15 @@ class ProxylessSearch:
         self.arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=cfg.arch_lr, betas=(0.0, 0.999), eps=1e-8)
         self.ce = nn.CrossEntropyLoss()
         self.baseline = RewardBaseline(cfg.reinforce_decay)
+        self._pairs: list[tuple[int, int]] | None = None
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
     def expected_latency(self) -> torch.Tensor:
-        return self.lut.expected(self.supernet.probabilities(), self.supernet.macro)
+        return self.lut.expected(self.supernet.probabilities(), self.supernet.macro, self.choices)
+
+    @property
+    def choices(self) -> list[tuple[str, ...]]:
+        return [layer.choices for layer in self.supernet.layers]
 
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
         return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam)
@@ -123,8 +128,13 @@ class ProxylessSearch:
         self.weight_opt.step()
         return loss.item()
 
-    def arch_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One update of alpha on a validation batch; shared weights are frozen for it."""
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, pairs: list[tuple[int, int]] | None = None) -> float:
+        """One update of alpha on a validation batch; shared weights are frozen for it.
+
+        ``pairs`` forces the (active, other) path of every layer in ``two`` mode instead of
+        sampling them, e.g. to measure the worst case where the largest path is active.
+        """
+        self._pairs = pairs
         self.supernet.train()
         weights = list(self.supernet.weight_parameters())
         for p in weights:
@@ -142,7 +152,11 @@ class ProxylessSearch:
         return loss
 
     def _two_path_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        self.supernet.sample_pairs(self.gen)
+        if self._pairs is None:
+            self.supernet.sample_pairs(self.gen)
+        else:
+            for layer, (active, other) in zip(self.supernet.layers, self._pairs):
+                layer.set_pair(active, other)
         loss = self.objective(self.ce(self.supernet(x), y), self.expected_latency())
         loss.backward()
         for layer in self.supernet.layers:
@@ -180,7 +194,7 @@ class ProxylessSearch:
             return arch, False
         log_probs = [torch.log_softmax(layer.alpha.detach(), 0).tolist() for layer in self.supernet.layers]
         fixed = self.lut.fixed_ms
-        choice = most_probable_in_window(log_probs, self.lut.layer_costs(macro), max(low - fixed, 0.0), high - fixed)
+        choice = most_probable_in_window(log_probs, self.lut.layer_costs(macro, self.choices), max(low - fixed, 0.0), high - fixed)
         if choice is None:
             raise ValueError(f"no architecture of space {macro.name!r} lies in [{low:.3f}, {high:.3f}] ms on {self.lut.target!r}")
         return Architecture(macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))), True

@@ -54,8 +54,12 @@ class MixedLayer(nn.Module):
         pair = torch.multinomial(self.probs().detach(), 2, replacement=False, generator=generator).tolist()
         within = torch.softmax(self.alpha.detach()[pair], dim=0)
         first_active = int(torch.multinomial(within, 1, generator=generator)) == 0
-        self.pair = (pair[0], pair[1]) if first_active else (pair[1], pair[0])
-        self.active, self.full = self.pair[0], False
+        self.set_pair(*(pair if first_active else pair[::-1]))
+
+    def set_pair(self, active: int, other: int) -> None:
+        """Two-path state with ``active`` gated on and ``other`` run without a graph."""
+        self.pair = (active, other)
+        self.active, self.full = active, False
         self.gates = torch.zeros_like(self.alpha.detach())
         self.gates[self.active] = 1.0
         self.gates.requires_grad_(True)

@@ -16,12 +16,13 @@ from raynas.supernet.mixed_op import MixedLayer
 class Supernet(nn.Module):
     """Shared weights for every architecture of a space, plus per-layer logits alpha."""
 
-    def __init__(self, macro: MacroConfig, num_classes: int) -> None:
+    def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None) -> None:
+        """``ops`` restricts every layer to those candidates (e.g. to study cost versus their number)."""
         super().__init__()
         self.macro = macro
         self.num_classes = num_classes
         self.stem = build_stem(macro)
-        self.layers = nn.ModuleList(MixedLayer(spec) for spec in macro.layers())
+        self.layers = nn.ModuleList(MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers())
         self.head = Head(macro, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
