@@ -64,7 +64,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
         raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
     log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
     luts = {t.name: _profile(cfg, t.name, splits.num_classes, run_dir, tracker) for t in cfg.targets}
-    scenarios = _scenarios(cfg, luts)
+    scenarios = resolve_scenarios(cfg, luts)
     for s in scenarios:
         tracker.child(s["key"], {"raynas.target": s["target"], "raynas.budget_ms": str(s["budget_ms"])})
     log(f"[raynas] warming up the supernet ({cfg.search.warmup_epochs} epochs, uniform path sampling)")
@@ -93,7 +93,7 @@ def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path
     return lut
 
 
-def _scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable]) -> list[dict]:
+def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable]) -> list[dict]:
     """One scenario per (target, budget); fractional budgets resolve inside the space's latency range."""
     macro, scenarios = get_space(cfg.space), []
     for tgt in cfg.targets:

@@ -116,9 +116,12 @@ class ProxylessSearch:
             "constrained": float(constrained),
         }
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture | None = None) -> float:
+        """One SGD/Adam step of the shared weights on a sampled path (``arch`` forces one)."""
         self.supernet.train()
-        if self.cfg.binarization == "full":
+        if arch is not None:
+            self.supernet.set_architecture(arch)
+        elif self.cfg.binarization == "full":
             self.supernet.activate_all()
         else:
             self.supernet.sample_single(self.gen)
