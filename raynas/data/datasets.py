@@ -34,6 +34,7 @@ class DataConfig:
     test_fraction: float = 0.15  # share held out for final test (ignored by cifar10, which has its own)
     batch_size: int = 64
     limit: int | None = None  # keep only this many training images (quick runs)
+    image_size: int = 32  # imagefolder: images are resized and centre-cropped to this (match the space)
     seed: int = 0
 
 
@@ -91,17 +92,18 @@ def load_cifar10(cfg: DataConfig) -> Splits:
     return Splits(Subset(train_aug, _limit(train, cfg.limit)), Subset(train_plain, val), test, 10, 3, 32)
 
 
-def load_imagefolder(cfg: DataConfig, input_size: int = 32) -> Splits:
+def load_imagefolder(cfg: DataConfig) -> Splits:
     from torchvision import datasets, transforms
 
     root = _existing_root(cfg, "imagefolder", "a folder with one sub-folder of images per class")
-    tf = transforms.Compose([transforms.Resize(input_size), transforms.CenterCrop(input_size), transforms.ToTensor()])
+    size = cfg.image_size
+    tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
     try:
         data = datasets.ImageFolder(str(root), transform=tf)
     except (FileNotFoundError, RuntimeError) as exc:
         raise DatasetError(f"data.root {root}: {exc}") from None
     train, val, test = _split_indices(len(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    return Splits(Subset(data, _limit(train, cfg.limit)), Subset(data, val), Subset(data, test), len(data.classes), 3, input_size)
+    return Splits(Subset(data, _limit(train, cfg.limit)), Subset(data, val), Subset(data, test), len(data.classes), 3, size)
 
 
 def _existing_root(cfg: DataConfig, name: str, what: str) -> Path:
