@@ -38,7 +38,7 @@ class ProfileConfig:
 
     warmup: int = 10  # untimed calls before timing each module
     repeats: int = 100  # timed calls per module (median taken)
-    calibration_archs: int = 3  # whole random networks used to measure the fixed overhead
+    calibration_archs: int = 8  # whole random networks fitting overhead and scale (>= 4 fits the scale)
 
 
 @dataclass(frozen=True)

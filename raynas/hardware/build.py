@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import random
 import statistics
 
 import torch
 
+from raynas.hardware.accuracy import sample_architectures
 from raynas.hardware.lut import LatencyTable, LatencyTableError
 from raynas.hardware.profiler import measure_ms
 from raynas.hardware.targets import HardwareTarget
@@ -42,25 +42,39 @@ def build_latency_table(
         fixed={"stem": ms["stem"], "head": ms["head"]},
         metadata=_metadata(target, warmup, repeats),
     )
-    table.fixed["overhead"] = _calibrate_overhead(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed)
+    _calibrate(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed)
     fastest = table.latency_range(macro)[0]
     if fastest <= 0:
         raise LatencyTableError(
-            f"target {target.name!r}: whole networks measured {-table.fixed['overhead']:.3f} ms faster than their summed ops, "
-            f"so the fastest network would take {fastest:.3f} ms; the machine is too noisy for this table: raise profile.repeats"
+            f"target {target.name!r}: the calibrated table predicts {fastest:.3f} ms for the fastest network "
+            f"({table.metadata.get('correction', 'no correction')}); the machine is too noisy for this table: raise profile.repeats"
         )
     return table
 
 
-def _calibrate_overhead(table, target, macro, num_classes, warmup, repeats, n, seed) -> float:
-    """Median of (measured - summed) latency over ``n`` random networks: framework per-call cost."""
+def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed) -> None:
+    """Fit whole networks = stem + head + overhead + scale * (sum of isolated ops) on ``n`` random nets.
+
+    Ops timed alone and inside a network differ by more than a constant (caches, allocator), so
+    with 4 or more networks a least-squares line is fitted; with fewer, only the overhead (median
+    gap, scale 1). The offset-only overhead is kept in the metadata for comparison.
+    """
+    table.fixed["overhead"], table.scale = 0.0, 1.0
     if n <= 0:
-        return 0.0
-    rng = random.Random(seed)
-    archs = [Architecture(macro.name, tuple(rng.choice(s.choices) for s in macro.layers())) for _ in range(n)]
-    nets = {a.arch_id: (ChildNetwork(a, num_classes), _input_shape(macro, target)) for a in archs}
+        return
+    archs = sample_architectures(macro, n, seed)
+    nets = {a.arch_id: (ChildNetwork(a, num_classes), input_shape(macro, target)) for a in archs}
     measured = measure_ms(nets, target.num_threads(), warmup, repeats)
-    return statistics.median(measured[a.arch_id] - table.predict(a, macro) for a in archs)
+    ops = [table.predict(a, macro) - table.fixed_ms for a in archs]
+    gaps = [measured[a.arch_id] - table.fixed_ms for a in archs]
+    offset_only = statistics.median(g - o for g, o in zip(gaps, ops))
+    table.metadata["offset_only_overhead"] = str(offset_only)
+    table.fixed["overhead"] = offset_only
+    if n >= 4 and statistics.pvariance(ops) > 0:
+        slope, intercept = statistics.linear_regression(ops, gaps)
+        if 0.5 <= slope <= 2.0:
+            table.fixed["overhead"], table.scale = intercept, slope
+    table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks"
 
 
 def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, warmup: int, repeats: int, state=None) -> float:
@@ -68,10 +82,10 @@ def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int
     net = ChildNetwork(arch, num_classes)
     if state is not None:
         load_numpy_state(net, state)
-    return measure_ms({"net": (net, _input_shape(get_space(arch.space), target))}, target.num_threads(), warmup, repeats)["net"]
+    return measure_ms({"net": (net, input_shape(get_space(arch.space), target))}, target.num_threads(), warmup, repeats)["net"]
 
 
-def _input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:
+def input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:
     return (target.batch_size, macro.in_channels, macro.input_size, macro.input_size)
 
 

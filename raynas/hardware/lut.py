@@ -17,6 +17,7 @@ from raynas.space.ops import SKIP
 
 _META_KEY = b"raynas.lut"
 _FIXED = "__fixed__"
+_CORRECTION = "__correction__"
 
 
 class LatencyTableError(ValueError):
@@ -34,6 +35,7 @@ class LatencyTable:
     entries: dict[tuple[str, str], float]  # (LayerSpec.key, op) -> ms; the zero op costs 0
     fixed: dict[str, float]  # stem, head, and measured per-network overhead, in ms
     metadata: dict[str, str] = field(default_factory=dict)
+    scale: float = 1.0  # learned correction: whole networks cost fixed + scale * (sum of isolated ops)
 
     @property
     def fixed_ms(self) -> float:
@@ -44,7 +46,7 @@ class LatencyTable:
         self.check_space(macro)
         specs = macro.layers()
         choices = choices or [spec.choices for spec in specs]
-        return [[0.0 if op == SKIP else self.entries[(spec.key, op)] for op in ops] for spec, ops in zip(specs, choices)]
+        return [[0.0 if op == SKIP else self.scale * self.entries[(spec.key, op)] for op in ops] for spec, ops in zip(specs, choices)]
 
     def check_space(self, macro: MacroConfig) -> None:
         if macro.space_hash() != self.space_hash:
@@ -77,6 +79,7 @@ class LatencyTable:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [(k, op, ms) for (k, op), ms in sorted(self.entries.items())] + [(_FIXED, n, ms) for n, ms in sorted(self.fixed.items())]
+        rows.append((_CORRECTION, "scale", self.scale))
         table = pa.table({"layer": [r[0] for r in rows], "op": [r[1] for r in rows], "latency_ms": [r[2] for r in rows]})
         meta = {"target": self.target, "space": self.space, "space_hash": self.space_hash, "batch_size": self.batch_size, **self.metadata}
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
@@ -96,11 +99,13 @@ class LatencyTable:
         if raw is None or set(table.column_names) != {"layer", "op", "latency_ms"}:
             raise LatencyTableError(f"{path} is not a raynas latency table (no {_META_KEY.decode()} metadata or wrong columns)")
         meta = json.loads(raw)
-        entries, fixed = {}, {}
+        entries, fixed, scale = {}, {}, 1.0
         for layer, op, ms in zip(*(table.column(c).to_pylist() for c in ("layer", "op", "latency_ms"))):
             if layer == _FIXED:
                 fixed[op] = ms
+            elif layer == _CORRECTION:
+                scale = ms
             else:
                 entries[(layer, op)] = ms
         core = {k: meta.pop(k) for k in ("target", "space", "space_hash", "batch_size")}
-        return cls(entries=entries, fixed=fixed, metadata={k: str(v) for k, v in meta.items()}, **core)
+        return cls(entries=entries, fixed=fixed, metadata={k: str(v) for k, v in meta.items()}, scale=scale, **core)

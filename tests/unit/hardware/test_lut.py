@@ -47,10 +47,19 @@ def test_latency_range_brackets_every_architecture():
     assert low < table.predict(Architecture(MACRO.name, ("k7e6",) * 6), MACRO) == pytest.approx(high)
 
 
+def test_scale_multiplies_op_costs_but_not_the_fixed_part():
+    table = synthetic_table()
+    arch = Architecture(MACRO.name, ("k3e3", SKIP, "k7e6", "k5e3", "k3e6", SKIP))
+    ops = table.predict(arch, MACRO) - table.fixed_ms
+    table.scale = 1.25
+    assert table.predict(arch, MACRO) == pytest.approx(table.fixed_ms + 1.25 * ops)
+
+
 def test_parquet_round_trip_keeps_entries_and_metadata(tmp_path):
     table = synthetic_table()
+    table.scale = 0.93
     loaded = LatencyTable.load(table.save(tmp_path / "t.parquet"))
-    assert loaded.entries == table.entries and loaded.fixed == table.fixed
+    assert loaded.entries == table.entries and loaded.fixed == table.fixed and loaded.scale == 0.93
     assert (loaded.target, loaded.space, loaded.space_hash, loaded.batch_size) == ("cpu-1t", MACRO.name, MACRO.space_hash(), 1)
     assert loaded.metadata["device"] == "test"
 

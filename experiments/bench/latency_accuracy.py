@@ -1,0 +1,91 @@
+"""Is the latency table right? Predicted versus measured latency of random whole networks.
+
+Builds the target's table (profiling every op), samples N random architectures of the space,
+measures each end to end on the target in interleaved rounds, and compares. Prints a table of the
+worst predictions and the summary; results go to Parquet (and to MLflow when a run is active).
+The last line is one JSON object: target, n, mape, within_10pct, kendall_tau.
+
+    python experiments/bench/latency_accuracy.py --target cpu-1t [--n 100] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raynas.hardware.accuracy import prediction_accuracy, sample_architectures
+from raynas.hardware.build import build_latency_table, input_shape
+from raynas.hardware.profiler import measure_ms
+from raynas.hardware.targets import get_target
+from raynas.space.macro import get_space
+from raynas.space.network import ChildNetwork
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="cpu-1t")
+    parser.add_argument("--space", default="mnist-small")
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--smoke-test", action="store_true", help="10 architectures, few repeats")
+    args = parser.parse_args()
+    if args.smoke_test:
+        args.n, args.repeats = 10, 10
+    target, macro = get_target(args.target), get_space(args.space)
+    start = time.perf_counter()
+    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0)
+    archs = sample_architectures(macro, args.n, args.seed)
+    nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
+    measured = measure_ms(nets, target.num_threads(), warmup=5, repeats=args.repeats)
+    offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
+    rows = [
+        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": table.predict(a, macro), "offset_only_ms": offset_only.predict(a, macro), "measured_ms": measured[a.arch_id]}
+        for a in archs
+    ]
+    truth = [r["measured_ms"] for r in rows]
+    acc = prediction_accuracy([r["predicted_ms"] for r in rows], truth)
+    base = prediction_accuracy([r["offset_only_ms"] for r in rows], truth)
+    report(rows, acc, base, table, target.name, macro.name, time.perf_counter() - start)
+    save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
+    log_to_active_mlflow_run(acc, target.name)
+    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "offset_only": _rounded(base)}))
+
+
+def _rounded(acc) -> dict:
+    return {"mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3)}
+
+
+def report(rows: list[dict], acc, base, table, target: str, space: str, seconds: float) -> None:
+    print(f"target {target}, space {space}: {acc.n} random architectures, {seconds:.0f} s")
+    print(f"{'architecture':36s} {'predicted':>10s} {'measured':>10s} {'error':>7s}")
+    worst = sorted(rows, key=lambda r: -abs(r["predicted_ms"] / r["measured_ms"] - 1))[:8]
+    for r in worst:
+        print(f"{r['arch']:36s} {r['predicted_ms']:10.3f} {r['measured_ms']:10.3f} {100 * (r['predicted_ms'] / r['measured_ms'] - 1):+6.1f}%")
+    print(f"{'predictor':44s} {'MAPE %':>7s} {'within 10%':>11s} {'tau':>6s}")
+    print(f"{'sum of ops + overhead (offset only)':44s} {base.mape:7.2f} {100 * base.within_10pct:10.1f}% {base.kendall_tau:6.3f}")
+    print(f"{'sum of ops x scale + overhead (fitted, used)':44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
+    print(f"correction: {table.metadata.get('correction')}")
+
+
+def save(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def log_to_active_mlflow_run(acc, target: str) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics({f"latency_accuracy/{target}/{k}": float(v) for k, v in vars(acc).items()})
+
+
+if __name__ == "__main__":
+    main()
