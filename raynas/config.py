@@ -38,7 +38,8 @@ class ProfileConfig:
 
     warmup: int = 10  # untimed calls before timing each module
     repeats: int = 100  # timed calls per module (median taken)
-    calibration_archs: int = 8  # whole random networks fitting overhead and scale (>= 4 fits the scale)
+    calibration_archs: int = 8  # whole random networks measured to calibrate the per-network overhead
+    fit_scale: bool = False  # also fit a scale on summed ops (needs >= 4 networks; opt-in, see README)
 
 
 @dataclass(frozen=True)

@@ -41,38 +41,38 @@ def main() -> None:
         args.n, args.repeats = 10, 10
     target, macro = get_target(args.target), get_space(args.space)
     start = time.perf_counter()
-    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0)
+    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0, fit_scale=True)
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
     measured = measure_ms(nets, target.num_threads(), warmup=5, repeats=args.repeats)
-    offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
+    default = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
     rows = [
-        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": table.predict(a, macro), "offset_only_ms": offset_only.predict(a, macro), "measured_ms": measured[a.arch_id]}
+        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
         for a in archs
     ]
     truth = [r["measured_ms"] for r in rows]
     acc = prediction_accuracy([r["predicted_ms"] for r in rows], truth)
-    base = prediction_accuracy([r["offset_only_ms"] for r in rows], truth)
-    report(rows, acc, base, table, target.name, macro.name, time.perf_counter() - start)
+    fitted = prediction_accuracy([r["fitted_scale_ms"] for r in rows], truth)
+    report(rows, acc, fitted, table, target.name, macro.name, time.perf_counter() - start)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
-    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "offset_only": _rounded(base)}))
+    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "fitted_scale": _rounded(fitted)}))
 
 
 def _rounded(acc) -> dict:
     return {"mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3)}
 
 
-def report(rows: list[dict], acc, base, table, target: str, space: str, seconds: float) -> None:
+def report(rows: list[dict], acc, fitted, table, target: str, space: str, seconds: float) -> None:
     print(f"target {target}, space {space}: {acc.n} random architectures, {seconds:.0f} s")
     print(f"{'architecture':36s} {'predicted':>10s} {'measured':>10s} {'error':>7s}")
     worst = sorted(rows, key=lambda r: -abs(r["predicted_ms"] / r["measured_ms"] - 1))[:8]
     for r in worst:
         print(f"{r['arch']:36s} {r['predicted_ms']:10.3f} {r['measured_ms']:10.3f} {100 * (r['predicted_ms'] / r['measured_ms'] - 1):+6.1f}%")
     print(f"{'predictor':44s} {'MAPE %':>7s} {'within 10%':>11s} {'tau':>6s}")
-    print(f"{'sum of ops + overhead (offset only)':44s} {base.mape:7.2f} {100 * base.within_10pct:10.1f}% {base.kendall_tau:6.3f}")
-    print(f"{'sum of ops x scale + overhead (fitted, used)':44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
-    print(f"correction: {table.metadata.get('correction')}")
+    print(f"{'sum of ops + overhead (default)':44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
+    print(f"{'sum of ops x scale + overhead (fit_scale)':44s} {fitted.mape:7.2f} {100 * fitted.within_10pct:10.1f}% {fitted.kendall_tau:6.3f}")
+    print(f"fitted correction: {table.metadata.get('correction')}")
 
 
 def save(rows: list[dict], path: Path) -> None:

@@ -86,8 +86,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
 
 
 def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path, tracker: ExperimentTracker) -> LatencyTable:
-    p = cfg.profile
-    lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, p.warmup, p.repeats, p.calibration_archs, cfg.seed))
+    lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, cfg.profile, cfg.seed))
     path = lut.save(run_dir / "luts" / f"{target}.parquet")
     tracker.log_file(tracker.parent_id, path, "luts")
     return lut

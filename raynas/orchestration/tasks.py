@@ -7,6 +7,7 @@ from pathlib import Path
 import ray
 import torch
 
+from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import build_latency_table, measure_network
 from raynas.hardware.lut import LatencyTable
@@ -24,8 +25,9 @@ def on_target(remote_fn, target_name: str):
 
 
 @ray.remote
-def profile_target(target_name: str, space: str, num_classes: int, warmup: int, repeats: int, calibration_archs: int, seed: int) -> LatencyTable:
-    return build_latency_table(get_target(target_name), get_space(space), num_classes, warmup, repeats, calibration_archs, seed)
+def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int) -> LatencyTable:
+    p = profile
+    return build_latency_table(get_target(target_name), get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale)
 
 
 @ray.remote

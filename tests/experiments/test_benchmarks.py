@@ -22,3 +22,10 @@ def test_supernet_cost_reports_ratios():
     by_n = out["memory_ratio_full_by_candidates"]
     assert by_n["4"] < by_n["6"] <= by_n["7"]
     assert out["memory_ratio_two"] < out["memory_ratio_full"]
+
+
+def test_latency_accuracy_reports_headline_keys(tmp_path):
+    out = run_smoke("experiments/bench/latency_accuracy.py", "--target", "cpu-1t", "--out", str(tmp_path))
+    assert {"target", "n", "mape", "within_10pct", "kendall_tau"} <= set(out)
+    assert out["n"] == 10 and 0 <= out["within_10pct"] <= 1 and -1 <= out["kendall_tau"] <= 1
+    assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
