@@ -13,13 +13,14 @@ import yaml
 from raynas.checkpoints import CheckpointError
 from raynas.config import ConfigError, load_config
 from raynas.data.datasets import DatasetError
+from raynas.hardware.backend import HardwareUnavailable
 from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
 from raynas.orchestration.runtime import ClusterError
 from raynas.space.macro import SPACES
 from raynas.tracking.mlflow_tracker import TrackingError
 
-USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError)
+USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable)
 COLUMNS = ("target", "budget_ms", "arch", "predicted_ms", "measured_ms", "test_acc")
 
 

@@ -40,6 +40,7 @@ class ProfileConfig:
     repeats: int = 100  # timed calls per module (median taken)
     calibration_archs: int = 8  # whole random networks measured to calibrate the per-network overhead
     fit_scale: bool = False  # also fit a scale on summed ops (needs >= 4 networks; opt-in, see README)
+    settle_seconds: float = 10.0  # pause before profiling so a just-started node's own work is done
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _validate(cfg: ExperimentConfig) -> None:
 
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
+_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 
 from raynas.hardware.accuracy import prediction_accuracy, sample_architectures
 from raynas.hardware.build import build_latency_table, input_shape
-from raynas.hardware.profiler import measure_ms
 from raynas.hardware.targets import get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
@@ -44,7 +43,7 @@ def main() -> None:
     table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0, fit_scale=True)
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
-    measured = measure_ms(nets, target.num_threads(), warmup=5, repeats=args.repeats)
+    measured = target.measure(nets, warmup=5, repeats=args.repeats)
     default = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
     rows = [
         {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}

@@ -10,7 +10,6 @@ import torch
 
 from raynas.hardware.accuracy import sample_architectures
 from raynas.hardware.lut import LatencyTable, LatencyTableError
-from raynas.hardware.profiler import measure_ms
 from raynas.hardware.targets import HardwareTarget
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
@@ -39,7 +38,7 @@ def build_latency_table(
                 modules[(spec.key, op)] = (ResidualLayer(spec, op), (b, spec.in_channels, spec.input_size, spec.input_size))
     modules["stem"] = (build_stem(macro), (b, macro.in_channels, macro.input_size, macro.input_size))
     modules["head"] = (Head(macro, num_classes), (b, macro.last_channels, macro.final_size, macro.final_size))
-    ms = measure_ms(modules, target.num_threads(), warmup, repeats)
+    ms = target.measure(modules, warmup, repeats)
     table = LatencyTable(
         target=target.name,
         space=macro.name,
@@ -72,7 +71,7 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
         return
     archs = sample_architectures(macro, n, seed)
     nets = {a.arch_id: (ChildNetwork(a, num_classes), input_shape(macro, target)) for a in archs}
-    measured = measure_ms(nets, target.num_threads(), warmup, repeats)
+    measured = target.measure(nets, warmup, repeats)
     ops = [table.predict(a, macro) - table.fixed_ms for a in archs]
     gaps = [measured[a.arch_id] - table.fixed_ms for a in archs]
     offset_only = statistics.median(g - o for g, o in zip(gaps, ops))
@@ -90,7 +89,7 @@ def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int
     net = ChildNetwork(arch, num_classes)
     if state is not None:
         load_numpy_state(net, state)
-    return measure_ms({"net": (net, input_shape(get_space(arch.space), target))}, target.num_threads(), warmup, repeats)["net"]
+    return target.measure({"net": (net, input_shape(get_space(arch.space), target))}, warmup, repeats)["net"]
 
 
 def input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Hashable
 
 from raynas._registry import Registry
+from raynas.hardware.backend import Modules, get_backend
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,7 @@ class HardwareTarget:
     """One deployment setting. Its nodes carry the Ray resource ``raynas_target:<name>``."""
 
     name: str
-    backend: str  # "torch-cpu" (torch eager on CPU)
+    backend: str  # "torch-cpu" | "torch-cuda" (see raynas/hardware/backend.py)
     threads: int  # intra-op threads; 0 = all cores of the node
     batch_size: int  # images per inference call
     description: str
@@ -25,6 +27,14 @@ class HardwareTarget:
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
+    def measure(self, modules: Modules, warmup: int, repeats: int) -> dict[Hashable, float]:
+        """Median latency in ms of each module on this target's backend."""
+        return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats)
+
+    def task_resources(self) -> dict[str, float]:
+        """Ray options for a task that measures on this target: its threads or GPU, and its label."""
+        return get_backend(self.backend).task_resources(self.num_threads()) | {"resources": {self.resource: 1}}
+
 
 TARGETS: Registry[HardwareTarget] = Registry("hardware target")
 register_target = TARGETS.add_named
@@ -34,3 +44,5 @@ get_target = TARGETS.get
 register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "torch eager, 1 CPU thread, batch 1 (single-image latency)"))
 register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "torch eager, 1 CPU thread, batch 16 (compute-bound core)"))
 register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "torch eager, all CPU threads of the node, batch 1"))
+register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "torch eager on one CUDA GPU, batch 1 (CUDA events)"))
+register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "torch eager on one CUDA GPU, batch 64 (CUDA events)"))

@@ -36,7 +36,12 @@ def connect(address: str | None, num_cpus: int | None, target_names: list[str]) 
 
 
 def _check_targets(target_names: list[str]) -> None:
+    """Every target needs a node with its label and with what its backend measures on (a GPU, say)."""
     available = ray.cluster_resources()
-    missing = [get_target(n).resource for n in target_names if available.get(get_target(n).resource, 0) <= 0]
-    if missing:
-        raise ClusterError(f"no Ray node offers {', '.join(missing)}; add it to the resources of the nodes that have that hardware")
+    for name in target_names:
+        target = get_target(name)
+        if available.get(target.resource, 0) <= 0:
+            raise ClusterError(f"no Ray node offers {target.resource}; add it to the resources of the nodes that have that hardware")
+        gpus = target.task_resources().get("num_gpus", 0)
+        if gpus and available.get("GPU", 0) < gpus:
+            raise ClusterError(f"target {name!r} measures on a GPU but this Ray cluster has none; add a GPU node labelled {target.resource}")

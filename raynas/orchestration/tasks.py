@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import ray
@@ -19,14 +20,16 @@ from raynas.supernet.supernet import Supernet
 
 
 def on_target(remote_fn, target_name: str):
-    """Pin a remote function to nodes with the target's label, holding the threads it measures with."""
-    target = get_target(target_name)
-    return remote_fn.options(num_cpus=target.num_threads() if target.threads else 1, resources={target.resource: 1})
+    """Pin a remote function to nodes with the target's label, holding the threads or GPU it measures with."""
+    return remote_fn.options(**get_target(target_name).task_resources())
 
 
 @ray.remote
 def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int) -> LatencyTable:
+    """Profile on the target's node after ``settle_seconds``: right after ``ray.init`` the node is
+    still prestarting workers, which inflated op latencies by 16% on a 2-core machine."""
     p = profile
+    time.sleep(p.settle_seconds)
     return build_latency_table(get_target(target_name), get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale)
 
 

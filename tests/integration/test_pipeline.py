@@ -26,7 +26,7 @@ def tiny_run(ray_session, tmp_path_factory):
             "data": {"limit": 128, "batch_size": 32},
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
-            "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1},
+            "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
             "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"},
         }
     )

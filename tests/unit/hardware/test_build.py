@@ -1,5 +1,5 @@
 from raynas.hardware.build import build_latency_table, measure_network
-from raynas.hardware.profiler import measure_ms, steady_allocator
+from raynas.hardware.torch_cpu import measure_ms, steady_allocator
 from raynas.hardware.targets import TARGETS, get_target
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space

@@ -1,4 +1,4 @@
-"""Latency measurement on the local CPU: warm-ups, interleaved rounds, medians."""
+"""Backend ``torch-cpu``: torch eager on the node's CPU; warm-ups, interleaved rounds, medians."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Hashable
 
 import torch
 from torch import nn
+
+from raynas.hardware.backend import Backend, register_backend
 
 
 def measure_ms(
@@ -66,3 +68,6 @@ def steady_allocator() -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP_BYTES))
     except (OSError, AttributeError, TypeError):
         return False
+
+
+register_backend(Backend("torch-cpu", measure_ms, lambda threads: {"num_cpus": threads}))

@@ -1,0 +1,42 @@
+"""Measurement backends: how a target times modules, and what a Ray task needs to do it there.
+
+One file per backend (``torch_cpu.py``, ``torch_cuda.py``) registers itself here; a target names
+its backend. Backends import lazily so a CPU-only node never needs CUDA or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Hashable
+
+from torch import nn
+
+from raynas._registry import Registry
+
+Modules = dict[Hashable, tuple[nn.Module, tuple[int, ...]]]
+_MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda"}
+
+
+class HardwareUnavailable(RuntimeError):
+    """The node cannot run this backend (e.g. a CUDA target on a machine without CUDA)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    measure: Callable[..., dict[Hashable, float]]  # (modules, threads, warmup, repeats) -> median ms per key
+    task_resources: Callable[[int], dict[str, float]]  # threads -> Ray task options (num_cpus / num_gpus)
+
+
+BACKENDS: Registry[Backend] = Registry("latency backend")
+register_backend = BACKENDS.add_named
+
+
+def get_backend(name: str) -> Backend:
+    """The backend, importing its module on first use; unknown names list the valid ones."""
+    if name not in BACKENDS and name in _MODULES:
+        importlib.import_module(_MODULES[name])
+    if name not in BACKENDS:
+        raise KeyError(f"unknown latency backend {name!r}; valid names: {', '.join(sorted(_MODULES))}")
+    return BACKENDS.get(name)
