@@ -69,7 +69,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
         tracker.child(s["key"], {"raynas.target": s["target"], "raynas.budget_ms": str(s["budget_ms"])})
     log(f"[raynas] warming up the supernet ({cfg.search.warmup_epochs} epochs, uniform path sampling)")
     checkpoint = run_dir / "supernet" / "warmup.pt"
-    warm_stats = ray.get(warm_up_supernet.options(num_cpus=_cluster_cpus()).remote(cfg.space, cfg.data, cfg.search, cfg.seed, str(checkpoint), _cluster_cpus()))
+    cpus = _cluster_cpus()
+    warm_stats = ray.get(warm_up_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.search, cfg.seed, str(checkpoint), cpus))
     tracker.log_metrics(tracker.parent_id, warm_stats)
     host = SupernetHost.remote(str(checkpoint))
     log(f"[raynas] searching {len(scenarios)} scenarios from shared weights ({ray.get(host.num_parameters.remote()):,} parameters)")
