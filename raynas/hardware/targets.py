@@ -32,8 +32,12 @@ class HardwareTarget:
         return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats)
 
     def task_resources(self) -> dict[str, float]:
-        """Ray options for a task that measures on this target: its threads or GPU, and its label."""
-        return get_backend(self.backend).task_resources(self.num_threads()) | {"resources": {self.resource: 1}}
+        """Ray options for a task that measures on this target: its threads or GPU, and its label.
+
+        An all-cores target reserves one CPU: the driver cannot know the labelled node's core count,
+        and asking for its own could be infeasible there. Such nodes should run nothing else.
+        """
+        return get_backend(self.backend).task_resources(self.threads or 1) | {"resources": {self.resource: 1}}
 
 
 TARGETS: Registry[HardwareTarget] = Registry("hardware target")

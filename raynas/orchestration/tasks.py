@@ -30,7 +30,9 @@ def profile_target(target_name: str, space: str, num_classes: int, profile: Prof
     still prestarting workers, which inflated op latencies by 16% on a 2-core machine."""
     p = profile
     time.sleep(p.settle_seconds)
-    return build_latency_table(get_target(target_name), get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale)
+    table = build_latency_table(get_target(target_name), get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale)
+    table.metadata["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    return table
 
 
 @ray.remote
