@@ -27,14 +27,16 @@ def build_latency_table(
     calibration_archs: int,
     seed: int = 0,
     fit_scale: bool = False,
+    known: dict[tuple[str, str], float] | None = None,
 ) -> LatencyTable:
-    """Profile ops, stem and head; then calibrate the per-network overhead on whole random networks."""
+    """Profile ops (all but those ``known`` already), stem and head; then calibrate the overhead on whole random networks."""
     torch.manual_seed(seed)
     b = target.batch_size
+    known = known or {}
     modules = {}
     for spec in macro.layers():
         for op in spec.choices:
-            if op != SKIP and (spec.key, op) not in modules:
+            if op != SKIP and (spec.key, op) not in modules and (spec.key, op) not in known:
                 modules[(spec.key, op)] = (ResidualLayer(spec, op), (b, spec.in_channels, spec.input_size, spec.input_size))
     modules["stem"] = (build_stem(macro), (b, macro.in_channels, macro.input_size, macro.input_size))
     modules["head"] = (Head(macro, num_classes), (b, macro.last_channels, macro.final_size, macro.final_size))
@@ -44,7 +46,7 @@ def build_latency_table(
         space=macro.name,
         space_hash=macro.space_hash(),
         batch_size=b,
-        entries={k: v for k, v in ms.items() if isinstance(k, tuple)},
+        entries=_needed(macro, known) | {k: v for k, v in ms.items() if isinstance(k, tuple)},
         fixed={"stem": ms["stem"], "head": ms["head"]},
         metadata=_metadata(target, warmup, repeats),
     )
@@ -56,6 +58,17 @@ def build_latency_table(
             f"({table.metadata.get('correction', 'no correction')}); the machine is too noisy for this table: raise profile.repeats"
         )
     return table
+
+
+def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """The known entries this space uses."""
+    return {(s.key, op): known[(s.key, op)] for s in macro.layers() for op in s.choices if (s.key, op) in known}
+
+
+def identity(target: HardwareTarget) -> dict[str, str]:
+    """What must match for op timings to be reused: device, library, threads, batch."""
+    meta = _metadata(target, 0, 0)
+    return {k: meta[k] for k in ("backend", "threads", "device", "torch_version")} | {"batch_size": str(target.batch_size)}
 
 
 def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:

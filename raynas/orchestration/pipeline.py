@@ -63,7 +63,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
     if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
         raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
     log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
-    luts = {t.name: _profile(cfg, t.name, splits.num_classes, run_dir, tracker) for t in cfg.targets}
+    luts = {t.name: _profile(cfg, t.name, splits.num_classes, run_dir, tracker, log) for t in cfg.targets}
     scenarios = resolve_scenarios(cfg, luts)
     for s in scenarios:
         tracker.child(s["key"], {"raynas.target": s["target"], "raynas.budget_ms": str(s["budget_ms"])})
@@ -86,8 +86,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
     ]
 
 
-def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path, tracker: ExperimentTracker) -> LatencyTable:
-    lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, cfg.profile, cfg.seed))
+def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path, tracker: ExperimentTracker, log: Callable[[str], None]) -> LatencyTable:
+    profile = cfg.profile
+    if profile.cache_dir:
+        profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
+    lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, profile, cfg.seed))
+    log(f"[raynas] {target}: {lut.metadata['cache']}")
     path = lut.save(run_dir / "luts" / f"{target}.parquet")
     tracker.log_file(tracker.parent_id, path, "luts")
     return lut

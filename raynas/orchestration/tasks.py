@@ -10,7 +10,8 @@ import torch
 
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.hardware.build import build_latency_table, measure_network
+from raynas.hardware.build import build_latency_table, identity, measure_network
+from raynas.hardware.cache import OpCache
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
 from raynas.search.proxyless import SearchConfig, warm_up
@@ -28,10 +29,14 @@ def on_target(remote_fn, target_name: str):
 def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int) -> LatencyTable:
     """Profile on the target's node after ``settle_seconds``: right after ``ray.init`` the node is
     still prestarting workers, which inflated op latencies by 16% on a 2-core machine."""
-    p = profile
+    p, target = profile, get_target(target_name)
+    cache = OpCache(p.cache_dir, target.name, identity(target)) if p.cache_dir else None
+    known, reason = cache.load() if cache else ({}, "no op cache configured: profiling every op")
     time.sleep(p.settle_seconds)
-    table = build_latency_table(get_target(target_name), get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale)
-    table.metadata["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    table = build_latency_table(target, get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale, known)
+    if cache:
+        cache.save(known | table.entries)
+    table.metadata |= {"ray_node_id": ray.get_runtime_context().get_node_id(), "cache": reason}
     return table
 
 

@@ -26,7 +26,7 @@ def tiny_run(ray_session, tmp_path_factory):
             "data": {"limit": 128, "batch_size": 32},
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
-            "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
+            "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0, "cache_dir": str(root / "opcache")},
             "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"},
         }
     )
@@ -45,6 +45,7 @@ def test_every_scenario_has_a_measured_retrained_architecture(tiny_run):
     assert pq.read_table(run_dir / "results.parquet").num_rows == 2
     assert json.loads((run_dir / "results.json").read_text()) == results
     assert summary["run_dir"] == str(run_dir)
+    assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {"cpu-1t.parquet", "cpu-1t-b16.parquet"}
 
 
 def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
