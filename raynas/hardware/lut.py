@@ -24,6 +24,14 @@ class LatencyTableError(ValueError):
     """A table that cannot serve the requested space (wrong space, missing ops, unreadable)."""
 
 
+def expected_latency(probs: Sequence[torch.Tensor], costs: Sequence[Sequence[float]], fixed_ms: float) -> torch.Tensor:
+    """fixed + sum over layers of sum_i p_i * cost_i, differentiable in the probabilities."""
+    total = torch.tensor(fixed_ms)
+    for p, row in zip(probs, costs):
+        total = total + (p * torch.tensor(row, dtype=p.dtype, device=p.device)).sum().cpu()
+    return total
+
+
 @dataclass
 class LatencyTable:
     """Latency in ms of every (layer shape, op), plus the fixed part of every network."""
@@ -64,11 +72,7 @@ class LatencyTable:
 
     def expected(self, probs: list[torch.Tensor], macro: MacroConfig, choices: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
         """E[latency] = fixed + sum_layers sum_i p_i * lat_i; differentiable in the probabilities."""
-        costs = self.layer_costs(macro, choices)
-        total = torch.tensor(self.fixed_ms)
-        for p, row in zip(probs, costs):
-            total = total + (p * torch.tensor(row, dtype=p.dtype, device=p.device)).sum().cpu()
-        return total
+        return expected_latency(probs, self.layer_costs(macro, choices), self.fixed_ms)
 
     def latency_range(self, macro: MacroConfig) -> tuple[float, float]:
         """Latency of the fastest and of the slowest architecture of the space."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from raynas.hardware.lut import LatencyTable
+from raynas.hardware.lut import LatencyTable, expected_latency
 from raynas.search.derive import most_probable_in_window
 from raynas.space.architecture import Architecture
 from raynas.supernet.loss import latency_aware_loss
@@ -75,8 +75,8 @@ class ProxylessSearch:
     """One architecture search of a supernet for one latency table and budget."""
 
     def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int) -> None:
-        lut.check_space(supernet.macro)
         self.supernet, self.lut, self.budget_ms, self.cfg = supernet, lut, budget_ms, cfg
+        self.costs = lut.layer_costs(supernet.macro, self.choices)  # checks the space once, not per step
         self.gen = torch.Generator().manual_seed(seed)
         self.weight_opt = weight_optimizer(supernet.weight_parameters(), cfg)
         self.arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=cfg.arch_lr, betas=(0.0, 0.999), eps=1e-8)
@@ -86,7 +86,7 @@ class ProxylessSearch:
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
     def expected_latency(self) -> torch.Tensor:
-        return self.lut.expected(self.supernet.probabilities(), self.supernet.macro, self.choices)
+        return expected_latency(self.supernet.probabilities(), self.costs, self.lut.fixed_ms)
 
     @property
     def choices(self) -> list[tuple[str, ...]]:
@@ -197,13 +197,15 @@ class ProxylessSearch:
             return arch, False
         log_probs = [torch.log_softmax(layer.alpha.detach(), 0).tolist() for layer in self.supernet.layers]
         fixed = self.lut.fixed_ms
-        choice = most_probable_in_window(log_probs, self.lut.layer_costs(macro, self.choices), max(low - fixed, 0.0), high - fixed)
+        choice = most_probable_in_window(log_probs, self.costs, max(low - fixed, 0.0), high - fixed)
         if choice is None:
             raise ValueError(f"no architecture of space {macro.name!r} lies in [{low:.3f}, {high:.3f}] ms on {self.lut.target!r}")
         return Architecture(macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))), True
 
     def window(self) -> tuple[float, float]:
-        fastest, slowest = self.lut.latency_range(self.supernet.macro)
+        """[floor * B, B] when B is below the slowest network of this supernet's choices, else [fastest, B]."""
+        fixed = self.lut.fixed_ms
+        fastest, slowest = fixed + sum(map(min, self.costs)), fixed + sum(map(max, self.costs))
         low = self.cfg.budget_floor * self.budget_ms if self.budget_ms < slowest else 0.0
         return max(low, fastest), self.budget_ms
 
