@@ -108,13 +108,18 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"config field {prefix.rstrip('.') or '(top level)'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(set(raw) - names, key=str)
     if unknown:
-        raise ConfigError(f"config field {prefix}{unknown[0]}: unknown key; valid keys here: {', '.join(sorted(names))}")
+        raise ConfigError(f"config field {prefix}{_shown(unknown[0])}: unknown key; valid keys here: {', '.join(sorted(names))}")
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"config field {prefix}{missing[0]}: required but missing")
     return cls(**{key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in raw.items()})
+
+
+def _shown(key: Any) -> str:
+    """A key as typed when it is a plain name, else its repr (never a raw newline in a message)."""
+    return key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:

@@ -82,3 +82,10 @@ def test_missing_or_malformed_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_odd_keys_are_named_readably():
+    with pytest.raises(ConfigError, match=re.escape("config field '\\n': unknown key")):
+        parse_config(minimal(**{"\n": None}))
+    with pytest.raises(ConfigError, match="config field 1: unknown key"):
+        parse_config({**minimal(), 1: 2, "zz": 3})
