@@ -33,12 +33,9 @@ def search_trial(config: dict, scenarios: dict[str, dict], host, luts: dict[str,
     supernet = Supernet(get_space(cfg.space), splits.num_classes)
     [weights_ref] = ray.get(host.weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
-    lut = luts[scenario["target"]]
-    search = ProxylessSearch(supernet, lut, scenario["budget_ms"], cfg.search, scenario["seed"])
+    search = ProxylessSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"])
     for epoch in range(cfg.search.search_epochs):
-        metrics = search.epoch(train, val)
-        arch, constrained = search.derive()
-        tune.report(metrics | {"epoch": epoch, "arch": arch.to_string(), "predicted_ms": lut.predict(arch, supernet.macro), "constrained": float(constrained)})
+        tune.report(search.epoch(train, val) | {"epoch": epoch})
 
 
 def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfig) -> None:

@@ -95,8 +95,8 @@ class ProxylessSearch:
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
         return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam)
 
-    def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float]:
-        """One pass over ``train`` with architecture steps interleaved; returns epoch metrics."""
+    def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
+        """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""
         val_batches = itertools.cycle(val)
         weight_losses, arch_losses = [], []
         for step, (x, y) in enumerate(train):
@@ -114,6 +114,7 @@ class ProxylessSearch:
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
             "constrained": float(constrained),
+            "arch": arch.to_string(),
         }
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture | None = None) -> float:

@@ -30,6 +30,7 @@ def test_tight_budget_pulls_expected_latency_down_and_derivation_lands_in_the_wi
     assert metrics["expected_latency_ms"] < start
     arch, _ = search.derive()
     assert 0.9 * budget <= table.predict(arch, MACRO) <= budget
+    assert metrics["arch"] == arch.to_string() and metrics["derived_latency_ms"] == table.predict(arch, MACRO)
     assert 0 <= metrics["val_acc"] <= 1 and metrics["entropy"] < torch.log(torch.tensor(7.0))
 
 
