@@ -79,11 +79,14 @@ def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, log: 
     log("[raynas] retraining the derived architectures from scratch")
     retrained = _tune(retrain_trial, dict(cfg=cfg), "retrain", derived, cfg, run_dir, tracker)
     log("[raynas] measuring the retrained networks on their targets")
-    lut_dir = run_dir / "luts"
     return [
-        _finalize(cfg, s, search[s["key"]], retrained[s["key"]], luts[s["target"]], lut_dir / f"{s['target']}.parquet", splits.num_classes, tracker)
+        _finalize(cfg, s, search[s["key"]], retrained[s["key"]], luts[s["target"]], _lut_path(run_dir, s["target"]), splits.num_classes, tracker)
         for s in derived
     ]
+
+
+def _lut_path(run_dir: Path, target: str) -> Path:
+    return run_dir / "luts" / f"{target}.parquet"
 
 
 def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path, tracker: ExperimentTracker, log: Callable[[str], None]) -> LatencyTable:
@@ -92,7 +95,7 @@ def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path
         profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
     lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, profile, cfg.seed))
     log(f"[raynas] {target}: {lut.metadata['cache']}")
-    path = lut.save(run_dir / "luts" / f"{target}.parquet")
+    path = lut.save(_lut_path(run_dir, target))
     tracker.log_file(tracker.parent_id, path, "luts")
     return lut
 
