@@ -1,4 +1,4 @@
-"""The ``raynas`` command: run an experiment, list targets and spaces."""
+"""The ``raynas`` command: run an experiment, report on a run, list targets and spaces."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import yaml
 from raynas.checkpoints import CheckpointError
 from raynas.config import ConfigError, load_config
 from raynas.data.datasets import DatasetError
+from raynas.evaluation.report import ReportError, write_report
 from raynas.hardware.backend import HardwareUnavailable
 from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
@@ -20,8 +21,9 @@ from raynas.orchestration.runtime import ClusterError
 from raynas.space.macro import SPACES
 from raynas.tracking.mlflow_tracker import TrackingError
 
-USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable)
-COLUMNS = ("target", "budget_ms", "arch", "predicted_ms", "measured_ms", "test_acc")
+USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
+COLUMNS = ("target", "budget_ms", "method", "seed", "arch", "predicted_ms", "measured_ms", "test_acc")
+COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "nas_ms_mean", "random_ms_mean")
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -36,16 +38,30 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    rows = [[_cell(r[c]) for c in COLUMNS] + [f"{100 * (r['measured_ms'] / r['predicted_ms'] - 1):+.1f}%"] for r in summary["results"]]
-    header = list(COLUMNS) + ["meas/pred"]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    """The results table, then NAS versus random search per (target, budget), then where to look."""
+    results = sorted(summary["results"], key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
+    rows = [[_cell(r[c]) for c in COLUMNS] + [_ratio(r)] for r in results]
+    lines = _aligned(list(COLUMNS) + ["meas/pred"], rows)
+    if summary.get("comparisons"):
+        lines += ["", "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)"]
+        lines += _aligned(list(COMPARISON_COLUMNS), [[_cell(c[k]) for k in COMPARISON_COLUMNS] for c in summary["comparisons"]])
     lines += ["", f"run directory: {summary['run_dir']}", f"browse MLflow: mlflow ui --backend-store-uri {summary['mlflow_uri']}"]
     return "\n".join(lines)
 
 
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    return lines + ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+
+
+def _ratio(r: dict[str, Any]) -> str:
+    return "n/a" if r["predicted_ms"] is None else f"{100 * (r['measured_ms'] / r['predicted_ms'] - 1):+.1f}%"
+
+
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
@@ -57,6 +73,8 @@ def run_command(config: str, overrides: Sequence[str]) -> dict[str, Any]:
     print(f"[raynas] run directory {run_dir}", flush=True)
     summary = run_experiment(cfg, run_dir)
     print("\n" + format_table(summary), flush=True)
+    if cfg.evaluation.report:
+        print(f"report: {run_dir / 'report.html'} (and report.md)", flush=True)
     print(json.dumps(summary), flush=True)
     return summary
 
@@ -67,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="search, retrain and measure every (target, budget) of a config")
     run.add_argument("--config", default="experiments/configs/smoke.yaml", help="YAML experiment config")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    report = sub.add_parser("report", help="(re)write report.md / report.html of a finished run directory")
+    report.add_argument("run_dir", help="a run directory holding results.parquet")
     sub.add_parser("targets", help="list registered hardware targets")
     sub.add_parser("spaces", help="list registered search spaces")
     return parser
@@ -77,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             run_command(args.config, args.overrides)
+        elif args.command == "report":
+            for path in write_report(args.run_dir):
+                print(path)
         elif args.command == "targets":
             for name in TARGETS.names():
                 t = TARGETS.get(name)

@@ -45,6 +45,17 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """The honest comparison every experiment makes (Lindauer & Hutter's NAS checklist)."""
+
+    seeds: int = 1  # independent replicates (warm-up, search, retraining) of every scenario: seed, seed+1, ...
+    random_search: bool = True  # random search in the same latency window, pipeline and wall-clock budget
+    random_train_fraction: float = 0.5  # share of the random search's time spent training the shared weights
+    hand_designed_widths: tuple[float, ...] = (0.5, 1.0)  # MobileNetV2-style references (k3e6 everywhere); () for none
+    report: bool = True  # write report.md / report.html with plots at the end
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     mlflow_uri: str | None = None  # default: sqlite:///<run_dir>/mlflow.db
     experiment: str = "raynas"
@@ -69,6 +80,7 @@ class ExperimentConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -159,14 +171,18 @@ def _validate(cfg: ExperimentConfig) -> None:
         _check(bool(tgt.budgets_ms) != bool(tgt.budget_fractions), where, "give exactly one of budgets_ms or budget_fractions (non-empty)")
         _check(all(b > 0 for b in tgt.budgets_ms), f"{where}.budgets_ms", "budgets must be positive milliseconds")
         _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
+    ev = cfg.evaluation
+    _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
+    widths = ev.hand_designed_widths
+    _check(all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths), "evaluation.hand_designed_widths", "distinct width multipliers in (0, 4]")
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
-    for section, obj in (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray)):
+    for section, obj in (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev)):
         _check_numbers(section, obj)
 
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs"}
+_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

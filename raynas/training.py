@@ -59,6 +59,16 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int) -> None:
         m.momentum = momentum
 
 
+def train_step(model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """One optimizer step on one batch; returns the loss and the number of correct predictions."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = loss_fn(logits, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), int((logits.argmax(1) == y).sum())
+
+
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer, loss_fn: nn.Module, before_batch: Callable[[], None] | None = None) -> dict[str, float]:
     """One pass over ``loader``; ``before_batch`` lets a supernet resample its path per step."""
     model.train()
@@ -66,13 +76,9 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer, loss_fn: nn.Mod
     for x, y in loader:
         if before_batch is not None:
             before_batch()
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        loss, hits = train_step(model, optimizer, loss_fn, x, y)
+        loss_sum += loss * len(y)
+        correct += hits
         total += len(y)
     return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1)}
 

@@ -1,8 +1,9 @@
-"""Tune trainables: one search trial per (target, budget), one retraining trial per derived net."""
+"""Tune trainables: a ProxylessNAS or random search per (target, budget, seed), a retraining per finalist."""
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -13,6 +14,7 @@ from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.hardware.lut import LatencyTable
 from raynas.search.proxyless import ProxylessSearch
+from raynas.search.random_search import RandomSearch
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
@@ -23,23 +25,39 @@ from raynas.weights import load_numpy_state
 WEIGHTS_FILE = "weights.pt"
 
 
-def search_trial(config: dict, scenarios: dict[str, dict], host, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
-    """Start from the host's shared weights, search under the scenario's budget, report per epoch."""
-    scenario = scenarios[config["scenario"]]
+def _shared_supernet(scenario: dict, hosts: dict, cfg: ExperimentConfig):
+    """The seed's warmed-up supernet, fetched through its host actor, and that seed's data loaders."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(scenario["seed"])
     splits = load_splits(cfg.data)
     train, val, _ = splits.loaders(cfg.data.batch_size, scenario["seed"])
     supernet = Supernet(get_space(cfg.space), splits.num_classes)
-    [weights_ref] = ray.get(host.weights.remote())
+    [weights_ref] = ray.get(hosts[scenario["seed"]].weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
+    return supernet, train, val
+
+
+def search_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
+    """ProxylessNAS from the shared weights under the scenario's budget; reports each epoch and its cost so far."""
+    scenario = scenarios[config["scenario"]]
+    supernet, train, val = _shared_supernet(scenario, hosts, cfg)
     search = ProxylessSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"])
+    start = time.perf_counter()
     for epoch in range(cfg.search.search_epochs):
-        tune.report(search.epoch(train, val) | {"epoch": epoch})
+        metrics = search.epoch(train, val)
+        tune.report(metrics | {"epoch": epoch, "search_seconds": time.perf_counter() - start})
+
+
+def random_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
+    """Random search from the same shared weights, window and wall-clock as the paired NAS search."""
+    scenario = scenarios[config["scenario"]]
+    supernet, train, val = _shared_supernet(scenario, hosts, cfg)
+    search = RandomSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"], cfg.evaluation.random_train_fraction)
+    tune.report(search.run(train, val, scenario["budget_seconds"]) | {"epoch": 0})
 
 
 def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfig) -> None:
-    """Train the derived architecture from scratch; the last report carries test accuracy and weights."""
+    """Train a finalist from scratch with the shared recipe; the last report carries test accuracy and weights."""
     from ray.experimental.tqdm_ray import tqdm
 
     scenario = scenarios[config["scenario"]]
@@ -49,10 +67,11 @@ def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfi
     train, val, test = splits.loaders(cfg.data.batch_size, scenario["seed"])
     model = ChildNetwork(Architecture.from_dict(scenario["arch"]), splits.num_classes)
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {scenario['key']}")
+    start = time.perf_counter()
 
     def _report(epoch: int, metrics: dict) -> None:
         bar.update(1)
-        metrics = metrics | {"epoch": epoch}
+        metrics = metrics | {"epoch": epoch, "retrain_seconds": time.perf_counter() - start}
         if epoch < cfg.retrain.epochs - 1:
             tune.report(metrics)
             return

@@ -8,6 +8,14 @@ from typing import Sequence
 import numpy as np
 
 
+def budget_window(costs: Sequence[Sequence[float]], fixed_ms: float, budget_ms: float, floor: float) -> tuple[float, float]:
+    """Latency window a search under ``budget_ms`` must land in: [floor * B, B] when B is below the
+    slowest network (so a search cannot undershoot wildly), else [fastest, B]; never below the fastest."""
+    fastest, slowest = fixed_ms + sum(map(min, costs)), fixed_ms + sum(map(max, costs))
+    low = floor * budget_ms if budget_ms < slowest else 0.0
+    return max(low, fastest), budget_ms
+
+
 def most_probable_within(log_probs: Sequence[Sequence[float]], costs: Sequence[Sequence[float]], limit: float) -> list[int] | None:
     """Choice per layer maximizing sum(log p) subject to sum(cost) <= limit; None if nothing fits.
 

@@ -21,12 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from raynas.hardware.lut import LatencyTable, expected_latency
-from raynas.search.derive import most_probable_in_window
+from raynas.search.derive import budget_window, most_probable_in_window
 from raynas.space.architecture import Architecture
 from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
 from raynas.supernet.supernet import Supernet
-from raynas.training import evaluate, recalibrate_bn, sgd, train_epoch
+from raynas.training import sgd, train_epoch, train_step
 
 BINARIZATIONS = ("two", "full", "reinforce")
 WEIGHT_OPTIMIZERS = ("sgd", "adam")
@@ -104,12 +104,10 @@ class ProxylessSearch:
             if (step + 1) % self.cfg.arch_every == 0:
                 arch_losses.append(self.arch_step(*next(val_batches)))
         arch, constrained = self.derive()
-        self.supernet.set_architecture(arch)
-        recalibrate_bn(self.supernet, train, self.cfg.eval_batches)
         return {
             "train_loss": sum(weight_losses) / max(len(weight_losses), 1),
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
-            "val_acc": evaluate(self.supernet, val, self.cfg.eval_batches),
+            "val_acc": self.supernet.score(arch, train, val, self.cfg.eval_batches),
             "expected_latency_ms": self.expected_latency().item(),
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
@@ -126,11 +124,7 @@ class ProxylessSearch:
             self.supernet.activate_all()
         else:
             self.supernet.sample_single(self.gen)
-        self.weight_opt.zero_grad(set_to_none=True)
-        loss = self.ce(self.supernet(x), y)
-        loss.backward()
-        self.weight_opt.step()
-        return loss.item()
+        return train_step(self.supernet, self.weight_opt, self.ce, x, y)[0]
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, pairs: list[tuple[int, int]] | None = None) -> float:
         """One update of alpha on a validation batch; shared weights are frozen for it.
@@ -205,10 +199,7 @@ class ProxylessSearch:
 
     def window(self) -> tuple[float, float]:
         """[floor * B, B] when B is below the slowest network of this supernet's choices, else [fastest, B]."""
-        fixed = self.lut.fixed_ms
-        fastest, slowest = fixed + sum(map(min, self.costs)), fixed + sum(map(max, self.costs))
-        low = self.cfg.budget_floor * self.budget_ms if self.budget_ms < slowest else 0.0
-        return max(low, fastest), self.budget_ms
+        return budget_window(self.costs, self.lut.fixed_ms, self.budget_ms, self.cfg.budget_floor)
 
     @torch.no_grad()
     def entropy(self) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from raynas._registry import Registry
 from raynas.space.ops import MBCONV_OPS, SKIP
@@ -84,6 +84,21 @@ class MacroConfig:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def scaled(self, width_mult: float) -> MacroConfig:
+        """The same skeleton with every width times ``width_mult`` (MobileNetV2's multiplier).
+
+        Widths round to multiples of 8; the head keeps its width below 1.0, as in MobileNetV2.
+        """
+        w = _divisible
+        return replace(
+            self,
+            name=f"{self.name}{WIDTH_SEP}{width_mult:g}",
+            stem_channels=w(self.stem_channels * width_mult),
+            first_block_channels=w(self.first_block_channels * width_mult) if self.first_block_channels else 0,
+            stages=tuple(replace(s, channels=w(s.channels * width_mult)) for s in self.stages),
+            head_channels=w(self.head_channels * max(width_mult, 1.0)),
+        )
+
     def num_architectures(self) -> int:
         total = 1
         for spec in self.layers():
@@ -95,9 +110,30 @@ def _out_size(size: int, stride: int) -> int:
     return (size + stride - 1) // stride
 
 
+def _divisible(channels: float, divisor: int = 8) -> int:
+    """Round to the nearest multiple of ``divisor``, never down by more than 10% (MobileNetV2's rule)."""
+    out = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * channels else out
+
+
+WIDTH_SEP = "@w"  # "mnist-small@w0.5": the registered space at half width
+
 SPACES: Registry[MacroConfig] = Registry("search space")
 register_space = SPACES.add_named
-get_space = SPACES.get
+
+
+def get_space(name: str) -> MacroConfig:
+    """A registered space, or a width-scaled variant of one named ``<space>@w<multiplier>``."""
+    base, sep, mult = name.partition(WIDTH_SEP)
+    if not sep:
+        return SPACES.get(name)
+    try:
+        width = float(mult)
+    except ValueError:
+        raise KeyError(f"search space {name!r}: width multiplier {mult!r} is not a number") from None
+    if not 0 < width <= 4:
+        raise KeyError(f"search space {name!r}: width multiplier must lie in (0, 4]")
+    return SPACES.get(base).scaled(width)
 
 
 register_space(

@@ -6,11 +6,13 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig
 from raynas.space.network import ChildNetwork, Head, build_stem
 from raynas.supernet.mixed_op import MixedLayer
+from raynas.training import evaluate, recalibrate_bn
 
 
 class Supernet(nn.Module):
@@ -53,6 +55,13 @@ class Supernet(nn.Module):
         """Activate exactly the given path (for evaluating a derived architecture)."""
         for layer, op in zip(self.layers, arch.ops):
             layer.set_single(layer.choices.index(op))
+
+    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int) -> float:
+        """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
+        ``batches`` training batches (shared BN statistics mix every path)."""
+        self.set_architecture(arch)
+        recalibrate_bn(self, train, batches)
+        return evaluate(self, val, batches)
 
     def probabilities(self) -> list[torch.Tensor]:
         return [layer.probs() for layer in self.layers]

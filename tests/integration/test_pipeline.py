@@ -1,4 +1,5 @@
-"""The whole pipeline, tiny: 2 targets x 1 budget on a session Ray with a temp SQLite MLflow store."""
+"""The whole pipeline, tiny: 2 targets x 1 budget, NAS + random + one hand-designed net, on a
+session Ray with a temp SQLite MLflow store."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
+from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 from raynas.space.architecture import Architecture
 
 pytestmark = pytest.mark.integration
+
+PHASES = {"profile", "warmup", "search", "random_search", "retrain", "measure"}
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +31,7 @@ def tiny_run(ray_session, tmp_path_factory):
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
             "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0, "cache_dir": str(root / "opcache")},
+            "evaluation": {"hand_designed_widths": [0.5]},
             "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"},
         }
     )
@@ -34,18 +39,37 @@ def tiny_run(ray_session, tmp_path_factory):
     return run_experiment(cfg, run_dir, log=lambda _: None), run_dir
 
 
-def test_every_scenario_has_a_measured_retrained_architecture(tiny_run):
+def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
     summary, run_dir = tiny_run
     results = summary["results"]
-    assert sorted(r["target"] for r in results) == ["cpu-1t", "cpu-1t-b16"]
+    methods = sorted((r["target"], r["method"]) for r in results)
+    assert methods == sorted((t, m) for t in ("cpu-1t", "cpu-1t-b16") for m in (PROXYLESS, RANDOM, HAND))
     for r in results:
+        assert r["measured_ms"] > 0 and 0 <= r["test_acc"] <= 1
+        if r["method"] == HAND:
+            assert r["budget_ms"] is None and r["predicted_ms"] is None and r["width_mult"] == 0.5
+            continue
         Architecture.from_string("mnist-small", r["arch"])
-        assert r["predicted_ms"] > 0 and r["measured_ms"] > 0 and 0 <= r["test_acc"] <= 1
-        assert r["predicted_ms"] <= r["budget_ms"] + 1e-6
-    assert pq.read_table(run_dir / "results.parquet").num_rows == 2
+        assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6 and r["search_seconds"] > 0
+    nas = {r["target"]: r for r in results if r["method"] == PROXYLESS}
+    for r in results:
+        if r["method"] == RANDOM:  # the random search had the NAS search's wall-clock, to within one candidate
+            assert r["search_seconds"] >= 0.9 * nas[r["target"]]["search_seconds"]
+    assert pq.read_table(run_dir / "results.parquet").to_pylist() == results
     assert json.loads((run_dir / "results.json").read_text()) == results
-    assert summary["run_dir"] == str(run_dir)
+    assert [c["target"] for c in summary["comparisons"]] == ["cpu-1t", "cpu-1t-b16"]
     assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {"cpu-1t.parquet", "cpu-1t-b16.parquet"}
+
+
+def test_report_and_reproducibility_record_are_written(tiny_run):
+    _, run_dir = tiny_run
+    record = json.loads((run_dir / "record.json").read_text())
+    assert set(record["phase_seconds"]) == PHASES and all(v > 0 for v in record["phase_seconds"].values())
+    assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, HAND}
+    assert record["seeds"] == [0] and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
+    assert record["hyperparameters"]["search"]["search_epochs"] == 2
+    for name in ("report.md", "report.html", "report/pareto-cpu-1t.png", "report/pareto-cpu-1t-b16.png", "report/architectures.png"):
+        assert (run_dir / name).stat().st_size > 0
 
 
 def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
@@ -55,18 +79,25 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2
+    assert len(parents) == 1 and len(children) == 5  # 2 NAS, 2 random, 1 hand-designed
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert {"luts", "results.parquet", "results.json"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    by_arch = {r["arch"]: r for r in summary["results"]}
+    parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"luts", "results.parquet", "results.json", "record.json", "report.md", "report.html", "report"} <= parent_files
+    rows = {(r["method"], r["target"]): r for r in summary["results"]}
     for child in children:
-        run_id = child.info.run_id
-        assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
+        run_id, method = child.info.run_id, child.data.tags["raynas.method"]
+        if method == PROXYLESS:
+            assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
+        if method == RANDOM:
+            assert client.get_metric_history(run_id, "random/candidates")[0].value >= 2
         assert len(client.get_metric_history(run_id, "retrain/val_acc")) == 1
-        row = by_arch[child.data.params["arch"]]
-        assert child.data.metrics["measured_ms"] == pytest.approx(row["measured_ms"])
-        assert 0 <= child.data.metrics["test_acc"] <= 1
+        if method == HAND:
+            assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t")]["measured_ms"])
+        else:
+            row = rows[(method, child.data.params["target"])]
+            assert child.data.params["arch"] == row["arch"]
+            assert child.data.metrics["measured_ms"] == pytest.approx(row["measured_ms"])
         paths = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id, "retrained")}
         assert {"architecture.json", "retrained/weights.pt", "lut"} <= paths
         local = client.download_artifacts(run_id, "architecture.json", str(tmp_path))

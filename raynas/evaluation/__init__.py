@@ -1,0 +1,1 @@
+"""Honest evaluation: baselines compared with NAS, the reproducibility record, the report."""

@@ -1,0 +1,105 @@
+"""NAS versus baselines: the results schema and paired comparisons over seeds."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+PROXYLESS, RANDOM, HAND = "proxyless", "random", "hand-designed"
+METHODS = (PROXYLESS, RANDOM, HAND)
+
+# One row per (target, budget, method, seed); hand-designed rows have no budget, scaled ones no prediction.
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("target", pa.string()),
+        ("budget_ms", pa.float64()),
+        ("method", pa.string()),
+        ("seed", pa.int64()),
+        ("arch", pa.string()),
+        ("arch_id", pa.string()),
+        ("width_mult", pa.float64()),
+        ("predicted_ms", pa.float64()),
+        ("measured_ms", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("constrained", pa.bool_()),
+        ("search_seconds", pa.float64()),
+        ("retrain_seconds", pa.float64()),
+    ]
+)
+
+
+def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (target, budget): NAS and random test accuracy over the seeds both finished, and their gap.
+
+    Pairs share the seed, hence the warm-up weights, data order and retraining initialisation, so
+    the gap is tested with a paired t-test (None where undefined: one seed or constant differences).
+    """
+    grouped: dict[tuple, dict[int, dict[str, dict]]] = defaultdict(dict)
+    for r in rows:
+        if r["method"] in (PROXYLESS, RANDOM):
+            grouped[(r["target"], r["budget_ms"])].setdefault(r["seed"], {})[r["method"]] = r
+    out = []
+    for (target, budget), by_seed in sorted(grouped.items()):
+        pairs = [(m[PROXYLESS], m[RANDOM]) for _, m in sorted(by_seed.items()) if PROXYLESS in m and RANDOM in m]
+        if not pairs:
+            continue
+        nas, rnd = (np.array([p[i]["test_acc"] for p in pairs]) for i in (0, 1))
+        out.append(
+            {
+                "target": target,
+                "budget_ms": budget,
+                "seeds": len(pairs),
+                "nas_acc_mean": float(nas.mean()),
+                "nas_acc_std": _std(nas),
+                "random_acc_mean": float(rnd.mean()),
+                "random_acc_std": _std(rnd),
+                "gap_pp": float(100 * (nas - rnd).mean()),
+                "gap_pp_std": 100 * _std(nas - rnd),
+                "p_value": paired_p_value(nas, rnd),
+                "nas_ms_mean": float(np.mean([p[0]["measured_ms"] for p in pairs])),
+                "random_ms_mean": float(np.mean([p[1]["measured_ms"] for p in pairs])),
+            }
+        )
+    return out
+
+
+def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sided paired t-test p-value; None when it is undefined."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(diff) < 2 or np.ptp(diff) < 1e-9:  # constant differences (up to rounding): t is undefined
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def headline(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures a sweep is judged by: mean gap in percentage points and how often NAS wins."""
+    gaps = [c["gap_pp"] for c in comparisons]
+    return {
+        "nas_minus_random_mean_pp": round(float(np.mean(gaps)), 3) if gaps else None,
+        "nas_wins": sum(g > 0 for g in gaps),
+        "comparisons": len(gaps),
+    }
+
+
+def summarize(rows: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Mean and std of test accuracy and measured latency over seeds, grouped by ``keys``."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: tuple(_sortable(v) for v in kv[0])):
+        acc, ms = np.array([m["test_acc"] for m in members]), np.array([m["measured_ms"] for m in members])
+        out.append(dict(zip(keys, key)) | {"n": len(members), "acc_mean": float(acc.mean()), "acc_std": _std(acc), "ms_mean": float(ms.mean()), "ms_std": _std(ms)})
+    return out
+
+
+def _sortable(value: Any) -> tuple:
+    return (value is None, value if value is not None else 0)
+
+
+def _std(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0

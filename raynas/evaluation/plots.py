@@ -1,0 +1,78 @@
+"""Report figures: accuracy versus measured latency per target, and drawings of found architectures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, summarize  # noqa: E402
+from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
+
+STYLE = {PROXYLESS: ("tab:red", "o", "ProxylessNAS"), RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+KERNEL_COLOURS = {3: "#4c72b0", 5: "#dd8452", 7: "#c44e52"}
+
+
+def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
+    """Test accuracy versus measured latency on ``target``: mean +- std over seeds per budget (or width)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    mine = [r for r in rows if r["target"] == target]
+    for method in (PROXYLESS, RANDOM, HAND):
+        colour, marker, label = STYLE[method]
+        points = sorted(summarize([r for r in mine if r["method"] == method], ("budget_ms", "width_mult")), key=lambda p: p["ms_mean"])
+        if not points:
+            continue
+        xs, ys = [p["ms_mean"] for p in points], [100 * p["acc_mean"] for p in points]
+        ax.errorbar(xs, ys, xerr=[p["ms_std"] for p in points], yerr=[100 * p["acc_std"] for p in points], color=colour, marker=marker, capsize=3, label=label)
+        if method == HAND:
+            for p, x, y in zip(points, xs, ys):
+                ax.annotate(f"x{p['width_mult']:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8, color=colour)
+    for budget in sorted({r["budget_ms"] for r in mine if r["budget_ms"] is not None}):
+        ax.axvline(budget, color="0.8", linestyle="--", linewidth=0.8, zorder=0)
+    ax.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path) -> Path:
+    """One column per target, one row per found network: a block per layer, colour = kernel size,
+    height = expansion ratio, a thin line where the layer is skipped (as drawn in ProxylessNAS)."""
+    found = {t: sorted((r for r in rows if r["target"] == t and r["method"] != HAND), key=lambda r: (r["method"], r["budget_ms"], r["seed"])) for t in targets}
+    height = max([len(v) for v in found.values()] + [1])
+    fig_height = 0.45 * height + 1.6
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), fig_height), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for row, r in enumerate(found[target]):
+            y = height - row - 1
+            _draw_arch(ax, r["arch"].split("|"), y)
+            ax.text(-0.3, y + 0.4, f"{r['method']} {r['budget_ms']:.2f}ms s{r['seed']}", ha="right", va="center", fontsize=7)
+        layers = max((len(r["arch"].split("|")) for r in found[target]), default=1)
+        ax.set(xlim=(-6, layers + 0.2), ylim=(-0.2, height), title=target)
+        ax.axis("off")
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in KERNEL_COLOURS.values()]
+    fig.legend(handles, [f"kernel {k}" for k in KERNEL_COLOURS], loc="lower center", ncol=3, fontsize=8, title="block height: expansion 3 or 6", title_fontsize=8)
+    return _save(fig, path, bottom=0.7 / fig_height)
+
+
+def _draw_arch(ax, ops: list[str], y: float) -> None:
+    for i, op in enumerate(ops):
+        if op == SKIP:
+            ax.plot([i, i + 0.9], [y + 0.4, y + 0.4], color="0.6", linewidth=1)
+            continue
+        kernel, expansion = parse_mbconv(op)
+        h = 0.8 * expansion / 6
+        ax.add_patch(Rectangle((i, y + 0.4 - h / 2), 0.9, h, color=KERNEL_COLOURS[kernel]))
+
+
+def _save(fig, path: Path, bottom: float = 0.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

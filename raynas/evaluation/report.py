@@ -1,0 +1,144 @@
+"""``report.md`` and ``report.html`` of a run directory, rendered from its saved results alone.
+
+The document is a list of blocks (heading, text, table, image, code) rendered twice, so the
+Markdown and HTML versions always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from raynas.evaluation.compare import HAND, headline, paired_comparisons, summarize
+from raynas.evaluation.plots import architecture_plot, pareto_plot
+
+
+class ReportError(ValueError):
+    """The run directory has no results to report on."""
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # heading | text | table | image | code
+    content: Any
+
+
+def write_report(run_dir: str | Path) -> list[Path]:
+    """Write report.md, report.html and report/*.png into ``run_dir``; returns every written path."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.parquet"
+    if not results_path.is_file():
+        raise ReportError(f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or run `raynas sweep`)")
+    rows = pq.read_table(results_path).to_pylist()
+    record_path = run_dir / "record.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    targets = sorted({r["target"] for r in rows})
+    images = [pareto_plot(rows, t, run_dir / "report" / f"pareto-{t}.png") for t in targets]
+    images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
+    blocks = _document(run_dir.name, rows, targets, record)
+    md, page = run_dir / "report.md", run_dir / "report.html"
+    md.write_text(_markdown(blocks))
+    page.write_text(_html(blocks, run_dir.name))
+    return [md, page, *images]
+
+
+def _document(name: str, rows: list[dict], targets: list[str], record: dict | None) -> list[Block]:
+    comparisons = paired_comparisons(rows)
+    head = headline(comparisons)
+    blocks = [
+        Block("heading", (1, f"raynas report: {name}")),
+        Block("text", f"ProxylessNAS against random search in the same latency window, pipeline and wall-clock budget, and against "
+                      f"MobileNetV2-style references, all retrained with one recipe. NAS beat random search in {head['nas_wins']} of "
+                      f"{head['comparisons']} (target, budget) comparisons; mean gap {_num(head['nas_minus_random_mean_pp'], '+.2f')} "
+                      f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed)."),
+    ]
+    for target in targets:
+        mine = [c for c in comparisons if c["target"] == target]
+        blocks += [Block("heading", (2, target)), Block("image", f"report/pareto-{target}.png")]
+        if mine:
+            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "NAS ms", "random ms"], [
+                [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),
+                 f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
+                for c in mine
+            ])))
+        hand = summarize([r for r in rows if r["target"] == target and r["method"] == HAND], ("width_mult",))
+        if hand:
+            blocks.append(Block("table", (["MobileNetV2-style width", "seeds", "acc %", "measured ms"], [
+                [f"x{h['width_mult']:g}", h["n"], _pm(h["acc_mean"], h["acc_std"]), f"{h['ms_mean']:.3f} +- {h['ms_std']:.3f}"] for h in hand
+            ])))
+    blocks += [Block("heading", (2, "Found architectures")), Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
+               Block("image", "report/architectures.png"), Block("heading", (2, "All results")),
+               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "test acc"], [
+                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), f"{r['measured_ms']:.3f}", f"{r['test_acc']:.4f}"]
+                   for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
+               ]))]
+    return blocks + _record_blocks(record)
+
+
+def _record_blocks(record: dict | None) -> list[Block]:
+    blocks = [Block("heading", (2, "Reproducibility record"))]
+    if record is None:
+        return blocks + [Block("text", "record.json is missing from this run directory.")]
+    phases = [[k, f"{v:.1f}"] for k, v in record["phase_seconds"].items()] + [["total", f"{sum(record['phase_seconds'].values()):.1f}"]]
+    trials = [[m, f"{v['search']:.1f}", f"{v['retrain']:.1f}", v["finalists"]] for m, v in record["trial_seconds"].items()]
+    return blocks + [
+        Block("text", f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; created {record['created']}."),
+        Block("table", (["phase (driver wall-clock)", "seconds"], phases)),
+        Block("table", (["method", "search trial-seconds", "retrain trial-seconds", "finalists"], trials)),
+        Block("table", (["target", "backend", "device", "threads", "batch", "estimated"], [
+            [t, h.get("backend", "?"), h.get("device", "?"), h.get("threads", "?"), h.get("batch_size", "?"), h.get("estimated", "false")] for t, h in record["hardware"].items()
+        ])),
+        Block("table", (["library", "version"], [[k, v] for k, v in record["libraries"].items()])),
+        Block("text", f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}."),
+        Block("code", json.dumps(record["hyperparameters"], indent=2)),
+    ]
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f} +- {100 * std:.2f}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _markdown(blocks: list[Block]) -> str:
+    out = []
+    for b in blocks:
+        if b.kind == "heading":
+            out.append("#" * b.content[0] + " " + b.content[1])
+        elif b.kind == "text":
+            out.append(b.content)
+        elif b.kind == "image":
+            out.append(f"![{Path(b.content).stem}]({b.content})")
+        elif b.kind == "code":
+            out.append(f"```json\n{b.content}\n```")
+        else:
+            header, body = b.content
+            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+        out.append("")
+    return "\n".join(out)
+
+
+def _html(blocks: list[Block], title: str) -> str:
+    esc, out = html.escape, []
+    for b in blocks:
+        if b.kind == "heading":
+            out.append(f"<h{b.content[0]}>{esc(b.content[1])}</h{b.content[0]}>")
+        elif b.kind == "text":
+            out.append(f"<p>{esc(b.content)}</p>")
+        elif b.kind == "image":
+            out.append(f'<img src="{esc(b.content)}" alt="{esc(Path(b.content).stem)}">')
+        elif b.kind == "code":
+            out.append(f"<pre>{esc(b.content)}</pre>")
+        else:
+            header, body = b.content
+            cells = "".join(f"<tr>{''.join(f'<td>{esc(str(c))}</td>' for c in row)}</tr>" for row in body)
+            out.append(f"<table><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>{cells}</table>")
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}img{max-width:100%}"
+    return f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"

@@ -1,0 +1,28 @@
+"""Hand-designed reference networks inside a space's skeleton, the baselines NAS must beat."""
+
+from __future__ import annotations
+
+from raynas.space.architecture import Architecture
+from raynas.space.macro import WIDTH_SEP, get_space
+
+MOBILENET_V2_OP = "k3e6"  # MobileNetV2: every inverted residual is kernel 3, expansion 6, none skipped
+
+
+def mobilenet_v2_like(space: str, width_mult: float = 1.0) -> Architecture:
+    """MobileNetV2's fixed recipe on the space's stage layout, at a width multiplier.
+
+    At 1.0 it is a member of the space (so the latency table predicts it); other multipliers
+    live in the scaled space ``<space>@w<mult>`` and are measured only.
+    """
+    name = space if width_mult == 1.0 else f"{space}{WIDTH_SEP}{width_mult:g}"
+    return Architecture(name, (MOBILENET_V2_OP,) * len(get_space(name).layers()))
+
+
+def base_space(name: str) -> str:
+    """The registered space a (possibly width-scaled) space name derives from."""
+    return name.partition(WIDTH_SEP)[0]
+
+
+def width_multiplier(name: str) -> float:
+    base, sep, mult = name.partition(WIDTH_SEP)
+    return float(mult) if sep else 1.0

@@ -1,0 +1,36 @@
+import pytest
+from scipy import stats
+
+from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, headline, paired_comparisons, paired_p_value, summarize
+
+
+def row(method, seed, acc, ms=1.0, target="cpu-1t", budget=2.0, width=1.0):
+    return {"target": target, "budget_ms": None if method == HAND else budget, "method": method, "seed": seed, "test_acc": acc, "measured_ms": ms, "width_mult": width}
+
+
+def test_gap_is_paired_by_seed_and_p_value_is_the_paired_t_test():
+    nas, rnd = [0.95, 0.96, 0.94], [0.93, 0.95, 0.90]
+    rows = [row(PROXYLESS, s, a, ms=1.8) for s, a in enumerate(nas)] + [row(RANDOM, s, a, ms=1.7) for s, a in enumerate(rnd)] + [row(HAND, 0, 0.99)]
+    [c] = paired_comparisons(rows)
+    assert c["seeds"] == 3 and c["gap_pp"] == pytest.approx(100 * (sum(nas) - sum(rnd)) / 3)
+    assert c["nas_acc_mean"] == pytest.approx(0.95) and c["random_ms_mean"] == pytest.approx(1.7)
+    assert c["p_value"] == pytest.approx(stats.ttest_rel(nas, rnd).pvalue)
+
+
+def test_unpaired_seeds_are_left_out_and_one_seed_has_no_p_value():
+    rows = [row(PROXYLESS, 0, 0.9), row(RANDOM, 0, 0.8), row(PROXYLESS, 1, 0.99)]
+    [c] = paired_comparisons(rows)
+    assert c["seeds"] == 1 and c["p_value"] is None and c["gap_pp"] == pytest.approx(10.0)
+    assert paired_p_value([0.9, 0.8], [0.8, 0.7]) is None  # constant difference: t undefined
+
+
+def test_headline_counts_wins_over_comparisons():
+    rows = [row(PROXYLESS, 0, 0.9, budget=1.0), row(RANDOM, 0, 0.8, budget=1.0), row(PROXYLESS, 0, 0.7, budget=2.0), row(RANDOM, 0, 0.8, budget=2.0)]
+    assert headline(paired_comparisons(rows)) == {"nas_minus_random_mean_pp": pytest.approx(0.0), "nas_wins": 1, "comparisons": 2}
+    assert headline([]) == {"nas_minus_random_mean_pp": None, "nas_wins": 0, "comparisons": 0}
+
+
+def test_summarize_groups_hand_designed_by_width():
+    rows = [row(HAND, s, 0.9 + 0.01 * s, width=w) for w in (0.5, 1.0) for s in range(2)]
+    out = summarize(rows, ("width_mult",))
+    assert [o["width_mult"] for o in out] == [0.5, 1.0] and out[0]["acc_mean"] == pytest.approx(0.905) and out[0]["n"] == 2
