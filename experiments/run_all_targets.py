@@ -1,6 +1,7 @@
 """Search every hardware target and budget of a config; the script to give ``ray submit``.
 
     python experiments/run_all_targets.py --config experiments/configs/smoke.yaml
+    python experiments/run_all_targets.py --resume runs/smoke-20261123-091500   # after the driver died
     ray submit cluster/cluster.yaml experiments/run_all_targets.py -- --config experiments/configs/cifar10.yaml
 
 Joins the running Ray cluster when there is one (RAY_ADDRESS or a local head), else starts a

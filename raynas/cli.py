@@ -65,16 +65,23 @@ def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def run_command(config: str, overrides: Sequence[str]) -> dict[str, Any]:
-    from raynas.orchestration.pipeline import new_run_dir, run_experiment
+def run_command(config: str, overrides: Sequence[str], resume: str | None = None) -> dict[str, Any]:
+    from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment
 
-    cfg = load_config(config, parse_overrides(overrides))
-    run_dir = new_run_dir(cfg)
-    print(f"[raynas] run directory {run_dir}", flush=True)
-    summary = run_experiment(cfg, run_dir)
+    if resume:
+        if overrides:
+            raise ConfigError("--resume continues a run with the config it started with; drop the --set overrides")
+        print(f"[raynas] resuming run directory {resume}", flush=True)
+        summary = resume_experiment(resume)
+    else:
+        cfg = load_config(config, parse_overrides(overrides))
+        run_dir = new_run_dir(cfg)
+        print(f"[raynas] run directory {run_dir}", flush=True)
+        summary = run_experiment(cfg, run_dir)
     print("\n" + format_table(summary), flush=True)
-    if cfg.evaluation.report:
-        print(f"report: {run_dir / 'report.html'} (and report.md)", flush=True)
+    report = Path(summary["run_dir"]) / "report.html"
+    if report.is_file():
+        print(f"report: {report} (and report.md)", flush=True)
     print(json.dumps(summary), flush=True)
     return summary
 
@@ -85,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="search, retrain and measure every (target, budget) of a config")
     run.add_argument("--config", default="experiments/configs/smoke.yaml", help="YAML experiment config")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run whose driver died: finished trials are kept, MLflow runs reused")
     report = sub.add_parser("report", help="(re)write report.md / report.html of a finished run directory")
     report.add_argument("run_dir", help="a run directory holding results.parquet")
+    sync = sub.add_parser("sync-mlflow", help="upload a finished run to MLflow (after the server was down mid-run)")
+    sync.add_argument("run_dir", help="the run directory")
+    sync.add_argument("--uri", help="tracking URI (default: the run's tracking.mlflow_uri)")
     sub.add_parser("targets", help="list registered hardware targets")
     sub.add_parser("spaces", help="list registered search spaces")
     return parser
@@ -96,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            run_command(args.config, args.overrides)
+            run_command(args.config, args.overrides, args.resume)
+        elif args.command == "sync-mlflow":
+            from raynas.orchestration.pipeline import sync_mlflow
+
+            print(json.dumps(sync_mlflow(args.run_dir, args.uri)))
         elif args.command == "report":
             for path in write_report(args.run_dir):
                 print(path)

@@ -67,6 +67,8 @@ class RayConfig:
     num_cpus: int | None = None  # CPUs of a local Ray (None: all)
     cpus_per_trial: int = 1
     max_concurrent_trials: int = 0  # 0: as many as resources allow
+    max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
+    storage_path: str | None = None  # Tune results; None: <run_dir>/tune. Multi-machine clusters need a URI or NFS path
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def _validate(cfg: ExperimentConfig) -> None:
 
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction"}
+_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

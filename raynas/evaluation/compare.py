@@ -15,6 +15,7 @@ METHODS = (PROXYLESS, RANDOM, HAND)
 # One row per (target, budget, method, seed); hand-designed rows have no budget, scaled ones no prediction.
 RESULTS_SCHEMA = pa.schema(
     [
+        ("key", pa.string()),  # the finalist: its MLflow child run and weights file
         ("target", pa.string()),
         ("budget_ms", pa.float64()),
         ("method", pa.string()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import statistics
+from typing import Hashable
 
 import torch
 
@@ -99,10 +100,19 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
 
 def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, warmup: int, repeats: int, state=None) -> float:
     """End-to-end latency in ms of the standalone network of ``arch`` on ``target``."""
-    net = ChildNetwork(arch, num_classes)
-    if state is not None:
-        load_numpy_state(net, state)
-    return target.measure({"net": (net, input_shape(get_space(arch.space), target))}, warmup, repeats)["net"]
+    return measure_networks({"net": (arch, state)}, target, num_classes, warmup, repeats)["net"]
+
+
+def measure_networks(nets: dict[Hashable, tuple[Architecture, dict | None]], target: HardwareTarget, num_classes: int, warmup: int, repeats: int) -> dict[Hashable, float]:
+    """End-to-end latency in ms of several networks, timed in interleaved rounds: slow drifts of the
+    machine hit them all alike, so their latencies compare fairly (NAS versus baselines, say)."""
+    modules = {}
+    for key, (arch, state) in nets.items():
+        net = ChildNetwork(arch, num_classes)
+        if state is not None:
+            load_numpy_state(net, state)
+        modules[key] = (net, input_shape(get_space(arch.space), target))
+    return target.measure(modules, warmup, repeats)
 
 
 def input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:

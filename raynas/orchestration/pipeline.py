@@ -9,30 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
+import torch
 import yaml
 from ray import tune
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raynas.checkpoints import load_state_dict
-from raynas.config import ConfigError, ExperimentConfig
+from raynas.config import ConfigError, ExperimentConfig, parse_config
 from raynas.data.datasets import load_splits
 from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, RESULTS_SCHEMA, paired_comparisons
 from raynas.evaluation.record import PhaseClock, reproducibility_record, write_json
 from raynas.evaluation.report import write_report
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.host import SupernetHost
-from raynas.orchestration.runtime import connect
-from raynas.orchestration.tasks import measure_latency, on_target, profile_target, warm_up_supernet
+from raynas.orchestration.runtime import check_storage, connect
+from raynas.orchestration.tasks import measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.reference import mobilenet_v2_like, width_multiplier
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
+from raynas.tracking.sync import lut_path, record_finalist, record_outputs, sync_run, weights_path
 from raynas.tracking.tune_callback import MlflowTrialCallback
 
 
@@ -43,68 +47,217 @@ def new_run_dir(cfg: ExperimentConfig) -> Path:
     return run_dir
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (target, budget, seed) scenario and its baselines end to end; returns the summary also written to run_dir."""
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+def run_experiment(
+    cfg: ExperimentConfig, run_dir: Path, log: Callable[[str], None] = print, callbacks: Sequence[tune.Callback] = (), resume: bool = False
+) -> dict[str, Any]:
+    """Run every (target, budget, seed) scenario and its baselines end to end; returns the summary also written to run_dir.
+
+    ``callbacks`` join every Tune run (to watch trials, or to inject faults in tests). ``resume``
+    continues a run directory whose driver died: saved latency tables and warm-up checkpoints are
+    reused, finished Tune trials are kept (``Tuner.restore``), MLflow runs are found again.
+    """
+    if not resume:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     uri = cfg.tracking.mlflow_uri or default_tracking_uri(run_dir)
     tracker = ExperimentTracker(uri, cfg.tracking.experiment, run_dir, run_name=run_dir.name)
-    tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
-    target_names = [t.name for t in cfg.targets]
-    clock = PhaseClock()
-    started = connect(cfg.ray.address, cfg.ray.num_cpus, target_names)
+    if not tracker.resumed:
+        tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
+    experiment = Experiment(cfg, run_dir, tracker, PhaseClock(), log, list(callbacks), resume)
+    started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets])
     try:
-        results, context = _run(cfg, run_dir, tracker, clock, log)
+        check_storage(tune_storage(cfg, run_dir))
+        results = experiment.run()
     except BaseException:
         tracker.fail()
         raise
     finally:
         if started:
             ray.shutdown()
-    summary = {"results": results, "comparisons": paired_comparisons(results), "mlflow_uri": uri, "run_dir": str(run_dir)}
-    _write_results(run_dir, results, tracker)
-    record = reproducibility_record(cfg, clock, results, **context)
-    tracker.log_json(tracker.parent_id, record, "record.json")
-    tracker.log_metrics(tracker.parent_id, {f"phase_seconds/{k}": v for k, v in clock.seconds.items()})
-    write_json(run_dir / "record.json", record)
-    if cfg.evaluation.report:
-        for path in write_report(run_dir):
-            tracker.log_file(tracker.parent_id, path, "report" if path.suffix == ".png" else None)
-    tracker.finish()
-    return summary
+    return experiment.finish(results)
 
 
-def _run(cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker, clock: PhaseClock, log: Callable[[str], None]) -> tuple[list[dict], dict]:
-    macro = get_space(cfg.space)
-    splits = load_splits(cfg.data)
-    if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
-        raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
-    log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
-    with clock("profile"):
-        luts = {t.name: _profile(cfg, t.name, splits.num_classes, run_dir, tracker, log) for t in cfg.targets}
-    scenarios = resolve_scenarios(cfg, luts)
-    seeds = sorted({s["seed"] for s in scenarios})
-    log(f"[raynas] warming up {len(seeds)} supernet(s) ({cfg.search.warmup_epochs} epochs each, uniform path sampling)")
-    with clock("warmup"):
-        hosts = {seed: _warm_up(cfg, seed, run_dir, tracker) for seed in seeds}
-    log(f"[raynas] ProxylessNAS: {len(scenarios)} searches from shared weights")
-    nas = [s | {"key": f"{PROXYLESS}:{s['pair']}", "method": PROXYLESS} for s in scenarios]
-    with clock("search"):
-        found = _tune(search_trial, dict(hosts=hosts, luts=luts, cfg=cfg), "search", nas, cfg, run_dir, tracker)
-    finalists = [s | {"arch": _arch(cfg, found[s["key"]]), "search_seconds": found[s["key"]].metrics["search_seconds"]} for s in nas]
-    if cfg.evaluation.random_search:
-        log("[raynas] random search: same window, weights and wall-clock as each NAS search")
-        rand = [s | {"key": f"{RANDOM}:{s['pair']}", "method": RANDOM, "budget_seconds": found[f"{PROXYLESS}:{s['pair']}"].metrics["search_seconds"]} for s in scenarios]
-        with clock("random_search"):
-            picked = _tune(random_trial, dict(hosts=hosts, luts=luts, cfg=cfg), "random", rand, cfg, run_dir, tracker)
-        finalists += [s | {"arch": _arch(cfg, picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
-    finalists += hand_designed(cfg, seeds)
-    log(f"[raynas] retraining {len(finalists)} finalists from scratch with one recipe")
-    with clock("retrain"):
-        retrained = _tune(retrain_trial, dict(cfg=cfg), "retrain", finalists, cfg, run_dir, tracker)
-    log("[raynas] measuring the retrained networks on their targets")
-    with clock("measure"):
-        rows = [row for f in finalists for row in _finalize(cfg, f, found.get(f["key"]), retrained[f["key"]], luts, run_dir, splits.num_classes, tracker)]
-    return rows, {"luts": luts, "splits": splits}
+def resume_experiment(run_dir: str | Path, log: Callable[[str], None] = print, callbacks: Sequence[tune.Callback] = ()) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` with the config it was started with."""
+    run_dir = Path(run_dir).resolve()
+    return run_experiment(saved_config(run_dir), run_dir, log, callbacks, resume=True)
+
+
+def sync_mlflow(run_dir: str | Path, uri: str | None = None) -> dict[str, int]:
+    """Upload a finished run whose MLflow store was down mid-run (``raynas sync-mlflow``)."""
+    run_dir = Path(run_dir).resolve()
+    cfg = saved_config(run_dir)
+    if not (run_dir / "results.parquet").is_file():
+        raise ConfigError(f"{run_dir} has no results.parquet: the run did not finish; finish it first with `raynas run --resume {run_dir}`")
+    tracker = ExperimentTracker(uri or cfg.tracking.mlflow_uri or default_tracking_uri(run_dir), cfg.tracking.experiment, run_dir, run_name=run_dir.name)
+    if not tracker.resumed:
+        tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
+    return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), pq.read_table(run_dir / "results.parquet").to_pylist())
+
+
+def saved_config(run_dir: Path) -> ExperimentConfig:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{run_dir} is not a raynas run directory (no config.yaml); pass the directory `raynas run` printed")
+    return parse_config(yaml.safe_load(saved.read_text()))
+
+
+@dataclasses.dataclass
+class Experiment:
+    """One run's context: config, run directory, tracker, phase clock, extra Tune callbacks."""
+
+    cfg: ExperimentConfig
+    run_dir: Path
+    tracker: ExperimentTracker
+    clock: PhaseClock
+    log: Callable[[str], None]
+    callbacks: list
+    resume: bool
+
+    def run(self) -> list[dict]:
+        cfg, clock, log = self.cfg, self.clock, self.log
+        macro = get_space(cfg.space)
+        self.splits = splits = load_splits(cfg.data)
+        if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
+            raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
+        log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
+        with clock("profile"):
+            self.luts = {t.name: self.profile(t.name) for t in cfg.targets}
+        scenarios = resolve_scenarios(cfg, self.luts)
+        seeds = sorted({s["seed"] for s in scenarios})
+        log(f"[raynas] warming up {len(seeds)} supernet(s) ({cfg.search.warmup_epochs} epochs each, uniform path sampling)")
+        with clock("warmup"):
+            hosts = {seed: self.warm_up(seed) for seed in seeds}
+        log(f"[raynas] ProxylessNAS: {len(scenarios)} searches from shared weights")
+        nas = [s | {"key": f"{PROXYLESS}:{s['pair']}", "method": PROXYLESS} for s in scenarios]
+        with clock("search"):
+            found = self.tune(search_trial, dict(hosts=hosts, luts=self.luts, cfg=cfg), "search", nas)
+        finalists = [s | {"arch": _arch(cfg, found[s["key"]]), "search_seconds": found[s["key"]].metrics["search_seconds"]} for s in nas]
+        if cfg.evaluation.random_search:
+            log("[raynas] random search: same window, weights and wall-clock as each NAS search")
+            rand = [s | {"key": f"{RANDOM}:{s['pair']}", "method": RANDOM, "budget_seconds": found[f"{PROXYLESS}:{s['pair']}"].metrics["search_seconds"]} for s in scenarios]
+            with clock("random_search"):
+                picked = self.tune(random_trial, dict(hosts=hosts, luts=self.luts, cfg=cfg), "random", rand)
+            finalists += [s | {"arch": _arch(cfg, picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
+        finalists += hand_designed(cfg, seeds)
+        log(f"[raynas] retraining {len(finalists)} finalists from scratch with one recipe")
+        with clock("retrain"):
+            retrained = self.tune(retrain_trial, dict(cfg=cfg), "retrain", finalists)
+        log("[raynas] measuring the retrained networks on their targets")
+        with clock("measure"):
+            measured = self.measure(finalists, retrained)
+        return [row for f in finalists for row in self.finalize(f, found.get(f["key"]), retrained[f["key"]], measured)]
+
+    def finish(self, results: list[dict]) -> dict[str, Any]:
+        """Results table, reproducibility record and report into the run directory, then MLflow."""
+        write_outputs(self.run_dir, results, reproducibility_record(self.cfg, self.clock, results, self.luts, self.splits) | {"resumed": self.resume}, self.cfg.evaluation.report)
+        record_outputs(self.tracker, self.run_dir)
+        self.tracker.log_metrics(self.tracker.parent_id, {f"phase_seconds/{k}": v for k, v in self.clock.seconds.items()})
+        self.tracker.finish()
+        return {"results": results, "comparisons": paired_comparisons(results), "mlflow_uri": self.tracker.uri, "run_dir": str(self.run_dir)}
+
+    def profile(self, target: str) -> LatencyTable:
+        """The target's latency table, profiled on its node (or, when resuming, the one saved)."""
+        path = lut_path(self.run_dir, target)
+        if self.resume and path.is_file():
+            self.log(f"[raynas] {target}: resuming with the latency table saved in the run directory")
+            return LatencyTable.load(path)
+        profile = self.cfg.profile
+        if profile.cache_dir:
+            profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
+        lut = ray.get(on_target(profile_target, target).remote(target, self.cfg.space, self.splits.num_classes, profile, self.cfg.seed))
+        self.log(f"[raynas] {target}: {lut.metadata['cache']}")
+        lut.save(path)
+        return lut
+
+    def warm_up(self, seed: int):
+        """Warm up one seed's supernet on the largest node; the driver keeps the checkpoint and starts a
+        host actor on its own node, so a restarted host always finds the file (whichever node trained)."""
+        checkpoint = self.run_dir / "supernet" / f"warmup-s{seed}.pt"
+        if not (self.resume and checkpoint.is_file()):
+            cfg, cpus = self.cfg, _cluster_cpus()
+            stats, state = ray.get(warm_up_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.search, seed, cpus))
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, tmp)
+            tmp.replace(checkpoint)
+            self.tracker.log_metrics(self.tracker.parent_id, {f"{k}/s{seed}": v for k, v in stats.items()})
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        return SupernetHost.options(scheduling_strategy=here).remote(str(checkpoint))
+
+    def tune(self, trainable, params: dict, name: str, scenarios: list[dict]) -> dict:
+        """One trial per scenario; the grid is over readable scenario keys, details travel as parameters.
+
+        A trial whose worker or node dies is retried up to ``ray.max_failures`` times. When resuming,
+        an experiment found in Tune storage is restored: finished trials are kept, the rest rerun.
+        """
+        cfg, tracker = self.cfg, self.tracker
+        by_key = {s["key"]: s for s in scenarios}
+        for s in scenarios:
+            tracker.child(s["key"], {"raynas.method": s["method"], "raynas.target": str(s["target"]), "raynas.budget_ms": str(s["budget_ms"]), "raynas.seed": str(s["seed"])})
+        trainable = tune.with_resources(tune.with_parameters(trainable, scenarios=by_key, **params), {"cpu": cfg.ray.cpus_per_trial})
+        path = f"{tune_storage(cfg, self.run_dir)}/{name}"
+        if self.resume and tune.Tuner.can_restore(path):
+            self.log(f"[raynas] {name}: restoring the Tune experiment; finished trials are kept")
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, restart_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"scenario": tune.grid_search(list(by_key))},
+                tune_config=tune.TuneConfig(max_concurrent_trials=cfg.ray.max_concurrent_trials or None),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=tune_storage(cfg, self.run_dir),
+                    callbacks=[MlflowTrialCallback(tracker, name), *self.callbacks],
+                    failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures),
+                ),
+            )
+        grid = tuner.fit()
+        failed = [r for r in grid if r.error is not None]
+        if failed:
+            raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
+        return {r.config["scenario"]: r for r in grid}
+
+    def measure(self, finalists: list[dict], retrained: dict) -> dict[tuple[str, str], float]:
+        """Latency of every retrained finalist on its target(s): one task per target times all of that
+        target's networks in interleaved rounds, so methods are compared under the same machine state."""
+        nets: dict[str, dict] = {t.name: {} for t in self.cfg.targets}
+        for f in finalists:
+            weights = weights_path(self.run_dir, f["key"])
+            weights.parent.mkdir(exist_ok=True)
+            with retrained[f["key"]].checkpoint.as_directory() as local:  # downloads when Tune storage is remote
+                shutil.copyfile(Path(local) / WEIGHTS_FILE, weights)
+            state = {k: v.numpy() for k, v in load_state_dict(weights).items()}
+            for target in [f["target"]] if f["target"] else list(nets):
+                nets[target][f["key"]] = (f["arch"], state)
+        p, out = self.cfg.profile, {}
+        for target, mine in nets.items():
+            times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats))
+            out |= {(key, target): ms for key, ms in times.items()}
+        return out
+
+    def finalize(self, finalist: dict, search_result, retrain_result, measured: dict[tuple[str, str], float]) -> list[dict]:
+        """The finalist's result rows (one per target it was measured on), recorded in its MLflow child run."""
+        arch, rows = Architecture.from_dict(finalist["arch"]), []
+        for target in [finalist["target"]] if finalist["target"] else [t.name for t in self.cfg.targets]:
+            predicted = self.luts[target].predict(arch, get_space(self.cfg.space)) if arch.space == self.cfg.space else None
+            rows.append({
+                "key": finalist["key"],
+                "target": target,
+                "budget_ms": finalist["budget_ms"],
+                "method": finalist["method"],
+                "seed": finalist["seed"],
+                "arch": arch.to_string(),
+                "arch_id": arch.arch_id,
+                "width_mult": width_multiplier(arch.space),
+                "predicted_ms": None if predicted is None else round(predicted, 4),
+                "measured_ms": round(measured[(finalist["key"], target)], 4),
+                "test_acc": round(retrain_result.metrics["test_acc"], 4),
+                "constrained": bool(search_result.metrics["constrained"]) if search_result is not None else None,
+                "search_seconds": round(finalist["search_seconds"], 2),
+                "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
+            })
+        record_finalist(self.tracker, self.run_dir, rows, arch)
+        return rows
 
 
 def _arch(cfg: ExperimentConfig, result) -> dict:
@@ -121,28 +274,11 @@ def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[dict]:
     ]
 
 
-def _warm_up(cfg: ExperimentConfig, seed: int, run_dir: Path, tracker: ExperimentTracker):
-    """Warm up one seed's supernet on the largest node and hand its weights to a host actor."""
-    checkpoint = run_dir / "supernet" / f"warmup-s{seed}.pt"
-    cpus = _cluster_cpus()
-    stats = ray.get(warm_up_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.search, seed, str(checkpoint), cpus))
-    tracker.log_metrics(tracker.parent_id, {f"{k}/s{seed}": v for k, v in stats.items()})
-    return SupernetHost.remote(str(checkpoint))
-
-
-def _lut_path(run_dir: Path, target: str) -> Path:
-    return run_dir / "luts" / f"{target}.parquet"
-
-
-def _profile(cfg: ExperimentConfig, target: str, num_classes: int, run_dir: Path, tracker: ExperimentTracker, log: Callable[[str], None]) -> LatencyTable:
-    profile = cfg.profile
-    if profile.cache_dir:
-        profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
-    lut = ray.get(on_target(profile_target, target).remote(target, cfg.space, num_classes, profile, cfg.seed))
-    log(f"[raynas] {target}: {lut.metadata['cache']}")
-    path = lut.save(_lut_path(run_dir, target))
-    tracker.log_file(tracker.parent_id, path, "luts")
-    return lut
+def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """Where Tune keeps trial results and checkpoints: ``ray.storage_path/<run>`` or ``<run_dir>/tune``."""
+    if cfg.ray.storage_path is None:
+        return str(run_dir / "tune")
+    return f"{cfg.ray.storage_path.rstrip('/')}/{run_dir.name}"
 
 
 def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable]) -> list[dict]:
@@ -160,67 +296,13 @@ def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable]) -> l
     return scenarios
 
 
-def _tune(trainable, params: dict, name: str, scenarios: list[dict], cfg: ExperimentConfig, run_dir: Path, tracker: ExperimentTracker) -> dict:
-    """One trial per scenario; the grid is over readable scenario keys, details travel as parameters."""
-    by_key = {s["key"]: s for s in scenarios}
-    for s in scenarios:
-        tracker.child(s["key"], {"raynas.method": s["method"], "raynas.target": str(s["target"]), "raynas.budget_ms": str(s["budget_ms"]), "raynas.seed": str(s["seed"])})
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(trainable, scenarios=by_key, **params), {"cpu": cfg.ray.cpus_per_trial}),
-        param_space={"scenario": tune.grid_search(list(by_key))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.ray.max_concurrent_trials or None),
-        run_config=tune.RunConfig(name=name, storage_path=str(run_dir / "tune"), callbacks=[MlflowTrialCallback(tracker, name)]),
-    )
-    grid = tuner.fit()
-    failed = [r for r in grid if r.error is not None]
-    if failed:
-        raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
-    return {r.config["scenario"]: r for r in grid}
-
-
-def _finalize(cfg, finalist: dict, search_result, retrain_result, luts: dict[str, LatencyTable], run_dir: Path, num_classes: int, tracker: ExperimentTracker) -> list[dict]:
-    """Measure a retrained finalist on its target (a hand-designed one on every target); record it."""
-    arch = Architecture.from_dict(finalist["arch"])
-    weights = Path(retrain_result.checkpoint.path) / WEIGHTS_FILE
-    state = {k: v.numpy() for k, v in load_state_dict(weights).items()}
-    p, run_id = cfg.profile, tracker.child(finalist["key"])
-    targets = [finalist["target"]] if finalist["target"] else [t.name for t in cfg.targets]
-    rows = []
-    for target in targets:
-        measured = ray.get(on_target(measure_latency, target).remote(arch.to_dict(), target, num_classes, p.warmup, p.repeats, state))
-        predicted = luts[target].predict(arch, get_space(cfg.space)) if arch.space == cfg.space else None
-        rows.append({
-            "target": target,
-            "budget_ms": finalist["budget_ms"],
-            "method": finalist["method"],
-            "seed": finalist["seed"],
-            "arch": arch.to_string(),
-            "arch_id": arch.arch_id,
-            "width_mult": width_multiplier(arch.space),
-            "predicted_ms": None if predicted is None else round(predicted, 4),
-            "measured_ms": round(measured, 4),
-            "test_acc": round(retrain_result.metrics["test_acc"], 4),
-            "constrained": bool(search_result.metrics["constrained"]) if search_result is not None else None,
-            "search_seconds": round(finalist["search_seconds"], 2),
-            "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
-        })
-        suffix = "" if finalist["target"] else f"/{target}"
-        tracker.log_metrics(run_id, {f"measured_ms{suffix}": rows[-1]["measured_ms"], f"predicted_ms{suffix}": rows[-1]["predicted_ms"]})
-    tracker.log_params(run_id, {"method": finalist["method"], "target": finalist["target"], "budget_ms": finalist["budget_ms"], "arch": arch.to_string(), "arch_id": arch.arch_id, "seed": finalist["seed"]})
-    tracker.log_metrics(run_id, {"test_acc": rows[0]["test_acc"], "retrain_val_acc": retrain_result.metrics["val_acc"]})
-    tracker.log_json(run_id, arch.to_dict(), "architecture.json")
-    tracker.log_file(run_id, weights, "retrained")
-    for target in targets:
-        tracker.log_file(run_id, _lut_path(run_dir, target), "lut")
-    return rows
-
-
-def _write_results(run_dir: Path, results: list[dict], tracker: ExperimentTracker) -> None:
-    table = pa.Table.from_pylist(results, schema=RESULTS_SCHEMA)
-    pq.write_table(table, run_dir / "results.parquet")
+def write_outputs(run_dir: Path, results: list[dict], record: dict, report: bool) -> None:
+    """results.parquet / .json, record.json and (optionally) the report, all inside the run directory."""
+    pq.write_table(pa.Table.from_pylist(results, schema=RESULTS_SCHEMA), run_dir / "results.parquet")
     write_json(run_dir / "results.json", results)
-    tracker.log_file(tracker.parent_id, run_dir / "results.parquet")
-    tracker.log_file(tracker.parent_id, run_dir / "results.json")
+    write_json(run_dir / "record.json", record)
+    if report:
+        write_report(run_dir)
 
 
 def _cluster_cpus() -> int:

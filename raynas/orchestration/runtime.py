@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import ray
 
@@ -45,3 +46,43 @@ def _check_targets(target_names: list[str]) -> None:
         gpus = target.task_resources().get("num_gpus", 0)
         if gpus and available.get("GPU", 0) < gpus:
             raise ClusterError(f"target {name!r} measures on a GPU but this Ray cluster has none; add a GPU node labelled {target.resource}")
+
+
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "glusterfs", "ceph", "9p", "fuse.")
+
+
+def check_storage(storage_path: str, machines: int | None = None) -> None:
+    """Tune storage must be reachable from every node: refuse a node-local path on a multi-machine cluster.
+
+    ``machines`` defaults to the distinct addresses of the alive Ray nodes (a simulated cluster on
+    one machine shares its filesystem and passes).
+    """
+    if machines is None:
+        machines = len({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]})
+    if machines < 2:
+        return
+    scheme, sep, rest = storage_path.partition("://")
+    if sep and scheme != "file":
+        return
+    path = Path(rest if sep else storage_path)
+    fs = filesystem_type(path)
+    if not fs.startswith(NETWORK_FILESYSTEMS):
+        raise ClusterError(
+            f"Tune storage {storage_path} is on a node-local {fs} filesystem, but this cluster spans {machines} machines: "
+            "trials on other nodes could not save or restore there. Set ray.storage_path to a cloud URI (s3://bucket/raynas) "
+            "or to a directory on NFS/EFS mounted on every node (cluster/README.md)"
+        )
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (longest mount-point prefix in /proc/mounts)."""
+    path, best, kind = path.resolve(), "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3 and (path == Path(parts[1]) or Path(parts[1]) in path.parents) and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind

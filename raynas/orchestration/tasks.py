@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import ray
 import torch
 
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.hardware.build import build_latency_table, identity, measure_network
+from raynas.hardware.build import build_latency_table, identity, measure_networks
 from raynas.hardware.cache import OpCache
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
@@ -41,13 +40,15 @@ def profile_target(target_name: str, space: str, num_classes: int, profile: Prof
 
 
 @ray.remote
-def measure_latency(arch: dict, target_name: str, num_classes: int, warmup: int, repeats: int, state: dict | None = None) -> float:
-    return measure_network(Architecture.from_dict(arch), get_target(target_name), num_classes, warmup, repeats, state)
+def measure_latencies(nets: dict[str, tuple[dict, dict | None]], target_name: str, num_classes: int, warmup: int, repeats: int) -> dict[str, float]:
+    """Latency of each network (architecture dict, numpy weights) on the target, interleaved in one task."""
+    archs = {key: (Architecture.from_dict(arch), state) for key, (arch, state) in nets.items()}
+    return measure_networks(archs, get_target(target_name), num_classes, warmup, repeats)
 
 
 @ray.remote
-def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, checkpoint: str, threads: int) -> dict:
-    """Train the shared weights with uniform path sampling and save them for the host actor."""
+def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int) -> tuple[dict, dict]:
+    """Train the shared weights with uniform path sampling; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
 
     torch.set_num_threads(threads)
@@ -55,13 +56,12 @@ def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int,
     splits = load_splits(data)
     train, _, _ = splits.loaders(data.batch_size, seed)
     supernet = Supernet(get_space(space), splits.num_classes)
-    bar = tqdm(total=cfg.warmup_epochs * len(train), desc="supernet warm-up")
+    bar = tqdm(total=cfg.warmup_epochs * len(train), desc=f"supernet warm-up (seed {seed})")
 
     def _progress(_epoch: int, _stats: dict) -> None:
         bar.update(len(train))
 
     stats = warm_up(supernet, train, cfg, seed, _progress)
     bar.close()
-    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(supernet.state_dict(), checkpoint)
-    return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}
+    state = {k: v.detach().numpy().copy() for k, v in supernet.state_dict().items()}
+    return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}, state

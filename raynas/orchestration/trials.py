@@ -37,6 +37,11 @@ def _shared_supernet(scenario: dict, hosts: dict, cfg: ExperimentConfig):
     return supernet, train, val
 
 
+def _node_id() -> str:
+    """The Ray node a trial ran on (provenance, and how fault tests find a trial's node)."""
+    return ray.get_runtime_context().get_node_id()
+
+
 def search_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
     """ProxylessNAS from the shared weights under the scenario's budget; reports each epoch and its cost so far."""
     scenario = scenarios[config["scenario"]]
@@ -45,7 +50,7 @@ def search_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: di
     start = time.perf_counter()
     for epoch in range(cfg.search.search_epochs):
         metrics = search.epoch(train, val)
-        tune.report(metrics | {"epoch": epoch, "search_seconds": time.perf_counter() - start})
+        tune.report(metrics | {"epoch": epoch, "search_seconds": time.perf_counter() - start, "node_id": _node_id()})
 
 
 def random_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
@@ -53,7 +58,7 @@ def random_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: di
     scenario = scenarios[config["scenario"]]
     supernet, train, val = _shared_supernet(scenario, hosts, cfg)
     search = RandomSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"], cfg.evaluation.random_train_fraction)
-    tune.report(search.run(train, val, scenario["budget_seconds"]) | {"epoch": 0})
+    tune.report(search.run(train, val, scenario["budget_seconds"]) | {"epoch": 0, "node_id": _node_id()})
 
 
 def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfig) -> None:

@@ -18,5 +18,9 @@ class MlflowTrialCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id = self.tracker.child(trial.config["scenario"])
-        metrics = {k: v for k, v in result.items() if k not in _TUNE_KEYS and not k.startswith("time")}
-        self.tracker.log_metrics(run_id, metrics, step=int(result.get("epoch", 0)), prefix=f"{self.phase}/")
+        self.tracker.log_metrics(run_id, trial_metrics(result), step=int(result.get("epoch", 0)), prefix=f"{self.phase}/")
+
+
+def trial_metrics(result: dict) -> dict:
+    """A Tune result without Tune's own bookkeeping (kept: what the trial reported)."""
+    return {k: v for k, v in result.items() if k not in _TUNE_KEYS and not k.startswith("time") and k != "config"}

@@ -14,14 +14,28 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 from raynas.hardware.targets import TARGETS
 
-CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster" / "cluster.yaml"
+CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
+CLUSTER_YAML = CLUSTER / "cluster.yaml"
 SCHEMA = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
 
 
-def test_cluster_yaml_is_a_valid_launcher_config():
-    raw = yaml.safe_load(CLUSTER_YAML.read_text())
+@pytest.mark.parametrize("name", ["cluster.yaml", "local.yaml"])
+def test_cluster_configs_are_valid_launcher_configs(name):
+    raw = yaml.safe_load((CLUSTER / name).read_text())
     jsonschema.validate(raw, SCHEMA)
     validate_config(prepare_config(copy.deepcopy(raw)))
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "local.yaml"])
+def test_servers_on_the_head_bind_to_private_or_loopback_addresses(name):
+    commands = " ".join(yaml.safe_load((CLUSTER / name).read_text())["head_start_ray_commands"])
+    assert "0.0.0.0" not in commands and "--dashboard-host=127.0.0.1" in commands
+    assert "mlflow server --host $(hostname -I | awk '{print $1}')" in commands
+
+
+def test_local_provider_names_head_and_worker_machines():
+    provider = yaml.safe_load((CLUSTER / "local.yaml").read_text())["provider"]
+    assert provider["type"] == "local" and provider["head_ip"] and provider["worker_ips"]
 
 
 def test_worker_labels_name_registered_targets():

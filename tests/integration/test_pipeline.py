@@ -4,6 +4,7 @@ session Ray with a temp SQLite MLflow store."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -11,8 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
 from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM
-from raynas.orchestration.pipeline import new_run_dir, run_experiment
+from raynas.orchestration.pipeline import new_run_dir, run_experiment, sync_mlflow
 from raynas.space.architecture import Architecture
+from raynas.tracking.sync import weights_path
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +100,29 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
             row = rows[(method, child.data.params["target"])]
             assert child.data.params["arch"] == row["arch"]
             assert child.data.metrics["measured_ms"] == pytest.approx(row["measured_ms"])
-        paths = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id, "retrained")}
-        assert {"architecture.json", "retrained/weights.pt", "lut"} <= paths
+        paths = {a.path for a in client.list_artifacts(run_id)}
+        assert {"architecture.json", "retrained", "lut"} <= paths
+        assert [a.path for a in client.list_artifacts(run_id, "retrained")] == [f"retrained/{weights_path(Path('.'), child.data.tags['raynas.scenario']).name}"]
         local = client.download_artifacts(run_id, "architecture.json", str(tmp_path))
         assert Architecture.from_json(open(local).read()).to_string() == child.data.params["arch"]
+
+
+@pytest.mark.faults
+def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_path):
+    """What `raynas sync-mlflow` does after the server was down: rebuild every run from the run
+    directory and Tune storage; a second sync adds nothing."""
+    summary, run_dir = tiny_run
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    first = sync_mlflow(run_dir, uri)
+    assert first["finalists"] == 5 and first["results_replayed"] >= 2 * 2 + 2 + 5
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    children = {r.data.tags["raynas.scenario"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert len(runs) == 6 and len(children) == 5
+    nas = next(r for k, r in children.items() if k.startswith("proxyless:"))
+    assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]
+    assert {"architecture.json", "retrained", "lut"} <= {a.path for a in client.list_artifacts(nas.info.run_id)}
+    again = sync_mlflow(run_dir, uri)
+    assert again["finalists"] == 5 and len(client.search_runs([exp.experiment_id])) == 6
+    assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]

@@ -22,6 +22,7 @@ def test_shipped_configs_load(path):
     assert cfg.targets and cfg.search.search_epochs > 0
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in ON_DISK], ids=lambda p: p.stem)
 def test_on_disk_configs_are_valid_but_name_their_missing_dataset_root(path, tmp_path):
     with pytest.raises(ConfigError, match="config field data.root"):
@@ -57,11 +58,13 @@ def test_defaults_fill_unspecified_sections():
         ({"targets": [{"name": "cpu-1t", "budgets_ms": [1.0]}]}, "name"),
     ],
 )
+@pytest.mark.faults
 def test_bad_fields_are_named(raw, field):
     with pytest.raises(ConfigError, match=re.escape(f"config field {field}") + "[: ]"):
         parse_config(raw)
 
 
+@pytest.mark.faults
 def test_unknown_target_lists_valid_ones():
     with pytest.raises(ConfigError, match="valid: cpu-1t, cpu-1t-b16, cpu-all"):
         parse_config({"name": "t", "targets": [{"name": "tpu", "budgets_ms": [1.0]}]})
@@ -76,6 +79,7 @@ def test_overrides_apply_dotted_keys(tmp_path):
         parse_overrides(["oops"])
 
 
+@pytest.mark.faults
 def test_missing_or_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
@@ -84,6 +88,7 @@ def test_missing_or_malformed_files(tmp_path):
         load_config(tmp_path / "bad.yaml")
 
 
+@pytest.mark.faults
 def test_odd_keys_are_named_readably():
     with pytest.raises(ConfigError, match=re.escape("config field '\\n': unknown key")):
         parse_config(minimal(**{"\n": None}))

@@ -24,6 +24,7 @@ def test_limit_shrinks_only_the_training_split():
     assert len(splits.train) == 100 and len(splits.val) == 750
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("dataset", ["cifar10", "imagefolder"])
 def test_missing_roots_give_one_clear_error(dataset, tmp_path):
     with pytest.raises(DatasetError, match="data.root is required"):
@@ -32,6 +33,7 @@ def test_missing_roots_give_one_clear_error(dataset, tmp_path):
         load_splits(DataConfig(dataset=dataset, root=str(tmp_path / "absent")))
 
 
+@pytest.mark.faults
 def test_cifar_root_without_batches_is_explained(tmp_path):
     with pytest.raises(DatasetError, match="no cifar-10-batches-py"):
         load_splits(DataConfig(dataset="cifar10", root=str(tmp_path)))

@@ -64,11 +64,13 @@ def test_parquet_round_trip_keeps_entries_and_metadata(tmp_path):
     assert loaded.metadata["device"] == "test"
 
 
+@pytest.mark.faults
 def test_table_of_another_space_is_refused():
     with pytest.raises(LatencyTableError, match="built for space 'mnist-small'"):
         synthetic_table().check_space(get_space("cifar"))
 
 
+@pytest.mark.faults
 def test_missing_ops_are_refused_by_name():
     table = synthetic_table()
     spec = MACRO.layers()[2]
@@ -77,6 +79,7 @@ def test_missing_ops_are_refused_by_name():
         table.layer_costs(MACRO)
 
 
+@pytest.mark.faults
 def test_unreadable_or_foreign_files_are_refused(tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 not really")

@@ -1,0 +1,101 @@
+"""What a run puts into MLflow, shared by the live pipeline and ``raynas sync-mlflow``.
+
+Everything logged here can be rebuilt from the run directory and Tune storage alone, which is
+what lets a run whose MLflow server died mid-way upload its results later.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from raynas.evaluation.compare import HAND
+from raynas.space.architecture import Architecture
+from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
+from raynas.tracking.tune_callback import trial_metrics
+
+PHASES = ("search", "random", "retrain")  # Tune experiments of a run, in order
+PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "report.md", "report.html")
+
+
+def weights_path(run_dir: Path, key: str) -> Path:
+    return run_dir / "weights" / f"{key.replace(':', '_').replace('#', '_')}.pt"
+
+
+def lut_path(run_dir: Path, target: str) -> Path:
+    return run_dir / "luts" / f"{target}.parquet"
+
+
+def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], arch: Architecture) -> None:
+    """A finalist's child run: its measured rows (one per target), architecture, weights and tables."""
+    first = rows[0]
+    run_id = tracker.child(first["key"])
+    per_target = first["method"] == HAND  # references are measured on every target
+    for r in rows:
+        suffix = f"/{r['target']}" if per_target else ""
+        tracker.log_metrics(run_id, {f"measured_ms{suffix}": r["measured_ms"], f"predicted_ms{suffix}": r["predicted_ms"]})
+    tracker.log_params(run_id, {"method": first["method"], "target": None if per_target else first["target"], "budget_ms": first["budget_ms"],
+                                "arch": first["arch"], "arch_id": first["arch_id"], "seed": first["seed"]})
+    tracker.log_metrics(run_id, {"test_acc": first["test_acc"]})
+    tracker.log_json(run_id, arch.to_dict(), "architecture.json")
+    tracker.log_file(run_id, weights_path(run_dir, first["key"]), "retrained")
+    for r in rows:
+        tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
+
+
+def record_outputs(tracker: ExperimentTracker, run_dir: Path) -> None:
+    """The parent run's files: config, results, record, latency tables, report and plots."""
+    for name in PARENT_FILES:
+        if (run_dir / name).is_file():
+            tracker.log_file(tracker.parent_id, run_dir / name)
+    for path in sorted((run_dir / "luts").glob("*.parquet")):
+        tracker.log_file(tracker.parent_id, path, "luts")
+    for path in sorted((run_dir / "report").glob("*.png")):
+        tracker.log_file(tracker.parent_id, path, "report")
+
+
+def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, set[str]]) -> int:
+    """Log every trial's per-epoch results from Tune storage as ``<phase>/<metric>``; returns the
+    number of results replayed. Metrics a child run already holds (``already[key]``) are skipped."""
+    fs, root = pafs.FileSystem.from_uri(storage) if "://" in storage else (pafs.LocalFileSystem(), str(Path(storage).resolve()))
+    replayed = 0
+    for phase in PHASES:
+        infos = fs.get_file_info(pafs.FileSelector(f"{root}/{phase}", allow_not_found=True, recursive=True))
+        for info in sorted((i for i in infos if i.base_name == "result.json"), key=lambda i: i.path):
+            with fs.open_input_stream(info.path) as f:
+                lines = f.read().decode().splitlines()
+            for line in filter(None, lines):
+                result = json.loads(line)
+                key = result["config"]["scenario"]
+                metrics = {k: v for k, v in trial_metrics(result).items() if f"{phase}/{k}" not in already.get(key, set())}
+                tracker.log_metrics(tracker.child(key), metrics, step=int(result.get("epoch", 0)), prefix=f"{phase}/")
+                replayed += 1
+    return replayed
+
+
+def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Upload a finished run to ``tracker``'s store; idempotent for runs and files, never duplicating a curve."""
+    already = {key: set(tracker.client.get_run(run_id).data.metrics) for key, run_id in tracker.children.items()}
+    replayed = replay_curves(tracker, storage, already)
+    by_key: dict[str, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault(r["key"], []).append(r)
+    for key, mine in by_key.items():
+        record_finalist(tracker, run_dir, mine, Architecture.from_string(_space(run_dir, mine[0]), mine[0]["arch"]))
+    record_outputs(tracker, run_dir)
+    tracker.finish()
+    if tracker.offline or tracker.child(rows[0]["key"]) == OFFLINE:
+        raise RuntimeError(f"MLflow store {tracker.uri} failed during the sync; run it again when the store is up")
+    tracker.pending.unlink(missing_ok=True)
+    return {"finalists": len(by_key), "results_replayed": replayed}
+
+
+def _space(run_dir: Path, row: dict[str, Any]) -> str:
+    """The architecture's space: the run's space, width-scaled for references."""
+    import yaml
+
+    space = yaml.safe_load((run_dir / "config.yaml").read_text())["space"]
+    return space if row["width_mult"] == 1.0 else f"{space}@w{row['width_mult']:g}"

@@ -1,0 +1,77 @@
+"""A worker node dies mid-search in a simulated three-node cluster; the experiment still finishes
+with exactly one result per (target, budget, method).
+
+Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process with the session Ray.
+The node is removed from a Tune callback (the driver's main thread) as soon as a search trial
+reports from it, so the loss always lands mid-search.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, ray
+    from ray import tune
+    from ray.cluster_utils import Cluster
+    from raynas.config import parse_config
+    from raynas.orchestration.pipeline import new_run_dir, run_experiment
+
+    root = sys.argv[1]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}})
+    cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+
+    class LoseNode(tune.Callback):
+        # Reaches the cluster through sys.modules: Tune pickles its callbacks, and a Cluster cannot be pickled.
+        removed, recovered = False, 0
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            main = sys.modules["__main__"]
+            if not self.removed and result.get("node_id") == main.doomed.node_id:
+                main.cluster.remove_node(main.doomed)
+                self.removed = True
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self.recovered += 1
+
+    cfg = parse_config({
+        "name": "node-loss", "run_root": root,
+        "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
+        "data": {"limit": 128, "batch_size": 32},
+        "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
+        "retrain": {"epochs": 1},
+        "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
+        "evaluation": {"hand_designed_widths": [0.5]},
+    })
+    loss = LoseNode()
+    try:
+        summary = run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[loss])
+        alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        print(json.dumps({"results": summary["results"], "removed": loss.removed, "recovered": loss.recovered,
+                          "doomed_alive": doomed.node_id in alive}))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    """
+)
+
+
+def test_search_survives_losing_a_worker_node(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["removed"] and not out["doomed_alive"] and out["recovered"] >= 1
+    keys = [(r["target"], r["budget_ms"], r["method"]) for r in out["results"]]
+    assert len(keys) == len(set(keys)) == 3 * 2 + 2  # 3 (target, budget) x {NAS, random} + the reference on 2 targets
+    assert {m for _, _, m in keys} == {"proxyless", "random", "hand-designed"}
