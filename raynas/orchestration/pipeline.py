@@ -91,7 +91,7 @@ def sync_mlflow(run_dir: str | Path, uri: str | None = None) -> dict[str, int]:
     tracker = ExperimentTracker(uri or cfg.tracking.mlflow_uri or default_tracking_uri(run_dir), cfg.tracking.experiment, run_dir, run_name=run_dir.name)
     if not tracker.resumed:
         tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
-    return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), pq.read_table(run_dir / "results.parquet").to_pylist())
+    return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), pq.read_table(run_dir / "results.parquet").to_pylist(), cfg.space)
 
 
 def saved_config(run_dir: Path) -> ExperimentConfig:

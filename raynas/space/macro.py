@@ -92,7 +92,7 @@ class MacroConfig:
         w = _divisible
         return replace(
             self,
-            name=f"{self.name}{WIDTH_SEP}{width_mult:g}",
+            name=scaled_name(self.name, width_mult),
             stem_channels=w(self.stem_channels * width_mult),
             first_block_channels=w(self.first_block_channels * width_mult) if self.first_block_channels else 0,
             stages=tuple(replace(s, channels=w(s.channels * width_mult)) for s in self.stages),
@@ -120,6 +120,11 @@ WIDTH_SEP = "@w"  # "mnist-small@w0.5": the registered space at half width
 
 SPACES: Registry[MacroConfig] = Registry("search space")
 register_space = SPACES.add_named
+
+
+def scaled_name(space: str, width_mult: float) -> str:
+    """Name of ``space`` at a width multiplier (the space itself at 1.0)."""
+    return space if width_mult == 1.0 else f"{space}{WIDTH_SEP}{width_mult:g}"
 
 
 def get_space(name: str) -> MacroConfig:

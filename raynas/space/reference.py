@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from raynas.space.architecture import Architecture
-from raynas.space.macro import WIDTH_SEP, get_space
+from raynas.space.macro import WIDTH_SEP, get_space, scaled_name
 
 MOBILENET_V2_OP = "k3e6"  # MobileNetV2: every inverted residual is kernel 3, expansion 6, none skipped
 
@@ -14,7 +14,7 @@ def mobilenet_v2_like(space: str, width_mult: float = 1.0) -> Architecture:
     At 1.0 it is a member of the space (so the latency table predicts it); other multipliers
     live in the scaled space ``<space>@w<mult>`` and are measured only.
     """
-    name = space if width_mult == 1.0 else f"{space}{WIDTH_SEP}{width_mult:g}"
+    name = scaled_name(space, width_mult)
     return Architecture(name, (MOBILENET_V2_OP,) * len(get_space(name).layers()))
 
 

@@ -14,6 +14,7 @@ import pyarrow.fs as pafs
 
 from raynas.evaluation.compare import HAND
 from raynas.space.architecture import Architecture
+from raynas.space.macro import scaled_name
 from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
 from raynas.tracking.tune_callback import trial_metrics
 
@@ -76,7 +77,7 @@ def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, s
     return replayed
 
 
-def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list[dict[str, Any]], space: str) -> dict[str, int]:
     """Upload a finished run to ``tracker``'s store; idempotent for runs and files, never duplicating a curve."""
     already = {key: set(tracker.client.get_run(run_id).data.metrics) for key, run_id in tracker.children.items()}
     replayed = replay_curves(tracker, storage, already)
@@ -84,7 +85,7 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list
     for r in rows:
         by_key.setdefault(r["key"], []).append(r)
     for key, mine in by_key.items():
-        record_finalist(tracker, run_dir, mine, Architecture.from_string(_space(run_dir, mine[0]), mine[0]["arch"]))
+        record_finalist(tracker, run_dir, mine, Architecture.from_string(scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]))
     record_outputs(tracker, run_dir)
     tracker.finish()
     if tracker.offline or tracker.child(rows[0]["key"]) == OFFLINE:
@@ -92,10 +93,3 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list
     tracker.pending.unlink(missing_ok=True)
     return {"finalists": len(by_key), "results_replayed": replayed}
 
-
-def _space(run_dir: Path, row: dict[str, Any]) -> str:
-    """The architecture's space: the run's space, width-scaled for references."""
-    import yaml
-
-    space = yaml.safe_load((run_dir / "config.yaml").read_text())["space"]
-    return space if row["width_mult"] == 1.0 else f"{space}@w{row['width_mult']:g}"

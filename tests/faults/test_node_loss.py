@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent(
         "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
         "retrain": {"epochs": 1},
         "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
-        "evaluation": {"hand_designed_widths": [0.5]},
+        "evaluation": {"random_search": False, "hand_designed_widths": []},  # the NAS path alone: keeps the fault tests short
     })
     loss = LoseNode()
     try:
@@ -73,5 +73,5 @@ def test_search_survives_losing_a_worker_node(tmp_path):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["removed"] and not out["doomed_alive"] and out["recovered"] >= 1
     keys = [(r["target"], r["budget_ms"], r["method"]) for r in out["results"]]
-    assert len(keys) == len(set(keys)) == 3 * 2 + 2  # 3 (target, budget) x {NAS, random} + the reference on 2 targets
-    assert {m for _, _, m in keys} == {"proxyless", "random", "hand-designed"}
+    assert len(keys) == len(set(keys)) == 3 and {m for _, _, m in keys} == {"proxyless"}
+    assert sorted(t for t, _, _ in keys) == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
