@@ -2,8 +2,8 @@
 finished trials and without duplicating MLflow runs.
 
 Both halves run in subprocesses with their own local Ray (the session Ray cannot be killed).
-The driver kills itself from a Tune callback when the first random-search trial reports, so the
-NAS searches are finished and the random searches are not.
+The driver kills itself from a Tune callback when the first retraining trial reports, so the
+NAS searches are finished and the retraining is not. Baselines are off to keep the test short.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
         # Pickled into Tune's experiment state, so it must be importable (here: __main__) on resume;
         # it only kills while RAYNAS_KILL_DRIVER is set.
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if os.environ.get("RAYNAS_KILL_DRIVER") and trial.config["scenario"].startswith("random:"):
+            if os.environ.get("RAYNAS_KILL_DRIVER") and trial.trainable_name == "retrain_trial":
                 os.kill(os.getpid(), signal.SIGKILL)
 
     mode, root = sys.argv[1], sys.argv[2]
@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
             "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
-            "evaluation": {"hand_designed_widths": [0.5]},
+            "evaluation": {"random_search": False, "hand_designed_widths": []},
         })
         run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[KillDriver()])
     else:
@@ -78,12 +78,12 @@ def test_resume_after_driver_loss_keeps_finished_trials_and_mlflow_runs(tmp_path
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert last_results(run_dir, "search") == searched  # finished NAS searches were not rerun
     keys = sorted((r["method"], r["target"]) for r in summary["results"])
-    assert keys == sorted((m, t) for m in ("proxyless", "random", "hand-designed") for t in ("cpu-1t", "cpu-1t-b16"))
+    assert keys == [("proxyless", "cpu-1t"), ("proxyless", "cpu-1t-b16")]
     client = MlflowClient(summary["mlflow_uri"])
     runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r.data.tags["raynas.scenario"] for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == len(set(children)) == 5
+    assert len(parents) == 1 and len(children) == len(set(children)) == 2
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
