@@ -217,6 +217,10 @@ class Experiment:
             raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
         return {r.config["scenario"]: r for r in grid}
 
+    def targets_of(self, finalist: dict) -> list[str]:
+        """The search's own target, or every target for a hand-designed reference."""
+        return [finalist["target"]] if finalist["target"] else [t.name for t in self.cfg.targets]
+
     def measure(self, finalists: list[dict], retrained: dict) -> dict[tuple[str, str], float]:
         """Latency of every retrained finalist on its target(s): one task per target times all of that
         target's networks in interleaved rounds, so methods are compared under the same machine state."""
@@ -227,7 +231,7 @@ class Experiment:
             with retrained[f["key"]].checkpoint.as_directory() as local:  # downloads when Tune storage is remote
                 shutil.copyfile(Path(local) / WEIGHTS_FILE, weights)
             state = {k: v.numpy() for k, v in load_state_dict(weights).items()}
-            for target in [f["target"]] if f["target"] else list(nets):
+            for target in self.targets_of(f):
                 nets[target][f["key"]] = (f["arch"], state)
         p, out = self.cfg.profile, {}
         for target, mine in nets.items():
@@ -238,7 +242,7 @@ class Experiment:
     def finalize(self, finalist: dict, search_result, retrain_result, measured: dict[tuple[str, str], float]) -> list[dict]:
         """The finalist's result rows (one per target it was measured on), recorded in its MLflow child run."""
         arch, rows = Architecture.from_dict(finalist["arch"]), []
-        for target in [finalist["target"]] if finalist["target"] else [t.name for t in self.cfg.targets]:
+        for target in self.targets_of(finalist):
             predicted = self.luts[target].predict(arch, get_space(self.cfg.space)) if arch.space == self.cfg.space else None
             rows.append({
                 "key": finalist["key"],
