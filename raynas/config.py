@@ -40,7 +40,7 @@ class ProfileConfig:
     repeats: int = 100  # timed calls per module (median taken)
     calibration_archs: int = 8  # whole random networks measured to calibrate the per-network overhead
     fit_scale: bool = False  # also fit a scale on summed ops (needs >= 4 networks; opt-in, see README)
-    settle_seconds: float = 10.0  # pause before profiling so a just-started node's own work is done
+    settle_seconds: float = 10.0  # pause before profiling and before final measurement so the node's own work (worker starts) is done
     cache_dir: str | None = None  # reuse op latencies measured by earlier runs on the same setting (off: None)
 
 

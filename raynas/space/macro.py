@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from raynas._registry import Registry
-from raynas.space.ops import MBCONV_OPS, SKIP
+from raynas.space.ops import EXPANSIONS, KERNELS, MBCONV_OPS, SKIP, mbconv_ops
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class LayerSpec:
     out_channels: int
     stride: int
     input_size: int  # spatial size of the layer's input (square)
+    ops: tuple[str, ...] = MBCONV_OPS  # the space's MBConv candidates
 
     @property
     def residual(self) -> bool:
@@ -36,7 +37,7 @@ class LayerSpec:
 
     @property
     def choices(self) -> tuple[str, ...]:
-        return MBCONV_OPS + ((SKIP,) if self.residual else ())
+        return self.ops + ((SKIP,) if self.residual else ())
 
     @property
     def key(self) -> str:
@@ -56,6 +57,8 @@ class MacroConfig:
     stages: tuple[Stage, ...]
     head_channels: int  # 1x1 conv width before global pooling
     first_block_channels: int = 0  # >0: a fixed MBConv k3 e1 after the stem (ProxylessNAS / MobileNetV2)
+    kernels: tuple[int, ...] = KERNELS
+    expansions: tuple[int, ...] = EXPANSIONS
 
     @property
     def stem_out_channels(self) -> int:
@@ -63,10 +66,11 @@ class MacroConfig:
 
     def layers(self) -> list[LayerSpec]:
         specs, in_ch, size = [], self.stem_out_channels, _out_size(self.input_size, self.stem_stride)
+        ops = mbconv_ops(self.kernels, self.expansions)
         for stage in self.stages:
             for d in range(stage.depth):
                 stride = stage.stride if d == 0 else 1
-                specs.append(LayerSpec(len(specs), in_ch, stage.channels, stride, size))
+                specs.append(LayerSpec(len(specs), in_ch, stage.channels, stride, size, ops))
                 in_ch, size = stage.channels, _out_size(size, stride)
         return specs
 
@@ -80,8 +84,13 @@ class MacroConfig:
         return _out_size(last.input_size, last.stride)
 
     def space_hash(self) -> str:
-        """Stable fingerprint of the skeleton; LUTs and architectures carry it."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """Stable fingerprint of the skeleton; LUTs and architectures carry it. Default op sets are
+        left out, so spaces defined before they were configurable keep their hash."""
+        fields = asdict(self)
+        for name, default in (("kernels", KERNELS), ("expansions", EXPANSIONS)):
+            if tuple(fields[name]) == default:
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def scaled(self, width_mult: float) -> MacroConfig:
@@ -98,6 +107,17 @@ class MacroConfig:
             stages=tuple(replace(s, channels=w(s.channels * width_mult)) for s in self.stages),
             head_channels=w(self.head_channels * max(width_mult, 1.0)),
         )
+
+    def at_resolution(self, size: int) -> MacroConfig:
+        """The same skeleton fed ``size`` x ``size`` inputs (OFA's elastic resolution)."""
+        return replace(self, name=self.name if size == self.input_size else f"{self.name}{RESOLUTION_SEP}{size}", input_size=size)
+
+    def stage_layers(self) -> list[range]:
+        """Indices of each stage's searchable layers, in order."""
+        bounds = [0]
+        for stage in self.stages:
+            bounds.append(bounds[-1] + stage.depth)
+        return [range(a, b) for a, b in zip(bounds, bounds[1:])]
 
     def num_architectures(self) -> int:
         total = 1
@@ -117,6 +137,7 @@ def _divisible(channels: float, divisor: int = 8) -> int:
 
 
 WIDTH_SEP = "@w"  # "mnist-small@w0.5": the registered space at half width
+RESOLUTION_SEP = "@r"  # "mnist-ofa@r24": the registered space fed 24 x 24 inputs
 
 SPACES: Registry[MacroConfig] = Registry("search space")
 register_space = SPACES.add_named
@@ -128,17 +149,33 @@ def scaled_name(space: str, width_mult: float) -> str:
 
 
 def get_space(name: str) -> MacroConfig:
-    """A registered space, or a width-scaled variant of one named ``<space>@w<multiplier>``."""
-    base, sep, mult = name.partition(WIDTH_SEP)
-    if not sep:
-        return SPACES.get(name)
+    """A registered space, or a variant of one: ``<space>@w<width multiplier>``, ``<space>@r<input size>``."""
+    base, *variants = name.split("@")
+    macro = SPACES.get(base)
+    for variant in variants:
+        kind, value = variant[:1], variant[1:]
+        if kind == "w":
+            macro = macro.scaled(_number(name, value, float, "width multiplier", 0, 4))
+        elif kind == "r":
+            macro = macro.at_resolution(_number(name, value, int, "input size", 8, 1024))
+        else:
+            raise KeyError(f"search space {name!r}: unknown variant {'@' + variant!r}; use @w<width multiplier> or @r<input size>")
+    return macro
+
+
+def base_name(space: str) -> str:
+    """The registered space a variant name derives from."""
+    return space.split("@")[0]
+
+
+def _number(name: str, text: str, kind: type, what: str, low: float, high: float):
     try:
-        width = float(mult)
+        value = kind(text)
     except ValueError:
-        raise KeyError(f"search space {name!r}: width multiplier {mult!r} is not a number") from None
-    if not 0 < width <= 4:
-        raise KeyError(f"search space {name!r}: width multiplier must lie in (0, 4]")
-    return SPACES.get(base).scaled(width)
+        raise KeyError(f"search space {name!r}: {what} {text!r} is not a number") from None
+    if not low < value <= high:
+        raise KeyError(f"search space {name!r}: {what} must lie in ({low:g}, {high:g}]")
+    return value
 
 
 register_space(
@@ -173,5 +210,17 @@ register_space(
         first_block_channels=16,
         stages=(Stage(24, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2), Stage(320, 1, 1)),
         head_channels=1280,
+    )
+)
+register_space(
+    MacroConfig(
+        name="mnist-ofa",  # the Once-for-All space at MNIST scale: depth 2-4 per stage, kernel 3/5/7, expansion 3/4/6
+        input_size=28,
+        in_channels=1,
+        stem_channels=16,
+        stem_stride=2,
+        stages=(Stage(24, 4, 1), Stage(40, 4, 2), Stage(64, 4, 2)),
+        head_channels=128,
+        expansions=(3, 4, 6),
     )
 )

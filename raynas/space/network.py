@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raynas.space.architecture import Architecture
@@ -43,8 +45,17 @@ class ResidualLayer(nn.Module):
         return out + x if self.residual else out
 
 
+def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize to the network's input resolution (OFA's elastic resolution); a no-op at that size."""
+    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 class ChildNetwork(nn.Module):
-    """The network of one architecture; skipped layers are removed, not zero-multiplied."""
+    """The network of one architecture; skipped layers are removed, not zero-multiplied.
+
+    Inputs of another size are resized to the space's resolution first, so one data pipeline
+    feeds networks of every resolution variant (``<space>@r<size>``).
+    """
 
     def __init__(self, arch: Architecture, num_classes: int) -> None:
         super().__init__()
@@ -55,6 +66,7 @@ class ChildNetwork(nn.Module):
             *(ResidualLayer(spec, op) for spec, op in zip(macro.layers(), arch.ops) if op != SKIP)
         )
         self.head = Head(macro, num_classes)
+        self.input_size = macro.input_size
 
     def forward(self, x):
-        return self.head(self.layers(self.stem(x)))
+        return self.head(self.layers(self.stem(resize_input(x, self.input_size))))

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 from torch import nn
 
 KERNELS = (3, 5, 7)
 EXPANSIONS = (3, 6)
 SKIP = "skip"
-MBCONV_OPS = tuple(f"k{k}e{e}" for k, e in itertools.product(KERNELS, EXPANSIONS))
+_MBCONV = re.compile(r"k([1-9])e([1-9])")
+
+
+def mbconv_ops(kernels: tuple[int, ...] = KERNELS, expansions: tuple[int, ...] = EXPANSIONS) -> tuple[str, ...]:
+    """Op names of every (kernel, expansion) pair, e.g. ``k5e6``."""
+    return tuple(f"k{k}e{e}" for k, e in itertools.product(kernels, expansions))
+
+
+MBCONV_OPS = mbconv_ops()
 
 
 def parse_mbconv(op: str) -> tuple[int, int]:
     """``"k5e6"`` -> (kernel 5, expansion 6)."""
-    if op not in MBCONV_OPS:
-        raise ValueError(f"unknown op {op!r}; valid: {', '.join(MBCONV_OPS + (SKIP,))}")
-    return int(op[1]), int(op[3])
+    match = _MBCONV.fullmatch(op)
+    if match is None or int(match[1]) % 2 == 0:
+        raise ValueError(f"unknown op {op!r}; an MBConv op is k<odd kernel>e<expansion> (e.g. k5e6) or {SKIP!r}")
+    return int(match[1]), int(match[2])
 
 
 class MBConv(nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from raynas.space.architecture import Architecture
-from raynas.space.macro import WIDTH_SEP, get_space, scaled_name
+from raynas.space.macro import get_space, scaled_name
 
 MOBILENET_V2_OP = "k3e6"  # MobileNetV2: every inverted residual is kernel 3, expansion 6, none skipped
 
@@ -18,11 +18,7 @@ def mobilenet_v2_like(space: str, width_mult: float = 1.0) -> Architecture:
     return Architecture(name, (MOBILENET_V2_OP,) * len(get_space(name).layers()))
 
 
-def base_space(name: str) -> str:
-    """The registered space a (possibly width-scaled) space name derives from."""
-    return name.partition(WIDTH_SEP)[0]
-
-
 def width_multiplier(name: str) -> float:
-    base, sep, mult = name.partition(WIDTH_SEP)
-    return float(mult) if sep else 1.0
+    """The ``@w`` multiplier in a space name (1.0 when there is none)."""
+    widths = [float(v[1:]) for v in name.split("@")[1:] if v.startswith("w")]
+    return widths[-1] if widths else 1.0

@@ -15,7 +15,18 @@ from raynas.supernet.mixed_op import MixedLayer
 from raynas.training import evaluate, recalibrate_bn
 
 
-class Supernet(nn.Module):
+class PathScoring:
+    """Shared-weight evaluation of one architecture, for any supernet with ``set_architecture``."""
+
+    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int) -> float:
+        """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
+        ``batches`` training batches (shared BN statistics mix every path)."""
+        self.set_architecture(arch)
+        recalibrate_bn(self, train, batches)
+        return evaluate(self, val, batches)
+
+
+class Supernet(PathScoring, nn.Module):
     """Shared weights for every architecture of a space, plus per-layer logits alpha."""
 
     def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None) -> None:
@@ -55,13 +66,6 @@ class Supernet(nn.Module):
         """Activate exactly the given path (for evaluating a derived architecture)."""
         for layer, op in zip(self.layers, arch.ops):
             layer.set_single(layer.choices.index(op))
-
-    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int) -> float:
-        """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
-        ``batches`` training batches (shared BN statistics mix every path)."""
-        self.set_architecture(arch)
-        recalibrate_bn(self, train, batches)
-        return evaluate(self, val, batches)
 
     def probabilities(self) -> list[torch.Tensor]:
         return [layer.probs() for layer in self.layers]

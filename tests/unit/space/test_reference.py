@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from raynas.space.macro import get_space
+from raynas.space.macro import base_name, get_space
 from raynas.space.network import ChildNetwork
-from raynas.space.reference import base_space, mobilenet_v2_like, width_multiplier
+from raynas.space.reference import mobilenet_v2_like, width_multiplier
 
 
 def test_width_scaled_space_scales_every_width_to_multiples_of_eight():
@@ -23,7 +23,7 @@ def test_bad_width_multipliers_are_refused(name):
 def test_mobilenet_v2_like_is_all_k3e6_and_in_the_base_space_at_width_one():
     full, half = mobilenet_v2_like("mnist-small"), mobilenet_v2_like("mnist-small", 0.5)
     assert full.space == "mnist-small" and set(full.ops) == {"k3e6"} and len(full.ops) == 6
-    assert half.space == "mnist-small@w0.5" and base_space(half.space) == "mnist-small"
+    assert half.space == "mnist-small@w0.5" and base_name(half.space) == "mnist-small"
     assert width_multiplier(half.space) == 0.5 and width_multiplier(full.space) == 1.0
     small, large = ChildNetwork(half, 10), ChildNetwork(full, 10)
     assert small(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -1,0 +1,218 @@
+"""Does one OFA supernet pay for itself? Costs of every phase, measured side by side in one run.
+
+1. profile each target's latency tables (every elastic resolution; shared by both families, shown apart)
+2. train the elastic supernet once (progressive shrinking, one task)
+3. replica throughput: the same subnets evaluated by 1 and by 2 ``SupernetReplica`` actors
+4. the accuracy predictor: random subnets evaluated on the replicas, MLP fitted, held-out RMSE
+5. one evolutionary search per (target, budget) as Tune trials (the marginal cost of a scenario)
+6. one ProxylessNAS search of the same space (warm-up + search), the per-scenario alternative
+7. ranking check: shared-weight accuracy of 20 subnets against the same subnets fine-tuned briefly
+
+Costs are CPU-seconds (threads x wall-clock). The last line is one JSON object with
+marginal_cost_ratio, break_even_scenarios, replica_speedup_2v1 (and kendall_tau, predictor RMSE).
+
+    python experiments/bench/amortized_search.py [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import ray
+import torch
+from ray import tune
+from scipy.stats import kendalltau
+
+from raynas.config import ProfileConfig
+from raynas.data.datasets import DataConfig, load_splits
+from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, evolution_trial, predictor_payload, resolution_spaces, resolutions, train_elastic_supernet
+from raynas.orchestration.replicas import ReplicaPool, start_replicas
+from raynas.orchestration.runtime import connect
+from raynas.orchestration.tasks import on_target, profile_target
+from raynas.search.evolution import EvolutionConfig, SubnetGenes, SubnetLatency
+from raynas.search.proxyless import SearchConfig, ProxylessSearch, warm_up
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.progressive import ShrinkConfig
+from raynas.supernet.supernet import Supernet
+from raynas.training import evaluate, sgd, train_epoch
+from raynas.weights import load_numpy_state
+
+SPACE = "mnist-ofa"
+TARGETS = ("cpu-1t", "cpu-1t-b16")
+FRACTIONS = (0.25, 0.5, 0.75)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/bench/amortized")
+    parser.add_argument("--rank-subnets", type=int, default=20)
+    parser.add_argument("--smoke-test", action="store_true", help="tiny data and epochs: checks the plumbing in a few minutes")
+    args = parser.parse_args()
+    smoke = args.smoke_test
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = DataConfig(limit=600 if smoke else None)
+    shrink = ShrinkConfig(resolutions=(24, 28), largest_epochs=1 if smoke else 3, kernel_epochs=1 if smoke else 2, depth_epochs=1 if smoke else 2, width_epochs=1 if smoke else 2)
+    cfg = OFAConfig(shrink=shrink, evolution=EvolutionConfig(), replicas=2, calibration_batches=4, eval_batches=4 if smoke else 11, predictor_samples=40 if smoke else 200)
+    search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
+    profile = ProfileConfig(warmup=3 if smoke else 10, repeats=10 if smoke else 100, calibration_archs=4 if smoke else 8, settle_seconds=2 if smoke else 10)
+    connect(None, 2, list(TARGETS))
+    rows, cost = [], {}
+
+    def phase(name: str, threads: float, fn):
+        start = time.perf_counter()
+        value = fn()
+        cost[name] = (time.perf_counter() - start) * threads
+        rows.append((name, threads, cost[name]))
+        return value
+
+    tables = phase("profile latency tables (shared)", 1, lambda: {t: {s: ray.get(on_target(profile_target, t).remote(t, s, 10, profile, 0)) for s in resolution_spaces(SPACE, shrink)} for t in TARGETS})
+    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: ray.get(train_elastic_supernet.options(num_cpus=2).remote(SPACE, data, shrink, 0, 2, str(out / "supernet"))))
+    replicas, _weights = start_replicas(state, 2, SPACE, shrink.min_depth, resolutions(get_space(SPACE), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
+    speedup, throughput = replica_throughput(replicas, 12 if smoke else 32)
+    predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), SPACE, cfg, 0))
+    log_predictor(predictor, fit, out)
+    scenarios = scenario_list(tables)
+    found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, out))
+    marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
+    pnas = proxyless_cost(tables[TARGETS[1]][SPACE], scenarios[len(FRACTIONS) + 1]["budget_ms"], data, search_cfg)
+    tau, pairs = rank_check(replicas, state, stats["num_classes"], data, cfg, 4 if smoke else args.rank_subnets)
+    report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup)
+    once = cost["OFA: train elastic supernet (once)"] + cost["OFA: accuracy predictor (once)"]
+    saving = pnas["search"] - marginal
+    print(json.dumps({
+        "marginal_cost_ratio": round(marginal / cost["OFA: train elastic supernet (once)"], 4),
+        "break_even_scenarios": math.ceil((once - pnas["warmup"]) / saving) if saving > 0 else None,
+        "replica_speedup_2v1": round(speedup, 3),
+        "kendall_tau": round(tau, 3),
+        "predictor_rmse_heldout": round(fit["rmse_heldout"], 4),
+        "scenarios": len(found),
+        "smoke_test": smoke,
+    }))
+
+
+def replica_throughput(replicas: list, n: int) -> tuple[float, dict[int, float]]:
+    """Evaluations per second of 1 and of 2 replicas on the same subnets (after one warm call each)."""
+    net, gen = ElasticSupernet(get_space(SPACE), 10, 2, (24, 28)), torch.Generator().manual_seed(7)
+    archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), (24, 28)) for _ in range(n)]
+    ray.get([r.evaluate.remote([archs[0].to_dict()]) for r in replicas])
+    rates = {}
+    for count in (1, 2, 1, 2):  # twice, interleaved; the better of each
+        start = time.perf_counter()
+        ReplicaPool(replicas[:count], chunk=2).evaluate(archs)
+        rates[count] = max(rates.get(count, 0.0), n / (time.perf_counter() - start))
+    return rates[2] / rates[1], rates
+
+
+def log_predictor(predictor, fit: dict, out: Path) -> None:
+    """The predictor and its held-out RMSE as an MLflow artifact (SQLite store in the output folder)."""
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    mlflow.set_experiment("raynas-amortized")
+    with mlflow.start_run(run_name="accuracy-predictor"):
+        mlflow.log_metrics({k: float(v) for k, v in fit.items()})
+        mlflow.log_artifacts(str(predictor.save(out / "predictor", fit)), "predictor")
+
+
+def scenario_list(tables: dict) -> list[dict]:
+    out = []
+    for target in TARGETS:
+        lows, highs = zip(*(lut.latency_range(get_space(space)) for space, lut in tables[target].items()))
+        low, high = min(lows), max(highs)
+        out += [{"key": f"ofa:{target}@{low + f * (high - low):.3f}ms", "target": target, "budget_ms": low + f * (high - low), "seed": 0} for f in FRACTIONS]
+    return out
+
+
+def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, out: Path) -> list:
+    trainable = tune.with_resources(
+        tune.with_parameters(evolution_trial, scenarios={s["key"]: s for s in scenarios}, replicas=replicas, predictor=predictor_payload(predictor), tables=tables, space=SPACE, cfg=cfg),
+        {"cpu": 1},
+    )
+    grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} evolutionary search(es) failed: {failed[0].error}")
+    return sorted(grid, key=lambda r: r.config["scenario"])
+
+
+@ray.remote(num_cpus=1)
+def _proxyless(lut, budget_ms: float, data: DataConfig, cfg: SearchConfig) -> dict:
+    """One ProxylessNAS search of the same space on one thread, as a pipeline trial runs it."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    splits = load_splits(data)
+    train, val, _ = splits.loaders(data.batch_size, 0)
+    supernet = Supernet(get_space(SPACE), splits.num_classes)
+    start = time.perf_counter()
+    warm_up(supernet, train, cfg, 0)
+    warm = time.perf_counter() - start
+    search = ProxylessSearch(supernet, lut, budget_ms, cfg, 0)
+    for _ in range(cfg.search_epochs):
+        metrics = search.epoch(train, val)
+    return {"warmup": warm, "search": time.perf_counter() - start - warm, "arch": metrics["arch"]}
+
+
+def proxyless_cost(lut, budget_ms: float, data: DataConfig, cfg: SearchConfig) -> dict:
+    return ray.get(_proxyless.remote(lut, budget_ms, data, cfg))
+
+
+@ray.remote(num_cpus=1)
+def _fine_tune(state: dict, arch: dict, num_classes: int, data: DataConfig, epochs: int) -> float:
+    """Extract the subnet with its supernet weights, fine-tune briefly, return full validation accuracy."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    arch = Architecture.from_dict(arch)
+    macro = get_space(SPACE)
+    net = ElasticSupernet(macro, num_classes, 2, (24, 28))
+    load_numpy_state(net, state)
+    child = net.extract(arch)
+    train, val, _ = load_splits(data).loaders(data.batch_size, 0)
+    optimizer = sgd(child.parameters(), 0.01, 0.9, 4e-5)
+    for _ in range(epochs):
+        train_epoch(child, train, optimizer, torch.nn.CrossEntropyLoss())
+    return evaluate(child, val)
+
+
+def rank_check(replicas: list, state: dict, num_classes: int, data: DataConfig, cfg: OFAConfig, n: int) -> tuple[float, list]:
+    """Kendall tau between shared-weight accuracy and briefly fine-tuned accuracy of ``n`` random subnets."""
+    macro = get_space(SPACE)
+    genes, rng = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink)), np.random.default_rng(11)
+    archs = list(itertools.islice({genes.architecture(genes.random(rng)): None for _ in range(10 * n)}, n))
+    shared = ReplicaPool(replicas).evaluate(archs)
+    state_ref = ray.put(state)
+    tuned = ray.get([_fine_tune.remote(state_ref, a.to_dict(), num_classes, data, 1) for a in archs])
+    tau = kendalltau(shared, tuned).statistic
+    return float(tau), list(zip(archs, shared, tuned))
+
+
+def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup) -> None:
+    supernet = cost["OFA: train elastic supernet (once)"]
+    print(f"\nphase costs (CPU-seconds = threads x wall-clock), space {SPACE}, targets {', '.join(TARGETS)}")
+    print(f"{'phase':<40} {'threads':>7} {'cpu_s':>9}")
+    for name, threads, cpu_s in rows:
+        print(f"{name:<40} {threads:>7} {cpu_s:>9.1f}")
+    print(f"{'ProxylessNAS: warm-up (per space)':<40} {1:>7} {pnas['warmup']:>9.1f}")
+    print(f"{'ProxylessNAS: one search':<40} {1:>7} {pnas['search']:>9.1f}")
+    print(f"\nper-scenario evolutionary searches (1 thread each; Tune time_total_s)")
+    print(f"{'scenario':<34} {'cpu_s':>7} {'pred_ms':>8} {'pred_acc':>8} {'shared_acc':>10}  arch")
+    for r in found:
+        m = r.metrics
+        print(f"{r.config['scenario']:<34} {m['time_total_s']:>7.1f} {m['predicted_ms']:>8.3f} {m['predicted_acc']:>8.3f} {m['shared_acc']:>10.3f}  {m['space']} {m['arch']}")
+    print(f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)")
+    print(f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), {fit['n_train']} train / {fit['n_heldout']} held out")
+    print(f"replicas: {throughput[1]:.2f} evaluations/s with 1, {throughput[2]:.2f} with 2 (x{speedup:.2f})")
+    print(f"ranking: Kendall tau {tau:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets")
+    for arch, shared, tuned in pairs:
+        print(f"  {arch.space:<14} {arch.to_string():<70} shared {shared:.3f}  fine-tuned {tuned:.3f}")
+
+
+if __name__ == "__main__":
+    main()

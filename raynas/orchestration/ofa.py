@@ -1,0 +1,89 @@
+"""Once-for-All on Ray: train the elastic supernet once, serve it from replicas, fit the accuracy
+predictor on replica evaluations, then run one evolutionary search per (target, budget) as a Tune trial."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from raynas.data.datasets import DataConfig, load_splits
+from raynas.hardware.lut import LatencyTable
+from raynas.orchestration.replicas import ReplicaPool
+from raynas.search.evolution import EvolutionarySearch, EvolutionConfig, SubnetGenes, SubnetLatency
+from raynas.search.predictor import AccuracyPredictor, ArchEncoder
+from raynas.space.macro import MacroConfig, get_space
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.progressive import ShrinkConfig, train_progressive
+from raynas.weights import load_numpy_state, state_to_numpy
+
+
+@dataclass(frozen=True)
+class OFAConfig:
+    """The OFA family: supernet training, replicas, accuracy predictor and evolutionary search."""
+
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    replicas: int = 2  # SupernetReplica actors serving evaluations
+    replica_cpus: float = 0  # CPUs each replica reserves (0: they share the trials' CPUs)
+    calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
+    eval_batches: int = 4  # validation batches per evaluation
+    predictor_samples: int = 150  # random subnets evaluated on the replicas to train the predictor
+
+
+def resolutions(macro: MacroConfig, cfg: ShrinkConfig) -> tuple[int, ...]:
+    return tuple(sorted(cfg.resolutions or (macro.input_size,)))
+
+
+def resolution_spaces(space: str, cfg: ShrinkConfig) -> list[str]:
+    """Space names of every elastic resolution; each needs its own latency table."""
+    macro = get_space(space)
+    return [macro.at_resolution(r).name for r in resolutions(macro, cfg)]
+
+
+@ray.remote
+def train_elastic_supernet(space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, checkpoint_dir: str) -> tuple[dict, dict]:
+    """Progressive shrinking in one task (resumable from ``checkpoint_dir``); returns stats and numpy weights."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    splits = load_splits(data)
+    train, _, _ = splits.loaders(data.batch_size, seed)
+    macro = get_space(space)
+    net = ElasticSupernet(macro, splits.num_classes, cfg.min_depth, resolutions(macro, cfg))
+    start = time.perf_counter()
+    stats = train_progressive(net, train, cfg, seed, checkpoint_dir)
+    return stats | {"train_seconds": time.perf_counter() - start, "num_classes": splits.num_classes}, state_to_numpy(net)
+
+
+def collect_and_fit_predictor(pool: ReplicaPool, space: str, cfg: OFAConfig, seed: int) -> tuple[AccuracyPredictor, dict, list, list[float]]:
+    """Evaluate ``predictor_samples`` uniformly random subnets on the replicas and fit the predictor."""
+    macro = get_space(space)
+    res = resolutions(macro, cfg.shrink)
+    genes, rng = SubnetGenes(macro, cfg.shrink.min_depth, res), np.random.default_rng(seed)
+    archs = list({genes.architecture(genes.random(rng)): None for _ in range(cfg.predictor_samples)})
+    accuracies = pool.evaluate(archs)
+    predictor = AccuracyPredictor(ArchEncoder.for_space(macro, res))
+    report = predictor.fit(archs, accuracies, seed)
+    return predictor, report, archs, accuracies
+
+
+def evolution_trial(config: dict, scenarios: dict[str, dict], replicas: list, predictor: dict, tables: dict[str, dict[str, LatencyTable]], space: str, cfg: OFAConfig) -> None:
+    """One evolutionary search for the scenario's target and budget; replicas re-check the top candidates."""
+    torch.set_num_threads(1)
+    scenario = scenarios[config["scenario"]]
+    macro = get_space(space)
+    model = AccuracyPredictor(ArchEncoder(**predictor["encoder"]))
+    load_numpy_state(model, predictor["state"])
+    genes = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink))
+    search = EvolutionarySearch(genes, SubnetLatency(tables[scenario["target"]]), model, scenario["budget_ms"], cfg.evolution, scenario["seed"])
+    tune.report(search.run(ReplicaPool(replicas).evaluate) | {"epoch": 0})
+
+
+def predictor_payload(predictor: AccuracyPredictor) -> dict:
+    """The predictor as plain data for Tune trials (encoder fields and numpy weights)."""
+    return {"encoder": dict(predictor.encoder.__dict__), "state": state_to_numpy(predictor)}
+

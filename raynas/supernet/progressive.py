@@ -1,0 +1,126 @@
+"""Progressive shrinking (OFA): train the largest subnet, then open kernel, depth and width in turn.
+
+Every phase after the first samples one subnet per step among the choices opened so far and
+distils from the largest network trained in phase one. Each phase ends with a checkpoint, so an
+interrupted training resumes at the first unfinished phase.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from raynas.checkpoints import load_state_dict
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.training import sgd
+
+PHASES = ("largest", "kernel", "depth", "width")
+
+
+@dataclass(frozen=True)
+class ShrinkConfig:
+    """Elastic supernet training; epochs per phase in ``PHASES`` order."""
+
+    resolutions: tuple[int, ...] = ()  # elastic input sizes; () = the space's own size only
+    min_depth: int = 2  # fewest layers a stage may keep
+    largest_epochs: int = 2
+    kernel_epochs: int = 1
+    depth_epochs: int = 1
+    width_epochs: int = 1
+    lr: float = 0.05  # SGD with Nesterov momentum, cosine decay within each phase
+    shrink_lr_scale: float = 0.5  # later phases start at lr * this (they fine-tune shared weights)
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    kd_ratio: float = 1.0  # weight of distillation from the largest net (0 turns it off)
+    kd_temperature: float = 1.0
+
+    def epochs(self, phase: str) -> int:
+        return getattr(self, f"{phase}_epochs")
+
+
+def phase_choices(supernet: ElasticSupernet, phase: str) -> dict[str, tuple[int, ...] | None]:
+    """The sampling choices open in ``phase`` (resolution is elastic from the start, as in OFA)."""
+    macro, opened = supernet.macro, PHASES[: PHASES.index(phase) + 1]
+    return {
+        "kernels": macro.kernels if "kernel" in opened else None,
+        "depths": tuple(range(supernet.min_depth, max(supernet.max_depths) + 1)) if "depth" in opened else None,
+        "expansions": macro.expansions if "width" in opened else None,
+        "resolutions": supernet.resolutions,
+    }
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) on temperature-softened outputs, scaled by T^2 (Hinton et al.)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
+
+
+def train_progressive(
+    supernet: ElasticSupernet, train: DataLoader, cfg: ShrinkConfig, seed: int, checkpoint_dir: str | Path,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+) -> dict[str, float]:
+    """All phases in order; a phase whose checkpoint exists is loaded instead of trained.
+
+    Returns seconds and last-epoch loss per phase (a loaded phase reports 0 seconds).
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    stats, teacher = {}, None
+    for n, phase in enumerate(PHASES):
+        path = checkpoint_dir / f"{n}-{phase}.pt"
+        start = time.perf_counter()
+        if path.is_file():
+            supernet.load_state_dict(load_state_dict(path))
+            stats[f"{phase}_resumed"] = 1.0
+        else:
+            if phase == "width":
+                supernet.sort_channels()
+            gen = torch.Generator().manual_seed(seed * len(PHASES) + n)  # per phase: a resumed phase samples as it would have
+            loss = _train_phase(supernet, train, cfg, phase, gen, teacher, on_epoch)
+            _save(supernet, path)
+            stats[f"{phase}_loss"] = loss
+        stats[f"{phase}_seconds"] = time.perf_counter() - start
+        if phase == "largest" and cfg.kd_ratio > 0:
+            teacher = supernet.extract(supernet.largest()).eval()
+    supernet.largest()
+    return stats
+
+
+def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, on_epoch) -> float:
+    epochs, choices = cfg.epochs(phase), phase_choices(supernet, phase)
+    lr = cfg.lr if phase == "largest" else cfg.lr * cfg.shrink_lr_scale
+    optimizer = sgd(supernet.parameters(), lr, cfg.momentum, cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(train), 1))
+    ce, loss_sum, seen = nn.CrossEntropyLoss(), 0.0, 0
+    for epoch in range(epochs):
+        supernet.train()
+        loss_sum, seen = 0.0, 0
+        for x, y in train:
+            supernet.sample(gen, **choices)
+            logits = supernet(x)
+            loss = ce(logits, y)
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = teacher(x)
+                loss = loss + cfg.kd_ratio * distillation_loss(logits, soft, cfg.kd_temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum, seen = loss_sum + loss.item() * len(y), seen + len(y)
+        if on_epoch is not None:
+            on_epoch(phase, epoch, {"loss": loss_sum / max(seen, 1)})
+    return loss_sum / max(seen, 1)
+
+
+def _save(supernet: nn.Module, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(supernet.state_dict(), tmp)
+    tmp.replace(path)
