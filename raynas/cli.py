@@ -22,8 +22,8 @@ from raynas.space.macro import SPACES
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
-COLUMNS = ("target", "budget_ms", "method", "seed", "arch", "predicted_ms", "measured_ms", "test_acc")
-COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "nas_ms_mean", "random_ms_mean")
+COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "test_acc")
+COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "nas_ms_mean", "random_ms_mean")
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -56,6 +56,8 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _ratio(r: dict[str, Any]) -> str:
+    if r["measured_ms"] is None:
+        return "estimated"
     return "n/a" if r["predicted_ms"] is None else f"{100 * (r['measured_ms'] / r['predicted_ms'] - 1):+.1f}%"
 
 

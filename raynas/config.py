@@ -12,15 +12,27 @@ from typing import Any
 import yaml
 
 from raynas.data.datasets import DATASETS, DataConfig
+from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
+from raynas.search.evolution import EvolutionConfig
 from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, SearchConfig
 from raynas.space.macro import SPACES
 from raynas.supernet.loss import LATENCY_LOSSES
+from raynas.supernet.progressive import ShrinkConfig
 from raynas.training import RetrainConfig
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    """Latency of hardware we cannot reach: a per-op table measured elsewhere, or a roofline of a device spec."""
+
+    table: str | None = None  # YAML/JSON per-op table (format: raynas/hardware/estimates.py)
+    device: DeviceSpec | None = None  # or peak GFLOP/s, bandwidth GB/s and per-op overhead for a roofline
+    batch_size: int = 1  # roofline batch (an imported table states its own)
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,11 @@ class TargetConfig:
     name: str
     budgets_ms: tuple[float, ...] = ()  # absolute budgets in ms
     budget_fractions: tuple[float, ...] = ()  # or positions in (0, 1] between the space's fastest and slowest net
+    estimate: EstimateConfig | None = None  # set for unreachable hardware: latencies are estimated, never measured
+
+    @property
+    def estimated(self) -> bool:
+        return self.estimate is not None
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,23 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class OFAConfig:
+    """The Once-for-All strategy: supernet training, replicas, accuracy predictor, evolutionary search."""
+
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
+    replica_cpus: float = 0  # CPUs each replica reserves (0: they share the trials' CPUs)
+    calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
+    eval_batches: int = 4  # validation batches per evaluation
+    predictor_samples: int = 150  # random subnets evaluated on the replicas to train the predictor
+    finetune: bool = False  # train OFA and random-subnet finalists from their supernet weights instead of from scratch
+
+
+STRATEGIES = ("proxyless", "ofa")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     mlflow_uri: str | None = None  # default: sqlite:///<run_dir>/mlflow.db
     experiment: str = "raynas"
@@ -76,6 +110,7 @@ class ExperimentConfig:
     name: str
     targets: tuple[TargetConfig, ...]
     space: str = "mnist-small"
+    strategy: str = "proxyless"  # proxyless: one gradient search per scenario; ofa: one elastic supernet, evolution per scenario
     seed: int = 0
     run_root: str = "runs"  # run directories are created under this folder
     data: DataConfig = field(default_factory=DataConfig)
@@ -83,6 +118,7 @@ class ExperimentConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    ofa: OFAConfig = field(default_factory=OFAConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -169,7 +205,10 @@ def _validate(cfg: ExperimentConfig) -> None:
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):
         where = f"targets[{i}]"
-        _check(tgt.name in TARGETS, f"{where}.name", f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())}")
+        if tgt.estimated:
+            _check_estimate(tgt.estimate, f"{where}.estimate")
+        else:
+            _check(tgt.name in TARGETS, f"{where}.name", f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())} (or give `estimate:` for hardware you cannot reach)")
         _check(bool(tgt.budgets_ms) != bool(tgt.budget_fractions), where, "give exactly one of budgets_ms or budget_fractions (non-empty)")
         _check(all(b > 0 for b in tgt.budgets_ms), f"{where}.budgets_ms", "budgets must be positive milliseconds")
         _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
@@ -177,14 +216,29 @@ def _validate(cfg: ExperimentConfig) -> None:
     _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
     widths = ev.hand_designed_widths
     _check(all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths), "evaluation.hand_designed_widths", "distinct width multipliers in (0, 4]")
+    _check(cfg.strategy in STRATEGIES, "strategy", f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(STRATEGIES)}")
+    _check(all(8 < r <= 1024 for r in cfg.ofa.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
+    _check(0 < cfg.ofa.evolution.parent_fraction < 1 and cfg.ofa.evolution.mutation_prob <= 1 and cfg.ofa.evolution.mutation_share <= 1, "ofa.evolution", "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]")
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
-    for section, obj in (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev)):
+    sections = (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev),
+                ("ofa", cfg.ofa), ("ofa.shrink", cfg.ofa.shrink), ("ofa.evolution", cfg.ofa.evolution))
+    for section, obj in sections:
         _check_numbers(section, obj)
 
 
+def _check_estimate(est: EstimateConfig, where: str) -> None:
+    _check((est.table is None) != (est.device is None), where, "give exactly one of table (a per-op latency file) or device (a roofline spec)")
+    if est.table is not None:
+        _check(Path(est.table).expanduser().is_file(), f"{where}.table", f"{est.table!r} is not a file; point it at a per-op latency table (YAML or JSON)")
+    if est.device is not None:
+        _check(est.device.peak_gflops > 0 and est.device.bandwidth_gbs > 0 and est.device.op_overhead_us >= 0, f"{where}.device", "peak_gflops and bandwidth_gbs must be positive, op_overhead_us zero or more")
+    _check(est.batch_size > 0, f"{where}.batch_size", "must be positive")
+
+
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures"}
+_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
+                "replica_cpus", "kd_ratio"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

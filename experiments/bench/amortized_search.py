@@ -133,7 +133,7 @@ def scenario_list(tables: dict) -> list[dict]:
 
 def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, out: Path) -> list:
     trainable = tune.with_resources(
-        tune.with_parameters(evolution_trial, scenarios={s["key"]: s for s in scenarios}, replicas=replicas, predictor=predictor_payload(predictor), tables=tables, space=SPACE, cfg=cfg),
+        tune.with_parameters(evolution_trial, scenarios={s["key"]: s for s in scenarios}, replicas={0: replicas}, predictors={0: predictor_payload(predictor)}, tables=tables, space=SPACE, cfg=cfg),
         {"cpu": 1},
     )
     grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()

@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-PROXYLESS, RANDOM, HAND = "proxyless", "random", "hand-designed"
-METHODS = (PROXYLESS, RANDOM, HAND)
+PROXYLESS, OFA, RANDOM, HAND = "proxyless", "ofa", "random", "hand-designed"
+METHODS = (PROXYLESS, OFA, RANDOM, HAND)
+NAS_METHODS = (PROXYLESS, OFA)
 
 # One row per (target, budget, method, seed); hand-designed rows have no budget, scaled ones no prediction.
 RESULTS_SCHEMA = pa.schema(
@@ -21,10 +22,12 @@ RESULTS_SCHEMA = pa.schema(
         ("method", pa.string()),
         ("seed", pa.int64()),
         ("arch", pa.string()),
+        ("space", pa.string()),  # the architecture's space, variants included (mnist-small@w0.5, mnist-ofa@r24)
         ("arch_id", pa.string()),
         ("width_mult", pa.float64()),
         ("predicted_ms", pa.float64()),
-        ("measured_ms", pa.float64()),
+        ("measured_ms", pa.float64()),  # null on estimated targets
+        ("estimated", pa.bool_()),  # the target's latency is an estimate (imported table or roofline), not a measurement
         ("test_acc", pa.float64()),
         ("constrained", pa.bool_()),
         ("search_seconds", pa.float64()),
@@ -34,18 +37,19 @@ RESULTS_SCHEMA = pa.schema(
 
 
 def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (target, budget): NAS and random test accuracy over the seeds both finished, and their gap.
+    """Per (target, budget): NAS (ProxylessNAS or OFA, whichever ran) and random test accuracy over the
+    seeds both finished, and their gap.
 
     Pairs share the seed, hence the warm-up weights, data order and retraining initialisation, so
     the gap is tested with a paired t-test (None where undefined: one seed or constant differences).
     """
     grouped: dict[tuple, dict[int, dict[str, dict]]] = defaultdict(dict)
     for r in rows:
-        if r["method"] in (PROXYLESS, RANDOM):
+        if r["method"] in (*NAS_METHODS, RANDOM):
             grouped[(r["target"], r["budget_ms"])].setdefault(r["seed"], {})[r["method"]] = r
     out = []
     for (target, budget), by_seed in sorted(grouped.items()):
-        pairs = [(m[PROXYLESS], m[RANDOM]) for _, m in sorted(by_seed.items()) if PROXYLESS in m and RANDOM in m]
+        pairs = [(next(m[x] for x in NAS_METHODS if x in m), m[RANDOM]) for _, m in sorted(by_seed.items()) if RANDOM in m and any(x in m for x in NAS_METHODS)]
         if not pairs:
             continue
         nas, rnd = (np.array([p[i]["test_acc"] for p in pairs]) for i in (0, 1))
@@ -54,6 +58,7 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "target": target,
                 "budget_ms": budget,
                 "seeds": len(pairs),
+                "nas_method": pairs[0][0]["method"],
                 "nas_acc_mean": float(nas.mean()),
                 "nas_acc_std": _std(nas),
                 "random_acc_mean": float(rnd.mean()),
@@ -61,11 +66,16 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "gap_pp": float(100 * (nas - rnd).mean()),
                 "gap_pp_std": 100 * _std(nas - rnd),
                 "p_value": paired_p_value(nas, rnd),
-                "nas_ms_mean": float(np.mean([p[0]["measured_ms"] for p in pairs])),
-                "random_ms_mean": float(np.mean([p[1]["measured_ms"] for p in pairs])),
+                "nas_ms_mean": float(np.mean([latency_ms(p[0]) for p in pairs])),
+                "random_ms_mean": float(np.mean([latency_ms(p[1]) for p in pairs])),
             }
         )
     return out
+
+
+def latency_ms(row: dict[str, Any]) -> float:
+    """The measured latency, or on an estimated target the estimate (rows say which in ``estimated``)."""
+    return row["measured_ms"] if row["measured_ms"] is not None else row["predicted_ms"]
 
 
 def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -93,7 +103,7 @@ def summarize(rows: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dic
         groups[tuple(r[k] for k in keys)].append(r)
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: tuple(_sortable(v) for v in kv[0])):
-        acc, ms = np.array([m["test_acc"] for m in members]), np.array([m["measured_ms"] for m in members])
+        acc, ms = np.array([m["test_acc"] for m in members]), np.array([latency_ms(m) for m in members])
         out.append(dict(zip(keys, key)) | {"n": len(members), "acc_mean": float(acc.mean()), "acc_std": _std(acc), "ms_mean": float(ms.mean()), "ms_std": _std(ms)})
     return out
 

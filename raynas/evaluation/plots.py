@@ -11,10 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, summarize  # noqa: E402
+from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, summarize  # noqa: E402
+from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
 
-STYLE = {PROXYLESS: ("tab:red", "o", "ProxylessNAS"), RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+STYLE = {PROXYLESS: ("tab:red", "o", "ProxylessNAS"), OFA: ("tab:green", "D", "Once-for-All"), RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
 KERNEL_COLOURS = {3: "#4c72b0", 5: "#dd8452", 7: "#c44e52"}
 
 
@@ -22,7 +23,7 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
     """Test accuracy versus measured latency on ``target``: mean +- std over seeds per budget (or width)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     mine = [r for r in rows if r["target"] == target]
-    for method in (PROXYLESS, RANDOM, HAND):
+    for method in (PROXYLESS, OFA, RANDOM, HAND):
         colour, marker, label = STYLE[method]
         points = sorted(summarize([r for r in mine if r["method"] == method], ("budget_ms", "width_mult")), key=lambda p: p["ms_mean"])
         if not points:
@@ -34,7 +35,8 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
                 ax.annotate(f"x{p['width_mult']:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8, color=colour)
     for budget in sorted({r["budget_ms"] for r in mine if r["budget_ms"] is not None}):
         ax.axvline(budget, color="0.8", linestyle="--", linewidth=0.8, zorder=0)
-    ax.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
+    kind = "estimated (not measured)" if any(r.get("estimated") for r in mine) else "measured"
+    ax.set(xlabel=f"{kind} latency on {target} (ms)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -51,12 +53,13 @@ def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path
         for row, r in enumerate(found[target]):
             y = height - row - 1
             _draw_arch(ax, r["arch"].split("|"), y)
-            ax.text(-0.3, y + 0.4, f"{r['method']} {r['budget_ms']:.2f}ms s{r['seed']}", ha="right", va="center", fontsize=7)
+            resolution = f" @{get_space(r['space']).input_size}px" if r.get("space") and "@r" in r["space"] else ""
+            ax.text(-0.3, y + 0.4, f"{r['method']} {r['budget_ms']:.2f}ms s{r['seed']}{resolution}", ha="right", va="center", fontsize=7)
         layers = max((len(r["arch"].split("|")) for r in found[target]), default=1)
         ax.set(xlim=(-6, layers + 0.2), ylim=(-0.2, height), title=target)
         ax.axis("off")
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in KERNEL_COLOURS.values()]
-    fig.legend(handles, [f"kernel {k}" for k in KERNEL_COLOURS], loc="lower center", ncol=3, fontsize=8, title="block height: expansion 3 or 6", title_fontsize=8)
+    fig.legend(handles, [f"kernel {k}" for k in KERNEL_COLOURS], loc="lower center", ncol=3, fontsize=8, title="block height: expansion ratio", title_fontsize=8)
     return _save(fig, path, bottom=0.7 / fig_height)
 
 

@@ -73,6 +73,9 @@ def trial_seconds(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {m: {k: round(v, 2) for k, v in d.items()} for m, d in out.items()}
 
 
+_STRATEGY_SECTION = {"proxyless": "search", "ofa": "ofa"}  # the config section holding the strategy's hyperparameters
+
+
 def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]], luts: dict, splits) -> dict[str, Any]:
     """Everything needed to rerun and judge the experiment, in one JSON-able dict."""
     return {
@@ -82,6 +85,7 @@ def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]]
         "driver_host": platform.node(),
         "seeds": list(range(cfg.seed, cfg.seed + cfg.evaluation.seeds)),
         "space": cfg.space,
+        "strategy": cfg.strategy,
         "hardware": {name: {"target": lut.target, "batch_size": lut.batch_size, **lut.metadata} for name, lut in luts.items()},
         "data": {
             "dataset": cfg.data.dataset,
@@ -90,7 +94,7 @@ def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]]
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "protocol": "weights train on train, architecture steps and candidate scoring on val, reported accuracy on test",
         },
-        "hyperparameters": {k: dataclasses.asdict(getattr(cfg, k)) for k in ("search", "retrain", "evaluation", "profile", "data", "ray")},
+        "hyperparameters": {k: dataclasses.asdict(getattr(cfg, k)) for k in (_STRATEGY_SECTION[cfg.strategy], "retrain", "evaluation", "profile", "data", "ray")},
         "phase_seconds": dict(clock.seconds),
         "trial_seconds": trial_seconds(results),
     }

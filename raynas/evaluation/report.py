@@ -74,7 +74,7 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
     blocks += [Block("heading", (2, "Found architectures")), Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
                Block("image", "report/architectures.png"), Block("heading", (2, "All results")),
                Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "test acc"], [
-                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), f"{r['measured_ms']:.3f}", f"{r['test_acc']:.4f}"]
+                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated", f"{r['test_acc']:.4f}"]
                    for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
                ]))]
     return blocks + _record_blocks(record)
@@ -87,7 +87,7 @@ def _record_blocks(record: dict | None) -> list[Block]:
     phases = [[k, f"{v:.1f}"] for k, v in record["phase_seconds"].items()] + [["total", f"{sum(record['phase_seconds'].values()):.1f}"]]
     trials = [[m, f"{v['search']:.1f}", f"{v['retrain']:.1f}", v["finalists"]] for m, v in record["trial_seconds"].items()]
     return blocks + [
-        Block("text", f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; created {record['created']}."),
+        Block("text", f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; strategy {record.get('strategy', 'proxyless')}; created {record['created']}."),
         Block("table", (["phase (driver wall-clock)", "seconds"], phases)),
         Block("table", (["method", "search trial-seconds", "retrain trial-seconds", "finalists"], trials)),
         Block("table", (["target", "backend", "device", "threads", "batch", "estimated"], [

@@ -1,6 +1,6 @@
 """Measurement backends: how a target times modules, and what a Ray task needs to do it there.
 
-One file per backend (``torch_cpu.py``, ``torch_cuda.py``) registers itself here; a target names
+One file per backend (``torch_cpu.py``, ``torch_cuda.py``, ``onnx_cpu.py``) registers itself here; a target names
 its backend. Backends import lazily so a CPU-only node never needs CUDA or ONNX Runtime.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 from raynas._registry import Registry
 
 Modules = dict[Hashable, tuple[nn.Module, tuple[int, ...]]]
-_MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda"}
+_MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda", "onnxruntime-cpu": "raynas.hardware.onnx_cpu"}
 
 
 class HardwareUnavailable(RuntimeError):

@@ -115,3 +115,10 @@ def roofline_table(device: DeviceSpec, macro: MacroConfig, batch: int = 1) -> La
     }
     meta = {"provenance": "roofline", "estimated": "true", "device": device.name, "peak_gflops": str(device.peak_gflops), "bandwidth_gbs": str(device.bandwidth_gbs)}
     return LatencyTable(f"roofline:{device.name}", macro.name, macro.space_hash(), batch, entries, {}, meta)
+
+
+def estimated_table(target: str, macro: MacroConfig, table: str | Path | None = None, device: DeviceSpec | None = None, batch_size: int = 1) -> LatencyTable:
+    """The latency table of an unreachable target: imported from ``table`` or a roofline of ``device``."""
+    lut = import_table(table, macro) if table is not None else roofline_table(device, macro, batch_size)
+    lut.target = target
+    return lut

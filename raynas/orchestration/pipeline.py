@@ -1,8 +1,11 @@
 """The whole experiment, as Ray tasks and Tune runs driven from here.
 
-profile targets -> warm up one supernet per seed -> ProxylessNAS searches (Tune) -> random searches
-with the same window, weights and wall-clock (Tune) -> retrain every finalist, hand-designed
-references included (Tune) -> measure on the targets -> results, record, report, MLflow.
+profile targets -> search -> retrain every finalist, hand-designed references included (Tune) ->
+measure on the targets -> results, record, report, MLflow. The search is one of two strategies:
+* proxyless: warm up one supernet per seed -> ProxylessNAS searches (Tune) -> random searches with
+  the same window, weights and wall-clock (Tune);
+* ofa: train one elastic supernet per seed -> replicas -> accuracy predictor -> evolutionary
+  searches (Tune) -> random subnet searches on the same replicas and wall-clock (Tune).
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from raynas.checkpoints import load_state_dict
 from raynas.config import ConfigError, ExperimentConfig, parse_config
 from raynas.data.datasets import load_splits
-from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, RESULTS_SCHEMA, paired_comparisons
+from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, RESULTS_SCHEMA, paired_comparisons
 from raynas.evaluation.record import PhaseClock, reproducibility_record, write_json
 from raynas.evaluation.report import write_report
+from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.host import SupernetHost
+from raynas.orchestration.ofa import collect_and_fit_predictor, evolution_trial, predictor_payload, random_subnet_trial, resolution_spaces, resolutions, train_elastic_supernet
+from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import check_storage, connect
 from raynas.orchestration.tasks import measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
@@ -63,7 +69,7 @@ def run_experiment(
     if not tracker.resumed:
         tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
     experiment = Experiment(cfg, run_dir, tracker, PhaseClock(), log, list(callbacks), resume)
-    started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets])
+    started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
     try:
         check_storage(tune_storage(cfg, run_dir))
         results = experiment.run()
@@ -115,7 +121,7 @@ class Experiment:
 
     def run(self) -> list[dict]:
         cfg, clock, log = self.cfg, self.clock, self.log
-        macro = get_space(cfg.space)
+        macro, self.variant_luts, self.supernets, self.weight_refs = get_space(cfg.space), {}, {}, {}
         self.splits = splits = load_splits(cfg.data)
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
             raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
@@ -124,6 +130,19 @@ class Experiment:
             self.luts = {t.name: self.profile(t.name) for t in cfg.targets}
         scenarios = resolve_scenarios(cfg, self.luts)
         seeds = sorted({s["seed"] for s in scenarios})
+        finalists, self.found = (self.once_for_all if cfg.strategy == "ofa" else self.proxyless)(scenarios, seeds)
+        finalists += hand_designed(cfg, seeds)
+        log(f"[raynas] retraining {len(finalists)} finalists from scratch with one recipe")
+        with clock("retrain"):
+            retrained = self.tune(retrain_trial, dict(cfg=cfg, supernets=self.supernets), "retrain", finalists)
+        log("[raynas] measuring the retrained networks on their targets")
+        with clock("measure"):
+            measured = self.measure(finalists, retrained)
+        return [row for f in finalists for row in self.finalize(f, self.found.get(f["key"]), retrained[f["key"]], measured)]
+
+    def proxyless(self, scenarios: list[dict], seeds: list[int]) -> tuple[list[dict], dict]:
+        """Warm up one supernet per seed, one ProxylessNAS search per scenario, then the paired random searches."""
+        cfg, clock, log = self.cfg, self.clock, self.log
         log(f"[raynas] warming up {len(seeds)} supernet(s) ({cfg.search.warmup_epochs} epochs each, uniform path sampling)")
         with clock("warmup"):
             hosts = {seed: self.warm_up(seed) for seed in seeds}
@@ -131,21 +150,72 @@ class Experiment:
         nas = [s | {"key": f"{PROXYLESS}:{s['pair']}", "method": PROXYLESS} for s in scenarios]
         with clock("search"):
             found = self.tune(search_trial, dict(hosts=hosts, luts=self.luts, cfg=cfg), "search", nas)
-        finalists = [s | {"arch": _arch(cfg, found[s["key"]]), "search_seconds": found[s["key"]].metrics["search_seconds"]} for s in nas]
+        finalists = [s | {"arch": _arch(cfg.space, found[s["key"]]), "search_seconds": found[s["key"]].metrics["search_seconds"]} for s in nas]
         if cfg.evaluation.random_search:
             log("[raynas] random search: same window, weights and wall-clock as each NAS search")
-            rand = [s | {"key": f"{RANDOM}:{s['pair']}", "method": RANDOM, "budget_seconds": found[f"{PROXYLESS}:{s['pair']}"].metrics["search_seconds"]} for s in scenarios]
+            rand = self.random_pairs(scenarios, found, PROXYLESS)
             with clock("random_search"):
                 picked = self.tune(random_trial, dict(hosts=hosts, luts=self.luts, cfg=cfg), "random", rand)
-            finalists += [s | {"arch": _arch(cfg, picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
-        finalists += hand_designed(cfg, seeds)
-        log(f"[raynas] retraining {len(finalists)} finalists from scratch with one recipe")
-        with clock("retrain"):
-            retrained = self.tune(retrain_trial, dict(cfg=cfg), "retrain", finalists)
-        log("[raynas] measuring the retrained networks on their targets")
-        with clock("measure"):
-            measured = self.measure(finalists, retrained)
-        return [row for f in finalists for row in self.finalize(f, found.get(f["key"]), retrained[f["key"]], measured)]
+            finalists += [s | {"arch": _arch(cfg.space, picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
+        return finalists, found
+
+    def once_for_all(self, scenarios: list[dict], seeds: list[int]) -> tuple[list[dict], dict]:
+        """Train one elastic supernet per seed, serve it from replicas, fit the accuracy predictor on their
+        evaluations, then one evolutionary search per scenario and the paired random subnet searches."""
+        cfg, clock, log, ofa = self.cfg, self.clock, self.log, self.cfg.ofa
+        with clock("profile"):
+            tables = {t.name: {space: self.luts[t.name] if space == cfg.space else self.profile(t.name, space) for space in resolution_spaces(cfg.space, ofa.shrink)} for t in cfg.targets}
+        self.variant_luts = {(target, space): lut for target, by_space in tables.items() for space, lut in by_space.items()}
+        log(f"[raynas] Once-for-All: training {len(seeds)} elastic supernet(s) by progressive shrinking")
+        with clock("supernet"):
+            states = {seed: self.train_elastic(seed) for seed in seeds}
+        with clock("predictor"):
+            replicas = {seed: self.replicas(seed, state) for seed, state in states.items()}
+            predictors = {seed: self.fit_predictor(seed, replicas[seed]) for seed in seeds}
+        log(f"[raynas] Once-for-All: {len(scenarios)} evolutionary searches on the accuracy predictor")
+        evo = [s | {"key": f"{OFA}:{s['pair']}", "method": OFA} for s in scenarios]
+        params = dict(replicas=replicas, tables=tables, space=cfg.space, cfg=ofa)
+        with clock("search"):
+            found = self.tune(evolution_trial, params | {"predictors": predictors}, "evolution", evo)
+        finalists = [s | {"arch": _arch(found[s["key"]].metrics["space"], found[s["key"]]), "search_seconds": found[s["key"]].metrics["search_seconds"]} for s in evo]
+        if cfg.evaluation.random_search:
+            log("[raynas] random search: uniform subnets under the same budget, same replicas and wall-clock")
+            rand = self.random_pairs(scenarios, found, OFA)
+            with clock("random_search"):
+                picked = self.tune(random_subnet_trial, params, "random", rand)
+            finalists += [s | {"arch": _arch(picked[s["key"]].metrics["space"], picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
+        if ofa.finetune:
+            self.supernets = {seed: [self.weight_refs[seed]] for seed in seeds}
+            finalists = [f | {"finetune_seed": f["seed"]} for f in finalists]
+        return finalists, found
+
+    def random_pairs(self, scenarios: list[dict], found: dict, method: str) -> list[dict]:
+        """Random-search scenarios, each with the measured wall-clock of its paired search as budget."""
+        return [s | {"key": f"{RANDOM}:{s['pair']}", "method": RANDOM, "budget_seconds": found[f"{method}:{s['pair']}"].metrics["search_seconds"]} for s in scenarios]
+
+    def train_elastic(self, seed: int) -> dict:
+        """Progressive shrinking on the largest node; phase checkpoints in the run directory make it resumable."""
+        cfg, cpus = self.cfg, _cluster_cpus()
+        directory = self.run_dir / "supernet" / f"ofa-s{seed}"
+        stats, state = ray.get(train_elastic_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, str(directory)))
+        self.tracker.log_metrics(self.tracker.parent_id, {f"ofa_{k}/s{seed}": v for k, v in stats.items()})
+        return state
+
+    def replicas(self, seed: int, state: dict) -> list:
+        ofa = self.cfg.ofa
+        replicas, ref = start_replicas(state, ofa.replicas, self.cfg.space, ofa.shrink.min_depth, resolutions(get_space(self.cfg.space), ofa.shrink), self.cfg.data, ofa.calibration_batches, ofa.eval_batches, seed, ofa.replica_cpus)
+        self.weight_refs[seed] = ref  # the driver owns the weights while replicas live (a restarted one rereads them)
+        return replicas
+
+    def fit_predictor(self, seed: int, replicas: list) -> dict:
+        """Accuracy predictor from replica evaluations; saved with its held-out RMSE and logged to MLflow."""
+        predictor, report, _, _ = collect_and_fit_predictor(ReplicaPool(replicas), self.cfg.space, self.cfg.ofa, seed)
+        directory = predictor.save(self.run_dir / "predictor" / f"s{seed}", report)
+        self.tracker.log_metrics(self.tracker.parent_id, {f"predictor_{k}/s{seed}": float(v) for k, v in report.items()})
+        for path in sorted(directory.iterdir()):
+            self.tracker.log_file(self.tracker.parent_id, path, f"predictor/s{seed}")
+        self.log(f"[raynas] accuracy predictor (seed {seed}): held-out RMSE {report['rmse_heldout']:.4f}, predicting the mean {report['rmse_heldout_mean_baseline']:.4f}")
+        return predictor_payload(predictor)
 
     def finish(self, results: list[dict]) -> dict[str, Any]:
         """Results table, reproducibility record and report into the run directory, then MLflow."""
@@ -155,16 +225,23 @@ class Experiment:
         self.tracker.finish()
         return {"results": results, "comparisons": paired_comparisons(results), "mlflow_uri": self.tracker.uri, "run_dir": str(self.run_dir)}
 
-    def profile(self, target: str) -> LatencyTable:
-        """The target's latency table, profiled on its node (or, when resuming, the one saved)."""
-        path = lut_path(self.run_dir, target)
+    def profile(self, target: str, space: str | None = None) -> LatencyTable:
+        """The target's latency table for the run's space (or ``space``), profiled on its node; when
+        resuming, the one saved."""
+        path = lut_path(self.run_dir, target, space)
         if self.resume and path.is_file():
             self.log(f"[raynas] {target}: resuming with the latency table saved in the run directory")
             return LatencyTable.load(path)
+        estimate = self.target(target).estimate
+        if estimate is not None:
+            lut = estimated_table(target, get_space(space or self.cfg.space), estimate.table, estimate.device, estimate.batch_size)
+            self.log(f"[raynas] {target}: {lut.metadata['provenance']} estimate, not measured")
+            lut.save(path)
+            return lut
         profile = self.cfg.profile
         if profile.cache_dir:
             profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
-        lut = ray.get(on_target(profile_target, target).remote(target, self.cfg.space, self.splits.num_classes, profile, self.cfg.seed))
+        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed))
         self.log(f"[raynas] {target}: {lut.metadata['cache']}")
         lut.save(path)
         return lut
@@ -218,6 +295,9 @@ class Experiment:
             raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
         return {r.config["scenario"]: r for r in grid}
 
+    def target(self, name: str):
+        return next(t for t in self.cfg.targets if t.name == name)
+
     def targets_of(self, finalist: dict) -> list[str]:
         """The search's own target, or every target for a hand-designed reference."""
         return [finalist["target"]] if finalist["target"] else [t.name for t in self.cfg.targets]
@@ -236,6 +316,8 @@ class Experiment:
                 nets[target][f["key"]] = (f["arch"], state)
         p, out = self.cfg.profile, {}
         for target, mine in nets.items():
+            if self.target(target).estimated:
+                continue  # unreachable hardware: its rows carry the estimate only
             times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds))
             out |= {(key, target): ms for key, ms in times.items()}
         return out
@@ -244,7 +326,10 @@ class Experiment:
         """The finalist's result rows (one per target it was measured on), recorded in its MLflow child run."""
         arch, rows = Architecture.from_dict(finalist["arch"]), []
         for target in self.targets_of(finalist):
-            predicted = self.luts[target].predict(arch, get_space(self.cfg.space)) if arch.space == self.cfg.space else None
+            lut = self.luts[target] if arch.space == self.cfg.space else self.variant_luts.get((target, arch.space))
+            predicted = lut.predict(arch, get_space(arch.space)) if lut is not None else None
+            if predicted is None and (finalist["key"], target) not in measured:
+                continue  # a scaled reference on an estimated target: no table covers it
             rows.append({
                 "key": finalist["key"],
                 "target": target,
@@ -252,12 +337,14 @@ class Experiment:
                 "method": finalist["method"],
                 "seed": finalist["seed"],
                 "arch": arch.to_string(),
+                "space": arch.space,
                 "arch_id": arch.arch_id,
                 "width_mult": width_multiplier(arch.space),
                 "predicted_ms": None if predicted is None else round(predicted, 4),
-                "measured_ms": round(measured[(finalist["key"], target)], 4),
+                "measured_ms": _rounded(measured.get((finalist["key"], target))),
+                "estimated": self.target(target).estimated,
                 "test_acc": round(retrain_result.metrics["test_acc"], 4),
-                "constrained": bool(search_result.metrics["constrained"]) if search_result is not None else None,
+                "constrained": bool(search_result.metrics["constrained"]) if search_result is not None and "constrained" in search_result.metrics else None,
                 "search_seconds": round(finalist["search_seconds"], 2),
                 "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
             })
@@ -265,8 +352,8 @@ class Experiment:
         return rows
 
 
-def _arch(cfg: ExperimentConfig, result) -> dict:
-    return Architecture.from_string(cfg.space, result.metrics["arch"]).to_dict()
+def _arch(space: str, result) -> dict:
+    return Architecture.from_string(space, result.metrics["arch"]).to_dict()
 
 
 def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[dict]:
@@ -308,6 +395,10 @@ def write_outputs(run_dir: Path, results: list[dict], record: dict, report: bool
     write_json(run_dir / "record.json", record)
     if report:
         write_report(run_dir)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _cluster_cpus() -> int:

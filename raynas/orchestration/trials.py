@@ -13,11 +13,13 @@ from ray import tune
 from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.hardware.lut import LatencyTable
+from raynas.orchestration.ofa import resolutions
 from raynas.search.proxyless import ProxylessSearch
 from raynas.search.random_search import RandomSearch
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
+from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.supernet import Supernet
 from raynas.training import evaluate, retrain
 from raynas.weights import load_numpy_state
@@ -61,8 +63,17 @@ def random_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: di
     tune.report(search.run(train, val, scenario["budget_seconds"]) | {"epoch": 0, "node_id": _node_id()})
 
 
-def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfig) -> None:
-    """Train a finalist from scratch with the shared recipe; the last report carries test accuracy and weights."""
+def elastic_subnet(weights: list, cfg: ExperimentConfig, num_classes: int, arch: Architecture) -> ChildNetwork:
+    """``arch`` extracted with its weights from an elastic supernet held in the object store."""
+    macro = get_space(cfg.space)
+    net = ElasticSupernet(macro, num_classes, cfg.ofa.shrink.min_depth, resolutions(macro, cfg.ofa.shrink))
+    load_numpy_state(net, ray.get(weights[0]))
+    return net.extract(arch)
+
+
+def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfig, supernets: dict | None = None) -> None:
+    """Train a finalist with the shared recipe, from scratch or (``finetune_seed`` set: OFA fine-tuning) from
+    its subnet of that seed's elastic supernet; the last report carries test accuracy and weights."""
     from ray.experimental.tqdm_ray import tqdm
 
     scenario = scenarios[config["scenario"]]
@@ -70,7 +81,11 @@ def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfi
     torch.manual_seed(scenario["seed"])
     splits = load_splits(cfg.data)
     train, val, test = splits.loaders(cfg.data.batch_size, scenario["seed"])
-    model = ChildNetwork(Architecture.from_dict(scenario["arch"]), splits.num_classes)
+    arch = Architecture.from_dict(scenario["arch"])
+    if scenario.get("finetune_seed") is None:
+        model = ChildNetwork(arch, splits.num_classes)
+    else:
+        model = elastic_subnet(supernets[scenario["finetune_seed"]], cfg, splits.num_classes, arch)
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {scenario['key']}")
     start = time.perf_counter()
 

@@ -18,7 +18,7 @@ from raynas.space.macro import scaled_name
 from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
 from raynas.tracking.tune_callback import trial_metrics
 
-PHASES = ("search", "random", "retrain")  # Tune experiments of a run, in order
+PHASES = ("search", "evolution", "random", "retrain")  # Tune experiments of a run, in order (search or evolution)
 PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "report.md", "report.html")
 
 
@@ -26,8 +26,9 @@ def weights_path(run_dir: Path, key: str) -> Path:
     return run_dir / "weights" / f"{key.replace(':', '_').replace('#', '_')}.pt"
 
 
-def lut_path(run_dir: Path, target: str) -> Path:
-    return run_dir / "luts" / f"{target}.parquet"
+def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
+    """The target's table for the run's space, or for another space (an OFA resolution variant)."""
+    return run_dir / "luts" / (f"{target}.parquet" if space is None else f"{target}-{space}.parquet")
 
 
 def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], arch: Architecture) -> None:
@@ -85,7 +86,7 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list
     for r in rows:
         by_key.setdefault(r["key"], []).append(r)
     for key, mine in by_key.items():
-        record_finalist(tracker, run_dir, mine, Architecture.from_string(scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]))
+        record_finalist(tracker, run_dir, mine, Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]))
     record_outputs(tracker, run_dir)
     tracker.finish()
     if tracker.offline or tracker.child(rows[0]["key"]) == OFFLINE:

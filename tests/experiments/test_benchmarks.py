@@ -29,3 +29,10 @@ def test_latency_accuracy_reports_headline_keys(tmp_path):
     assert {"target", "n", "mape", "within_10pct", "kendall_tau"} <= set(out)
     assert out["n"] == 10 and 0 <= out["within_10pct"] <= 1 and -1 <= out["kendall_tau"] <= 1
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
+
+
+def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
+    out = run_smoke("experiments/bench/amortized_search.py", "--out", str(tmp_path))
+    assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout"} <= set(out)
+    assert out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
+    assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
