@@ -14,7 +14,7 @@ from raynas.config import OFAConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.replicas import ReplicaPool
-from raynas.search.evolution import EvolutionarySearch, SubnetGenes, SubnetLatency
+from raynas.search.evolution import EvolutionarySearch, SubnetGenes, SubnetLatency, draw_feasible
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.macro import MacroConfig, get_space
 from raynas.supernet.elastic import ElasticSupernet
@@ -81,10 +81,10 @@ def random_subnet_trial(config: dict, scenarios: dict[str, dict], replicas: dict
     wall-clock the paired evolutionary search took (its predictor's one-off cost is not counted)."""
     scenario = scenarios[config["scenario"]]
     genes, latency, pool = _scenario_search(scenario, replicas, tables, space, cfg)
-    search = EvolutionarySearch(genes, latency, None, scenario["budget_ms"], cfg.evolution, scenario["seed"])
+    rng = np.random.default_rng(scenario["seed"])
     start, best, scored = time.perf_counter(), (-1.0, None), 0
     while scored < 2 or time.perf_counter() - start < scenario["budget_seconds"]:
-        archs = [search.feasible(lambda: genes.random(search.rng))[1] for _ in range(len(pool.replicas))]
+        archs = [draw_feasible(lambda: genes.random(rng), genes, latency, scenario["budget_ms"])[1] for _ in range(len(pool.replicas))]
         for arch, acc in zip(archs, pool.evaluate(archs)):
             best = max(best, (acc, arch), key=lambda t: t[0])
         scored += len(archs)

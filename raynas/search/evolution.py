@@ -81,6 +81,16 @@ class SubnetGenes:
         return Architecture(self.macro.at_resolution(genes["r"]).name, tuple(ops))
 
 
+def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, tries: int = 500) -> tuple[dict, Architecture]:
+    """Genes from ``make`` (redrawn up to ``tries`` times) whose subnet's predicted latency is within budget."""
+    for _ in range(tries):
+        drawn = make()
+        arch = genes.architecture(drawn)
+        if latency(arch) <= budget_ms:
+            return drawn, arch
+    raise ValueError(f"no subnet under {budget_ms:.3f} ms found in {tries} draws; raise the budget")
+
+
 class EvolutionarySearch:
     """Maximise predicted accuracy subject to predicted latency <= budget."""
 
@@ -88,13 +98,8 @@ class EvolutionarySearch:
         self.genes, self.latency, self.predictor, self.budget_ms, self.cfg = genes, latency, predictor, budget_ms, cfg
         self.rng = np.random.default_rng(seed)
 
-    def feasible(self, make: Callable[[], dict], tries: int = 500) -> tuple[dict, Architecture]:
-        for _ in range(tries):
-            genes = make()
-            arch = self.genes.architecture(genes)
-            if self.latency(arch) <= self.budget_ms:
-                return genes, arch
-        raise ValueError(f"no subnet under {self.budget_ms:.3f} ms found in {tries} draws; raise the budget")
+    def feasible(self, make: Callable[[], dict]) -> tuple[dict, Architecture]:
+        return draw_feasible(make, self.genes, self.latency, self.budget_ms)
 
     def run(self, evaluate: Callable[[list[Architecture]], list[float]]) -> dict:
         """Evolve, then re-check the top candidates with ``evaluate`` (shared-weight accuracy)."""
