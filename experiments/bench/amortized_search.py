@@ -81,7 +81,7 @@ def main() -> None:
     speedup, throughput = replica_throughput(replicas, 12 if smoke else 32)
     predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), SPACE, cfg, 0))
     log_predictor(predictor, fit, out)
-    scenarios = scenario_list(tables)
+    scenarios = scenario_list(tables, shrink)
     found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, out))
     marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
     pnas = proxyless_cost(tables[TARGETS[1]][SPACE], scenarios[len(FRACTIONS) + 1]["budget_ms"], data, search_cfg)
@@ -122,11 +122,13 @@ def log_predictor(predictor, fit: dict, out: Path) -> None:
         mlflow.log_artifacts(str(predictor.save(out / "predictor", fit)), "predictor")
 
 
-def scenario_list(tables: dict) -> list[dict]:
-    out = []
+def scenario_list(tables: dict, shrink: ShrinkConfig) -> list[dict]:
+    """Budgets at FRACTIONS between the fastest and the slowest OFA subnet on each target."""
+    macro, out = get_space(SPACE), []
+    genes = SubnetGenes(macro, shrink.min_depth, resolutions(macro, shrink))
     for target in TARGETS:
-        lows, highs = zip(*(lut.latency_range(get_space(space)) for space, lut in tables[target].items()))
-        low, high = min(lows), max(highs)
+        latency = SubnetLatency(tables[target])
+        low, high = (latency(genes.architecture(genes.extreme(largest))) for largest in (False, True))
         out += [{"key": f"ofa:{target}@{low + f * (high - low):.3f}ms", "target": target, "budget_ms": low + f * (high - low), "seed": 0} for f in FRACTIONS]
     return out
 

@@ -64,6 +64,17 @@ class SubnetGenes:
             "r": int(rng.choice(self.resolutions)),
         }
 
+    def extreme(self, largest: bool) -> dict:
+        """The slowest subnet (largest everything) or the fastest (smallest choices, shallowest stages)."""
+        pick = max if largest else min
+        layers = len(self.macro.layers())
+        return {
+            "k": [pick(self.macro.kernels)] * layers,
+            "e": [pick(self.macro.expansions)] * layers,
+            "d": [len(s) if largest else min(self.min_depth, len(s)) for s in self.stages],
+            "r": pick(self.resolutions),
+        }
+
     def mutate(self, genes: dict, prob: float, rng: np.random.Generator) -> dict:
         fresh = self.random(rng)
         pick = lambda mine, new: [n if rng.random() < prob else m for m, n in zip(mine, new)]  # noqa: E731
@@ -81,14 +92,34 @@ class SubnetGenes:
         return Architecture(self.macro.at_resolution(genes["r"]).name, tuple(ops))
 
 
-def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, tries: int = 500) -> tuple[dict, Architecture]:
-    """Genes from ``make`` (redrawn up to ``tries`` times) whose subnet's predicted latency is within budget."""
+def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, tries: int = 5000) -> tuple[dict, Architecture]:
+    """Genes from ``make`` whose subnet fits the budget: rejection (uniform over the feasible draws)
+    for ``tries`` draws; for a budget near the fastest subnet, where feasible draws are too rare, the
+    last draw is then shrunk one random gene at a time until it fits (no longer uniform)."""
     for _ in range(tries):
         drawn = make()
         arch = genes.architecture(drawn)
         if latency(arch) <= budget_ms:
             return drawn, arch
-    raise ValueError(f"no subnet under {budget_ms:.3f} ms found in {tries} draws; raise the budget")
+    return _shrink_until_fits(drawn, genes, latency, budget_ms)
+
+
+def _shrink_until_fits(drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float) -> tuple[dict, Architecture]:
+    rng, floor = np.random.default_rng(len(str(drawn))), genes.extreme(largest=False)
+    drawn = {k: list(v) if isinstance(v, list) else v for k, v in drawn.items()}
+    while latency(genes.architecture(drawn)) > budget_ms:
+        options = [(key, i) for key in "ked" for i, v in enumerate(drawn[key]) if v > floor[key][i]] + ([("r", None)] if drawn["r"] > floor["r"] else [])
+        if not options:
+            raise ValueError(f"no subnet fits {budget_ms:.3f} ms: even the fastest takes {latency(genes.architecture(floor)):.3f} ms; raise the budget")
+        key, i = options[rng.integers(len(options))]
+        choices = {"k": genes.macro.kernels, "e": genes.macro.expansions, "r": genes.resolutions}.get(key)
+        if key == "d":
+            drawn["d"][i] -= 1
+        elif key == "r":
+            drawn["r"] = max(c for c in choices if c < drawn["r"])
+        else:
+            drawn[key][i] = max(c for c in choices if c < drawn[key][i])
+    return drawn, genes.architecture(drawn)
 
 
 class EvolutionarySearch:

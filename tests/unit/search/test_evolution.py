@@ -55,7 +55,23 @@ def test_genes_make_valid_ofa_subnets_and_mutation_keeps_most_genes():
         assert [arch.ops[i] == SKIP for i in stage] == [n >= depth for n in range(len(stage))]
 
 
-def test_an_impossible_budget_names_itself():
+def test_an_impossible_budget_names_itself_and_the_fastest_subnet():
     search, _ = _search(budget=0.05)
-    with pytest.raises(ValueError, match="0.050 ms"):
+    with pytest.raises(ValueError, match="0.050 ms: even the fastest takes"):
         search.run(lambda archs: [0.0] * len(archs))
+
+
+def test_a_budget_just_above_the_fastest_subnet_is_still_met():
+    search, latency = _search(budget=100.0)
+    genes = search.genes
+    low = latency(genes.architecture(genes.extreme(largest=False)))
+    search.budget_ms = low * 1.02
+    result = search.run(lambda archs: [0.5] * len(archs))
+    assert low <= result["predicted_ms"] <= low * 1.02
+
+
+def test_extreme_subnets_bound_every_random_subnet():
+    search, latency = _search(budget=100.0)
+    genes, rng = search.genes, np.random.default_rng(2)
+    low, high = (latency(genes.architecture(genes.extreme(largest))) for largest in (False, True))
+    assert all(low <= latency(genes.architecture(genes.random(rng))) <= high for _ in range(200))
