@@ -84,7 +84,7 @@ def random_subnet_trial(config: dict, scenarios: dict[str, dict], replicas: dict
     rng = np.random.default_rng(scenario["seed"])
     start, best, scored = time.perf_counter(), (-1.0, None), 0
     while scored < 2 or time.perf_counter() - start < scenario["budget_seconds"]:
-        archs = [draw_feasible(lambda: genes.random(rng), genes, latency, scenario["budget_ms"])[1] for _ in range(len(pool.replicas))]
+        archs = [draw_feasible(lambda: genes.random(rng), genes, latency, scenario["budget_ms"], rng)[1] for _ in range(len(pool.replicas))]
         for arch, acc in zip(archs, pool.evaluate(archs)):
             best = max(best, (acc, arch), key=lambda t: t[0])
         scored += len(archs)

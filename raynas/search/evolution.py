@@ -92,7 +92,7 @@ class SubnetGenes:
         return Architecture(self.macro.at_resolution(genes["r"]).name, tuple(ops))
 
 
-def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, tries: int = 5000) -> tuple[dict, Architecture]:
+def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator, tries: int = 5000) -> tuple[dict, Architecture]:
     """Genes from ``make`` whose subnet fits the budget: rejection (uniform over the feasible draws)
     for ``tries`` draws; for a budget near the fastest subnet, where feasible draws are too rare, the
     last draw is then shrunk one random gene at a time until it fits (no longer uniform)."""
@@ -101,11 +101,11 @@ def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetL
         arch = genes.architecture(drawn)
         if latency(arch) <= budget_ms:
             return drawn, arch
-    return _shrink_until_fits(drawn, genes, latency, budget_ms)
+    return _shrink_until_fits(drawn, genes, latency, budget_ms, rng)
 
 
-def _shrink_until_fits(drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float) -> tuple[dict, Architecture]:
-    rng, floor = np.random.default_rng(len(str(drawn))), genes.extreme(largest=False)
+def _shrink_until_fits(drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator) -> tuple[dict, Architecture]:
+    floor = genes.extreme(largest=False)
     drawn = {k: list(v) if isinstance(v, list) else v for k, v in drawn.items()}
     while latency(genes.architecture(drawn)) > budget_ms:
         options = [(key, i) for key in "ked" for i, v in enumerate(drawn[key]) if v > floor[key][i]] + ([("r", None)] if drawn["r"] > floor["r"] else [])
@@ -130,7 +130,7 @@ class EvolutionarySearch:
         self.rng = np.random.default_rng(seed)
 
     def feasible(self, make: Callable[[], dict]) -> tuple[dict, Architecture]:
-        return draw_feasible(make, self.genes, self.latency, self.budget_ms)
+        return draw_feasible(make, self.genes, self.latency, self.budget_ms, self.rng)
 
     def run(self, evaluate: Callable[[list[Architecture]], list[float]]) -> dict:
         """Evolve, then re-check the top candidates with ``evaluate`` (shared-weight accuracy)."""
