@@ -43,7 +43,7 @@ def main() -> None:
     table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0, fit_scale=True)
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
-    measured = target.measure(nets, warmup=5, repeats=args.repeats)
+    measured = target.measure(nets, warmup=5, repeats=args.repeats, yardstick_ms=table.yardstick_ms)
     default = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
     rows = [
         {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}

@@ -15,6 +15,7 @@ from torch import nn
 from raynas._registry import Registry
 
 Modules = dict[Hashable, tuple[nn.Module, tuple[int, ...]]]
+YARDSTICK_SHAPE = (1, 8, 14, 14)
 _MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda", "onnxruntime-cpu": "raynas.hardware.onnx_cpu"}
 
 
@@ -25,7 +26,7 @@ class HardwareUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Backend:
     name: str
-    measure: Callable[..., dict[Hashable, float]]  # (modules, threads, warmup, repeats) -> median ms per key
+    measure: Callable[..., dict[Hashable, float]]  # (modules, threads, warmup, repeats, yardstick_ms=None) -> ms per key
     task_resources: Callable[[int], dict[str, float]]  # threads -> Ray task options (num_cpus / num_gpus)
 
 
@@ -40,3 +41,13 @@ def get_backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise KeyError(f"unknown latency backend {name!r}; valid names: {', '.join(sorted(_MODULES))}")
     return BACKENDS.get(name)
+
+
+def yardstick() -> nn.Module:
+    """The fixed reference block every CPU timing is paired with (raynas/hardware/timing.py): a small
+    inverted residual (8 -> 48 -> 8 channels, depthwise 3x3) on ``YARDSTICK_SHAPE``, about 0.1 ms."""
+    return nn.Sequential(
+        nn.Conv2d(8, 48, 1, bias=False), nn.ReLU6(),
+        nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.ReLU6(),
+        nn.Conv2d(48, 8, 1, bias=False),
+    ).eval()

@@ -46,6 +46,12 @@ class LatencyTable:
     scale: float = 1.0  # learned correction: whole networks cost fixed + scale * (sum of isolated ops)
 
     @property
+    def yardstick_ms(self) -> float | None:
+        """The yardstick latency the table was timed in (raynas/hardware/timing.py); None when estimated."""
+        value = self.metadata.get("yardstick_ms")
+        return float(value) if value else None
+
+    @property
     def fixed_ms(self) -> float:
         return sum(self.fixed.values())
 

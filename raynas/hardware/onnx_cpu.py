@@ -2,23 +2,23 @@
 
 Deployment stacks rarely run torch eager; ONNX Runtime fuses conv + BN + activation and picks its
 own kernels, so per-op latencies (and their ranking) differ. Sessions use ``threads`` intra-op
-threads, one inter-op thread, sequential execution and every graph optimization. Medians over
-interleaved rounds, as on the torch backends. Needs ``pip install raynas[onnx]`` on the target's
+threads, one inter-op thread, sequential execution and every graph optimization. Timed against the
+yardstick as on the torch backend (raynas/hardware/timing.py). Needs ``pip install raynas[onnx]`` on the target's
 nodes; elsewhere it refuses with that instruction.
 """
 
 from __future__ import annotations
 
-import statistics
+import functools
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Hashable
 
 import torch
 
-from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
+from raynas.hardware.backend import YARDSTICK_SHAPE, Backend, HardwareUnavailable, Modules, register_backend, yardstick
+from raynas.hardware.timing import paired_latency_ms
 
 OPSET = 17
 
@@ -50,25 +50,19 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def measure_onnx_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10) -> dict[Hashable, float]:
-    """Median latency in ms of each module run by ONNX Runtime on a random input of its shape."""
+def measure_onnx_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> dict[Hashable, float]:
+    """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
+    against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py)."""
     _onnxruntime()
-    sessions, inputs = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (key, (module, shape)) in enumerate(modules.items()):
-            sessions[key] = session(export(module, shape, Path(tmp) / f"m{i}.onnx"), threads)
-            inputs[key] = {"x": torch.randn(shape).numpy()}
-    samples: dict[Hashable, list[float]] = {key: [] for key in modules}
-    per_round = max(1, repeats // rounds)
-    for _ in range(rounds):
-        for key, sess in sessions.items():
-            for _ in range(warmup):
-                sess.run(None, inputs[key])
-            for _ in range(per_round):
-                start = time.perf_counter()
-                sess.run(None, inputs[key])
-                samples[key].append(time.perf_counter() - start)
-    return {key: statistics.median(times) * 1e3 for key, times in samples.items()}
+        calls = {key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads) for i, (key, (module, shape)) in enumerate(modules.items())}
+        reference = _ort_call(yardstick(), YARDSTICK_SHAPE, Path(tmp) / "yardstick.onnx", threads)
+    return paired_latency_ms(calls, reference, warmup, repeats, rounds, yardstick_ms=yardstick_ms)
+
+
+def _ort_call(module: torch.nn.Module, shape: tuple[int, ...], path: Path, threads: int):
+    """One inference of ``module`` in its own ONNX Runtime session, on a fixed random input."""
+    return functools.partial(session(export(module, shape, path), threads).run, None, {"x": torch.randn(shape).numpy()})
 
 
 register_backend(Backend("onnxruntime-cpu", measure_onnx_ms, lambda threads: {"num_cpus": threads}))

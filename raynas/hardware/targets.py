@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Hashable
 
 from raynas._registry import Registry
-from raynas.hardware.backend import Modules, get_backend
+from raynas.hardware.backend import YARDSTICK_SHAPE, Modules, get_backend, yardstick
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,14 @@ class HardwareTarget:
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
-    def measure(self, modules: Modules, warmup: int, repeats: int) -> dict[Hashable, float]:
-        """Median latency in ms of each module on this target's backend."""
-        return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats)
+    def measure(self, modules: Modules, warmup: int, repeats: int, yardstick_ms: float | None = None) -> dict[Hashable, float]:
+        """Latency in ms of each module on this target's backend, in units of ``yardstick_ms``
+        when given (see raynas/hardware/timing.py)."""
+        return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats, yardstick_ms=yardstick_ms)
+
+    def yardstick_ms(self, warmup: int, repeats: int) -> float:
+        """Steady latency of the yardstick block on this target now: the unit its timings share."""
+        return self.measure({"yardstick": (yardstick(), YARDSTICK_SHAPE)}, warmup, repeats)["yardstick"]
 
     def task_resources(self) -> dict[str, float]:
         """Ray options for a task that measures on this target: its threads or GPU, and its label.

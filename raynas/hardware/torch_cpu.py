@@ -1,18 +1,17 @@
-"""Backend ``torch-cpu``: torch eager on the node's CPU; warm-ups, interleaved rounds, medians."""
+"""Backend ``torch-cpu``: torch eager on the node's CPU; warm-ups, interleaved rounds, timed against a yardstick."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import functools
-import statistics
-import time
 from typing import Hashable
 
 import torch
 from torch import nn
 
-from raynas.hardware.backend import Backend, register_backend
+from raynas.hardware.backend import YARDSTICK_SHAPE, Backend, register_backend, yardstick
+from raynas.hardware.timing import paired_latency_ms
 
 
 def measure_ms(
@@ -21,33 +20,16 @@ def measure_ms(
     warmup: int = 10,
     repeats: int = 60,
     rounds: int = 10,
+    yardstick_ms: float | None = None,
 ) -> dict[Hashable, float]:
-    """Median latency in ms of each module on a random input of its shape.
-
-    Modules are measured round-robin in ``rounds`` passes so that slow drifts of a noisy machine
-    (frequency, neighbours) spread over all of them instead of biasing whichever ran last.
-    """
+    """Latency in ms of each module on a random input of its shape, timed against the yardstick
+    (see raynas/hardware/timing.py)."""
     steady_allocator()
     torch.set_num_threads(threads)
-    inputs = {key: torch.randn(shape) for key, (_, shape) in modules.items()}
-    samples: dict[Hashable, list[float]] = {key: [] for key in modules}
-    per_round = max(1, repeats // rounds)
+    calls = {key: functools.partial(module.eval(), torch.randn(shape)) for key, (module, shape) in modules.items()}
+    reference = functools.partial(yardstick(), torch.randn(YARDSTICK_SHAPE))
     with torch.inference_mode():
-        for module, _ in modules.values():
-            module.eval()
-        for _ in range(rounds):
-            for key, (module, _) in modules.items():
-                _time_calls(module, inputs[key], warmup, per_round, samples[key])
-    return {key: statistics.median(times) * 1e3 for key, times in samples.items()}
-
-
-def _time_calls(module: nn.Module, x: torch.Tensor, warmup: int, n: int, out: list[float]) -> None:
-    for _ in range(warmup):
-        module(x)
-    for _ in range(n):
-        start = time.perf_counter()
-        module(x)
-        out.append(time.perf_counter() - start)
+        return paired_latency_ms(calls, reference, warmup, repeats, rounds, yardstick_ms=yardstick_ms)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

@@ -1,18 +1,19 @@
 """Backend ``torch-cuda``: torch eager on a CUDA GPU, timed with CUDA events after warm-up.
 
 Each timed call is bracketed by two events on the current stream and synchronised, so the time is
-the GPU's execution of that call; medians over interleaved rounds as on CPU. Without CUDA it
+the GPU's execution of that call; interleaved rounds and a low quantile as on CPU. Without CUDA it
 refuses: a CUDA target is never silently measured on the CPU.
 """
 
 from __future__ import annotations
 
-import statistics
+import functools
 from typing import Hashable
 
 import torch
 
 from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
+from raynas.hardware.timing import steady_latency_ms
 
 
 def require_cuda() -> torch.device:
@@ -24,26 +25,25 @@ def require_cuda() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def measure_cuda_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10) -> dict[Hashable, float]:
-    """Median GPU time in ms of each module, from CUDA events around each call."""
+def measure_cuda_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> dict[Hashable, float]:
+    """Steady GPU time in ms of each module, from CUDA events around each call. GPU time does not
+    move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
     device = require_cuda()
     inputs = {key: torch.randn(shape, device=device) for key, (_, shape) in modules.items()}
     nets = {key: module.to(device).eval() for key, (module, _) in modules.items()}
-    samples: dict[Hashable, list[float]] = {key: [] for key in modules}
-    per_round = max(1, repeats // rounds)
+    calls = {key: functools.partial(net, inputs[key]) for key, net in nets.items()}
     with torch.inference_mode():
-        for _ in range(rounds):
-            for key, net in nets.items():
-                for _ in range(warmup):
-                    net(inputs[key])
-                for _ in range(per_round):
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    net(inputs[key])
-                    end.record()
-                    end.synchronize()
-                    samples[key].append(start.elapsed_time(end))
-    return {key: statistics.median(times) for key, times in samples.items()}
+        return steady_latency_ms(calls, warmup, repeats, rounds, timer=cuda_event_ms)
+
+
+def cuda_event_ms(call) -> float:
+    """GPU time of one call: CUDA events recorded around it on the current stream, synchronised."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    call()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 register_backend(Backend("torch-cuda", measure_cuda_ms, lambda threads: {"num_cpus": 1, "num_gpus": 1}))

@@ -318,7 +318,8 @@ class Experiment:
         for target, mine in nets.items():
             if self.target(target).estimated:
                 continue  # unreachable hardware: its rows carry the estimate only
-            times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds))
+            unit = self.luts[target].yardstick_ms
+            times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds, unit))
             out |= {(key, target): ms for key, ms in times.items()}
         return out
 

@@ -9,7 +9,7 @@ import torch
 
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.hardware.build import build_latency_table, identity, measure_networks
+from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
 from raynas.hardware.cache import OpCache
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
@@ -34,21 +34,24 @@ def profile_target(target_name: str, space: str, num_classes: int, profile: Prof
     time.sleep(p.settle_seconds)
     table = build_latency_table(target, get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale, known)
     if cache:
-        cache.save(known | table.entries)
+        cache.save(known | table.entries | {YARDSTICK_KEY: table.yardstick_ms})
     table.metadata |= {"ray_node_id": ray.get_runtime_context().get_node_id(), "cache": reason}
     return table
 
 
 @ray.remote
-def measure_latencies(nets: dict[str, tuple[dict, dict | None]], target_name: str, num_classes: int, warmup: int, repeats: int, settle_seconds: float = 0.0) -> dict[str, float]:
-    """Latency of each network (architecture dict, numpy weights) on the target, interleaved in one task.
+def measure_latencies(
+    nets: dict[str, tuple[dict, dict | None]], target_name: str, num_classes: int, warmup: int, repeats: int, settle_seconds: float = 0.0, yardstick_ms: float | None = None
+) -> dict[str, float]:
+    """Latency of each network (architecture dict, numpy weights) on the target, interleaved in one
+    task, in the unit of the target's latency table (``yardstick_ms``, raynas/hardware/timing.py).
 
     Waits ``settle_seconds`` first: right after a Tune run, Ray is still stopping trial actors and
     starting fresh workers; measuring at once read +10 to +50% on a 2-core machine.
     """
     time.sleep(settle_seconds)
     archs = {key: (Architecture.from_dict(arch), state) for key, (arch, state) in nets.items()}
-    return measure_networks(archs, get_target(target_name), num_classes, warmup, repeats)
+    return measure_networks(archs, get_target(target_name), num_classes, warmup, repeats, yardstick_ms)
 
 
 @ray.remote

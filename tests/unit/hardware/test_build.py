@@ -35,7 +35,7 @@ def test_registry_lists_targets_with_resource_labels():
     assert all(TARGETS.get(n).resource == f"raynas_target:{n}" for n in TARGETS.names())
 
 
-def test_measure_ms_returns_one_median_per_module():
+def test_measure_ms_returns_one_latency_per_module():
     import torch
 
     result = measure_ms({"a": (torch.nn.Identity(), (1, 3)), "b": (torch.nn.Linear(3, 3), (1, 3))}, threads=1, warmup=1, repeats=10)

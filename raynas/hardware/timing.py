@@ -1,0 +1,79 @@
+"""Shared timing loop of the measurement backends: warm-ups, interleaved rounds, a yardstick.
+
+On a shared VM the core's speed changes by up to 1.6x for seconds at a time (a busy SMT sibling
+or neighbour). Timed alone, the same 100 networks measured twice a minute apart ranked alike only
+at Kendall tau 0.67 (medians) or 0.80 (10th percentiles). So on CPU every timed call is paired with
+an adjacent call of a fixed reference block, the *yardstick*: a load spike slows both, and their
+ratio stays put. Latency = median ratio x the yardstick's steady latency (its 10th percentile: the
+unloaded machine). The same two passes then agreed at tau 0.92, within 0.9 % per network (std).
+Costs one short extra call per timed call. A latency table records the yardstick latency it was
+built with and later measurements reuse it, so a table and the networks timed against it minutes
+later share one unit even when the machine's idle speed has moved.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Callable, Hashable
+
+STEADY_QUANTILE = 0.1
+
+Call = Callable[[], object]
+Timer = Callable[[Call], float]  # runs a call once, returns its duration in ms
+
+
+def wall_clock_ms(call: Call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1e3
+
+
+def quantile(values: list[float], q: float = STEADY_QUANTILE) -> float:
+    """The ``q`` quantile of ``values``, linearly interpolated between order statistics."""
+    if not values:
+        raise ValueError("no timings to summarize")
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def interleaved_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> dict[Hashable, list[float]]:
+    """``repeats`` timed runs of every call, in ``rounds`` round-robin passes each preceded by
+    ``warmup`` untimed runs, so slow drifts of the machine spread over all calls alike."""
+    samples: dict[Hashable, list[float]] = {key: [] for key in calls}
+    per_round = max(1, repeats // rounds)
+    for _ in range(rounds):
+        for key, call in calls.items():
+            for _ in range(warmup):
+                call()
+            samples[key].extend(timer(call) for _ in range(per_round))
+    return samples
+
+
+def steady_latency_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> dict[Hashable, float]:
+    """Latency in ms of each call on an unloaded machine: the low quantile of interleaved timings
+    (for devices whose own clock is not shared, such as a GPU timed with CUDA events)."""
+    return {key: quantile(times) for key, times in interleaved_ms(calls, warmup, repeats, rounds, timer).items()}
+
+
+def paired_latency_ms(
+    calls: dict[Hashable, Call], yardstick: Call, warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms, yardstick_ms: float | None = None
+) -> dict[Hashable, float]:
+    """Latency in ms of each call, each timing paired with an adjacent yardstick timing (see above).
+
+    ``yardstick_ms`` fixes the scale (say, the one a latency table was built with), so timings taken
+    minutes apart share one unit; by default it is this session's own steady yardstick latency.
+    """
+    yard: list[float] = []
+
+    def ratio(call: Call) -> float:
+        reference = timer(yardstick)
+        yard.append(reference)
+        return timer(call) / reference
+
+    ratios = interleaved_ms(calls, warmup, repeats, rounds, ratio)
+    scale = yardstick_ms or quantile(yard)
+    return {key: statistics.median(r) * scale for key, r in ratios.items()}
