@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raynas.config import ProfileConfig
 from raynas.hardware.accuracy import prediction_accuracy, sample_architectures
 from raynas.hardware.build import build_latency_table, input_shape
 from raynas.hardware.targets import get_target
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--target", default="cpu-1t")
     parser.add_argument("--space", default="mnist-small")
     parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--smoke-test", action="store_true", help="10 architectures, few repeats")
@@ -40,37 +41,42 @@ def main() -> None:
         args.n, args.repeats = 10, 10
     target, macro = get_target(args.target), get_space(args.space)
     start = time.perf_counter()
-    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=8, seed=0, fit_scale=True)
+    profile = ProfileConfig()
+    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True)
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
     measured = target.measure(nets, warmup=5, repeats=args.repeats, yardstick_ms=table.yardstick_ms)
-    default = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
+    offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
+    default = table if profile.fit_scale else offset_only  # the predictor the pipeline uses by default
     rows = [
-        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
+        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "offset_only_ms": offset_only.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
         for a in archs
     ]
     truth = [r["measured_ms"] for r in rows]
     acc = prediction_accuracy([r["predicted_ms"] for r in rows], truth)
-    fitted = prediction_accuracy([r["fitted_scale_ms"] for r in rows], truth)
-    report(rows, acc, fitted, table, target.name, macro.name, time.perf_counter() - start)
+    variants = {name: prediction_accuracy([r[f"{name}_ms"] for r in rows], truth) for name in ("offset_only", "fitted_scale")}
+    report(rows, variants, table, target.name, macro.name, time.perf_counter() - start)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
-    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "fitted_scale": _rounded(fitted)}))
+    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3)} | {k: _rounded(v) for k, v in variants.items()}))
 
 
 def _rounded(acc) -> dict:
     return {"mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3)}
 
 
-def report(rows: list[dict], acc, fitted, table, target: str, space: str, seconds: float) -> None:
-    print(f"target {target}, space {space}: {acc.n} random architectures, {seconds:.0f} s")
+def report(rows: list[dict], variants: dict, table, target: str, space: str, seconds: float) -> None:
+    print(f"target {target}, space {space}: {len(rows)} random architectures, {seconds:.0f} s")
     print(f"{'architecture':36s} {'predicted':>10s} {'measured':>10s} {'error':>7s}")
     worst = sorted(rows, key=lambda r: -abs(r["predicted_ms"] / r["measured_ms"] - 1))[:8]
     for r in worst:
         print(f"{r['arch']:36s} {r['predicted_ms']:10.3f} {r['measured_ms']:10.3f} {100 * (r['predicted_ms'] / r['measured_ms'] - 1):+6.1f}%")
     print(f"{'predictor':44s} {'MAPE %':>7s} {'within 10%':>11s} {'tau':>6s}")
-    print(f"{'sum of ops + overhead (default)':44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
-    print(f"{'sum of ops x scale + overhead (fit_scale)':44s} {fitted.mape:7.2f} {100 * fitted.within_10pct:10.1f}% {fitted.kendall_tau:6.3f}")
+    labels = {"offset_only": "sum of ops + overhead", "fitted_scale": "sum of ops x scale + overhead (fit_scale)"}
+    for name, acc in variants.items():
+        label = labels[name] + (" *" if (name == "fitted_scale") == ProfileConfig().fit_scale else "")
+        print(f"{label:44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
+    print(f"* the pipeline's default (profile.fit_scale: {str(ProfileConfig().fit_scale).lower()}); yardstick {table.yardstick_ms:.4f} ms")
     print(f"fitted correction: {table.metadata.get('correction')}")
 
 

@@ -1,4 +1,6 @@
-from raynas.hardware.build import build_latency_table, measure_network, measure_networks
+import pytest
+
+from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, measure_network, measure_networks
 from raynas.hardware.torch_cpu import measure_ms, steady_allocator
 from raynas.hardware.targets import TARGETS, get_target
 from raynas.space.architecture import Architecture
@@ -10,7 +12,8 @@ def test_profiled_table_covers_the_space_with_positive_latencies():
     table = build_latency_table(get_target("cpu-1t"), macro, 10, warmup=1, repeats=10, calibration_archs=1)
     table.check_space(macro)
     assert all(ms > 0 for ms in table.entries.values())
-    assert table.fixed["stem"] > 0 and table.fixed["head"] > 0
+    assert table.fixed["stem"] > 0 and table.fixed["head"] > 0 and table.fixed["call"] > 0
+    assert table.yardstick_ms > 0
     low, high = table.latency_range(macro)
     assert 0 < low < high
     assert {"device", "torch_version", "repeats", "threads"} <= set(table.metadata)
@@ -41,3 +44,13 @@ def test_measure_ms_returns_one_latency_per_module():
     result = measure_ms({"a": (torch.nn.Identity(), (1, 3)), "b": (torch.nn.Linear(3, 3), (1, 3))}, threads=1, warmup=1, repeats=10)
     assert set(result) == {"a", "b"} and all(v > 0 for v in result.values())
     assert isinstance(steady_allocator(), bool)
+
+
+def test_table_built_on_cached_ops_adopts_the_cache_unit():
+    """Cached op timings keep their yardstick unit, and new timings are taken in it, not in a new one."""
+    macro, target = get_space("mnist-small"), get_target("cpu-1t")
+    first = build_latency_table(target, macro, 10, warmup=1, repeats=10, calibration_archs=0)
+    cached = first.entries | {YARDSTICK_KEY: 3 * first.yardstick_ms}
+    second = build_latency_table(target, macro, 10, warmup=1, repeats=10, calibration_archs=0, known=cached)
+    assert second.yardstick_ms == pytest.approx(3 * first.yardstick_ms, rel=0.3)
+    assert second.entries == first.entries

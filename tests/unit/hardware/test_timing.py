@@ -35,3 +35,9 @@ def test_paired_timing_cancels_load_that_slows_both_calls():
     calls = {"a": lambda: 2.0, "b": lambda: 3.0}
     result = paired_latency_ms(calls, lambda: 0.5, warmup=2, repeats=30, rounds=3, timer=lambda call: call() * next(loads))
     assert result == pytest.approx({"a": 2.0, "b": 3.0})
+
+
+def test_paired_timing_in_a_given_unit():
+    calls = {"a": lambda: 2.0}
+    result = paired_latency_ms(calls, lambda: 0.5, warmup=0, repeats=4, rounds=2, timer=lambda call: call(), yardstick_ms=0.25)
+    assert result == {"a": 1.0}
