@@ -15,7 +15,6 @@ from torch import nn
 from raynas._registry import Registry
 
 Modules = dict[Hashable, tuple[nn.Module, tuple[int, ...]]]
-YARDSTICK_SHAPE = (1, 8, 14, 14)
 _MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda", "onnxruntime-cpu": "raynas.hardware.onnx_cpu"}
 
 
@@ -28,6 +27,11 @@ class Backend:
     name: str
     measure: Callable[..., dict[Hashable, float]]  # (modules, threads, warmup, repeats, yardstick_ms=None) -> ms per key
     task_resources: Callable[[int], dict[str, float]]  # threads -> Ray task options (num_cpus / num_gpus)
+    yardstick_size: int = 14  # side of the yardstick's input: long enough that compute, not call overhead, dominates it
+
+    @property
+    def yardstick_shape(self) -> tuple[int, int, int, int]:
+        return (1, 8, self.yardstick_size, self.yardstick_size)
 
 
 BACKENDS: Registry[Backend] = Registry("latency backend")
@@ -45,7 +49,7 @@ def get_backend(name: str) -> Backend:
 
 def yardstick() -> nn.Module:
     """The fixed reference block every CPU timing is paired with (raynas/hardware/timing.py): a small
-    inverted residual (8 -> 48 -> 8 channels, depthwise 3x3) on ``YARDSTICK_SHAPE``, about 0.1 ms."""
+    inverted residual (8 -> 48 -> 8 channels, depthwise 3x3) on the backend's ``yardstick_shape``."""
     return nn.Sequential(
         nn.Conv2d(8, 48, 1, bias=False), nn.ReLU6(),
         nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.ReLU6(),

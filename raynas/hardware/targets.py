@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Hashable
 
 from raynas._registry import Registry
-from raynas.hardware.backend import YARDSTICK_SHAPE, Modules, get_backend, yardstick
+from raynas.hardware.backend import Modules, get_backend
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,6 @@ class HardwareTarget:
         """Latency in ms of each module on this target's backend, in units of ``yardstick_ms``
         when given (see raynas/hardware/timing.py)."""
         return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats, yardstick_ms=yardstick_ms)
-
-    def yardstick_ms(self, warmup: int, repeats: int) -> float:
-        """Steady latency of the yardstick block on this target now: the unit its timings share."""
-        return self.measure({"yardstick": (yardstick(), YARDSTICK_SHAPE)}, warmup, repeats)["yardstick"]
 
     def task_resources(self) -> dict[str, float]:
         """Ray options for a task that measures on this target: its threads or GPU, and its label.
