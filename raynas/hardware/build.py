@@ -50,7 +50,8 @@ def build_latency_table(
     modules["head"] = (Head(macro, num_classes), (b, macro.last_channels, macro.final_size, macro.final_size))
     modules["call"] = (nn.Identity(), (b, 1, 1, 1))  # the runtime's cost of any call, paid once per network
     modules["yardstick"] = (yardstick(), get_backend(target.backend).yardstick_shape)  # the table's unit: this session's, or the op cache's
-    ms = target.measure(modules, warmup, repeats, known.get(YARDSTICK_KEY))
+    unit = known.get(YARDSTICK_KEY)
+    ms = target.measure(modules, warmup, repeats, unit)
     call = ms["call"]
     table = LatencyTable(
         target=target.name,
@@ -59,7 +60,7 @@ def build_latency_table(
         batch_size=b,
         entries=_needed(macro, known) | {k: max(v - call, 0.0) for k, v in ms.items() if isinstance(k, tuple)},
         fixed={"stem": max(ms["stem"] - call, 0.0), "head": max(ms["head"] - call, 0.0), "call": call},
-        metadata=_metadata(target, warmup, repeats) | {"yardstick_ms": str(ms["yardstick"])},
+        metadata=_metadata(target, warmup, repeats) | {"yardstick_ms": str(unit or ms["yardstick"])},
     )
     _calibrate(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed, fit_scale)
     fastest = table.latency_range(macro)[0]

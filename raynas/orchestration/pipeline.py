@@ -121,7 +121,7 @@ class Experiment:
 
     def run(self) -> list[dict]:
         cfg, clock, log = self.cfg, self.clock, self.log
-        macro, self.variant_luts, self.supernets, self.weight_refs = get_space(cfg.space), {}, {}, {}
+        macro, self.luts, self.variant_luts, self.supernets, self.weight_refs = get_space(cfg.space), {}, {}, {}, {}
         self.splits = splits = load_splits(cfg.data)
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
             raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
@@ -241,7 +241,8 @@ class Experiment:
         profile = self.cfg.profile
         if profile.cache_dir:
             profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
-        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed))
+        unit = self.luts[target].yardstick_ms if space and target in self.luts else None  # one unit for all of a target's tables
+        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed, unit))
         self.log(f"[raynas] {target}: {lut.metadata['cache']}")
         lut.save(path)
         return lut

@@ -25,12 +25,15 @@ def on_target(remote_fn, target_name: str):
 
 
 @ray.remote
-def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int) -> LatencyTable:
+def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int, yardstick_ms: float | None = None) -> LatencyTable:
     """Profile on the target's node after ``settle_seconds``: right after ``ray.init`` the node is
-    still prestarting workers, which inflated op latencies by 16% on a 2-core machine."""
+    still prestarting workers, which inflated op latencies by 16% on a 2-core machine.
+    ``yardstick_ms`` times it in the unit of another table (say, the run's other spaces)."""
     p, target = profile, get_target(target_name)
     cache = OpCache(p.cache_dir, target.name, identity(target)) if p.cache_dir else None
     known, reason = cache.load() if cache else ({}, "no op cache configured: profiling every op")
+    if yardstick_ms:
+        known[YARDSTICK_KEY] = yardstick_ms
     time.sleep(p.settle_seconds)
     table = build_latency_table(target, get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale, known)
     if cache:
