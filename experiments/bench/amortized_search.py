@@ -76,7 +76,7 @@ def main() -> None:
         rows.append((name, threads, cost[name]))
         return value
 
-    tables = phase("profile latency tables (shared)", 1, lambda: {t: {s: ray.get(on_target(profile_target, t).remote(t, s, 10, profile, 0)) for s in resolution_spaces(SPACE, shrink)} for t in TARGETS})
+    tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, shrink, profile) for t in TARGETS})
     stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: ray.get(train_elastic_supernet.options(num_cpus=2).remote(SPACE, data, shrink, 0, 2, str(out / "supernet"))))
     replicas, _weights = start_replicas(state, 2, SPACE, shrink.min_depth, resolutions(get_space(SPACE), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
     speedup, throughput = replica_throughput(replicas, 12 if smoke else 32)
@@ -99,6 +99,13 @@ def main() -> None:
         "scenarios": len(found),
         "smoke_test": smoke,
     }))
+
+
+def profile_resolutions(target: str, shrink: ShrinkConfig, profile: ProfileConfig) -> dict:
+    """The target's table for the space and each elastic resolution, all in the space table's unit."""
+    base = ray.get(on_target(profile_target, target).remote(target, SPACE, 10, profile, 0))
+    others = [s for s in resolution_spaces(SPACE, shrink) if s != SPACE]  # one at a time: profiling tasks must not share the cores
+    return {SPACE: base} | {s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others}
 
 
 def replica_throughput(replicas: list, n: int) -> tuple[float, dict[int, float]]:
