@@ -92,7 +92,8 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
     Without ``fit_scale`` only the overhead is fitted (median gap, scale 1). With it and 4 or more
     networks, a least-squares line fits both (the pipeline's default). Once each entry excludes the
     empty-call cost, neither is consistently better on the CPU targets here (MAPE within 0.5 points,
-    experiments/bench/latency_accuracy.py); the offset-only overhead is kept in the metadata.
+    experiments/bench/latency_accuracy.py); the offset-only overhead is kept in the metadata. A line
+    that predicts a non-positive latency for the fastest network of the space is not used.
     """
     table.fixed["overhead"], table.scale = 0.0, 1.0
     if n <= 0:
@@ -105,11 +106,14 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
     offset_only = statistics.median(g - o for g, o in zip(gaps, ops))
     table.metadata["offset_only_overhead"] = str(offset_only)
     table.fixed["overhead"] = offset_only
+    note = ""
     if fit_scale and n >= 4 and statistics.pvariance(ops) > 0:
         slope, intercept = statistics.linear_regression(ops, gaps)
         if 0.5 <= slope <= 2.0:
             table.fixed["overhead"], table.scale = intercept, slope
-    table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks"
+        if table.latency_range(macro)[0] <= 0:  # a noisy line through few networks, extrapolated to the fastest
+            table.fixed["overhead"], table.scale, note = offset_only, 1.0, f" (scale fit rejected: it predicted {intercept + slope * min(ops):.3f} ms of ops for the fastest calibration network)"
+    table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks{note}"
 
 
 def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, warmup: int, repeats: int, state=None) -> float:

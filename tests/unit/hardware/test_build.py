@@ -54,3 +54,24 @@ def test_table_built_on_cached_ops_adopts_the_cache_unit():
     second = build_latency_table(target, macro, 10, warmup=1, repeats=10, calibration_archs=0, known=cached)
     assert second.yardstick_ms == pytest.approx(3 * first.yardstick_ms, rel=0.3)
     assert second.entries == first.entries
+
+
+def test_scale_fit_that_predicts_a_negative_fastest_network_is_rejected():
+    """Four calibration networks whose whole-network time grows 1.9x as fast as their summed ops, minus
+    a large constant: the fitted line would make the fastest network negative, so the offset is used."""
+    from raynas.hardware.backend import Backend, register_backend
+    from raynas.hardware.targets import HardwareTarget
+    from raynas.space.network import ChildNetwork
+
+    def measure(modules, threads, warmup, repeats, yardstick_ms=None):
+        ms = {}
+        for key, (module, _) in modules.items():
+            layers = sum(op != "skip" for op in module.arch.ops) if isinstance(module, ChildNetwork) else 0
+            ms[key] = 3.0 + 1.9 * layers - 9.0 if isinstance(module, ChildNetwork) else (0.0 if key == "call" else 1.0)
+        return ms
+
+    register_backend(Backend("linear-test", measure, lambda threads: {"num_cpus": 1}))
+    target = HardwareTarget("linear-test-target", "linear-test", 1, 1, "a deterministic backend for the fit's guard")
+    table = build_latency_table(target, get_space("mnist-small"), 10, warmup=0, repeats=1, calibration_archs=4, fit_scale=True)
+    assert table.scale == 1.0 and "scale fit rejected" in table.metadata["correction"]
+    assert table.fixed["overhead"] == pytest.approx(float(table.metadata["offset_only_overhead"]))
