@@ -24,7 +24,6 @@ import math
 import time
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import ray
 import torch
@@ -44,6 +43,7 @@ from raynas.space.macro import get_space
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.progressive import ShrinkConfig
 from raynas.supernet.supernet import Supernet
+from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
 from raynas.training import evaluate, sgd, train_epoch
 from raynas.weights import load_numpy_state
 
@@ -122,12 +122,13 @@ def replica_throughput(replicas: list, n: int) -> tuple[float, dict[int, float]]
 
 
 def log_predictor(predictor, fit: dict, out: Path) -> None:
-    """The predictor and its held-out RMSE as an MLflow artifact (SQLite store in the output folder)."""
-    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
-    mlflow.set_experiment("raynas-amortized")
-    with mlflow.start_run(run_name="accuracy-predictor"):
-        mlflow.log_metrics({k: float(v) for k, v in fit.items()})
-        mlflow.log_artifacts(str(predictor.save(out / "predictor", fit)), "predictor")
+    """The predictor and its held-out RMSE as an MLflow artifact: SQLite store and artifacts in the
+    output folder, through the pipeline's tracker (plain ``mlflow`` put artifacts in ./mlruns)."""
+    tracker = ExperimentTracker(default_tracking_uri(out), "raynas-amortized", out, run_name="accuracy-predictor")
+    tracker.log_metrics(tracker.parent_id, fit)
+    for path in sorted(predictor.save(out / "predictor", fit).iterdir()):
+        tracker.log_file(tracker.parent_id, path, "predictor")
+    tracker.finish()
 
 
 def scenario_list(tables: dict, shrink: ShrinkConfig) -> list[dict]:

@@ -36,3 +36,4 @@ def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
     assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout"} <= set(out)
     assert out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
+    assert list(tmp_path.glob("mlartifacts/*/artifacts/predictor/predictor.pt"))  # artifacts beside the store, not in ./mlruns
