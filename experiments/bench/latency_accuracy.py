@@ -50,15 +50,15 @@ def main() -> None:
     again = target.measure(nets, warmup=5, repeats=args.repeats, yardstick_ms=table.yardstick_ms)  # the measurement's own noise
     ceiling = kendall_tau([measured[a.arch_id] for a in archs], [again[a.arch_id] for a in archs])
     offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
-    default = table if profile.fit_scale else offset_only  # the predictor the pipeline uses by default
-    rows = [
-        {"arch": a.to_string(), "arch_id": a.arch_id, "predicted_ms": default.predict(a, macro), "offset_only_ms": offset_only.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
-        for a in archs
-    ]
+    default = "fitted_scale" if profile.fit_scale else "offset_only"  # the predictor the pipeline uses by default
+    rows = []
+    for a in archs:
+        row = {"arch": a.to_string(), "arch_id": a.arch_id, "offset_only_ms": offset_only.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
+        rows.append(row | {"predicted_ms": row[f"{default}_ms"]})
     truth = [r["measured_ms"] for r in rows]
-    acc = prediction_accuracy([r["predicted_ms"] for r in rows], truth)
     variants = {name: prediction_accuracy([r[f"{name}_ms"] for r in rows], truth) for name in ("offset_only", "fitted_scale")}
-    report(rows, variants, table, target.name, macro.name, time.perf_counter() - start)
+    acc = variants[default]
+    report(rows, variants, default, table, target.name, macro.name, time.perf_counter() - start)
     print(f"the same networks measured twice agree at Kendall tau {ceiling:.3f}: no predictor can rank them much better")
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
@@ -69,7 +69,7 @@ def _rounded(acc) -> dict:
     return {"mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3)}
 
 
-def report(rows: list[dict], variants: dict, table, target: str, space: str, seconds: float) -> None:
+def report(rows: list[dict], variants: dict, default: str, table, target: str, space: str, seconds: float) -> None:
     print(f"target {target}, space {space}: {len(rows)} random architectures, {seconds:.0f} s")
     print(f"{'architecture':36s} {'predicted':>10s} {'measured':>10s} {'error':>7s}")
     worst = sorted(rows, key=lambda r: -abs(r["predicted_ms"] / r["measured_ms"] - 1))[:8]
@@ -78,9 +78,9 @@ def report(rows: list[dict], variants: dict, table, target: str, space: str, sec
     print(f"{'predictor':44s} {'MAPE %':>7s} {'within 10%':>11s} {'tau':>6s}")
     labels = {"offset_only": "sum of ops + overhead", "fitted_scale": "sum of ops x scale + overhead (fit_scale)"}
     for name, acc in variants.items():
-        label = labels[name] + (" *" if (name == "fitted_scale") == ProfileConfig().fit_scale else "")
+        label = labels[name] + (" *" if name == default else "")
         print(f"{label:44s} {acc.mape:7.2f} {100 * acc.within_10pct:10.1f}% {acc.kendall_tau:6.3f}")
-    print(f"* the pipeline's default (profile.fit_scale: {str(ProfileConfig().fit_scale).lower()}); yardstick {table.yardstick_ms:.4f} ms")
+    print(f"* the pipeline's default (profile.fit_scale: {str(default == 'fitted_scale').lower()}); yardstick {table.yardstick_ms:.4f} ms")
     print(f"fitted correction: {table.metadata.get('correction')}")
 
 

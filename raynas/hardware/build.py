@@ -21,6 +21,9 @@ from raynas.space.ops import SKIP
 from raynas.weights import load_numpy_state
 
 
+YARDSTICK_KEY = ("__yardstick__", "ms")  # the unit of cached op timings, kept beside them
+
+
 def build_latency_table(
     target: HardwareTarget,
     macro: MacroConfig,
@@ -70,9 +73,6 @@ def build_latency_table(
             f"({table.metadata.get('correction', 'no correction')}); the machine is too noisy for this table: raise profile.repeats"
         )
     return table
-
-
-YARDSTICK_KEY = ("__yardstick__", "ms")  # the unit of cached op timings, kept beside them
 
 
 def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
