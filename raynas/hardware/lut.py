@@ -26,9 +26,9 @@ class LatencyTableError(ValueError):
 
 def expected_latency(probs: Sequence[torch.Tensor], costs: Sequence[Sequence[float]], fixed_ms: float) -> torch.Tensor:
     """fixed + sum over layers of sum_i p_i * cost_i, differentiable in the probabilities."""
-    total = torch.tensor(fixed_ms)
+    total = torch.tensor(fixed_ms, dtype=probs[0].dtype, device=probs[0].device) if probs else torch.tensor(fixed_ms)
     for p, row in zip(probs, costs):
-        total = total + (p * torch.tensor(row, dtype=p.dtype, device=p.device)).sum().cpu()
+        total = total + (p * torch.tensor(row, dtype=p.dtype, device=p.device)).sum()
     return total
 
 

@@ -10,10 +10,12 @@ import ray
 import torch
 from ray import tune
 
+from raynas.compute import ComputeConfig
 from raynas.config import OFAConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.replicas import ReplicaPool
+from raynas.orchestration.runtime import worker_compute
 from raynas.search.evolution import EvolutionarySearch, SubnetGenes, SubnetLatency, draw_feasible
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.macro import MacroConfig, get_space
@@ -33,16 +35,19 @@ def resolution_spaces(space: str, cfg: ShrinkConfig) -> list[str]:
 
 
 @ray.remote
-def train_elastic_supernet(space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, checkpoint_dir: str) -> tuple[dict, dict]:
-    """Progressive shrinking in one task (resumable from ``checkpoint_dir``); returns stats and numpy weights."""
+def train_elastic_supernet(
+    space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, checkpoint_dir: str, compute_cfg: ComputeConfig = ComputeConfig()
+) -> tuple[dict, dict]:
+    """Progressive shrinking in one task on its device (resumable from ``checkpoint_dir``); returns stats and numpy weights."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    compute = worker_compute(compute_cfg)
     splits = load_splits(data)
-    train, _, _ = splits.loaders(data.batch_size, seed)
+    train, _, _ = splits.loaders(data.batch_size, seed, compute.device)
     macro = get_space(space)
-    net = ElasticSupernet(macro, splits.num_classes, cfg.min_depth, resolutions(macro, cfg))
+    net = compute.module(ElasticSupernet(macro, splits.num_classes, cfg.min_depth, resolutions(macro, cfg)))
     start = time.perf_counter()
-    stats = train_progressive(net, train, cfg, seed, checkpoint_dir)
+    stats = train_progressive(net, train, cfg, seed, checkpoint_dir, compute=compute)
     return stats | {"train_seconds": time.perf_counter() - start, "num_classes": splits.num_classes}, state_to_numpy(net)
 
 

@@ -35,7 +35,7 @@ from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.host import SupernetHost
 from raynas.orchestration.ofa import collect_and_fit_predictor, evolution_trial, predictor_payload, random_subnet_trial, resolution_spaces, resolutions, train_elastic_supernet
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
-from raynas.orchestration.runtime import check_storage, connect
+from raynas.orchestration.runtime import check_gpus, check_storage, connect
 from raynas.orchestration.tasks import measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
 from raynas.space.architecture import Architecture
@@ -72,6 +72,7 @@ def run_experiment(
     started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
     try:
         check_storage(tune_storage(cfg, run_dir))
+        check_gpus(gpu_requests(cfg))
         results = experiment.run()
     except BaseException:
         tracker.fail()
@@ -122,7 +123,7 @@ class Experiment:
     def run(self) -> list[dict]:
         cfg, clock, log = self.cfg, self.clock, self.log
         macro, self.luts, self.variant_luts, self.supernets, self.weight_refs = get_space(cfg.space), {}, {}, {}, {}
-        self.splits = splits = load_splits(cfg.data)
+        self.splits = splits = load_splits(cfg.data, materialize=False)  # sizes and shapes; trials load the images
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
             raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
         log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
@@ -197,13 +198,17 @@ class Experiment:
         """Progressive shrinking on the largest node; phase checkpoints in the run directory make it resumable."""
         cfg, cpus = self.cfg, _cluster_cpus()
         directory = self.run_dir / "supernet" / f"ofa-s{seed}"
-        stats, state = ray.get(train_elastic_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, str(directory)))
+        task = train_elastic_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+        stats, state = ray.get(task.remote(cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, str(directory), cfg.compute))
         self.tracker.log_metrics(self.tracker.parent_id, {f"ofa_{k}/s{seed}": v for k, v in stats.items()})
         return state
 
     def replicas(self, seed: int, state: dict) -> list:
         ofa = self.cfg.ofa
-        replicas, ref = start_replicas(state, ofa.replicas, self.cfg.space, ofa.shrink.min_depth, resolutions(get_space(self.cfg.space), ofa.shrink), self.cfg.data, ofa.calibration_batches, ofa.eval_batches, seed, ofa.replica_cpus)
+        replicas, ref = start_replicas(
+            state, ofa.replicas, self.cfg.space, ofa.shrink.min_depth, resolutions(get_space(self.cfg.space), ofa.shrink), self.cfg.data, ofa.calibration_batches, ofa.eval_batches, seed,
+            ofa.replica_cpus, ofa.replica_gpus, self.cfg.compute,
+        )
         self.weight_refs[seed] = ref  # the driver owns the weights while replicas live (a restarted one rereads them)
         return replicas
 
@@ -253,7 +258,8 @@ class Experiment:
         checkpoint = self.run_dir / "supernet" / f"warmup-s{seed}.pt"
         if not (self.resume and checkpoint.is_file()):
             cfg, cpus = self.cfg, _cluster_cpus()
-            stats, state = ray.get(warm_up_supernet.options(num_cpus=cpus).remote(cfg.space, cfg.data, cfg.search, seed, cpus))
+            task = warm_up_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+            stats, state = ray.get(task.remote(cfg.space, cfg.data, cfg.search, seed, cpus, cfg.compute))
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, tmp)
@@ -272,7 +278,7 @@ class Experiment:
         by_key = {s["key"]: s for s in scenarios}
         for s in scenarios:
             tracker.child(s["key"], {"raynas.method": s["method"], "raynas.target": str(s["target"]), "raynas.budget_ms": str(s["budget_ms"]), "raynas.seed": str(s["seed"])})
-        trainable = tune.with_resources(tune.with_parameters(trainable, scenarios=by_key, **params), {"cpu": cfg.ray.cpus_per_trial})
+        trainable = tune.with_resources(tune.with_parameters(trainable, scenarios=by_key, **params), trial_resources(cfg))
         path = f"{tune_storage(cfg, self.run_dir)}/{name}"
         if self.resume and tune.Tuner.can_restore(path):
             self.log(f"[raynas] {name}: restoring the Tune experiment; finished trials are kept")
@@ -366,6 +372,17 @@ def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[dict]:
         for w in cfg.evaluation.hand_designed_widths
         for seed in seeds
     ]
+
+
+def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:
+    """What every search / retraining trial reserves: its CPUs and its (possibly fractional) GPU share."""
+    return {"cpu": cfg.ray.cpus_per_trial, "gpu": cfg.ray.gpus_per_trial}
+
+
+def gpu_requests(cfg: ExperimentConfig) -> dict[str, float]:
+    """GPU reservations by config field, checked against the cluster before anything runs."""
+    requests = {"ray.gpus_per_trial": cfg.ray.gpus_per_trial, "ray.gpus_per_task": cfg.ray.gpus_per_task}
+    return requests | ({"ofa.replica_gpus": cfg.ofa.replica_gpus} if cfg.strategy == "ofa" else {})
 
 
 def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:

@@ -15,7 +15,9 @@ from typing import Sequence
 import ray
 import torch
 
+from raynas.compute import ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
+from raynas.orchestration.runtime import worker_compute
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.supernet.elastic import ElasticSupernet
@@ -27,12 +29,17 @@ from raynas.weights import load_numpy_state
 class SupernetReplica:
     """One copy of the elastic supernet with a fixed calibration set and validation subset."""
 
-    def __init__(self, weights: list[ray.ObjectRef], space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int, threads: int = 1) -> None:
+    def __init__(
+        self, weights: list[ray.ObjectRef], space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int,
+        threads: int = 1, compute_cfg: ComputeConfig = ComputeConfig(),
+    ) -> None:
         torch.set_num_threads(threads)
+        self.compute = worker_compute(compute_cfg)
         splits = load_splits(data)
         self.net = ElasticSupernet(get_space(space), splits.num_classes, min_depth, resolutions)
         load_numpy_state(self.net, ray.get(weights[0]))
-        train, val, _ = splits.loaders(data.batch_size, seed)
+        self.compute.module(self.net)
+        train, val, _ = splits.loaders(data.batch_size, seed, self.compute.device)
         self.calibration = list(itertools.islice(train, calibration_batches))
         self.val = list(itertools.islice(val, eval_batches))
         self.evaluated = 0
@@ -42,8 +49,8 @@ class SupernetReplica:
         out = []
         for data in archs:
             self.net.set_architecture(Architecture.from_dict(data))
-            recalibrate_bn(self.net, self.calibration, len(self.calibration))
-            out.append(evaluate(self.net, self.val))
+            recalibrate_bn(self.net, self.calibration, len(self.calibration), self.compute)
+            out.append(evaluate(self.net, self.val, compute=self.compute))
             self.evaluated += 1
         return out
 
@@ -74,11 +81,14 @@ class ReplicaPool:
         return [acc for part in ray.get(refs) for acc in part]
 
 
-def start_replicas(state: dict, count: int, space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int, cpus: float = 0) -> tuple[list, ray.ObjectRef]:
-    """Put the weights once (the caller owns them) and start ``count`` replicas reading them."""
+def start_replicas(
+    state: dict, count: int, space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int,
+    cpus: float = 0, gpus: float = 0, compute_cfg: ComputeConfig = ComputeConfig(),
+) -> tuple[list, ray.ObjectRef]:
+    """Put the weights once (the caller owns them) and start ``count`` replicas reading them (on a GPU share each when ``gpus``)."""
     ref = ray.put(state)
     replicas = [
-        SupernetReplica.options(num_cpus=cpus).remote([ref], space, min_depth, resolutions, data, calibration_batches, eval_batches, seed)
+        SupernetReplica.options(num_cpus=cpus, num_gpus=gpus).remote([ref], space, min_depth, resolutions, data, calibration_batches, eval_batches, seed, compute_cfg=compute_cfg)
         for _ in range(count)
     ]
     return replicas, ref

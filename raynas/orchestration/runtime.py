@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ray
 
+from raynas.compute import Compute, ComputeConfig
 from raynas.hardware.targets import get_target
 
 
@@ -46,6 +47,24 @@ def _check_targets(target_names: list[str]) -> None:
         gpus = target.task_resources().get("num_gpus", 0)
         if gpus and available.get("GPU", 0) < gpus:
             raise ClusterError(f"target {name!r} measures on a GPU but this Ray cluster has none; add a GPU node labelled {target.resource}")
+
+
+def worker_compute(cfg: ComputeConfig) -> Compute:
+    """The device rule inside a Ray trial, task or actor: CUDA when Ray granted it a GPU, else the CPU."""
+    return Compute.from_config(cfg, gpu_granted=bool(ray.get_gpu_ids()))
+
+
+def check_gpus(requests: dict[str, float]) -> None:
+    """Refuse GPU reservations (config field -> GPUs per trial/task/actor) that no node of the cluster can meet."""
+    wanted = {field: n for field, n in requests.items() if n > 0}
+    if not wanted:
+        return
+    per_node = max((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    for field, n in wanted.items():
+        if per_node == 0:
+            raise ClusterError(f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)")
+        if n > per_node:
+            raise ClusterError(f"config field {field}: asks for {n:g} GPUs but the largest node has {per_node:g}; lower it")
 
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "glusterfs", "ceph", "9p", "fuse.")

@@ -7,16 +7,19 @@ import time
 import ray
 import torch
 
+from raynas.compute import ComputeConfig
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
 from raynas.hardware.cache import OpCache
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
+from raynas.orchestration.runtime import worker_compute
 from raynas.search.proxyless import SearchConfig, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.supernet.supernet import Supernet
+from raynas.weights import state_to_numpy
 
 
 def on_target(remote_fn, target_name: str):
@@ -58,21 +61,22 @@ def measure_latencies(
 
 
 @ray.remote
-def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int) -> tuple[dict, dict]:
-    """Train the shared weights with uniform path sampling; returns the stats and the weights as numpy."""
+def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()) -> tuple[dict, dict]:
+    """Train the shared weights with uniform path sampling on the task's device; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    compute = worker_compute(compute_cfg)
     splits = load_splits(data)
-    train, _, _ = splits.loaders(data.batch_size, seed)
-    supernet = Supernet(get_space(space), splits.num_classes)
+    train, _, _ = splits.loaders(data.batch_size, seed, compute.device)
+    supernet = compute.module(Supernet(get_space(space), splits.num_classes))
     bar = tqdm(total=cfg.warmup_epochs * len(train), desc=f"supernet warm-up (seed {seed})")
 
     def _progress(_epoch: int, _stats: dict) -> None:
         bar.update(len(train))
 
-    stats = warm_up(supernet, train, cfg, seed, _progress)
+    stats = warm_up(supernet, train, cfg, seed, _progress, compute)
     bar.close()
-    state = {k: v.detach().numpy().copy() for k, v in supernet.state_dict().items()}
+    state = state_to_numpy(supernet)
     return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}, state

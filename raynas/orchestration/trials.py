@@ -14,6 +14,7 @@ from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.ofa import resolutions
+from raynas.orchestration.runtime import worker_compute
 from raynas.search.proxyless import ProxylessSearch
 from raynas.search.random_search import RandomSearch
 from raynas.space.architecture import Architecture
@@ -28,15 +29,16 @@ WEIGHTS_FILE = "weights.pt"
 
 
 def _shared_supernet(scenario: dict, hosts: dict, cfg: ExperimentConfig):
-    """The seed's warmed-up supernet, fetched through its host actor, and that seed's data loaders."""
+    """The seed's warmed-up supernet, fetched through its host actor, on the trial's device, with that seed's data loaders."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(scenario["seed"])
+    compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
-    train, val, _ = splits.loaders(cfg.data.batch_size, scenario["seed"])
+    train, val, _ = splits.loaders(cfg.data.batch_size, scenario["seed"], compute.device)
     supernet = Supernet(get_space(cfg.space), splits.num_classes)
     [weights_ref] = ray.get(hosts[scenario["seed"]].weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
-    return supernet, train, val
+    return compute.module(supernet), train, val, compute
 
 
 def _node_id() -> str:
@@ -47,8 +49,8 @@ def _node_id() -> str:
 def search_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
     """ProxylessNAS from the shared weights under the scenario's budget; reports each epoch and its cost so far."""
     scenario = scenarios[config["scenario"]]
-    supernet, train, val = _shared_supernet(scenario, hosts, cfg)
-    search = ProxylessSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"])
+    supernet, train, val, compute = _shared_supernet(scenario, hosts, cfg)
+    search = ProxylessSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"], compute=compute)
     start = time.perf_counter()
     for epoch in range(cfg.search.search_epochs):
         metrics = search.epoch(train, val)
@@ -58,8 +60,8 @@ def search_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: di
 def random_trial(config: dict, scenarios: dict[str, dict], hosts: dict, luts: dict[str, LatencyTable], cfg: ExperimentConfig) -> None:
     """Random search from the same shared weights, window and wall-clock as the paired NAS search."""
     scenario = scenarios[config["scenario"]]
-    supernet, train, val = _shared_supernet(scenario, hosts, cfg)
-    search = RandomSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"], cfg.evaluation.random_train_fraction)
+    supernet, train, val, compute = _shared_supernet(scenario, hosts, cfg)
+    search = RandomSearch(supernet, luts[scenario["target"]], scenario["budget_ms"], cfg.search, scenario["seed"], cfg.evaluation.random_train_fraction, compute=compute)
     tune.report(search.run(train, val, scenario["budget_seconds"]) | {"epoch": 0, "node_id": _node_id()})
 
 
@@ -79,13 +81,15 @@ def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfi
     scenario = scenarios[config["scenario"]]
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(scenario["seed"])
+    compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
-    train, val, test = splits.loaders(cfg.data.batch_size, scenario["seed"])
+    train, val, test = splits.loaders(cfg.data.batch_size, scenario["seed"], compute.device)
     arch = Architecture.from_dict(scenario["arch"])
     if scenario.get("finetune_seed") is None:
         model = ChildNetwork(arch, splits.num_classes)
     else:
         model = elastic_subnet(supernets[scenario["finetune_seed"]], cfg, splits.num_classes, arch)
+    model = compute.module(model)
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {scenario['key']}")
     start = time.perf_counter()
 
@@ -96,8 +100,8 @@ def retrain_trial(config: dict, scenarios: dict[str, dict], cfg: ExperimentConfi
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(model.state_dict(), Path(tmp) / WEIGHTS_FILE)
-            tune.report(metrics | {"test_acc": evaluate(model, test)}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, Path(tmp) / WEIGHTS_FILE)
+            tune.report(metrics | {"test_acc": evaluate(model, test, compute=compute), "device": str(compute.device)}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    retrain(model, train, val, cfg.retrain, _report)
+    retrain(model, train, val, cfg.retrain, _report, compute)
     bar.close()

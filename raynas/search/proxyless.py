@@ -12,14 +12,15 @@ Plain PyTorch: no Ray, no MLflow; the orchestration layer wraps it.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from raynas.compute import CPU, Compute, iterate_on
+from raynas.data.loading import endless
 from raynas.hardware.lut import LatencyTable, expected_latency
 from raynas.search.derive import budget_window, most_probable_in_window
 from raynas.space.architecture import Architecture
@@ -59,13 +60,15 @@ def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
     return sgd(params, cfg.weight_lr, cfg.momentum, cfg.weight_decay)
 
 
-def warm_up(supernet: Supernet, train: DataLoader, cfg: SearchConfig, seed: int, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
-    """Train shared weights with one uniformly sampled path per step, so every op is trained."""
+def warm_up(
+    supernet: Supernet, train: DataLoader, cfg: SearchConfig, seed: int, on_epoch: Callable[[int, dict], None] | None = None, compute: Compute = CPU
+) -> dict:
+    """Train shared weights (on ``compute``'s device) with one uniformly sampled path per step, so every op is trained."""
     gen = torch.Generator().manual_seed(seed)
     optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
     stats: dict = {}
     for epoch in range(cfg.warmup_epochs):
-        stats = train_epoch(supernet, train, optimizer, nn.CrossEntropyLoss(), lambda: supernet.sample_single(gen, uniform=True))
+        stats = train_epoch(supernet, train, optimizer, nn.CrossEntropyLoss(), lambda: supernet.sample_single(gen, uniform=True), compute)
         if on_epoch is not None:
             on_epoch(epoch, stats)
     return stats
@@ -74,8 +77,9 @@ def warm_up(supernet: Supernet, train: DataLoader, cfg: SearchConfig, seed: int,
 class ProxylessSearch:
     """One architecture search of a supernet for one latency table and budget."""
 
-    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int) -> None:
-        self.supernet, self.lut, self.budget_ms, self.cfg = supernet, lut, budget_ms, cfg
+    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, *, compute: Compute = CPU) -> None:
+        """``supernet`` must already live on ``compute``'s device."""
+        self.supernet, self.lut, self.budget_ms, self.cfg, self.compute = supernet, lut, budget_ms, cfg, compute
         self.costs = lut.layer_costs(supernet.macro, self.choices)  # checks the space once, not per step
         self.gen = torch.Generator().manual_seed(seed)
         self.weight_opt = weight_optimizer(supernet.weight_parameters(), cfg)
@@ -83,6 +87,7 @@ class ProxylessSearch:
         self.ce = nn.CrossEntropyLoss()
         self.baseline = RewardBaseline(cfg.reinforce_decay)
         self._pairs: list[tuple[int, int]] | None = None
+        self._steps = 0
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
     def expected_latency(self) -> torch.Tensor:
@@ -97,17 +102,18 @@ class ProxylessSearch:
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""
-        val_batches = itertools.cycle(val)
+        val_batches = endless(val)  # one validation batch held at a time, reshuffled every pass
         weight_losses, arch_losses = [], []
-        for step, (x, y) in enumerate(train):
-            weight_losses.append(self.weight_step(x, y))
-            if (step + 1) % self.cfg.arch_every == 0:
-                arch_losses.append(self.arch_step(*next(val_batches)))
+        for x, y in iterate_on(self.compute, train):
+            weight_loss, arch_loss = self.step(x, y, val_batches)
+            weight_losses.append(weight_loss)
+            if arch_loss is not None:
+                arch_losses.append(arch_loss)
         arch, constrained = self.derive()
         return {
-            "train_loss": sum(weight_losses) / max(len(weight_losses), 1),
+            "train_loss": float(torch.stack(weight_losses).float().mean()) if weight_losses else 0.0,
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
-            "val_acc": self.supernet.score(arch, train, val, self.cfg.eval_batches),
+            "val_acc": self.supernet.score(arch, train, val, self.cfg.eval_batches, self.compute),
             "expected_latency_ms": self.expected_latency().item(),
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
@@ -115,8 +121,21 @@ class ProxylessSearch:
             "arch": arch.to_string(),
         }
 
+    def step(self, x: torch.Tensor, y: torch.Tensor, val_batches: Iterator) -> tuple[torch.Tensor, float | None]:
+        """One search iteration: a weight step on a training batch (on the device), then, every
+        ``arch_every`` iterations, an architecture step on the next validation batch."""
+        weight_loss = self._weight_step(x, y)
+        self._steps += 1
+        if self._steps % self.cfg.arch_every:
+            return weight_loss, None
+        return weight_loss, self.arch_step(*next(val_batches))
+
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture | None = None) -> float:
         """One SGD/Adam step of the shared weights on a sampled path (``arch`` forces one)."""
+        return float(self._weight_step(*self.compute.batch(x, y), arch))
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
+        """``weight_step`` on a batch already on the device; the loss stays there (no sync per step)."""
         self.supernet.train()
         if arch is not None:
             self.supernet.set_architecture(arch)
@@ -124,14 +143,16 @@ class ProxylessSearch:
             self.supernet.activate_all()
         else:
             self.supernet.sample_single(self.gen)
-        return train_step(self.supernet, self.weight_opt, self.ce, x, y)[0]
+        return train_step(self.supernet, self.weight_opt, self.ce, x, y, self.compute)[0]
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, pairs: list[tuple[int, int]] | None = None) -> float:
         """One update of alpha on a validation batch; shared weights are frozen for it.
 
         ``pairs`` forces the (active, other) path of every layer in ``two`` mode instead of
-        sampling them, e.g. to measure the worst case where the largest path is active.
+        sampling them, e.g. to measure the worst case where the largest path is active. Runs in
+        fp32 whatever ``compute.precision`` says: the latency loss and alpha's gradients stay exact.
         """
+        x, y = self.compute.batch(x, y)
         self._pairs = pairs
         self.supernet.train()
         weights = list(self.supernet.weight_parameters())
@@ -172,7 +193,7 @@ class ProxylessSearch:
         sampled = [layer.sample_single(self.gen) for layer in self.supernet.layers]
         arch = Architecture(self.supernet.macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, sampled)))
         with torch.no_grad():
-            loss = self.objective(self.ce(self.supernet(x), y), torch.tensor(self.lut.predict(arch, self.supernet.macro)))
+            loss = self.objective(self.ce(self.supernet(x), y), torch.tensor(self.lut.predict(arch, self.supernet.macro), device=x.device))
         reward = -loss.item()
         advantage = reward - self.baseline.update(reward)
         for alpha, grad in zip(self.supernet.arch_parameters(), reinforce_grads(self.supernet.probabilities(), sampled, advantage)):

@@ -9,7 +9,6 @@ recalibration, then validation accuracy) until the budget is spent, and returns 
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import Sequence
 
@@ -17,6 +16,8 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
+from raynas.compute import CPU, Compute
+from raynas.data.loading import endless
 from raynas.hardware.lut import LatencyTable
 from raynas.search.derive import budget_window
 from raynas.search.proxyless import SearchConfig, weight_optimizer
@@ -58,8 +59,9 @@ def sample_in_window(
 class RandomSearch:
     """One random search for one latency table and budget, on shared supernet weights."""
 
-    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, train_fraction: float) -> None:
-        self.supernet, self.lut, self.cfg, self.train_fraction = supernet, lut, cfg, train_fraction
+    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, train_fraction: float, *, compute: Compute = CPU) -> None:
+        """``supernet`` must already live on ``compute``'s device."""
+        self.supernet, self.lut, self.cfg, self.train_fraction, self.compute = supernet, lut, cfg, train_fraction, compute
         self.choices = [layer.choices for layer in supernet.layers]
         self.costs = lut.layer_costs(supernet.macro, self.choices)
         self.window = budget_window(self.costs, lut.fixed_ms, budget_ms, cfg.budget_floor)
@@ -77,16 +79,17 @@ class RandomSearch:
     def run(self, train: DataLoader, val: DataLoader, seconds: float) -> dict[str, float | str]:
         """Train, then score candidates, within ``seconds`` of wall-clock; returns the best one."""
         start = time.perf_counter()
-        steps, loss_fn, batches = 0, nn.CrossEntropyLoss(), itertools.cycle(train)
+        steps, loss_fn, batches = 0, nn.CrossEntropyLoss(), endless(train)  # one batch held at a time
         while time.perf_counter() - start < self.train_fraction * seconds:
             self.supernet.train()
             self.supernet.set_architecture(self.sample())
-            train_step(self.supernet, self.optimizer, loss_fn, *next(batches))
+            train_step(self.supernet, self.optimizer, loss_fn, *self.compute.batch(*next(batches)), self.compute)
             steps += 1
+        self.compute.synchronize()  # the clock below must not count queued training work as scoring time
         best, best_acc, scored = None, -1.0, 0
         while scored < MIN_CANDIDATES or time.perf_counter() - start < seconds:
             arch = self.sample()
-            acc = self.supernet.score(arch, train, val, self.cfg.eval_batches)
+            acc = self.supernet.score(arch, train, val, self.cfg.eval_batches, self.compute)
             scored += 1
             if acc > best_acc:
                 best, best_acc = arch, acc

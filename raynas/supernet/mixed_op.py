@@ -37,11 +37,19 @@ class MixedLayer(nn.Module):
     def probs(self) -> torch.Tensor:
         return torch.softmax(self.alpha, dim=0)
 
-    def sample_single(self, generator: torch.Generator, uniform: bool = False) -> int:
-        """Pick one path: uniformly (warm-up) or from softmax(alpha); returns its index."""
-        weights = torch.ones_like(self.alpha) if uniform else self.probs().detach()
+    def sample_single(self, generator: torch.Generator, uniform: bool = False, alpha: torch.Tensor | None = None) -> int:
+        """Pick one path: uniformly (warm-up) or from softmax(alpha); returns its index.
+
+        Sampling reads a CPU copy of alpha (``alpha``, when the caller fetched every layer's at
+        once) with the CPU ``generator``: valid wherever the weights live, and the same paths for
+        a seed on every device.
+        """
+        weights = torch.ones(len(self.choices)) if uniform else torch.softmax(self._cpu(alpha), 0)
         self.set_single(int(torch.multinomial(weights, 1, generator=generator)))
         return self.active
+
+    def _cpu(self, alpha: torch.Tensor | None) -> torch.Tensor:
+        return self.alpha.detach().cpu() if alpha is None else alpha
 
     def set_single(self, index: int) -> None:
         self.active, self.pair, self.gates, self.full = index, None, None, False
@@ -49,10 +57,11 @@ class MixedLayer(nn.Module):
     def activate_all(self) -> None:
         self.pair, self.gates, self.full = None, None, True
 
-    def sample_pair(self, generator: torch.Generator) -> None:
-        """Two-path binarization for an architecture step."""
-        pair = torch.multinomial(self.probs().detach(), 2, replacement=False, generator=generator).tolist()
-        within = torch.softmax(self.alpha.detach()[pair], dim=0)
+    def sample_pair(self, generator: torch.Generator, alpha: torch.Tensor | None = None) -> None:
+        """Two-path binarization for an architecture step (sampled on the CPU, like ``sample_single``)."""
+        alpha = self._cpu(alpha)
+        pair = torch.multinomial(torch.softmax(alpha, 0), 2, replacement=False, generator=generator).tolist()
+        within = torch.softmax(alpha[pair], dim=0)
         first_active = int(torch.multinomial(within, 1, generator=generator)) == 0
         self.set_pair(*(pair if first_active else pair[::-1]))
 

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from raynas.checkpoints import load_state_dict
+from raynas.compute import CPU, Compute, iterate_on
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.training import sgd
 
@@ -64,9 +65,10 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 
 def train_progressive(
     supernet: ElasticSupernet, train: DataLoader, cfg: ShrinkConfig, seed: int, checkpoint_dir: str | Path,
-    on_epoch: Callable[[str, int, dict], None] | None = None,
+    on_epoch: Callable[[str, int, dict], None] | None = None, compute: Compute = CPU,
 ) -> dict[str, float]:
-    """All phases in order; a phase whose checkpoint exists is loaded instead of trained.
+    """All phases in order on ``compute``'s device (``supernet`` already there); a phase whose
+    checkpoint exists is loaded instead of trained.
 
     Returns seconds and last-epoch loss per phase (a loaded phase reports 0 seconds).
     """
@@ -77,47 +79,55 @@ def train_progressive(
         path = checkpoint_dir / f"{n}-{phase}.pt"
         start = time.perf_counter()
         if path.is_file():
-            supernet.load_state_dict(load_state_dict(path))
+            supernet.load_state_dict({k: v.to(compute.device) for k, v in load_state_dict(path).items()})
             stats[f"{phase}_resumed"] = 1.0
         else:
             if phase == "width":
                 supernet.sort_channels()
             gen = torch.Generator().manual_seed(seed * len(PHASES) + n)  # per phase: a resumed phase samples as it would have
-            loss = _train_phase(supernet, train, cfg, phase, gen, teacher, on_epoch)
+            loss = _train_phase(supernet, train, cfg, phase, gen, teacher, on_epoch, compute)
             _save(supernet, path)
             stats[f"{phase}_loss"] = loss
         stats[f"{phase}_seconds"] = time.perf_counter() - start
         if phase == "largest" and cfg.kd_ratio > 0:
-            teacher = supernet.extract(supernet.largest()).eval()
+            teacher = compute.module(supernet.extract(supernet.largest())).eval()
     supernet.largest()
     return stats
 
 
-def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, on_epoch) -> float:
+def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, on_epoch, compute: Compute) -> float:
     epochs, choices = cfg.epochs(phase), phase_choices(supernet, phase)
     lr = cfg.lr if phase == "largest" else cfg.lr * cfg.shrink_lr_scale
     optimizer = sgd(supernet.parameters(), lr, cfg.momentum, cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(train), 1))
-    ce, loss_sum, seen = nn.CrossEntropyLoss(), 0.0, 0
+    loss_sum, seen = 0.0, 0
     for epoch in range(epochs):
         supernet.train()
-        loss_sum, seen = 0.0, 0
-        for x, y in train:
-            supernet.sample(gen, **choices)
-            logits = supernet(x)
-            loss = ce(logits, y)
-            if teacher is not None:
-                with torch.no_grad():
-                    soft = teacher(x)
-                loss = loss + cfg.kd_ratio * distillation_loss(logits, soft, cfg.kd_temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        total, seen = torch.zeros((), device=compute.device), 0
+        for x, y in iterate_on(compute, train):
+            loss = shrinking_step(supernet, x, y, gen, choices, teacher, cfg, optimizer, compute)
             schedule.step()
-            loss_sum, seen = loss_sum + loss.item() * len(y), seen + len(y)
+            total, seen = total + loss.float() * len(y), seen + len(y)
+        loss_sum = float(total)  # one device sync per epoch
         if on_epoch is not None:
             on_epoch(phase, epoch, {"loss": loss_sum / max(seen, 1)})
     return loss_sum / max(seen, 1)
+
+
+def shrinking_step(supernet, x, y, gen, choices: dict, teacher, cfg: ShrinkConfig, optimizer, compute: Compute = CPU) -> torch.Tensor:
+    """One progressive-shrinking step: sample a subnet among ``choices``, CE plus distillation from
+    ``teacher``; returns the loss on the device."""
+    supernet.sample(gen, **choices)
+    with compute.autocast():
+        logits = supernet(x)
+        loss = F.cross_entropy(logits, y)
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(x)
+            loss = loss + cfg.kd_ratio * distillation_loss(logits.float(), soft.float(), cfg.kd_temperature)
+    optimizer.zero_grad(set_to_none=True)
+    compute.step(loss, optimizer)
+    return loss.detach()
 
 
 def _save(supernet: nn.Module, path: Path) -> None:

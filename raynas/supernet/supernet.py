@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from raynas.compute import CPU, Compute
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig
 from raynas.space.network import ChildNetwork, Head, build_stem
@@ -18,12 +19,12 @@ from raynas.training import evaluate, recalibrate_bn
 class PathScoring:
     """Shared-weight evaluation of one architecture, for any supernet with ``set_architecture``."""
 
-    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int) -> float:
+    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int, compute: Compute = CPU) -> float:
         """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
         ``batches`` training batches (shared BN statistics mix every path)."""
         self.set_architecture(arch)
-        recalibrate_bn(self, train, batches)
-        return evaluate(self, val, batches)
+        recalibrate_bn(self, train, batches, compute)
+        return evaluate(self, val, batches, compute)
 
 
 class Supernet(PathScoring, nn.Module):
@@ -51,12 +52,18 @@ class Supernet(PathScoring, nn.Module):
         return (p for name, p in self.named_parameters() if not name.endswith(".alpha"))
 
     def sample_single(self, generator: torch.Generator, uniform: bool = False) -> None:
-        for layer in self.layers:
-            layer.sample_single(generator, uniform)
+        alphas = [None] * len(self.layers) if uniform else self.cpu_alphas()
+        for layer, alpha in zip(self.layers, alphas):
+            layer.sample_single(generator, uniform, alpha)
 
     def sample_pairs(self, generator: torch.Generator) -> None:
-        for layer in self.layers:
-            layer.sample_pair(generator)
+        for layer, alpha in zip(self.layers, self.cpu_alphas()):
+            layer.sample_pair(generator, alpha)
+
+    def cpu_alphas(self) -> list[torch.Tensor]:
+        """Every layer's alpha copied to the CPU in one transfer (one device sync per sampling, not per layer)."""
+        flat = torch.cat([layer.alpha.detach() for layer in self.layers]).cpu()
+        return list(flat.split([len(layer.choices) for layer in self.layers]))
 
     def activate_all(self) -> None:
         for layer in self.layers:

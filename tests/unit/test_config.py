@@ -56,6 +56,17 @@ def test_defaults_fill_unspecified_sections():
         ({"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [1.5]}]}, "targets[0].budget_fractions"),
         ({"name": "t", "targets": []}, "targets"),
         ({"targets": [{"name": "cpu-1t", "budgets_ms": [1.0]}]}, "name"),
+        (minimal(compute={"device": "tpu"}), "compute.device"),
+        (minimal(compute={"precision": "fp8"}), "compute.precision"),
+        (minimal(compute={"precision": "fp16"}), "compute.precision"),
+        (minimal(compute={"device": "cpu", "precision": "fp16"}, ray={"gpus_per_trial": 1}), "compute.precision"),
+        (minimal(compute={"device": "cuda"}), "ray.gpus_per_trial"),
+        (minimal(ray={"gpus_per_trial": 1.5}), "ray.gpus_per_trial"),
+        (minimal(ray={"gpus_per_task": -1}), "ray.gpus_per_task"),
+        (minimal(ofa={"replica_gpus": 2.5}), "ofa.replica_gpus"),
+        (minimal(data={"num_workers": -1}), "data.num_workers"),
+        (minimal(data={"eval_limit": 0}), "data.eval_limit"),
+        (minimal(data={"in_memory": "yes"}), "data.in_memory"),
     ],
 )
 @pytest.mark.faults
@@ -111,3 +122,9 @@ def test_estimated_targets_need_exactly_one_valid_source(estimate, field):
 def test_an_estimated_target_may_have_any_name(tmp_path):
     cfg = parse_config({"name": "t", "targets": [{"name": "pixel1", "budgets_ms": [5.0], "estimate": {"device": {"name": "pixel1", "peak_gflops": 10.0, "bandwidth_gbs": 5.0}}}]})
     assert cfg.targets[0].estimated and cfg.targets[0].estimate.device.peak_gflops == 10.0
+
+
+def test_gpu_settings_parse_with_fractions_and_whole_numbers():
+    cfg = parse_config(minimal(compute={"device": "cuda", "precision": "fp16", "channels_last": True}, ray={"gpus_per_trial": 0.25, "gpus_per_task": 2}, ofa={"replica_gpus": 0.5}))
+    assert (cfg.ray.gpus_per_trial, cfg.ray.gpus_per_task, cfg.ofa.replica_gpus) == (0.25, 2.0, 0.5)
+    assert cfg.compute.precision == "fp16" and cfg.compute.channels_last

