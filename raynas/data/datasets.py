@@ -45,6 +45,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes (streamed folders; decoding in-memory folders)
     pin_memory: bool = True  # page-locked batches for asynchronous copies to a GPU (ignored on the CPU)
     persistent_workers: bool = False  # keep DataLoader workers alive between epochs
+    cache_dir: str | None = None  # decoded in-memory folders are saved here and reused by later trials (runs default to <run_dir>/data-cache)
     seed: int = 0
 
 
@@ -66,7 +67,7 @@ class Splits:
     def loaders(self, batch_size: int, seed: int, device: torch.device | str = "cpu") -> tuple:
         """(train, val, test) loaders; uint8 splits are served from ``device`` memory."""
         device = torch.device(device)
-        _check_batches(self, batch_size)
+        self.check(batch_size)
         if isinstance(self.train, TensorImages):
             make = lambda split, shuffle, bs, aug, s: DeviceLoader(split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=aug, seed=s)  # noqa: E731
             return make(self.train, True, batch_size, self.augment, seed), make(self.val, True, batch_size, "none", seed + 1), make(self.test, False, 256, "none", seed + 2)
@@ -78,13 +79,13 @@ class Splits:
             DataLoader(self.test, batch_size=256, shuffle=False, **opts),
         )
 
-
-def _check_batches(splits: Splits, batch_size: int) -> None:
-    for name, split in (("training", splits.train), ("validation", splits.val)):
-        if len(split) < batch_size:
-            raise DatasetError(f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)")
-    if len(splits.test) == 0:
-        raise DatasetError("the test split is empty: raise data.test_fraction (or data.eval_limit)")
+    def check(self, batch_size: int) -> None:
+        """Refuse splits that would leave a phase with nothing to do (no batch, no test image)."""
+        for name, split in (("training", self.train), ("validation", self.val)):
+            if len(split) < batch_size:
+                raise DatasetError(f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)")
+        if len(self.test) == 0:
+            raise DatasetError("the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.eval_limit), or use a dataset with its own test split")
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,20 +49,59 @@ class FileImages:
         return len(self.samples)
 
     def take(self, indices: np.ndarray, cfg: Any) -> TensorImages:
-        """Decode the chosen images once (``cfg.num_workers`` processes) into one uint8 tensor."""
+        """The chosen images as one uint8 tensor: decoded once (``cfg.num_workers`` processes), then
+        read back from ``cfg.cache_dir`` by every later trial that asks for the same images."""
+        chosen = [self.samples[i] for i in indices]
+        cache = _cache_file(cfg.cache_dir, chosen, self.size) if cfg.cache_dir else None
+        saved = _load_cached(cache) if cache is not None else None
+        if saved is not None:
+            images, labels = saved
+        else:
+            images, labels = self._decode(chosen, cfg.num_workers)
+            if cache is not None:
+                _save_atomically(cache, images.numpy(), labels.numpy())
+        return TensorImages(images, labels, torch.as_tensor(np.asarray(indices, dtype=np.int64)))
+
+    def _decode(self, chosen: list[tuple[str, int]], workers: int) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision import transforms
 
         tf = transforms.Compose([transforms.Resize(self.size), transforms.CenterCrop(self.size), transforms.PILToTensor()])
-        files = _Files([self.samples[i] for i in indices], tf)
-        loader = DataLoader(files, batch_size=256, num_workers=cfg.num_workers)
-        parts = list(loader)
+        parts = list(DataLoader(_Files(chosen, tf), batch_size=256, num_workers=workers))
         if not parts:
-            return TensorImages(torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
-        return TensorImages(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), torch.as_tensor(np.asarray(indices, dtype=np.int64)))
+            return torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
+        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
     def stream(self, indices: np.ndarray, *, training: bool, augment: str, mean: tuple, std: tuple) -> Dataset:
         """The chosen images decoded per access with the standard transforms (training augments)."""
         return _Files([self.samples[i] for i in indices], standard_transform(self.size, training=training, augment=augment, mean=mean, std=std))
+
+
+def _cache_file(cache_dir: str, chosen: list[tuple[str, int]], size: int) -> Path:
+    """One file per set of decoded images, named by a hash of their paths, labels and size."""
+    digest = hashlib.sha256(f"{size}\n".encode())
+    for path, label in chosen:
+        digest.update(f"{os.path.abspath(path)}\t{label}\n".encode())
+    return Path(cache_dir).expanduser() / f"images-{size}px-{len(chosen)}-{digest.hexdigest()[:16]}.npz"
+
+
+def _load_cached(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Images saved by an earlier trial; None when absent or unreadable (then they are decoded again)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def _save_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write to a temporary name and rename, so concurrent trials never read half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, images=images, labels=labels)
+        tmp.replace(path)
+    except OSError as exc:
+        raise DatasetError(f"data.cache_dir {path.parent}: cannot write the decoded images ({exc}); point it at a writable folder or unset it") from None
 
 
 def standard_transform(size: int, *, training: bool, augment: str, mean: tuple, std: tuple):

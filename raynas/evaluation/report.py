@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from raynas.evaluation.compare import HAND, headline, paired_comparisons, summarize
+from raynas.evaluation.compare import HAND, OFA, PROXYLESS, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, pareto_plot
 
 
@@ -33,7 +33,10 @@ def write_report(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     results_path = run_dir / "results.parquet"
     if not results_path.is_file():
-        raise ReportError(f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or run `raynas sweep`)")
+        failed = run_dir / "FAILED"
+        if failed.is_file():
+            raise ReportError(f"{run_dir} is a run that stopped on an error ({failed.read_text().strip()}); fix it and continue with `raynas run --resume {run_dir}`")
+        raise ReportError(f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or of experiments/budget_sweep.py)")
     rows = pq.read_table(results_path).to_pylist()
     record_path = run_dir / "record.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
@@ -47,12 +50,19 @@ def write_report(run_dir: str | Path) -> list[Path]:
     return [md, page, *images]
 
 
+def _nas_names(rows: list[dict]) -> str:
+    """The NAS methods this run compared: ProxylessNAS, Once-for-All, or both."""
+    names = {PROXYLESS: "ProxylessNAS", OFA: "Once-for-All"}
+    ran = [names[m] for m in names if any(r["method"] == m for r in rows)]
+    return " and ".join(ran) or "NAS"
+
+
 def _document(name: str, rows: list[dict], targets: list[str], record: dict | None) -> list[Block]:
     comparisons = paired_comparisons(rows)
     head = headline(comparisons)
     blocks = [
         Block("heading", (1, f"raynas report: {name}")),
-        Block("text", f"ProxylessNAS against random search in the same latency window, pipeline and wall-clock budget, and against "
+        Block("text", f"{_nas_names(rows)} against random search in the same latency window, pipeline and wall-clock budget, and against "
                       f"MobileNetV2-style references, all retrained with one recipe. NAS beat random search in {head['nas_wins']} of "
                       f"{head['comparisons']} (target, budget) comparisons; mean gap {_num(head['nas_minus_random_mean_pp'], '+.2f')} "
                       f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed)."),

@@ -38,12 +38,16 @@ from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import check_gpus, check_storage, connect
 from raynas.orchestration.tasks import measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
+from raynas.search.evolution import SubnetGenes, SubnetLatency
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.reference import mobilenet_v2_like, width_multiplier
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
 from raynas.tracking.sync import lut_path, record_finalist, record_outputs, sync_run, weights_path
 from raynas.tracking.tune_callback import MlflowTrialCallback
+
+
+FAILED_FILE = "FAILED"  # written when a run stops on an error: its reason; removed when a resumed run finishes
 
 
 def new_run_dir(cfg: ExperimentConfig) -> Path:
@@ -64,29 +68,38 @@ def run_experiment(
     """
     if not resume:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    if cfg.data.cache_dir is None:  # trials decode an image folder once per run, not once each
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache_dir=str(run_dir / "data-cache")))
     uri = cfg.tracking.mlflow_uri or default_tracking_uri(run_dir)
     tracker = ExperimentTracker(uri, cfg.tracking.experiment, run_dir, run_name=run_dir.name)
     if not tracker.resumed:
         tracker.log_params(tracker.parent_id, _flatten(dataclasses.asdict(cfg)))
     experiment = Experiment(cfg, run_dir, tracker, PhaseClock(), log, list(callbacks), resume)
-    started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
+    started = False
     try:
+        started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
         check_storage(tune_storage(cfg, run_dir))
         check_gpus(gpu_requests(cfg))
         results = experiment.run()
-    except BaseException:
-        tracker.fail()
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        (run_dir / FAILED_FILE).write_text(reason + "\n")
+        tracker.fail(reason)
         raise
     finally:
         if started:
             ray.shutdown()
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a resumed run that finishes is no longer failed
     return experiment.finish(results)
 
 
 def resume_experiment(run_dir: str | Path, log: Callable[[str], None] = print, callbacks: Sequence[tune.Callback] = ()) -> dict[str, Any]:
     """Continue the run in ``run_dir`` with the config it was started with."""
     run_dir = Path(run_dir).resolve()
-    return run_experiment(saved_config(run_dir), run_dir, log, callbacks, resume=True)
+    cfg = saved_config(run_dir)
+    if (run_dir / FAILED_FILE).is_file():
+        log(f"[raynas] {run_dir.name} had stopped on: {(run_dir / FAILED_FILE).read_text().strip()}; continuing it")
+    return run_experiment(cfg, run_dir, log, callbacks, resume=True)
 
 
 def sync_mlflow(run_dir: str | Path, uri: str | None = None) -> dict[str, int]:
@@ -124,12 +137,14 @@ class Experiment:
         cfg, clock, log = self.cfg, self.clock, self.log
         macro, self.luts, self.variant_luts, self.supernets, self.weight_refs = get_space(cfg.space), {}, {}, {}, {}
         self.splits = splits = load_splits(cfg.data, materialize=False)  # sizes and shapes; trials load the images
+        splits.check(cfg.data.batch_size)  # an empty split is refused here, not after profiling
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
             raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
         log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
         with clock("profile"):
             self.luts = {t.name: self.profile(t.name) for t in cfg.targets}
-        scenarios = resolve_scenarios(cfg, self.luts)
+            self.tables = self.resolution_tables() if cfg.strategy == "ofa" else {}
+        scenarios = resolve_scenarios(cfg, self.luts, self.budget_ranges())
         seeds = sorted({s["seed"] for s in scenarios})
         finalists, self.found = (self.once_for_all if cfg.strategy == "ofa" else self.proxyless)(scenarios, seeds)
         finalists += hand_designed(cfg, seeds)
@@ -163,9 +178,7 @@ class Experiment:
     def once_for_all(self, scenarios: list[dict], seeds: list[int]) -> tuple[list[dict], dict]:
         """Train one elastic supernet per seed, serve it from replicas, fit the accuracy predictor on their
         evaluations, then one evolutionary search per scenario and the paired random subnet searches."""
-        cfg, clock, log, ofa = self.cfg, self.clock, self.log, self.cfg.ofa
-        with clock("profile"):
-            tables = {t.name: {space: self.luts[t.name] if space == cfg.space else self.profile(t.name, space) for space in resolution_spaces(cfg.space, ofa.shrink)} for t in cfg.targets}
+        cfg, clock, log, ofa, tables = self.cfg, self.clock, self.log, self.cfg.ofa, self.tables
         self.variant_luts = {(target, space): lut for target, by_space in tables.items() for space, lut in by_space.items()}
         log(f"[raynas] Once-for-All: training {len(seeds)} elastic supernet(s) by progressive shrinking")
         with clock("supernet"):
@@ -189,6 +202,20 @@ class Experiment:
             self.supernets = {seed: [self.weight_refs[seed]] for seed in seeds}
             finalists = [f | {"finetune_seed": f["seed"]} for f in finalists]
         return finalists, found
+
+    def resolution_tables(self) -> dict[str, dict]:
+        """OFA: every target's latency table for each elastic input resolution of the space."""
+        spaces = resolution_spaces(self.cfg.space, self.cfg.ofa.shrink)
+        return {t.name: {space: self.luts[t.name] if space == self.cfg.space else self.profile(t.name, space) for space in spaces} for t in self.cfg.targets}
+
+    def budget_ranges(self) -> dict[str, tuple[float, float]]:
+        """Per target, the latencies budget fractions span: the space's fastest to slowest network, or
+        for OFA its fastest to slowest subnet (shallowest stages and smallest resolution included)."""
+        macro = get_space(self.cfg.space)
+        if not self.tables:
+            return {t.name: self.luts[t.name].latency_range(macro) for t in self.cfg.targets}
+        genes = SubnetGenes(macro, self.cfg.ofa.shrink.min_depth, resolutions(macro, self.cfg.ofa.shrink))
+        return {target: SubnetLatency(by_space).extremes(genes) for target, by_space in self.tables.items()}
 
     def random_pairs(self, scenarios: list[dict], found: dict, method: str) -> list[dict]:
         """Random-search scenarios, each with the measured wall-clock of its paired search as budget."""
@@ -392,15 +419,16 @@ def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
     return f"{cfg.ray.storage_path.rstrip('/')}/{run_dir.name}"
 
 
-def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable]) -> list[dict]:
-    """One scenario per (target, budget, seed); fractional budgets resolve inside the space's latency range."""
+def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable], ranges: dict[str, tuple[float, float]] | None = None) -> list[dict]:
+    """One scenario per (target, budget, seed); fractional budgets resolve inside each target's latency
+    range (``ranges``: the strategy's own, e.g. OFA's subnets; default the space's)."""
     macro, scenarios = get_space(cfg.space), []
     for tgt in cfg.targets:
-        low, high = luts[tgt.name].latency_range(macro)
+        low, high = ranges[tgt.name] if ranges else luts[tgt.name].latency_range(macro)
         budgets = list(tgt.budgets_ms) or [low + f * (high - low) for f in tgt.budget_fractions]
         for b in budgets:
             if b < low:
-                raise ConfigError(f"config field targets ({tgt.name}): budget {b:.3f} ms is below the fastest architecture of the space ({low:.3f} ms on this target); raise it")
+                raise ConfigError(f"config field targets ({tgt.name}): budget {b:.3f} ms is below the fastest network the search can return ({low:.3f} ms on this target); raise it")
             for seed in range(cfg.seed, cfg.seed + cfg.evaluation.seeds):
                 pair = f"{tgt.name}@{b:.3f}ms#s{seed}"
                 scenarios.append({"pair": pair, "target": tgt.name, "budget_ms": round(b, 4), "seed": seed})

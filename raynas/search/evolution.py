@@ -48,6 +48,19 @@ class SubnetLatency:
         return fixed + sum(row[op] for row, op in zip(rows, arch.ops))
 
 
+    def extremes(self, genes: "SubnetGenes") -> tuple[float, float]:
+        """Latency of the fastest and of the slowest subnet: per resolution, the cheapest MBConv of each
+        layer a stage must keep (its first ``min_depth``) and the dearest of every layer (exact, whatever the table)."""
+        ops = {f"k{k}e{e}" for k in genes.macro.kernels for e in genes.macro.expansions}
+        low, high = [], []
+        for r in genes.resolutions:
+            fixed, rows = self._costs[genes.macro.at_resolution(r).name]
+            mbconv = [[ms for op, ms in row.items() if op in ops] for row in rows]
+            low.append(fixed + sum(min(mbconv[i]) for stage in genes.stages for i in stage[: min(genes.min_depth, len(stage))]))
+            high.append(fixed + sum(max(m) for m in mbconv))
+        return min(low), max(high)
+
+
 class SubnetGenes:
     """Subnets of an elastic space as genes: (kernel, expansion) per layer, depth per stage, resolution."""
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from raynas.compute import CPU, Compute, iterate_on
 from raynas.data.loading import endless
 from raynas.hardware.lut import LatencyTable, expected_latency
-from raynas.search.derive import budget_window, most_probable_in_window
+from raynas.search.derive import budget_window, most_probable_in_window, most_probable_within
 from raynas.space.architecture import Architecture
 from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
@@ -121,14 +121,17 @@ class ProxylessSearch:
             "arch": arch.to_string(),
         }
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, val_batches: Iterator) -> tuple[torch.Tensor, float | None]:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, val_batches: Iterator, *, arch: Architecture | None = None, pairs: list[tuple[int, int]] | None = None
+    ) -> tuple[torch.Tensor, float | None]:
         """One search iteration: a weight step on a training batch (on the device), then, every
-        ``arch_every`` iterations, an architecture step on the next validation batch."""
-        weight_loss = self._weight_step(x, y)
+        ``arch_every`` iterations, an architecture step on the next validation batch. ``arch`` and
+        ``pairs`` force the paths instead of sampling them (see ``weight_step`` and ``arch_step``)."""
+        weight_loss = self._weight_step(x, y, arch)
         self._steps += 1
         if self._steps % self.cfg.arch_every:
             return weight_loss, None
-        return weight_loss, self.arch_step(*next(val_batches))
+        return weight_loss, self.arch_step(*next(val_batches), pairs)
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture | None = None) -> float:
         """One SGD/Adam step of the shared weights on a sampled path (``arch`` forces one)."""
@@ -214,6 +217,8 @@ class ProxylessSearch:
         log_probs = [torch.log_softmax(layer.alpha.detach(), 0).tolist() for layer in self.supernet.layers]
         fixed = self.lut.fixed_ms
         choice = most_probable_in_window(log_probs, self.costs, max(low - fixed, 0.0), high - fixed)
+        if choice is None:  # a window narrower than the DP's grid (a budget just above the fastest net): the budget alone, exactly
+            choice = most_probable_within(log_probs, self.costs, high - fixed)
         if choice is None:
             raise ValueError(f"no architecture of space {macro.name!r} lies in [{low:.3f}, {high:.3f}] ms on {self.lut.target!r}")
         return Architecture(macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))), True

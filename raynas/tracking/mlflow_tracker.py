@@ -19,6 +19,7 @@ RUN_DIR_TAG = "raynas.run_dir"
 PENDING_FILE = "mlflow-pending.txt"  # written when the store failed mid-run; removed by sync-mlflow
 OFFLINE = "offline"  # run id handed out while the store is unreachable
 SCENARIO_TAG = "raynas.scenario"
+FAILURE_TAG = "raynas.failure"
 
 
 class TrackingError(RuntimeError):
@@ -131,5 +132,8 @@ class ExperimentTracker:
     def finish(self, status: str = "FINISHED") -> None:
         self._safe(lambda: [self.client.set_terminated(run_id, status) for run_id in [*self.children.values(), self.parent_id]])
 
-    def fail(self) -> None:
+    def fail(self, reason: str | None = None) -> None:
+        """End the parent and children FAILED; ``reason`` (the error) is kept as the parent's tag ``raynas.failure``."""
+        if reason:
+            self._safe(self.client.set_tag, self.parent_id, FAILURE_TAG, reason[:4000])
         self.finish(RunStatus.to_string(RunStatus.FAILED))

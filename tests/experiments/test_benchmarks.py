@@ -37,3 +37,18 @@ def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
     assert out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
     assert list(tmp_path.glob("mlartifacts/*/artifacts/predictor/predictor.pt"))  # artifacts beside the store, not in ./mlruns
+
+
+def test_throughput_reports_ratios_against_the_bare_loop():
+    out = run_smoke("experiments/bench/throughput.py")
+    assert {"device", "retrain_vs_bare", "search_vs_bare", "loader_images_per_s", "peak_mem_ratio_two_path"} <= set(out)
+    assert out["retrain_vs_bare"] > 0 and out["search_vs_bare"] > 0 and out["loader_images_per_s"] > 0
+    assert out["peak_mem_ratio_two_path"] >= 1.0  # a search iteration holds at least one path's activations
+
+
+def test_throughput_on_a_real_cifar10_slice():
+    from tests.conftest import shared_data
+
+    shared_data("cifar10")
+    out = run_smoke("experiments/bench/throughput.py", "--data", "cifar10")
+    assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0

@@ -170,3 +170,18 @@ def test_real_fashion_mnist_has_its_published_sizes():
 
     splits = load_splits(DataConfig(dataset="fashion-mnist", root=str(shared_data("fashion-mnist")), val_fraction=0.1))
     assert (len(splits.train) + len(splits.val), len(splits.test)) == (60000, 10000)
+
+
+def test_decoded_folders_are_cached_for_later_trials_and_a_broken_cache_is_decoded_again(tmp_path):
+    _image_folders(tmp_path / "images", per_class=10)
+    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path / "images"), val_fraction=0.2, test_fraction=0.2, cache_dir=str(tmp_path / "cache"))
+    first = load_splits(cfg)
+    files = sorted((tmp_path / "cache").glob("*.npz"))
+    assert len(files) == 3  # train, validation, test
+    for image in (tmp_path / "images").rglob("*.png"):
+        image.write_bytes(b"not an image any more")  # a second load must not decode
+    second = load_splits(cfg)
+    assert torch.equal(first.train.images, second.train.images) and torch.equal(first.test.labels, second.test.labels)
+    files[0].write_bytes(b"truncated")
+    with pytest.raises(Exception, match="cannot identify image file"):  # the broken cache entry is decoded again
+        load_splits(cfg)

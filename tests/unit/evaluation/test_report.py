@@ -65,3 +65,26 @@ def test_cli_report_command(tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "results.parquet does not exist" in capsys.readouterr().err
+
+
+def test_report_names_the_nas_method_that_ran_and_no_missing_command(tmp_path):
+    from raynas.evaluation.compare import OFA
+
+    rows = saved_results(tmp_path)
+    write_report(tmp_path)
+    assert "ProxylessNAS against random search" in (tmp_path / "report.md").read_text()
+    ofa_rows = [r | {"method": OFA} if r["method"] == PROXYLESS else r for r in rows]
+    pq.write_table(pa.Table.from_pylist(ofa_rows, schema=RESULTS_SCHEMA), tmp_path / "results.parquet")
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Once-for-All against random search" in md and "ProxylessNAS" not in md
+    with pytest.raises(ReportError) as error:
+        write_report(tmp_path / "empty")
+    assert "raynas sweep" not in str(error.value)
+
+
+@pytest.mark.faults
+def test_report_of_a_run_that_stopped_on_an_error_says_so(tmp_path):
+    (tmp_path / "FAILED").write_text("ClusterError: no GPU\n")
+    with pytest.raises(ReportError, match=r"stopped on an error \(ClusterError: no GPU\).*raynas run --resume"):
+        write_report(tmp_path)

@@ -28,5 +28,12 @@ def test_budget_below_the_fastest_network_is_refused_naming_the_minimum():
     table = synthetic_table()
     low = table.latency_range(MACRO)[0]
     cfg = parse_config({"name": "t", "targets": [{"name": "cpu-1t", "budgets_ms": [low / 2]}]})
-    with pytest.raises(ConfigError, match=f"fastest architecture of the space \\({low:.3f} ms"):
+    with pytest.raises(ConfigError, match=f"fastest network the search can return \\({low:.3f} ms"):
         resolve_scenarios(cfg, {"cpu-1t": table})
+
+
+def test_fractions_resolve_inside_the_strategys_own_range():
+    """OFA resolves budget fractions over its subnets (e.g. 1.0-3.0 ms), not over the space's ProxylessNAS range."""
+    cfg = parse_config({"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [0.0001, 0.5]}]})
+    scenarios = resolve_scenarios(cfg, {"cpu-1t": synthetic_table()}, {"cpu-1t": (1.0, 3.0)})
+    assert [s["budget_ms"] for s in scenarios] == [pytest.approx(1.0002, abs=1e-4), pytest.approx(2.0)]

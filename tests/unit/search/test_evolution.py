@@ -75,3 +75,16 @@ def test_extreme_subnets_bound_every_random_subnet():
     genes, rng = search.genes, np.random.default_rng(2)
     low, high = (latency(genes.architecture(genes.extreme(largest))) for largest in (False, True))
     assert all(low <= latency(genes.architecture(genes.random(rng))) <= high for _ in range(200))
+
+
+def test_subnet_latency_extremes_bound_every_subnet_and_are_reached():
+    genes = SubnetGenes(SPACE, 2, (24, 28))
+    latency = SubnetLatency({"mnist-ofa": _table("mnist-ofa", 0.01), "mnist-ofa@r24": _table("mnist-ofa@r24", 0.007)})
+    low, high = latency.extremes(genes)
+    rng = np.random.default_rng(0)
+    drawn = [latency(genes.architecture(genes.random(rng))) for _ in range(2000)]
+    assert low <= min(drawn) and max(drawn) <= high
+    assert latency(genes.architecture(genes.extreme(False))) == pytest.approx(low)
+    assert latency(genes.architecture(genes.extreme(True))) == pytest.approx(high)
+    proxyless_low = _table("mnist-ofa", 0.01).latency_range(SPACE)[0]
+    assert low < proxyless_low * 3 and low != proxyless_low  # OFA keeps >= 2 layers a stage; ProxylessNAS may skip all but fixed ones

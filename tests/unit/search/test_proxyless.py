@@ -51,3 +51,14 @@ def test_budget_above_the_slowest_network_has_no_floor():
     assert search.window()[0] == pytest.approx(table.latency_range(MACRO)[0])
     arch, constrained = search.derive()
     assert not constrained and arch == search.supernet.derive()
+
+
+def test_a_budget_just_above_the_fastest_network_derives_a_network_that_fits():
+    torch.manual_seed(0)
+    macro, lut = get_space("mnist-small"), synthetic_table()
+    fastest = lut.latency_range(macro)[0]
+    search = ProxylessSearch(Supernet(macro, 10), lut, fastest * 1.001, SearchConfig(), seed=0)
+    for layer in search.supernet.layers:
+        torch.nn.init.normal_(layer.alpha)  # an argmax far from the budget: derivation must fall back
+    arch, constrained = search.derive()
+    assert constrained and lut.predict(arch, macro) <= fastest * 1.001 + 1e-9

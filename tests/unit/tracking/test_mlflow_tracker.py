@@ -100,3 +100,10 @@ def _wait_healthy(uri: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"mlflow server at {uri} did not start")
+
+
+def test_a_failed_run_ends_failed_with_its_reason(tmp_path):
+    tracker = ExperimentTracker(f"sqlite:///{tmp_path}/mlflow.db", "x", tmp_path, "run")
+    tracker.fail("ClusterError: config field ray.gpus_per_trial: no GPU")
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(tracker.parent_id)
+    assert run.info.status == "FAILED" and run.data.tags["raynas.failure"].startswith("ClusterError: config field ray.gpus_per_trial")

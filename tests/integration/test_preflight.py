@@ -1,10 +1,13 @@
-"""GPU reservations meet the cluster before anything trains: refused up front here (no GPU), honoured on CUDA."""
+"""Checks before anything trains: GPU reservations against the cluster (refused here, honoured on CUDA)
+and splits that would leave a phase with nothing to do."""
 
 from __future__ import annotations
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
+from raynas.data.datasets import DatasetError
 from raynas.orchestration.pipeline import gpu_requests, new_run_dir, run_experiment
 from raynas.orchestration.runtime import ClusterError, check_gpus
 
@@ -39,7 +42,19 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
     with pytest.raises(ClusterError, match="config field ray.gpus_per_task"):
         run_experiment(cfg, run_dir, log=lambda _: None)
     assert not (run_dir / "results.parquet").exists()
+    assert (run_dir / "FAILED").read_text().startswith("ClusterError: config field ray.gpus_per_task")
+    runs = MlflowClient(cfg.tracking.mlflow_uri).search_runs([MlflowClient(cfg.tracking.mlflow_uri).get_experiment_by_name("gpu").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"] and "ray.gpus_per_task" in runs[0].data.tags["raynas.failure"]
     assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.0, "ray.gpus_per_task": 1.0}
+
+
+@pytest.mark.faults
+def test_an_empty_test_split_is_refused_before_profiling(ray_session, tmp_path):
+    cfg = parse_config(_tiny(tmp_path, data={"test_fraction": 0.0}))
+    run_dir = new_run_dir(cfg)
+    with pytest.raises(DatasetError, match="test split is empty"):
+        run_experiment(cfg, run_dir, log=lambda _: None)
+    assert not (run_dir / "luts").exists() and not (run_dir / "results.parquet").exists()
 
 
 @pytest.mark.needs_cuda

@@ -1,0 +1,223 @@
+"""Training throughput of raynas's phases against a bare PyTorch loop, side by side in one run.
+
+On the device it finds (CUDA when torch sees one, else the CPU), at one batch size, in
+interleaved rounds so that a busy machine slows every mode alike:
+  (a) bare: a plain training loop of the standalone largest path (all k7e6) over batches already
+      in memory on the device -- the floor no framework can beat;
+  (b) retrain: raynas's ``train_epoch`` of the same network through its own data pipeline
+      (``load_splits`` -> loaders on the device, augmentation included);
+  (c) search: ProxylessNAS iterations through the pipeline (``ProxylessSearch.step``), each a
+      weight step on a training batch and a two-path architecture step on a validation batch, in
+      the worst case of the supernet_cost benchmark (the largest path active, the second largest
+      the other path), so the work per image matches (a); also as the search runs (paths sampled
+      from alpha, often smaller), reported beside it;
+  (d) ofa: progressive-shrinking steps of the elastic supernet (sampled subnet plus distillation);
+and the loader alone. Images/s count the images a mode trains on: the training batch, plus the
+validation batch of a search iteration (both pass through the network). Peak memory
+of a search iteration against a bare step is CUDA's peak allocation on a GPU, else the bytes
+autograd saves for backward. Prints a table; the last line is one JSON object.
+
+    python experiments/bench/throughput.py [--data cifar10] [--batch 128] [--precision bf16] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from raynas.compute import Compute, ComputeConfig
+from raynas.data.datasets import DataConfig, load_splits
+from raynas.data.loading import endless
+from raynas.hardware.lut import LatencyTable
+from raynas.search.proxyless import ProxylessSearch, SearchConfig
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+from raynas.space.network import ChildNetwork
+from raynas.space.ops import SKIP
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.memory import cuda_peak_bytes, saved_activation_bytes
+from raynas.supernet.progressive import ShrinkConfig, phase_choices, shrinking_step
+from raynas.supernet.supernet import Supernet
+from raynas.training import sgd, train_epoch
+
+DATA_ROOT = Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
+
+def data_config(name: str, batch: int, limit: int | None) -> tuple[DataConfig, str]:
+    """The benchmark's dataset and the space that fits it."""
+    if name == "cifar10":
+        root = DATA_ROOT / "cifar10"
+        if not root.is_dir():
+            raise SystemExit(f"--data cifar10 reads {root} (set RAYNAS_DATA to the folder holding cifar10/); it is absent here")
+        return DataConfig(dataset="cifar10", root=str(root), batch_size=batch, limit=limit, eval_limit=2000), "cifar"
+    return DataConfig(batch_size=batch, limit=limit), "mnist-small"
+
+
+def flat_table(macro) -> LatencyTable:
+    """Unit op latencies: the latency loss only has to run, its values do not matter here."""
+    entries = {(s.key, op): 1.0 for s in macro.layers() for op in s.choices if op != SKIP}
+    return LatencyTable("bench", macro.name, macro.space_hash(), 1, entries, {"stem": 1.0})
+
+
+def largest(macro) -> Architecture:
+    return Architecture(macro.name, ("k7e6",) * len(macro.layers()))
+
+
+class Modes:
+    """Each mode runs ``n`` training steps when called; all share the data, device and numerics."""
+
+    def __init__(self, splits, compute: Compute, batch: int, space: str) -> None:
+        self.compute, self.macro, self.batch = compute, get_space(space), batch
+        self.train, self.val, _ = splits.loaders(batch, 0, compute.device)
+        self.stream, self.val_stream = endless(self.train), endless(self.val)
+        self.cached = [compute.batch(x.clone(), y.clone()) for x, y in itertools.islice(endless(self.train), 8)]
+        self.bare_net, self.bare_opt = self._net()
+        self.retrain_net, self.retrain_opt = self._net()
+        self.search = self._search(splits.num_classes)
+        self.ofa = self._ofa(splits.num_classes)
+
+    def _net(self):
+        net = self.compute.module(ChildNetwork(largest(self.macro), 10)).train()
+        return net, sgd(net.parameters(), 0.01, 0.9, 4e-5)
+
+    def _search(self, classes: int) -> ProxylessSearch:
+        supernet = self.compute.module(Supernet(self.macro, classes))
+        table = flat_table(self.macro)
+        return ProxylessSearch(supernet, table, 0.8 * table.latency_range(self.macro)[1], SearchConfig(), seed=0, compute=self.compute)
+
+    def _ofa(self, classes: int):
+        net = self.compute.module(ElasticSupernet(self.macro, classes))
+        teacher = self.compute.module(net.extract(net.largest())).eval()
+        return net, teacher, sgd(net.parameters(), 0.01, 0.9, 4e-5), phase_choices(net, "width"), torch.Generator().manual_seed(0)
+
+    def bare(self, n: int) -> None:
+        ce = nn.CrossEntropyLoss()
+        for i in range(n):
+            x, y = self.cached[i % len(self.cached)]
+            self.bare_opt.zero_grad(set_to_none=True)
+            with self.compute.autocast():
+                loss = ce(self.bare_net(x), y)
+            self.compute.step(loss, self.bare_opt)
+
+    def retrain(self, n: int) -> None:
+        train_epoch(self.retrain_net, itertools.islice(self.stream, n), self.retrain_opt, nn.CrossEntropyLoss(), compute=self.compute)
+
+    def search_iterations(self, n: int) -> None:
+        """Worst case: largest path in the weight step, (largest, second largest) in the architecture step."""
+        arch = largest(self.macro)
+        pairs = [(layer.choices.index("k7e6"), layer.choices.index("k5e6")) for layer in self.search.supernet.layers]
+        for x, y in itertools.islice(self.stream, n):
+            self.search.step(*self.compute.batch(x, y), self.val_stream, arch=arch, pairs=pairs)
+
+    def sampled_search_iterations(self, n: int) -> None:
+        for x, y in itertools.islice(self.stream, n):
+            self.search.step(*self.compute.batch(x, y), self.val_stream)
+
+    def ofa_steps(self, n: int) -> None:
+        net, teacher, opt, choices, gen = self.ofa
+        net.train()
+        for x, y in itertools.islice(self.stream, n):
+            shrinking_step(net, *self.compute.batch(x, y), gen, choices, teacher, ShrinkConfig(), opt, self.compute)
+
+    def loader(self, n: int) -> None:
+        for x, _ in itertools.islice(self.stream, n):
+            x.sum()  # touch the batch, as training would
+
+
+def timed(fn, n: int, compute: Compute) -> float:
+    compute.synchronize()
+    start = time.perf_counter()
+    fn(n)
+    compute.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(modes: Modes, steps: int, rounds: int) -> dict[str, float]:
+    """Median images/s of each mode over interleaved rounds (one warm-up round first)."""
+    fns = {"bare": modes.bare, "retrain": modes.retrain, "search": modes.search_iterations, "search_sampled": modes.sampled_search_iterations, "ofa": modes.ofa_steps, "loader": modes.loader}
+    images_per_step = {"search": 2, "search_sampled": 2}  # a training and a validation batch
+    rates = {k: [] for k in fns}
+    for r in range(rounds + 1):
+        for name, fn in fns.items():
+            n = steps * (10 if name == "loader" else 1)
+            seconds = timed(fn, n, modes.compute)
+            if r:
+                rates[name].append(n * modes.batch * images_per_step.get(name, 1) / seconds)
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def peak_memory(modes: Modes) -> tuple[int, int, str]:
+    """Memory of one bare step and one search iteration (largest path active in both)."""
+    x, y = modes.cached[0]
+    search, arch = modes.search, largest(modes.macro)
+    pairs = [(layer.choices.index("k7e6"), layer.choices.index("k5e6")) for layer in search.supernet.layers]
+
+    def search_step() -> None:
+        search.weight_step(x, y, arch)
+        search.arch_step(x, y, pairs)
+
+    if modes.compute.device.type == "cuda":
+        return cuda_peak_bytes(lambda: modes.bare(1), modes.compute.device), cuda_peak_bytes(search_step, modes.compute.device), "CUDA peak allocated"
+    return saved_activation_bytes(lambda: modes.bare(1)), max(saved_activation_bytes(lambda: search.weight_step(x, y, arch)), saved_activation_bytes(lambda: search.arch_step(x, y, pairs))), "bytes saved for backward"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=("mnist", "cifar10"), default="mnist")
+    parser.add_argument("--batch", type=int, default=None, help="default 64 on the CPU, 256 on CUDA")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per mode and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--smoke-test", action="store_true", help="2 steps x 2 rounds, batch 16")
+    args = parser.parse_args()
+    if args.smoke_test:
+        args.steps, args.rounds, args.batch = 2, 2, args.batch or 16
+    compute = Compute.from_config(ComputeConfig(device=args.device, precision=args.precision, channels_last=args.channels_last))
+    batch = args.batch or (256 if compute.device.type == "cuda" else 64)
+    data, space = data_config(args.data, batch, 2000 if args.smoke_test else None)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    modes = Modes(load_splits(data), compute, batch, space)
+    setup = time.perf_counter() - start
+    rates = measure(modes, args.steps, args.rounds)
+    bare_mem, search_mem, mem_kind = peak_memory(modes)
+    report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup)
+
+
+def report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup) -> None:
+    device = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if args.channels_last else ''}; "
+          f"{args.rounds} rounds x {args.steps} steps; data loaded in {setup:.1f} s")
+    labels = {"bare": "(a) bare loop, tensors on device", "retrain": "(b) raynas retraining", "search": "(c) search iteration, largest path",
+              "search_sampled": "    search iteration, sampled paths", "ofa": "(d) OFA shrinking step", "loader": "loader alone"}
+    print(f"{'mode':38s} {'images/s':>10s} {'vs bare':>8s}")
+    for name, label in labels.items():
+        print(f"{label:38s} {rates[name]:10.1f} {rates[name] / rates['bare']:8.2f}")
+    print("(c) counts the training and the validation batch of each iteration; (d) trains sampled subnets with distillation")
+    print(f"memory ({mem_kind}): bare step {bare_mem / 2**20:.2f} MiB, two-path search iteration {search_mem / 2**20:.2f} MiB")
+    print(json.dumps({
+        "device": device,
+        "retrain_vs_bare": round(rates["retrain"] / rates["bare"], 3),
+        "search_vs_bare": round(rates["search"] / rates["bare"], 3),
+        "search_sampled_vs_bare": round(rates["search_sampled"] / rates["bare"], 3),
+        "ofa_vs_bare": round(rates["ofa"] / rates["bare"], 3),
+        "loader_images_per_s": round(rates["loader"], 1),
+        "loader_vs_retrain": round(rates["loader"] / rates["retrain"], 2),
+        "peak_mem_ratio_two_path": round(search_mem / bare_mem, 3),
+        "images_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "batch": batch, "data": args.data, "precision": args.precision,
+    }))
+
+
+if __name__ == "__main__":
+    main()
