@@ -80,7 +80,7 @@ class OFAConfig:
     shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
-    replica_cpus: float = 0  # CPUs each replica reserves (0: they share the trials' CPUs)
+    replica_cpus: float = 0.5  # CPUs each replica reserves (> 0: counted by Ray, and never placed on a 0-CPU head node)
     replica_gpus: float = 0  # GPUs (fractions allowed) each replica reserves and evaluates on
     calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
     eval_batches: int = 4  # validation batches per evaluation
@@ -255,7 +255,7 @@ def _check_estimate(est: EstimateConfig, where: str) -> None:
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
 _MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "replica_cpus", "kd_ratio", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
+                "kd_ratio", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

@@ -32,7 +32,7 @@ from scipy.stats import kendalltau
 
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, evolution_trial, predictor_payload, resolution_spaces, resolutions, train_elastic_supernet
+from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, evolution_trial, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import connect
 from raynas.orchestration.tasks import on_target, profile_target
@@ -77,7 +77,7 @@ def main() -> None:
         return value
 
     tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, shrink, profile) for t in TARGETS})
-    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: ray.get(train_elastic_supernet.options(num_cpus=2).remote(SPACE, data, shrink, 0, 2, str(out / "supernet"))))
+    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", SPACE, data, shrink, 0, 2))
     replicas, _weights = start_replicas(state, 2, SPACE, shrink.min_depth, resolutions(get_space(SPACE), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
     speedup, throughput = replica_throughput(replicas, 12 if smoke else 32)
     predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), SPACE, cfg, 0))

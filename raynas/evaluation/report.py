@@ -100,8 +100,9 @@ def _record_blocks(record: dict | None) -> list[Block]:
         Block("text", f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; strategy {record.get('strategy', 'proxyless')}; created {record['created']}."),
         Block("table", (["phase (driver wall-clock)", "seconds"], phases)),
         Block("table", (["method", "search trial-seconds", "retrain trial-seconds", "finalists"], trials)),
-        Block("table", (["target", "backend", "device", "threads", "batch", "estimated"], [
-            [t, h.get("backend", "?"), h.get("device", "?"), h.get("threads", "?"), h.get("batch_size", "?"), h.get("estimated", "false")] for t, h in record["hardware"].items()
+        Block("table", (["target", "backend", "device", "threads", "batch", "estimated", "latency calibration"], [
+            [t, h.get("backend", "?"), h.get("device", "?"), h.get("threads", "?"), h.get("batch_size", "?"), h.get("estimated", "false"), h.get("correction", "n/a")]
+            for t, h in record["hardware"].items()
         ])),
         Block("table", (["library", "version"], [[k, v] for k, v in record["libraries"].items()])),
         Block("text", f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}."),

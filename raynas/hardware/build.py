@@ -12,7 +12,7 @@ from torch import nn
 
 from raynas.hardware.accuracy import sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
-from raynas.hardware.lut import LatencyTable, LatencyTableError
+from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import HardwareTarget
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
@@ -65,14 +65,31 @@ def build_latency_table(
         fixed={"stem": max(ms["stem"] - call, 0.0), "head": max(ms["head"] - call, 0.0), "call": call},
         metadata=_metadata(target, warmup, repeats) | {"yardstick_ms": str(unit or ms["yardstick"])},
     )
-    _calibrate(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed, fit_scale)
-    fastest = table.latency_range(macro)[0]
-    if fastest <= 0:
-        raise LatencyTableError(
-            f"target {target.name!r}: the calibrated table predicts {fastest:.3f} ms for the fastest network "
-            f"({table.metadata.get('correction', 'no correction')}); the machine is too noisy for this table: raise profile.repeats"
-        )
+    calibrate_plausibly(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed, fit_scale)
     return table
+
+
+CALIBRATION_RETRIES = 2  # each retry doubles the calibration networks (at least 4) and the repeats
+
+
+def calibrate_plausibly(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
+    """Calibrate; while the result predicts a non-positive latency for the fastest network (a busy
+    machine, few networks), measure again with more networks and repeats; after ``CALIBRATION_RETRIES``
+    use the offset-free table (summed ops, scale 1), saying so in its metadata. Never aborts a run."""
+    tries = []
+    for attempt in range(CALIBRATION_RETRIES + 1):
+        _calibrate(table, target, macro, num_classes, warmup, repeats, n, seed + attempt, fit_scale)
+        fastest = table.latency_range(macro)[0]
+        if fastest > 0:
+            break
+        tries.append(f"{table.metadata['correction']} predicted {fastest:.3f} ms for the fastest network")
+        n, repeats = max(4, 2 * n), 2 * repeats
+    else:
+        table.fixed["overhead"], table.scale = 0.0, 1.0
+        table.metadata["correction"] = "offset-free (overhead 0, scale 1): every calibration was implausible"
+    if tries:
+        table.metadata["calibration_retries"] = "; ".join(tries)
+        table.metadata["correction"] += f" (after {len(tries)} implausible calibration(s); see calibration_retries)"
 
 
 def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:

@@ -3,7 +3,9 @@ predictor on replica evaluations, then run one evolutionary search per (target, 
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -20,7 +22,7 @@ from raynas.search.evolution import EvolutionarySearch, SubnetGenes, SubnetLaten
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.macro import MacroConfig, get_space
 from raynas.supernet.elastic import ElasticSupernet
-from raynas.supernet.progressive import ShrinkConfig, train_progressive
+from raynas.supernet.progressive import ShrinkConfig, progressive_phases
 from raynas.weights import load_numpy_state, state_to_numpy
 
 
@@ -36,9 +38,12 @@ def resolution_spaces(space: str, cfg: ShrinkConfig) -> list[str]:
 
 @ray.remote
 def train_elastic_supernet(
-    space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, checkpoint_dir: str, compute_cfg: ComputeConfig = ComputeConfig()
-) -> tuple[dict, dict]:
-    """Progressive shrinking in one task on its device (resumable from ``checkpoint_dir``); returns stats and numpy weights."""
+    space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, saved: dict[str, bytes], compute_cfg: ComputeConfig = ComputeConfig()
+):
+    """Progressive shrinking in one task on its device, as a generator: after every phase it yields
+    ``("files", {name: bytes})``, the phase's checkpoint files for the driver to keep (this node's
+    disk may not outlive it), and last ``("done", stats, numpy weights)``. ``saved`` holds the files
+    of phases already done (a resumed run), which are loaded instead of trained."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     compute = worker_compute(compute_cfg)
@@ -46,9 +51,35 @@ def train_elastic_supernet(
     train, _, _ = splits.loaders(data.batch_size, seed, compute.device)
     macro = get_space(space)
     net = compute.module(ElasticSupernet(macro, splits.num_classes, cfg.min_depth, resolutions(macro, cfg)))
-    start = time.perf_counter()
-    stats = train_progressive(net, train, cfg, seed, checkpoint_dir, compute=compute)
-    return stats | {"train_seconds": time.perf_counter() - start, "num_classes": splits.num_classes}, state_to_numpy(net)
+    start, stats = time.perf_counter(), {}
+    with tempfile.TemporaryDirectory(prefix="raynas-ofa-") as local:
+        for name, content in saved.items():
+            (Path(local) / name).write_bytes(content)
+        for stats, written in progressive_phases(net, train, cfg, seed, local, compute=compute):
+            if written:
+                yield "files", {p.name: p.read_bytes() for p in written}
+    yield "done", stats | {"train_seconds": time.perf_counter() - start, "num_classes": splits.num_classes}, state_to_numpy(net)
+
+
+def run_elastic_training(
+    task, directory: Path, space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
+) -> tuple[dict, dict]:
+    """Drive ``train_elastic_supernet`` (``task``: it with its resources) from the driver: phase files
+    it yields are written into ``directory`` (the run directory, which the driver can always reach),
+    and those already there are sent along, so ``--resume`` continues from the last finished phase
+    whichever node trained it. Returns the stats and the numpy weights."""
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = {p.name: p.read_bytes() for p in sorted(directory.glob("*.pt"))}
+    for ref in task.remote(space, data, cfg, seed, threads, saved, compute_cfg):
+        kind, *payload = ray.get(ref)
+        if kind == "files":
+            for name, content in payload[0].items():
+                tmp = directory / f".{name}.tmp"
+                tmp.write_bytes(content)
+                tmp.replace(directory / name)
+        else:
+            return payload[0], payload[1]
+    raise RuntimeError("the supernet training task ended without its weights")
 
 
 def collect_and_fit_predictor(pool: ReplicaPool, space: str, cfg: OFAConfig, seed: int) -> tuple[AccuracyPredictor, dict, list, list[float]]:

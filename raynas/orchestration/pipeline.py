@@ -33,10 +33,13 @@ from raynas.evaluation.report import write_report
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.host import SupernetHost
-from raynas.orchestration.ofa import collect_and_fit_predictor, evolution_trial, predictor_payload, random_subnet_trial, resolution_spaces, resolutions, train_elastic_supernet
+from raynas.orchestration.ofa import (
+    collect_and_fit_predictor, evolution_trial, predictor_payload, random_subnet_trial, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet,
+)
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
-from raynas.orchestration.runtime import check_gpus, check_storage, connect
-from raynas.orchestration.tasks import measure_latencies, on_target, profile_target, warm_up_supernet
+from raynas.orchestration.runtime import check_data_root, check_gpus, check_storage, check_writable, connect
+from raynas.hardware.cache import OpCache
+from raynas.orchestration.tasks import cache_update, measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
 from raynas.search.evolution import SubnetGenes, SubnetLatency
 from raynas.space.architecture import Architecture
@@ -51,10 +54,21 @@ FAILED_FILE = "FAILED"  # written when a run stops on an error: its reason; remo
 
 
 def new_run_dir(cfg: ExperimentConfig) -> Path:
+    """A fresh ``<run_root>/<name>-<timestamp>`` folder; a run_root that cannot be created is named."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = (Path(cfg.run_root) / f"{cfg.name}-{stamp}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = (Path(cfg.run_root).expanduser() / f"{cfg.name}-{stamp}").resolve()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(f"run directory {run_dir} already exists (two runs started in the same second); start again") from None
+    except OSError as exc:
+        raise ConfigError(f"config field run_root: cannot create {run_dir} ({exc.strerror or exc}); point it at a writable folder") from None
     return run_dir
+
+
+def written_paths(cfg: ExperimentConfig, run_dir: Path) -> dict[str, str | None]:
+    """Folders the run writes besides the run directory, by config field."""
+    return {"ray.storage_path": tune_storage(cfg, run_dir), "profile.cache_dir": cfg.profile.cache_dir, "data.cache_dir": cfg.data.cache_dir}
 
 
 def run_experiment(
@@ -77,9 +91,12 @@ def run_experiment(
     experiment = Experiment(cfg, run_dir, tracker, PhaseClock(), log, list(callbacks), resume)
     started = False
     try:
+        check_writable(written_paths(cfg, run_dir))
         started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
         check_storage(tune_storage(cfg, run_dir))
         check_gpus(gpu_requests(cfg))
+        if cfg.data.root:
+            check_data_root(cfg.data.root)
         results = experiment.run()
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -222,11 +239,12 @@ class Experiment:
         return [s | {"key": f"{RANDOM}:{s['pair']}", "method": RANDOM, "budget_seconds": found[f"{method}:{s['pair']}"].metrics["search_seconds"]} for s in scenarios]
 
     def train_elastic(self, seed: int) -> dict:
-        """Progressive shrinking on the largest node; phase checkpoints in the run directory make it resumable."""
+        """Progressive shrinking on the largest node; the driver keeps each phase's checkpoint in the run
+        directory, which makes it resumable whichever node trained."""
         cfg, cpus = self.cfg, _cluster_cpus()
         directory = self.run_dir / "supernet" / f"ofa-s{seed}"
         task = train_elastic_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
-        stats, state = ray.get(task.remote(cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, str(directory), cfg.compute))
+        stats, state = run_elastic_training(task, directory, cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, cfg.compute)
         self.tracker.log_metrics(self.tracker.parent_id, {f"ofa_{k}/s{seed}": v for k, v in stats.items()})
         return state
 
@@ -274,7 +292,11 @@ class Experiment:
         if profile.cache_dir:
             profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
         unit = self.luts[target].yardstick_ms if space and target in self.luts else None  # one unit for all of a target's tables
-        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed, unit))
+        cache = OpCache(profile.cache_dir, target) if profile.cache_dir else None  # read and written here: the driver's disk, not the target node's
+        cached = cache.read() if cache else None
+        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed, unit, cached, str(cache.path) if cache else ""))
+        if cache:
+            cache.save(cache_update(lut, cached))
         self.log(f"[raynas] {target}: {lut.metadata['cache']}")
         lut.save(path)
         return lut

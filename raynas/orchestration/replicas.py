@@ -83,7 +83,7 @@ class ReplicaPool:
 
 def start_replicas(
     state: dict, count: int, space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int,
-    cpus: float = 0, gpus: float = 0, compute_cfg: ComputeConfig = ComputeConfig(),
+    cpus: float = 0.5, gpus: float = 0, compute_cfg: ComputeConfig = ComputeConfig(),
 ) -> tuple[list, ray.ObjectRef]:
     """Put the weights once (the caller owns them) and start ``count`` replicas reading them (on a GPU share each when ``gpus``)."""
     ref = ray.put(state)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raynas.compute import Compute, ComputeConfig
 from raynas.hardware.targets import get_target
@@ -65,6 +66,45 @@ def check_gpus(requests: dict[str, float]) -> None:
             raise ClusterError(f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)")
         if n > per_node:
             raise ClusterError(f"config field {field}: asks for {n:g} GPUs but the largest node has {per_node:g}; lower it")
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _has_directory(path: str) -> bool:
+    return os.path.isdir(os.path.expanduser(path))
+
+
+def trial_nodes() -> list[dict]:
+    """Alive nodes that can run trials or training tasks (they offer CPUs or GPUs)."""
+    return [n for n in ray.nodes() if n["Alive"] and (n["Resources"].get("CPU", 0) > 0 or n["Resources"].get("GPU", 0) > 0)]
+
+
+def check_data_root(path: str, probe=_has_directory) -> None:
+    """``data.root`` must exist on every node that may run a trial: one task per node looks, and the
+    nodes that lack it are named before anything trains (else each trial fails ``max_failures`` times)."""
+    nodes = trial_nodes()
+    found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path) for n in nodes])
+    missing = [f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n, ok in zip(nodes, found) if not ok]
+    if missing:
+        raise ClusterError(
+            f"config field data.root: {path} is missing on {len(missing)} of {len(nodes)} nodes that run trials: {', '.join(missing)}; "
+            "put the dataset at the same path on every node, or on shared storage (cluster/README.md)"
+        )
+
+
+def check_writable(paths: dict[str, str | None]) -> None:
+    """Every folder raynas will write (config field -> path; None or a URI: skipped) can be created and
+    written, or one error names the field, before anything runs."""
+    for field, path in paths.items():
+        if not path or "://" in path:
+            continue
+        folder = Path(path).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".raynas-write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ClusterError(f"config field {field}: cannot create or write {folder} ({exc.strerror or exc}); point it at a writable folder") from None
 
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "glusterfs", "ceph", "9p", "fuse.")

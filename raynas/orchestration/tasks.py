@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import ray
@@ -11,7 +12,7 @@ from raynas.compute import ComputeConfig
 from raynas.config import ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
-from raynas.hardware.cache import OpCache
+from raynas.hardware.cache import CachedOps
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
 from raynas.orchestration.runtime import worker_compute
@@ -28,21 +29,34 @@ def on_target(remote_fn, target_name: str):
 
 
 @ray.remote
-def profile_target(target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int, yardstick_ms: float | None = None) -> LatencyTable:
+def profile_target(
+    target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int, yardstick_ms: float | None = None, cached: CachedOps | None = None, cache_path: str = ""
+) -> LatencyTable:
     """Profile on the target's node after ``settle_seconds``: right after ``ray.init`` the node is
     still prestarting workers, which inflated op latencies by 16% on a 2-core machine.
-    ``yardstick_ms`` times it in the unit of another table (say, the run's other spaces)."""
+    ``yardstick_ms`` times it in the unit of another table (say, the run's other spaces). ``cached``:
+    the driver's op cache for this target, reused when it was measured on this node's setting; the
+    table's metadata carries this node's setting (``op_cache_identity``) for the driver to save."""
     p, target = profile, get_target(target_name)
-    cache = OpCache(p.cache_dir, target.name, identity(target)) if p.cache_dir else None
-    known, reason = cache.load() if cache else ({}, "no op cache configured: profiling every op")
+    mine = identity(target)
+    if cached is not None:
+        known, reason = cached.usable_for(mine, cache_path)
+    else:
+        known, reason = {}, (f"no op cache at {cache_path}: profiling every op" if cache_path else "no op cache configured: profiling every op")
     if yardstick_ms:
         known[YARDSTICK_KEY] = yardstick_ms
     time.sleep(p.settle_seconds)
     table = build_latency_table(target, get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale, known)
-    if cache:
-        cache.save(known | table.entries | {YARDSTICK_KEY: table.yardstick_ms})
-    table.metadata |= {"ray_node_id": ray.get_runtime_context().get_node_id(), "cache": reason}
+    table.metadata |= {"ray_node_id": ray.get_runtime_context().get_node_id(), "cache": reason, "op_cache_identity": json.dumps(mine)}
     return table
+
+
+def cache_update(table: LatencyTable, cached: CachedOps | None) -> CachedOps:
+    """What the driver writes back to the op cache after profiling: earlier entries of the same setting,
+    this table's ops, and their unit."""
+    mine = json.loads(table.metadata["op_cache_identity"])
+    earlier = cached.entries if cached is not None and cached.identity == mine else {}
+    return CachedOps(mine, earlier | table.entries | {YARDSTICK_KEY: table.yardstick_ms})
 
 
 @ray.remote

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -72,27 +72,42 @@ def train_progressive(
 
     Returns seconds and last-epoch loss per phase (a loaded phase reports 0 seconds).
     """
+    stats: dict[str, float] = {}
+    for stats, _ in progressive_phases(supernet, train, cfg, seed, checkpoint_dir, on_epoch, compute):
+        pass
+    return stats
+
+
+def progressive_phases(
+    supernet: ElasticSupernet, train: DataLoader, cfg: ShrinkConfig, seed: int, checkpoint_dir: str | Path,
+    on_epoch: Callable[[str, int, dict], None] | None = None, compute: Compute = CPU,
+) -> Iterator[tuple[dict[str, float], list[Path]]]:
+    """``train_progressive`` one phase at a time: after each phase, the stats so far and the files it
+    wrote (none for a phase loaded from its checkpoint), so a caller can ship them off the node."""
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     stats, teacher = {}, None
     for n, phase in enumerate(PHASES):
         path = checkpoint_dir / f"{n}-{phase}.pt"
         start = time.perf_counter()
+        written = []
         if path.is_file():
             supernet.load_state_dict({k: v.to(compute.device) for k, v in load_state_dict(path).items()})
+            _restore_order(train, path)
             stats[f"{phase}_resumed"] = 1.0
         else:
             if phase == "width":
                 supernet.sort_channels()
             gen = torch.Generator().manual_seed(seed * len(PHASES) + n)  # per phase: a resumed phase samples as it would have
             loss = _train_phase(supernet, train, cfg, phase, gen, teacher, on_epoch, compute)
-            _save(supernet, path)
+            written = [p for p in (_save_order(train, path), _save(supernet, path)) if p is not None]
             stats[f"{phase}_loss"] = loss
         stats[f"{phase}_seconds"] = time.perf_counter() - start
         if phase == "largest" and cfg.kd_ratio > 0:
             teacher = compute.module(supernet.extract(supernet.largest())).eval()
-    supernet.largest()
-    return stats
+        if n == len(PHASES) - 1:
+            supernet.largest()
+        yield stats, written
 
 
 def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, on_epoch, compute: Compute) -> float:
@@ -130,7 +145,28 @@ def shrinking_step(supernet, x, y, gen, choices: dict, teacher, cfg: ShrinkConfi
     return loss.detach()
 
 
-def _save(supernet: nn.Module, path: Path) -> None:
+def _order_file(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.loader.pt")
+
+
+def _save_order(train, path: Path) -> Path | None:
+    """The loader's shuffle (and augmentation) generator after a phase, so a resumed run sees the
+    batches an uninterrupted one would (loaders without a generator, e.g. fixed lists, need none)."""
+    generator = getattr(train, "generator", None)
+    if generator is None:
+        return None
+    torch.save({"generator_state": generator.get_state()}, _order_file(path))
+    return _order_file(path)
+
+
+def _restore_order(train, path: Path) -> None:
+    generator, saved = getattr(train, "generator", None), _order_file(path)
+    if generator is not None and saved.is_file():
+        generator.set_state(load_state_dict(saved)["generator_state"])
+
+
+def _save(supernet: nn.Module, path: Path) -> Path:
     tmp = path.with_suffix(".tmp")
     torch.save(supernet.state_dict(), tmp)
     tmp.replace(path)
+    return path

@@ -63,7 +63,8 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
     assert luts == ["cpu-1t-b16-mnist-ofa@r24.parquet", "cpu-1t-b16.parquet", "phone-mnist-ofa@r24.parquet", "phone.parquet"]
     phone_rows = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("| phone |") and ("| ofa |" in line or "| random |" in line)]
     assert len(phone_rows) == 2 and all("| estimated |" in line for line in phone_rows)
-    assert sorted(p.name for p in (run_dir / "supernet" / "ofa-s0").iterdir()) == ["0-largest.pt", "1-kernel.pt", "2-depth.pt", "3-width.pt"]
+    assert sorted(p.name for p in (run_dir / "supernet" / "ofa-s0").glob("?-*[!r].pt")) == ["0-largest.pt", "1-kernel.pt", "2-depth.pt", "3-width.pt"]
+    assert len(list((run_dir / "supernet" / "ofa-s0").glob("*.loader.pt"))) == 4  # the data order after each phase, for --resume
 
 
 def test_phases_predictor_and_mlflow_records(ofa_run):

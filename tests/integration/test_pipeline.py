@@ -4,6 +4,8 @@ session Ray with a temp SQLite MLflow store."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -38,7 +40,22 @@ def tiny_run(ray_session, tmp_path_factory):
         }
     )
     run_dir = new_run_dir(cfg)
-    return run_experiment(cfg, run_dir, log=lambda _: None), run_dir
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])  # another process keeps one of the two cores busy throughout
+    try:
+        summary = run_experiment(cfg, run_dir, log=lambda _: None)
+        summary["busy_throughout"] = busy.poll() is None
+    finally:
+        busy.kill()
+        busy.wait()
+    return summary, run_dir
+
+
+BUSY_LOOP = "import time\nend = time.time() + 900\nwhile time.time() < end:\n    pass"  # bounded, stops by itself
+
+
+def test_the_pipeline_completes_on_a_busy_machine(tiny_run):
+    summary, run_dir = tiny_run
+    assert summary["busy_throughout"] and (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
 
 
 def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):

@@ -67,6 +67,16 @@ def test_defaults_fill_unspecified_sections():
         (minimal(data={"num_workers": -1}), "data.num_workers"),
         (minimal(data={"eval_limit": 0}), "data.eval_limit"),
         (minimal(data={"in_memory": "yes"}), "data.in_memory"),
+        (minimal(search={"search_epochs": 0}), "search.search_epochs"),  # a phase with nothing to do
+        (minimal(retrain={"epochs": 0}), "retrain.epochs"),
+        (minimal(data={"batch_size": 0}), "data.batch_size"),
+        (minimal(data={"limit": 0}), "data.limit"),
+        (minimal(ofa={"shrink": {"width_epochs": 0}}), "ofa.shrink.width_epochs"),
+        (minimal(ofa={"predictor_samples": 0}), "ofa.predictor_samples"),
+        (minimal(ofa={"evolution": {"generations": 0}}), "ofa.evolution.generations"),
+        (minimal(ofa={"replicas": 0}), "ofa.replicas"),
+        (minimal(ofa={"replica_cpus": 0}), "ofa.replica_cpus"),
+        (minimal(evaluation={"seeds": 0}), "evaluation.seeds"),
     ],
 )
 @pytest.mark.faults

@@ -75,3 +75,40 @@ def test_scale_fit_that_predicts_a_negative_fastest_network_is_rejected():
     table = build_latency_table(target, get_space("mnist-small"), 10, warmup=0, repeats=1, calibration_archs=4, fit_scale=True)
     assert table.scale == 1.0 and "scale fit rejected" in table.metadata["correction"]
     assert table.fixed["overhead"] == pytest.approx(float(table.metadata["offset_only_overhead"]))
+
+
+def _noisy_target(name: str, calm_after: int | None):
+    """Whole networks measure far below their summed ops (a load spike during the op timings) for the
+    first calls; from call ``calm_after`` on (None: never) they measure as stem + head + ops."""
+    from raynas.hardware.backend import Backend, register_backend
+    from raynas.hardware.targets import HardwareTarget
+    from raynas.space.network import ChildNetwork
+
+    calls = []
+
+    def measure(modules, threads, warmup, repeats, yardstick_ms=None):
+        nets = [k for k, (m, _) in modules.items() if isinstance(m, ChildNetwork)]
+        if nets:
+            calls.append(repeats)
+        calm = calm_after is not None and len(calls) > calm_after
+        return {k: ((2.0 + sum(op != "skip" for op in m.arch.ops)) if calm else 0.1) if isinstance(m, ChildNetwork) else (0.0 if k == "call" else 1.0)
+                for k, (m, _) in modules.items()}
+
+    register_backend(Backend(name, measure, lambda threads: {"num_cpus": 1}))
+    return HardwareTarget(f"{name}-target", name, 1, 1, "a deterministic noisy backend"), calls
+
+
+@pytest.mark.faults
+def test_an_implausible_calibration_is_measured_again_with_more_networks_and_repeats():
+    target, calls = _noisy_target("noisy-then-calm", calm_after=1)
+    table = build_latency_table(target, get_space("mnist-small"), 10, warmup=0, repeats=10, calibration_archs=1)
+    assert calls == [10, 20] and table.latency_range(get_space("mnist-small"))[0] > 0
+    assert "after 1 implausible calibration" in table.metadata["correction"] and "-" in table.metadata["calibration_retries"]
+
+
+@pytest.mark.faults
+def test_a_machine_too_noisy_to_calibrate_gets_the_offset_free_table_instead_of_an_abort():
+    target, calls = _noisy_target("always-noisy", calm_after=None)
+    table = build_latency_table(target, get_space("mnist-small"), 10, warmup=0, repeats=10, calibration_archs=1)
+    assert calls == [10, 20, 40] and (table.fixed["overhead"], table.scale) == (0.0, 1.0)
+    assert table.metadata["correction"].startswith("offset-free") and table.latency_range(get_space("mnist-small"))[0] > 0

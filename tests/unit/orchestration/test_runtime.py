@@ -32,3 +32,20 @@ def test_trials_reserve_fractional_gpus_and_tune_accepts_them():
     assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.25, "ray.gpus_per_task": 1.0}
     ofa = parse_config({"name": "t", "strategy": "ofa", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "ofa": {"replica_gpus": 0.5}})
     assert gpu_requests(ofa)["ofa.replica_gpus"] == 0.5
+
+
+@pytest.mark.faults
+def test_folders_that_cannot_be_created_are_named_before_anything_runs(tmp_path):
+    from raynas.config import ConfigError, parse_config
+    from raynas.orchestration.pipeline import new_run_dir
+    from raynas.orchestration.runtime import check_writable
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    check_writable({"profile.cache_dir": str(tmp_path / "cache"), "data.cache_dir": None, "ray.storage_path": "s3://bucket/x"})
+    assert (tmp_path / "cache").is_dir()
+    with pytest.raises(ClusterError, match=r"config field profile.cache_dir: cannot create or write .*a-file/ops"):
+        check_writable({"profile.cache_dir": str(blocker / "ops")})
+    cfg = parse_config({"name": "t", "run_root": str(blocker / "runs"), "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}]})
+    with pytest.raises(ConfigError, match="config field run_root: cannot create"):
+        new_run_dir(cfg)
