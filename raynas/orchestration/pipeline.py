@@ -215,6 +215,8 @@ class Experiment:
             with clock("random_search"):
                 picked = self.tune(random_subnet_trial, params, "random", rand)
             finalists += [s | {"arch": _arch(picked[s["key"]].metrics["space"], picked[s["key"]]), "search_seconds": picked[s["key"]].metrics["search_seconds"]} for s in rand]
+        for replica in (r for pool in replicas.values() for r in pool):
+            ray.kill(replica)  # their CPU (and GPU) shares go back to retraining; Tune may still hold their handles
         if ofa.finetune:
             self.supernets = {seed: [self.weight_refs[seed]] for seed in seeds}
             finalists = [f | {"finetune_seed": f["seed"]} for f in finalists]

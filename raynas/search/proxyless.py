@@ -46,8 +46,9 @@ class SearchConfig:
     weight_decay: float = 4e-5
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
     arch_every: int = 1  # one architecture step after every N weight steps
-    latency_loss: str = "mul"  # mul: CE * (log E[lat] / log B)^beta ; add: CE + lam * E[lat] / B
+    latency_loss: str = "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
     beta: float = 0.6
+    gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
     lam: float = 0.1
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
@@ -98,7 +99,7 @@ class ProxylessSearch:
         return [layer.choices for layer in self.supernet.layers]
 
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
-        return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam)
+        return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma)
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""

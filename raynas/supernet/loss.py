@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import torch
 
-LATENCY_LOSSES = ("mul", "add")
+LATENCY_LOSSES = ("ratio", "mul", "add")
 
 
 def latency_aware_loss(
-    ce: torch.Tensor, expected_ms: torch.Tensor, budget_ms: float, form: str = "mul", beta: float = 0.6, lam: float = 0.1
+    ce: torch.Tensor, expected_ms: torch.Tensor, budget_ms: float, form: str = "mul", beta: float = 0.6, lam: float = 0.1, gamma: float = 0.0
 ) -> torch.Tensor:
     """Combine cross-entropy with the expected latency E[lat] against a budget.
 
-    ``mul``: CE * (log E[lat] / log B) ** beta, with latencies in microseconds so that both logs
-    are positive for sub-millisecond budgets. ``add``: CE + lam * E[lat] / B.
+    ``ratio``: CE * r ** beta above the budget and CE * r ** -gamma below it, r = E[lat] / B (MnasNet's
+    form, two-sided): unit-free, pulls toward B from both sides (``gamma`` 0: downward only).
+    ``mul``: CE * (log E[lat] / log B) ** beta, with latencies in microseconds so that both logs are
+    positive for sub-millisecond budgets (the ProxylessNAS code; its pull depends on the unit).
+    ``add``: CE + lam * E[lat] / B.
     """
     if budget_ms <= 0.001 or float(expected_ms.detach()) <= 0.001:
         raise ValueError(f"latencies must exceed 1 us (budget {budget_ms} ms, expected {float(expected_ms.detach())} ms)")
+    if form == "ratio":
+        ratio = expected_ms / budget_ms
+        return ce * ratio ** torch.where(ratio > 1, torch.tensor(beta), torch.tensor(-gamma)).to(ratio)
     if form == "mul":
         ratio = torch.log(expected_ms * 1000.0) / torch.log(torch.tensor(budget_ms * 1000.0))
         return ce * ratio.clamp_min(1e-6) ** beta

@@ -52,3 +52,10 @@ def test_throughput_on_a_real_cifar10_slice():
     shared_data("cifar10")
     out = run_smoke("experiments/bench/throughput.py", "--data", "cifar10")
     assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0
+
+
+def test_budget_hit_reports_hit_rates_of_both_losses(tmp_path):
+    out = run_smoke("experiments/bench/budget_hit.py", "--out", str(tmp_path))
+    assert {"hit_rate", "hit_rate_old_loss", "median_lat_over_budget", "runs"} <= set(out)
+    assert out["runs"] == 2 and 0 <= out["hit_rate"] <= 1 and out["median_lat_over_budget"] > 0
+    assert (tmp_path / "budget_hit.png").read_bytes()[:4] == b"\x89PNG"

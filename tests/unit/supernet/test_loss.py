@@ -30,3 +30,25 @@ def test_bad_inputs_raise():
         latency_aware_loss(torch.tensor(1.0), torch.tensor(1.0), 1.0, "pow")
     with pytest.raises(ValueError, match="exceed 1 us"):
         latency_aware_loss(torch.tensor(1.0), torch.tensor(1.0), 0.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])  # ms or us: the ratio form pulls the same
+def test_ratio_form_is_unit_free_and_pulls_toward_the_budget_from_both_sides(scale):
+    def loss_and_grad(e_ms):
+        e = torch.tensor(e_ms * scale, requires_grad=True)
+        loss = latency_aware_loss(torch.tensor(2.0), e, 1.5 * scale, "ratio", beta=0.6, gamma=0.1)
+        loss.backward()
+        return loss.item(), e.grad.item() * scale
+
+    at, _ = loss_and_grad(1.5)
+    over, pull_over = loss_and_grad(1.5 * 1.41)
+    under, pull_under = loss_and_grad(1.5 * 0.5)
+    assert at == pytest.approx(2.0) and over == pytest.approx(2.0 * 1.41**0.6, rel=1e-5) and under == pytest.approx(2.0 * 0.5**-0.1, rel=1e-5)
+    assert pull_over > 0 > pull_under  # gradient descent moves E[lat] down above B and up below it
+
+
+def test_the_mul_form_depends_on_the_unit_and_the_ratio_form_does_not():
+    ce = torch.tensor(1.0)
+    mul = [latency_aware_loss(ce, torch.tensor(2.18 * s), 1.11 * s, "mul").item() for s in (1.0, 10.0)]
+    ratio = [latency_aware_loss(ce, torch.tensor(2.18 * s), 1.11 * s, "ratio").item() for s in (1.0, 10.0)]
+    assert mul[0] != pytest.approx(mul[1], rel=1e-3) and ratio[0] == pytest.approx(ratio[1])

@@ -1,0 +1,137 @@
+"""Does the latency loss steer the search, or does the budget window do the work?
+
+For several budgets and seeds on the embedded MNIST data, one ProxylessNAS search per (loss, budget,
+seed) from the same warmed-up weights and the same measured latency table, with the new unit-free
+``ratio`` loss and the old ``mul`` loss side by side. A search *hits* when its own argmax of alpha
+(not the window-constrained derivation) lands in [floor * B, B]. Prints a table per run, the hit
+rates, writes a plot of E[lat]/B per epoch, and, last, one JSON line
+``{"hit_rate", "hit_rate_old_loss", "median_lat_over_budget", "runs", ...}``.
+
+    python experiments/bench/budget_hit.py [--budgets 0.25 0.5 0.75] [--seeds 3] [--epochs 4] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from raynas.data.datasets import DataConfig, load_splits
+from raynas.hardware.build import build_latency_table
+from raynas.hardware.lut import LatencyTable
+from raynas.hardware.targets import get_target
+from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
+from raynas.space.macro import get_space
+from raynas.supernet.supernet import Supernet
+
+LOSSES = {"ratio": "new: CE * (E/B)^beta above B, ^-gamma below", "mul": "old: CE * (log E_us / log B_us)^beta"}
+
+
+def latency_table(args, macro) -> LatencyTable:
+    if args.table:
+        return LatencyTable.load(args.table)
+    return build_latency_table(get_target(args.target), macro, 10, warmup=5, repeats=args.repeats, calibration_archs=4, fit_scale=True)
+
+
+def search_run(supernet: Supernet, lut: LatencyTable, budget: float, cfg: SearchConfig, seed: int, loaders, epochs: int) -> dict:
+    """One search; per epoch E[lat]/B and the unconstrained argmax's latency / B."""
+    torch.manual_seed(seed)
+    search = ProxylessSearch(copy.deepcopy(supernet), lut, budget, cfg, seed)
+    low, high = search.window()
+    curve, argmax_curve = [], []
+    for _ in range(epochs):
+        search.epoch(*loaders)
+        curve.append(search.expected_latency().item() / budget)
+        argmax_curve.append(lut.predict(search.supernet.derive(), search.supernet.macro) / budget)
+    argmax_ms = argmax_curve[-1] * budget
+    return {"budget_ms": budget, "seed": seed, "loss": cfg.latency_loss, "window": (low, high), "argmax_ms": argmax_ms,
+            "hit": low - 1e-9 <= argmax_ms <= high + 1e-9, "curve": curve, "argmax_curve": argmax_curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[0.25, 0.5, 0.75], help="positions between the fastest and slowest network")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4, help="search epochs")
+    parser.add_argument("--warmup-epochs", type=int, default=2)
+    parser.add_argument("--beta", type=float, default=0.6)
+    parser.add_argument("--gamma", type=float, default=0.1)
+    parser.add_argument("--target", default="cpu-1t")
+    parser.add_argument("--table", help="a saved latency table (Parquet) instead of profiling the target here")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--out", default="runs/budget_hit")
+    parser.add_argument("--smoke-test", action="store_true", help="one budget, one seed, one epoch on 256 images")
+    args = parser.parse_args()
+    if args.smoke_test:
+        args.budgets, args.seeds, args.epochs, args.warmup_epochs, args.repeats = [0.5], 1, 1, 1, 5
+    torch.set_num_threads(2)
+    macro, start = get_space("mnist-small"), time.perf_counter()
+    splits = load_splits(DataConfig(limit=256 if args.smoke_test else None))
+    lut = latency_table(args, macro)
+    low, high = lut.latency_range(macro)
+    budgets = [round(low + f * (high - low), 4) for f in args.budgets]
+    runs = []
+    for seed in range(args.seeds):
+        torch.manual_seed(seed)
+        loaders = splits.loaders(64, seed)[:2]
+        supernet = Supernet(macro, splits.num_classes)
+        warm_up(supernet, loaders[0], SearchConfig(warmup_epochs=args.warmup_epochs), seed)
+        for budget in budgets:
+            for loss in LOSSES:
+                cfg = replace(SearchConfig(), latency_loss=loss, beta=args.beta, gamma=args.gamma if loss == "ratio" else 0.0)
+                runs.append(search_run(supernet, lut, budget, cfg, seed, loaders, args.epochs))
+                print(row(runs[-1]), flush=True)
+    report(runs, args, Path(args.out), time.perf_counter() - start)
+
+
+def row(r: dict) -> str:
+    return (f"{r['loss']:5s} B={r['budget_ms']:.3f} seed={r['seed']} window=[{r['window'][0]:.3f}, {r['window'][1]:.3f}] "
+            f"argmax={r['argmax_ms']:.3f} ({'hit' if r['hit'] else 'miss'}) E[lat]/B per epoch {' '.join(f'{c:.2f}' for c in r['curve'])}")
+
+
+def report(runs: list[dict], args, out: Path, seconds: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    plot(runs, out / "budget_hit.png")
+    rate = lambda loss: sum(r["hit"] for r in runs if r["loss"] == loss) / max(sum(r["loss"] == loss for r in runs), 1)  # noqa: E731
+    over = lambda loss: statistics.median(r["argmax_ms"] / r["budget_ms"] for r in runs if r["loss"] == loss)  # noqa: E731
+    print(f"\n{'loss':6s} {'hits':>5s} {'of':>3s} {'hit rate':>9s} {'median argmax/B':>16s}  form")
+    for loss, form in LOSSES.items():
+        n = sum(r["loss"] == loss for r in runs)
+        print(f"{loss:6s} {sum(r['hit'] for r in runs if r['loss'] == loss):5d} {n:3d} {rate(loss):9.2f} {over(loss):16.3f}  {form}")
+    print(f"beta {args.beta}, gamma {args.gamma}; {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}")
+    print(json.dumps({
+        "hit_rate": round(rate("ratio"), 3), "hit_rate_old_loss": round(rate("mul"), 3),
+        "median_lat_over_budget": round(over("ratio"), 3), "median_lat_over_budget_old_loss": round(over("mul"), 3),
+        "runs": len(runs), "budgets": len({r["budget_ms"] for r in runs}), "seeds": args.seeds, "beta": args.beta, "gamma": args.gamma,
+    }))
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({r["budget_ms"] for r in runs})
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4 * len(budgets), 3.2), squeeze=False)
+    for ax, budget in zip(axes[0], budgets):
+        for loss, colour in zip(LOSSES, ("tab:blue", "tab:red")):
+            for r in (r for r in runs if r["loss"] == loss and r["budget_ms"] == budget):
+                ax.plot(range(1, len(r["curve"]) + 1), r["curve"], color=colour, alpha=0.7, label=loss if r["seed"] == 0 else None)
+        window = next(r["window"] for r in runs if r["budget_ms"] == budget)
+        ax.axhspan(window[0] / budget, window[1] / budget, color="green", alpha=0.1)  # where the argmax must land
+        ax.set(title=f"B = {budget:.3f} ms", xlabel="search epoch", ylabel="E[lat] / B")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
