@@ -21,7 +21,7 @@ run: install
 	$(PY) experiments/run_all_targets.py --config $(CONFIG)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf runs .pytest_cache

@@ -22,7 +22,7 @@ from raynas.space.macro import SPACES
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
-COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "test_acc")
+COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "test_acc", "constrained")
 COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "nas_ms_mean", "random_ms_mean")
 
 
@@ -40,7 +40,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def format_table(summary: dict[str, Any]) -> str:
     """The results table, then NAS versus random search per (target, budget), then where to look."""
     results = sorted(summary["results"], key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
-    rows = [[_cell(r[c]) for c in COLUMNS] + [_ratio(r)] for r in results]
+    rows = [[_cell(r[c]) for c in COLUMNS[:-1]] + [_constrained(r), _ratio(r)] for r in results]
     lines = _aligned(list(COLUMNS) + ["meas/pred"], rows)
     if summary.get("comparisons"):
         lines += ["", "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)"]
@@ -53,6 +53,15 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     return lines + ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+
+
+def _constrained(r: dict[str, Any]) -> str:
+    """'no' when the search's own argmax fit the budget window; else where that argmax was, as a multiple of B."""
+    if r.get("constrained") is None:
+        return "-"
+    if not r["constrained"]:
+        return "no"
+    return f"yes (argmax {r['argmax_ms'] / r['budget_ms']:.2f} B)" if r.get("argmax_ms") else "yes"
 
 
 def _ratio(r: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ marginal_cost_ratio, break_even_scenarios, replica_speedup_2v1 (and kendall_tau,
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import time
@@ -218,7 +217,7 @@ def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speed
         print(f"{name:<40} {threads:>7} {cpu_s:>9.1f}")
     print(f"{'ProxylessNAS: warm-up (per space)':<40} {1:>7} {pnas['warmup']:>9.1f}")
     print(f"{'ProxylessNAS: one search':<40} {1:>7} {pnas['search']:>9.1f}")
-    print(f"\nper-scenario evolutionary searches (1 thread each; Tune time_total_s)")
+    print("\nper-scenario evolutionary searches (1 thread each; Tune time_total_s)")
     print(f"{'scenario':<34} {'cpu_s':>7} {'pred_ms':>8} {'pred_acc':>8} {'shared_acc':>10}  arch")
     for r in found:
         m = r.metrics

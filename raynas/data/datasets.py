@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from raynas.data.device_loader import DeviceLoader, TensorImages
-from raynas.data.sources import ArrayImages, DatasetError, FileImages, ImageSource, read_cifar10, read_fashion_mnist, read_imagefolder, read_mnist_embedded
+from raynas.data.sources import ArrayImages, DatasetError, ImageSource, read_cifar10, read_fashion_mnist, read_imagefolder, read_mnist_embedded
 
 SMALL_IMAGES = 64  # up to this size images are augmented by crop-with-padding and may be held in memory
 STAT_SAMPLE = 256  # streamed images decoded to estimate the normalization of a large folder

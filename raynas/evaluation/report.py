@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from raynas.evaluation.compare import HAND, OFA, PROXYLESS, headline, paired_comparisons, summarize
+from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, pareto_plot
 
 
@@ -50,6 +50,16 @@ def write_report(run_dir: str | Path) -> list[Path]:
     return [md, page, *images]
 
 
+def _constrained_count(rows: list[dict]) -> str:
+    """How many NAS results the budget window picked because the search's own argmax lay outside it."""
+    searched = [r for r in rows if r.get("constrained") is not None and r["method"] != RANDOM]
+    if not searched:
+        return ""
+    outside = sum(bool(r["constrained"]) for r in searched)
+    return (f"{outside} of {len(searched)} NAS results came from the budget window's fallback, not from the search's own argmax "
+            f"(which lay outside [floor x B, B]); the results table shows where that argmax was (argmax ms).")
+
+
 def _nas_names(rows: list[dict]) -> str:
     """The NAS methods this run compared: ProxylessNAS, Once-for-All, or both."""
     names = {PROXYLESS: "ProxylessNAS", OFA: "Once-for-All"}
@@ -65,7 +75,7 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
         Block("text", f"{_nas_names(rows)} against random search in the same latency window, pipeline and wall-clock budget, and against "
                       f"MobileNetV2-style references, all retrained with one recipe. NAS beat random search in {head['nas_wins']} of "
                       f"{head['comparisons']} (target, budget) comparisons; mean gap {_num(head['nas_minus_random_mean_pp'], '+.2f')} "
-                      f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed)."),
+                      f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed). {_constrained_count(rows)}"),
     ]
     for target in targets:
         mine = [c for c in comparisons if c["target"] == target]
@@ -83,8 +93,9 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
             ])))
     blocks += [Block("heading", (2, "Found architectures")), Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
                Block("image", "report/architectures.png"), Block("heading", (2, "All results")),
-               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "test acc"], [
-                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated", f"{r['test_acc']:.4f}"]
+               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "test acc", "constrained", "argmax ms"], [
+                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated", f"{r['test_acc']:.4f}",
+                    "n/a" if r.get("constrained") is None else ("yes" if r["constrained"] else "no"), _num(r.get("argmax_ms"), ".3f")]
                    for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
                ]))]
     return blocks + _record_blocks(record)

@@ -404,6 +404,7 @@ class Experiment:
                 "estimated": self.target(target).estimated,
                 "test_acc": round(retrain_result.metrics["test_acc"], 4),
                 "constrained": bool(search_result.metrics["constrained"]) if search_result is not None and "constrained" in search_result.metrics else None,
+                "argmax_ms": _rounded(search_result.metrics.get("argmax_latency_ms")) if search_result is not None else None,
                 "search_seconds": round(finalist["search_seconds"], 2),
                 "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
             })

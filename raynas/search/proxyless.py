@@ -119,6 +119,7 @@ class ProxylessSearch:
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
             "constrained": float(constrained),
+            "argmax_latency_ms": self.lut.predict(self.supernet.derive(), self.supernet.macro),
             "arch": arch.to_string(),
         }
 

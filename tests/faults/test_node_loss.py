@@ -8,12 +8,11 @@ reports from it, so the loss always lands mid-search.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.scripts import run_json_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -68,9 +67,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_search_survives_losing_a_worker_node(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(SCRIPT, str(tmp_path), timeout=600)
     assert out["removed"] and not out["doomed_alive"] and out["recovered"] >= 1
     keys = [(r["target"], r["budget_ms"], r["method"]) for r in out["results"]]
     assert len(keys) == len(set(keys)) == 3 and {m for _, _, m in keys} == {"proxyless"}

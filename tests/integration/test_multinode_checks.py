@@ -6,12 +6,11 @@ Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process wit
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.scripts import run_json_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -58,8 +57,6 @@ SCRIPT = textwrap.dedent(
 
 
 def test_a_node_without_the_dataset_is_named_and_replicas_avoid_a_cpu_less_head(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(SCRIPT, str(tmp_path), timeout=300)
     assert "config field data.root" in out["refused"] and "missing on 1 of 2 nodes" in out["refused"] and out["without"][:8] in out["refused"]
     assert out["replica_nodes"] and out["head"] not in out["replica_nodes"]

@@ -6,12 +6,11 @@ Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process wit
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.scripts import run_json_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -50,9 +49,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_resume_finds_every_phase_after_the_training_node_is_gone(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(SCRIPT, str(tmp_path), timeout=400)
     phases = ("largest", "kernel", "depth", "width")
     assert out["files"] == sorted([f"{n}-{p}.pt" for n, p in enumerate(phases)] + [f"{n}-{p}.loader.pt" for n, p in enumerate(phases)])
     assert all(f"{p}_loss" in out["first"] for p in phases)

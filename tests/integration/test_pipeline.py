@@ -50,7 +50,7 @@ def tiny_run(ray_session, tmp_path_factory):
     return summary, run_dir
 
 
-BUSY_LOOP = "import time\nend = time.time() + 900\nwhile time.time() < end:\n    pass"  # bounded, stops by itself
+BUSY_LOOP = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass"  # bounded (killed when the run ends)
 
 
 def test_the_pipeline_completes_on_a_busy_machine(tiny_run):

@@ -5,12 +5,11 @@ Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process wit
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.scripts import run_json_script
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +43,6 @@ SCRIPT = textwrap.dedent(
 
 
 def test_profiling_task_runs_on_the_labelled_node_and_unlabelled_targets_are_refused():
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(SCRIPT, timeout=300)
     assert out["profiled_on"] == out["worker"] != out["head"]
     assert "raynas_target:cpu-1t" in out["refused"]

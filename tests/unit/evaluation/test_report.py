@@ -88,3 +88,13 @@ def test_report_of_a_run_that_stopped_on_an_error_says_so(tmp_path):
     (tmp_path / "FAILED").write_text("ClusterError: no GPU\n")
     with pytest.raises(ReportError, match=r"stopped on an error \(ClusterError: no GPU\).*raynas run --resume"):
         write_report(tmp_path)
+
+
+def test_report_counts_results_the_window_picked_and_shows_the_argmax(tmp_path):
+    rows = saved_results(tmp_path)
+    rows = [r | ({"constrained": r["seed"] == 0, "argmax_ms": 1.41 * r["budget_ms"]} if r["method"] == PROXYLESS else {}) for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA), tmp_path / "results.parquet")
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "4 of 8 NAS results came from the budget window's fallback" in md
+    assert "| 0.9712 | n/a | n/a |" in md and "| yes | 2.115 |" in md

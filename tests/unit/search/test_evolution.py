@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from raynas.hardware.lut import LatencyTable
 from raynas.search.evolution import EvolutionarySearch, EvolutionConfig, SubnetGenes, SubnetLatency
