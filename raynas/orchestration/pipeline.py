@@ -30,6 +30,7 @@ from raynas.data.datasets import load_splits
 from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, RESULTS_SCHEMA, paired_comparisons
 from raynas.evaluation.record import PhaseClock, reproducibility_record, write_json
 from raynas.evaluation.report import write_report
+from raynas.hardware.cache import OpCache
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.host import SupernetHost
@@ -37,8 +38,7 @@ from raynas.orchestration.ofa import (
     collect_and_fit_predictor, evolution_trial, predictor_payload, random_subnet_trial, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet,
 )
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
-from raynas.orchestration.runtime import check_data_root, check_gpus, check_storage, check_writable, connect
-from raynas.hardware.cache import OpCache
+from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, connect
 from raynas.orchestration.tasks import cache_update, measure_latencies, on_target, profile_target, warm_up_supernet
 from raynas.orchestration.trials import WEIGHTS_FILE, random_trial, retrain_trial, search_trial
 from raynas.search.evolution import SubnetGenes, SubnetLatency
@@ -93,7 +93,7 @@ def run_experiment(
     try:
         check_writable(written_paths(cfg, run_dir))
         started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
-        check_storage(tune_storage(cfg, run_dir))
+        check_shared({"ray.storage_path": tune_storage(cfg, run_dir), "run_root": cfg.run_root, "data.cache_dir": cfg.data.cache_dir})
         check_gpus(gpu_requests(cfg))
         if cfg.data.root:
             check_data_root(cfg.data.root)

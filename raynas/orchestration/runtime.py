@@ -111,26 +111,36 @@ NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs"
 
 
 def check_storage(storage_path: str, machines: int | None = None) -> None:
-    """Tune storage must be reachable from every node: refuse a node-local path on a multi-machine cluster.
+    """Tune storage must be reachable from every node: refuse a node-local path on a multi-machine cluster."""
+    check_shared({"ray.storage_path": storage_path}, machines)
 
-    ``machines`` defaults to the distinct addresses of the alive Ray nodes (a simulated cluster on
-    one machine shares its filesystem and passes).
-    """
+
+SHARED_BECAUSE = {
+    "ray.storage_path": "trials on other nodes could not save or restore there",
+    "run_root": "trials on other nodes write the run's decoded-image cache there, and the run's outputs belong where every node and user can read them",
+    "data.cache_dir": "trials on other nodes would each decode the dataset into their own copy",
+}
+
+
+def check_shared(paths: dict[str, str | None], machines: int | None = None) -> None:
+    """Folders that processes on several nodes share (config field -> path; None or a cloud URI: fine)
+    must not be node-local on a multi-machine cluster. ``machines`` defaults to the distinct addresses
+    of the alive Ray nodes (a simulated cluster on one machine shares its filesystem and passes)."""
     if machines is None:
         machines = len({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]})
     if machines < 2:
         return
-    scheme, sep, rest = storage_path.partition("://")
-    if sep and scheme != "file":
-        return
-    path = Path(rest if sep else storage_path)
-    fs = filesystem_type(path)
-    if not fs.startswith(NETWORK_FILESYSTEMS):
-        raise ClusterError(
-            f"Tune storage {storage_path} is on a node-local {fs} filesystem, but this cluster spans {machines} machines: "
-            "trials on other nodes could not save or restore there. Set ray.storage_path to a cloud URI (s3://bucket/raynas) "
-            "or to a directory on NFS/EFS mounted on every node (cluster/README.md)"
-        )
+    for field, value in paths.items():
+        scheme, sep, rest = (value or "").partition("://")
+        if not value or (sep and scheme != "file"):
+            continue
+        fs = filesystem_type(Path(rest if sep else value))
+        if not fs.startswith(NETWORK_FILESYSTEMS):
+            raise ClusterError(
+                f"config field {field}: {value} is on a node-local {fs} filesystem, but this cluster spans {machines} machines: "
+                f"{SHARED_BECAUSE.get(field, 'other nodes could not reach it')}. Set it to a directory on NFS/EFS mounted on every node"
+                f"{' or a cloud URI (s3://bucket/raynas)' if field == 'ray.storage_path' else ''} (cluster/README.md)"
+            )
 
 
 def filesystem_type(path: Path) -> str:

@@ -12,7 +12,7 @@ def test_filesystem_type_finds_the_mount_holding_a_path():
 def test_node_local_tune_storage_is_refused_on_a_multi_machine_cluster(tmp_path):
     check_storage(str(tmp_path), machines=1)  # one machine: every node sees this directory
     for local in (str(tmp_path), f"file://{tmp_path}"):
-        with pytest.raises(ClusterError, match=r"node-local .* spans 3 machines.*ray.storage_path"):
+        with pytest.raises(ClusterError, match=r"config field ray.storage_path: .* node-local .* spans 3 machines.*s3://"):
             check_storage(local, machines=3)
     check_storage("s3://bucket/raynas", machines=3)
     check_storage("gs://bucket/raynas", machines=3)
@@ -49,3 +49,16 @@ def test_folders_that_cannot_be_created_are_named_before_anything_runs(tmp_path)
     cfg = parse_config({"name": "t", "run_root": str(blocker / "runs"), "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}]})
     with pytest.raises(ConfigError, match="config field run_root: cannot create"):
         new_run_dir(cfg)
+
+
+@pytest.mark.faults
+def test_node_local_run_root_and_data_cache_are_refused_on_a_multi_machine_cluster(tmp_path):
+    from raynas.orchestration.runtime import check_shared
+
+    paths = {"run_root": str(tmp_path / "runs"), "data.cache_dir": None, "ray.storage_path": "s3://bucket/raynas"}
+    check_shared(paths, machines=1)
+    with pytest.raises(ClusterError, match=r"config field run_root: .* node-local .* spans 2 machines.*NFS/EFS"):
+        check_shared(paths, machines=2)
+    with pytest.raises(ClusterError, match=r"config field data.cache_dir: .* node-local"):
+        check_shared({"data.cache_dir": str(tmp_path / "cache")}, machines=2)
+    check_shared({"profile.cache_dir": None, "data.cache_dir": None}, machines=2)  # unset: nothing to share
