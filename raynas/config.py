@@ -207,6 +207,7 @@ def _validate(cfg: ExperimentConfig) -> None:
     _check(cfg.search.binarization in BINARIZATIONS, "search.binarization", f"must be one of {', '.join(BINARIZATIONS)}")
     _check(cfg.search.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
     _check(0 < cfg.search.budget_floor <= 1, "search.budget_floor", "must lie in (0, 1]")
+    _check(0 < cfg.search.aim <= 1, "search.aim", "must lie in (0, 1]: the share of the budget the latency loss steers to")
     _check(0 <= cfg.search.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):

@@ -49,6 +49,7 @@ class SearchConfig:
     latency_loss: str = "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
     beta: float = 0.6
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
+    aim: float = 1.0  # the latency loss steers E[lat] to aim x B (0.95: the middle of the window [0.9 B, B])
     lam: float = 0.1
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
@@ -99,7 +100,7 @@ class ProxylessSearch:
         return [layer.choices for layer in self.supernet.layers]
 
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
-        return latency_aware_loss(ce, latency_ms, self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma)
+        return latency_aware_loss(ce, latency_ms, self.cfg.aim * self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma)
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""

@@ -62,3 +62,14 @@ def test_a_budget_just_above_the_fastest_network_derives_a_network_that_fits():
         torch.nn.init.normal_(layer.alpha)  # an argmax far from the budget: derivation must fall back
     arch, constrained = search.derive()
     assert constrained and lut.predict(arch, macro) <= fastest * 1.001 + 1e-9
+
+
+def test_the_loss_steers_to_aim_times_the_budget():
+    macro, lut = get_space("mnist-small"), synthetic_table()
+    budget = lut.latency_range(macro)[1] * 0.6
+    at_b = ProxylessSearch(Supernet(macro, 10), lut, budget, SearchConfig(latency_loss="ratio", gamma=0.1), seed=0)
+    aimed = ProxylessSearch(Supernet(macro, 10), lut, budget, SearchConfig(latency_loss="ratio", gamma=0.1, aim=0.95), seed=0)
+    ce = torch.tensor(1.0)
+    assert at_b.objective(ce, torch.tensor(budget)).item() == pytest.approx(1.0)
+    assert aimed.objective(ce, torch.tensor(0.95 * budget)).item() == pytest.approx(1.0)
+    assert aimed.objective(ce, torch.tensor(budget)).item() > 1.0  # at B it already pulls down toward 0.95 B
