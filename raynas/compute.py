@@ -3,7 +3,7 @@
 A phase runs on CUDA when the process was given a GPU (by Ray: ``ray.get_gpu_ids()``; outside Ray:
 when torch sees one), else on the CPU; ``compute.device`` overrides. Mixed precision (bf16, or fp16
 with a gradient scaler) covers weight training and evaluation only: architecture steps and the
-latency loss call ``fp32()`` and stay exact. Plain PyTorch: orchestration says whether a GPU was
+latency loss run outside ``autocast()`` and stay exact. Plain PyTorch: orchestration says whether a GPU was
 granted, nothing here imports Ray.
 """
 
@@ -88,12 +88,6 @@ class Compute:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
-
-    def fp32(self) -> contextlib.AbstractContextManager:
-        """Full precision inside an autocast region: architecture steps and the latency loss."""
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, enabled=False)
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Backward and optimizer step, through the gradient scaler when training in fp16."""

@@ -46,9 +46,9 @@ def search_run(supernet: Supernet, lut: LatencyTable, budget: float, cfg: Search
     low, high = search.window()
     curve, argmax_curve = [], []
     for _ in range(epochs):
-        search.epoch(*loaders)
-        curve.append(search.expected_latency().item() / budget)
-        argmax_curve.append(lut.predict(search.supernet.derive(), search.supernet.macro) / budget)
+        metrics = search.epoch(*loaders)
+        curve.append(metrics["expected_latency_ms"] / budget)
+        argmax_curve.append(metrics["argmax_latency_ms"] / budget)
     argmax_ms = argmax_curve[-1] * budget
     return {"budget_ms": budget, "seed": seed, "loss": cfg.latency_loss, "window": (low, high), "argmax_ms": argmax_ms,
             "hit": low - 1e-9 <= argmax_ms <= high + 1e-9, "curve": curve, "argmax_curve": argmax_curve}

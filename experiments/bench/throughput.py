@@ -31,17 +31,16 @@ import time
 from pathlib import Path
 
 import torch
+from supernet_cost import LARGEST, flat_table, worst_pairs  # this folder: the same unit table and worst-case paths
 from torch import nn
 
 from raynas.compute import Compute, ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.data.loading import endless
-from raynas.hardware.lut import LatencyTable
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
-from raynas.space.ops import SKIP
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.memory import cuda_peak_bytes, saved_activation_bytes
 from raynas.supernet.progressive import ShrinkConfig, phase_choices, shrinking_step
@@ -61,14 +60,8 @@ def data_config(name: str, batch: int, limit: int | None) -> tuple[DataConfig, s
     return DataConfig(batch_size=batch, limit=limit), "mnist-small"
 
 
-def flat_table(macro) -> LatencyTable:
-    """Unit op latencies: the latency loss only has to run, its values do not matter here."""
-    entries = {(s.key, op): 1.0 for s in macro.layers() for op in s.choices if op != SKIP}
-    return LatencyTable("bench", macro.name, macro.space_hash(), 1, entries, {"stem": 1.0})
-
-
 def largest(macro) -> Architecture:
-    return Architecture(macro.name, ("k7e6",) * len(macro.layers()))
+    return Architecture(macro.name, (LARGEST,) * len(macro.layers()))
 
 
 class Modes:
@@ -112,8 +105,7 @@ class Modes:
 
     def search_iterations(self, n: int) -> None:
         """Worst case: largest path in the weight step, (largest, second largest) in the architecture step."""
-        arch = largest(self.macro)
-        pairs = [(layer.choices.index("k7e6"), layer.choices.index("k5e6")) for layer in self.search.supernet.layers]
+        arch, pairs = largest(self.macro), worst_pairs(self.search)
         for x, y in itertools.islice(self.stream, n):
             self.search.step(*self.compute.batch(x, y), self.val_stream, arch=arch, pairs=pairs)
 
@@ -158,7 +150,7 @@ def peak_memory(modes: Modes) -> tuple[int, int, str]:
     """Memory of one bare step and one search iteration (largest path active in both)."""
     x, y = modes.cached[0]
     search, arch = modes.search, largest(modes.macro)
-    pairs = [(layer.choices.index("k7e6"), layer.choices.index("k5e6")) for layer in search.supernet.layers]
+    pairs = worst_pairs(search)
 
     def search_step() -> None:
         search.weight_step(x, y, arch)

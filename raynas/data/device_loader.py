@@ -32,9 +32,6 @@ class TensorImages:
         """One raw image scaled to [0, 1] (for inspection; loaders normalize whole batches)."""
         return self.images[i].float() / 255.0, self.labels[i]
 
-    def nbytes(self) -> int:
-        return self.images.numel() * self.images.element_size()
-
 
 def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Per image: a random ``H x W`` crop of the zero-padded image, mirrored with probability 1/2."""

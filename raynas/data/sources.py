@@ -158,7 +158,8 @@ def read_mnist_embedded() -> ImageSource:
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file (optionally gzipped): images (N x H x W) for magic 2051, labels for 2049."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = f.read()
     found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found != magic:
         raise DatasetError(f"{path} is not an IDX file of magic {magic} (found {found}); is it Fashion-MNIST's original file?")
