@@ -1,4 +1,4 @@
-"""The ``raynas`` command: run an experiment, report on a run, list targets and spaces."""
+"""The ``raynas`` command: run an experiment, report on a run, list targets, spaces and strategies."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
 from raynas.orchestration.runtime import ClusterError
 from raynas.space.macro import SPACES
+from raynas.strategies import strategy_class, strategy_names
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--uri", help="tracking URI (default: the run's tracking.mlflow_uri)")
     sub.add_parser("targets", help="list registered hardware targets")
     sub.add_parser("spaces", help="list registered search spaces")
+    sub.add_parser("strategies", help="list registered search strategies")
     return parser
 
 
@@ -126,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             for path in write_report(args.run_dir):
                 print(path)
+        elif args.command == "strategies":
+            for name in strategy_names():
+                cls = strategy_class(name)
+                print(f"{name:12s} {cls.label:16s} config section: {cls.section}")
         elif args.command == "targets":
             for name in TARGETS.names():
                 t = TARGETS.get(name)

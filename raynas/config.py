@@ -15,11 +15,7 @@ from raynas.compute import DEVICES, PRECISIONS, ComputeConfig
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
-from raynas.search.evolution import EvolutionConfig
-from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, SearchConfig
 from raynas.space.macro import SPACES
-from raynas.supernet.loss import LATENCY_LOSSES
-from raynas.supernet.progressive import ShrinkConfig
 from raynas.training import RetrainConfig
 
 
@@ -73,22 +69,6 @@ class EvaluationConfig:
     report: bool = True  # write report.md / report.html with plots at the end
 
 
-@dataclass(frozen=True)
-class OFAConfig:
-    """The Once-for-All strategy: supernet training, replicas, accuracy predictor, evolutionary search."""
-
-    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
-    replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
-    replica_cpus: float = 0.5  # CPUs each replica reserves (> 0: counted by Ray, and never placed on a 0-CPU head node)
-    replica_gpus: float = 0  # GPUs (fractions allowed) each replica reserves and evaluates on
-    calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
-    eval_batches: int = 4  # validation batches per evaluation
-    predictor_samples: int = 150  # random subnets evaluated on the replicas to train the predictor
-    finetune: bool = False  # train OFA and random-subnet finalists from their supernet weights instead of from scratch
-
-
-STRATEGIES = ("proxyless", "ofa")
 
 
 @dataclass(frozen=True)
@@ -119,13 +99,24 @@ class ExperimentConfig:
     run_root: str = "runs"  # run directories are created under this folder
     data: DataConfig = field(default_factory=DataConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    ofa: OFAConfig = field(default_factory=OFAConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    sections: dict[str, Any] = field(default_factory=dict)  # every strategy's own section (search, ofa, ...), by section name
+
+    def __getattr__(self, name: str) -> Any:
+        """A strategy's section as an attribute: ``cfg.search``, ``cfg.ofa``, ``cfg.petridish``."""
+        sections = self.__dict__.get("sections") or {}
+        if name.startswith("_") or name not in sections:
+            raise AttributeError(f"{type(self).__name__} has no field or strategy section {name!r}")
+        return sections[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as YAML holds it: strategy sections at the top level."""
+        out = dataclasses.asdict(self)
+        return out | out.pop("sections")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -145,8 +136,19 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
-    cfg = _build(ExperimentConfig, raw, "")
-    _validate(cfg)
+    """Build and validate; each registered strategy's section is parsed into that strategy's dataclass."""
+    from raynas.strategies import strategy_class, strategy_names
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config field (top level): expected a mapping, got {raw!r}")
+    if "sections" in raw:
+        raise ConfigError("config field sections: unknown key; give each strategy's section at the top level (search:, ofa:, ...)")
+    classes = {strategy_class(name).section: strategy_class(name) for name in strategy_names()}
+    rest = {k: v for k, v in raw.items() if k not in classes}
+    sections = {name: _build(cls.config_type, raw.get(name) or {}, f"{name}.") for name, cls in classes.items()}
+    cfg = _build(ExperimentConfig, rest, "", extra=tuple(classes))
+    cfg = dataclasses.replace(cfg, sections=sections)
+    _validate(cfg, classes)
     return cfg
 
 
@@ -158,14 +160,14 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def _build(cls: type, raw: Any, prefix: str, extra: tuple[str, ...] = ()) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"config field {prefix.rstrip('.') or '(top level)'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} - {"sections"}
     unknown = sorted(set(raw) - names, key=str)
     if unknown:
-        raise ConfigError(f"config field {prefix}{_shown(unknown[0])}: unknown key; valid keys here: {', '.join(sorted(names))}")
+        raise ConfigError(f"config field {prefix}{_shown(unknown[0])}: unknown key; valid keys here: {', '.join(sorted(names | set(extra)))}")
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"config field {prefix}{missing[0]}: required but missing")
@@ -196,19 +198,15 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     raise ConfigError(f"config field {name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
-def _validate(cfg: ExperimentConfig) -> None:
+def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
     _check(cfg.space in SPACES, "space", f"unknown search space {cfg.space!r}; valid: {', '.join(SPACES.names())}")
     _check(cfg.data.dataset in DATASETS, "data.dataset", f"unknown dataset {cfg.data.dataset!r}; valid: {', '.join(DATASETS)}")
     if cfg.data.dataset != "mnist-embedded":
         _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
     _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
-    _validate_compute(cfg)
-    _check(cfg.search.latency_loss in LATENCY_LOSSES, "search.latency_loss", f"must be one of {', '.join(LATENCY_LOSSES)}")
-    _check(cfg.search.binarization in BINARIZATIONS, "search.binarization", f"must be one of {', '.join(BINARIZATIONS)}")
-    _check(cfg.search.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
-    _check(0 < cfg.search.budget_floor <= 1, "search.budget_floor", "must lie in (0, 1]")
-    _check(0 < cfg.search.aim <= 1, "search.aim", "must lie in (0, 1]: the share of the budget the latency loss steers to")
-    _check(0 <= cfg.search.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
+    _check(any(c.name == cfg.strategy for c in strategies.values()), "strategy",
+           f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(sorted(c.name for c in strategies.values()))}")
+    _validate_compute(cfg, strategies)
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):
         where = f"targets[{i}]"
@@ -223,20 +221,19 @@ def _validate(cfg: ExperimentConfig) -> None:
     _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
     widths = ev.hand_designed_widths
     _check(all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths), "evaluation.hand_designed_widths", "distinct width multipliers in (0, 4]")
-    _check(cfg.strategy in STRATEGIES, "strategy", f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(STRATEGIES)}")
-    _check(all(8 < r <= 1024 for r in cfg.ofa.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
-    _check(0 < cfg.ofa.evolution.parent_fraction < 1 and cfg.ofa.evolution.mutation_prob <= 1 and cfg.ofa.evolution.mutation_share <= 1, "ofa.evolution", "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]")
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
-    sections = (("search", cfg.search), ("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev), ("compute", cfg.compute),
-                ("ofa", cfg.ofa), ("ofa.shrink", cfg.ofa.shrink), ("ofa.evolution", cfg.ofa.evolution))
-    for section, obj in sections:
+    for section, obj in (("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev), ("compute", cfg.compute), *cfg.sections.items()):
         _check_numbers(section, obj)
+    for name, cls in strategies.items():
+        cls().validate(cfg.sections[name], cfg)
 
 
-def _validate_compute(cfg: ExperimentConfig) -> None:
+def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
     """Device, precision and GPU reservations that agree with each other (the cluster is checked at connect)."""
-    c, gpus = cfg.compute, {"ray.gpus_per_trial": cfg.ray.gpus_per_trial, "ray.gpus_per_task": cfg.ray.gpus_per_task, "ofa.replica_gpus": cfg.ofa.replica_gpus}
+    c, gpus = cfg.compute, {"ray.gpus_per_trial": cfg.ray.gpus_per_trial, "ray.gpus_per_task": cfg.ray.gpus_per_task}
+    for cls in strategies.values():
+        gpus |= cls().gpu_requests(cfg)
     _check(c.device in DEVICES, "compute.device", f"must be one of {', '.join(DEVICES)}")
     _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}")
     for name, value in gpus.items():
@@ -256,18 +253,26 @@ def _check_estimate(est: EstimateConfig, where: str) -> None:
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
 _MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "kd_ratio", "gamma", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
+                "kd_ratio", "gamma", "sparsity", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:
+    """Every number positive (or zero where ``_MAY_BE_ZERO`` allows), nested sections included."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_numbers(f"{section}.{f.name}", value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if f.name in _MAY_BE_ZERO:
             _check(value >= 0, f"{section}.{f.name}", f"must be zero or positive, got {value}")
         else:
             _check(value > 0, f"{section}.{f.name}", f"must be positive, got {value}")
+
+
+def check(ok: bool, name: str, message: str) -> None:
+    """Raise a ConfigError naming the field ``name`` unless ``ok`` (strategies validate their sections with it)."""
+    _check(ok, name, message)
 
 
 def _check(ok: bool, name: str, message: str) -> None:

@@ -11,11 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, summarize  # noqa: E402
+from raynas.evaluation.compare import HAND, RANDOM, summarize  # noqa: E402
 from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
 
-STYLE = {PROXYLESS: ("tab:red", "o", "ProxylessNAS"), OFA: ("tab:green", "D", "Once-for-All"), RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+BASELINE_STYLE = {RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+
+
+def method_styles() -> dict[str, tuple[str, str, str]]:
+    """Colour, marker and label of every method: each registered strategy's own, then the baselines."""
+    from raynas.strategies import strategy_class, strategy_names
+
+    return {name: (*strategy_class(name).style, strategy_class(name).label) for name in strategy_names()} | BASELINE_STYLE
 KERNEL_COLOURS = {3: "#4c72b0", 5: "#dd8452", 7: "#c44e52"}
 
 
@@ -23,8 +30,7 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
     """Test accuracy versus measured latency on ``target``: mean +- std over seeds per budget (or width)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     mine = [r for r in rows if r["target"] == target]
-    for method in (PROXYLESS, OFA, RANDOM, HAND):
-        colour, marker, label = STYLE[method]
+    for method, (colour, marker, label) in method_styles().items():
         points = sorted(summarize([r for r in mine if r["method"] == method], ("budget_ms", "width_mult")), key=lambda p: p["ms_mean"])
         if not points:
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from raynas.evaluation.compare import HAND
+from raynas.strategies import strategy_class
 
 LIBRARIES = ("torch", "torchvision", "ray", "mlflow", "numpy", "pyarrow", "scipy", "matplotlib")
 
@@ -73,9 +74,6 @@ def trial_seconds(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {m: {k: round(v, 2) for k, v in d.items()} for m, d in out.items()}
 
 
-_STRATEGY_SECTION = {"proxyless": "search", "ofa": "ofa"}  # the config section holding the strategy's hyperparameters
-
-
 def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]], luts: dict, splits) -> dict[str, Any]:
     """Everything needed to rerun and judge the experiment, in one JSON-able dict."""
     return {
@@ -94,7 +92,7 @@ def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]]
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "protocol": "weights train on train, architecture steps and candidate scoring on val, reported accuracy on test",
         },
-        "hyperparameters": {k: dataclasses.asdict(getattr(cfg, k)) for k in (_STRATEGY_SECTION[cfg.strategy], "retrain", "evaluation", "profile", "data", "ray")},
+        "hyperparameters": {k: dataclasses.asdict(getattr(cfg, k)) for k in (strategy_class(cfg.strategy).section, "retrain", "evaluation", "profile", "data", "ray")},
         "phase_seconds": dict(clock.seconds),
         "trial_seconds": trial_seconds(results),
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from raynas.evaluation.compare import HAND, OFA, PROXYLESS, RANDOM, headline, paired_comparisons, summarize
+from raynas.evaluation.compare import HAND, RANDOM, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, pareto_plot
 
 
@@ -61,9 +61,10 @@ def _constrained_count(rows: list[dict]) -> str:
 
 
 def _nas_names(rows: list[dict]) -> str:
-    """The NAS methods this run compared: ProxylessNAS, Once-for-All, or both."""
-    names = {PROXYLESS: "ProxylessNAS", OFA: "Once-for-All"}
-    ran = [names[m] for m in names if any(r["method"] == m for r in rows)]
+    """The NAS methods this run compared, by their registered labels."""
+    from raynas.strategies import strategy_class, strategy_names
+
+    ran = [strategy_class(m).label for m in strategy_names() if any(r["method"] == m for r in rows)]
     return " and ".join(ran) or "NAS"
 
 

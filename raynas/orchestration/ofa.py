@@ -1,29 +1,42 @@
 """Once-for-All on Ray: train the elastic supernet once, serve it from replicas, fit the accuracy
-predictor on replica evaluations, then run one evolutionary search per (target, budget) as a Tune trial."""
+predictor on replica evaluations (the strategy itself: ``raynas/strategies/ofa.py``)."""
 
 from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import ray
 import torch
-from ray import tune
 
 from raynas.compute import ComputeConfig
-from raynas.config import OFAConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.hardware.lut import LatencyTable
 from raynas.orchestration.replicas import ReplicaPool
 from raynas.orchestration.runtime import worker_compute
-from raynas.search.evolution import EvolutionarySearch, SubnetGenes, SubnetLatency, draw_feasible
+from raynas.search.evolution import EvolutionConfig, SubnetGenes
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.macro import MacroConfig, get_space
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.progressive import ShrinkConfig, progressive_phases
-from raynas.weights import load_numpy_state, state_to_numpy
+from raynas.weights import state_to_numpy
+
+
+@dataclass(frozen=True)
+class OFAConfig:
+    """The Once-for-All strategy: supernet training, replicas, accuracy predictor, evolutionary search."""
+
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
+    replica_cpus: float = 0.5  # CPUs each replica reserves (> 0: counted by Ray, and never placed on a 0-CPU head node)
+    replica_gpus: float = 0  # GPUs (fractions allowed) each replica reserves and evaluates on
+    calibration_batches: int = 4  # training batches for BatchNorm recalibration per evaluation
+    eval_batches: int = 4  # validation batches per evaluation
+    predictor_samples: int = 150  # random subnets evaluated on the replicas to train the predictor
+    finetune: bool = False  # train OFA and random-subnet finalists from their supernet weights instead of from scratch
 
 
 def resolutions(macro: MacroConfig, cfg: ShrinkConfig) -> tuple[int, ...]:
@@ -92,40 +105,6 @@ def collect_and_fit_predictor(pool: ReplicaPool, space: str, cfg: OFAConfig, see
     predictor = AccuracyPredictor(ArchEncoder.for_space(macro, res))
     report = predictor.fit(archs, accuracies, seed)
     return predictor, report, archs, accuracies
-
-
-def _scenario_search(scenario: dict, replicas: dict, tables: dict, space: str, cfg: OFAConfig) -> tuple[SubnetGenes, SubnetLatency, ReplicaPool]:
-    torch.set_num_threads(1)
-    macro = get_space(space)
-    genes = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink))
-    return genes, SubnetLatency(tables[scenario["target"]]), ReplicaPool(replicas[scenario["seed"]])
-
-
-def evolution_trial(config: dict, scenarios: dict[str, dict], replicas: dict, predictors: dict, tables: dict[str, dict[str, LatencyTable]], space: str, cfg: OFAConfig) -> None:
-    """One evolutionary search for the scenario's target and budget; the seed's replicas re-check the top candidates."""
-    scenario = scenarios[config["scenario"]]
-    genes, latency, pool = _scenario_search(scenario, replicas, tables, space, cfg)
-    payload = predictors[scenario["seed"]]
-    model = AccuracyPredictor(ArchEncoder(**payload["encoder"]))
-    load_numpy_state(model, payload["state"])
-    search = EvolutionarySearch(genes, latency, model, scenario["budget_ms"], cfg.evolution, scenario["seed"])
-    tune.report(search.run(pool.evaluate) | {"epoch": 0})
-
-
-def random_subnet_trial(config: dict, scenarios: dict[str, dict], replicas: dict, tables: dict[str, dict[str, LatencyTable]], space: str, cfg: OFAConfig) -> None:
-    """The OFA random baseline: uniform subnets under the same budget, scored on the same replicas for the
-    wall-clock the paired evolutionary search took (its predictor's one-off cost is not counted)."""
-    scenario = scenarios[config["scenario"]]
-    genes, latency, pool = _scenario_search(scenario, replicas, tables, space, cfg)
-    rng = np.random.default_rng(scenario["seed"])
-    start, best, scored = time.perf_counter(), (-1.0, None), 0
-    while scored < 2 or time.perf_counter() - start < scenario["budget_seconds"]:
-        archs = [draw_feasible(lambda: genes.random(rng), genes, latency, scenario["budget_ms"], rng)[1] for _ in range(len(pool.replicas))]
-        for arch, acc in zip(archs, pool.evaluate(archs)):
-            best = max(best, (acc, arch), key=lambda t: t[0])
-        scored += len(archs)
-    acc, arch = best
-    tune.report({"arch": arch.to_string(), "space": arch.space, "predicted_ms": latency(arch), "shared_acc": acc, "evaluations": scored, "search_seconds": time.perf_counter() - start, "epoch": 0})
 
 
 def predictor_payload(predictor: AccuracyPredictor) -> dict:

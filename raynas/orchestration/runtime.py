@@ -155,3 +155,8 @@ def filesystem_type(path: Path) -> str:
         if len(parts) >= 3 and (path == Path(parts[1]) or Path(parts[1]) in path.parents) and len(parts[1]) > len(best):
             best, kind = parts[1], parts[2]
     return kind
+
+
+def cluster_cpus() -> int:
+    """CPUs of the largest alive node: a single task cannot span nodes."""
+    return max(1, int(max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])))

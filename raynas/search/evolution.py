@@ -136,36 +136,61 @@ def _shrink_until_fits(drawn: dict, genes: SubnetGenes, latency: SubnetLatency, 
 
 
 class EvolutionarySearch:
-    """Maximise predicted accuracy subject to predicted latency <= budget."""
+    """Maximise predicted accuracy subject to predicted latency <= budget, one generation per step;
+    the last step re-checks the top candidates with ``evaluate`` (shared-weight accuracy)."""
 
-    def __init__(self, genes: SubnetGenes, latency: SubnetLatency, predictor: AccuracyPredictor, budget_ms: float, cfg: EvolutionConfig, seed: int) -> None:
-        self.genes, self.latency, self.predictor, self.budget_ms, self.cfg = genes, latency, predictor, budget_ms, cfg
+    def __init__(self, genes: SubnetGenes, latency: SubnetLatency, predictor: AccuracyPredictor, budget_ms: float, cfg: EvolutionConfig, seed: int,
+                 evaluate: Callable[[list[Architecture]], list[float]] | None = None) -> None:
+        self.genes, self.latency, self.predictor, self.budget_ms, self.cfg, self.evaluate = genes, latency, predictor, budget_ms, cfg, evaluate
         self.rng = np.random.default_rng(seed)
+        self.population: list[dict] = []
+        self.generation, self.spent, self.result = 0, 0.0, None
 
     def feasible(self, make: Callable[[], dict]) -> tuple[dict, Architecture]:
         return draw_feasible(make, self.genes, self.latency, self.budget_ms, self.rng)
 
-    def run(self, evaluate: Callable[[list[Architecture]], list[float]]) -> dict:
-        """Evolve, then re-check the top candidates with ``evaluate`` (shared-weight accuracy)."""
-        cfg, rng, start = self.cfg, self.rng, time.perf_counter()
-        population = [self.feasible(lambda: self.genes.random(rng)) for _ in range(cfg.population)]
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def step(self) -> dict:
+        begin = time.perf_counter()
+        if not self.population:
+            self.population = [self.feasible(lambda: self.genes.random(self.rng))[0] for _ in range(self.cfg.population)]
+        if self.generation < self.cfg.generations:
+            self._evolve()
+        else:
+            self.result = self._recheck()
+        self.spent += time.perf_counter() - begin
+        return (self.result or self._best_predicted()) | {"generation": self.generation, "search_seconds": self.spent}
+
+    def _evolve(self) -> None:
+        cfg, rng = self.cfg, self.rng
         n_parents = max(2, int(cfg.population * cfg.parent_fraction))
-        for _ in range(cfg.generations):
-            fitness = self.predictor.predict([arch for _, arch in population])
-            parents = [population[i] for i in np.argsort(-fitness)[:n_parents]]
-            children = []
-            while len(children) < cfg.population - n_parents:
-                if rng.random() < cfg.mutation_share:
-                    base = parents[rng.integers(len(parents))][0]
-                    children.append(self.feasible(lambda: self.genes.mutate(base, cfg.mutation_prob, rng)))
-                else:
-                    a, b = (parents[i][0] for i in rng.choice(len(parents), 2, replace=False))
-                    children.append(self.feasible(lambda: self.genes.crossover(a, b, rng)))
-            population = parents + children
-        unique = list({arch: None for _, arch in population})
-        predicted = self.predictor.predict(unique)
-        top = [unique[i] for i in np.argsort(-predicted)[: cfg.recheck_top]]
-        checked = evaluate(top)
+        fitness = self.predictor.predict([self.genes.architecture(g) for g in self.population])
+        parents = [self.population[i] for i in np.argsort(-fitness)[:n_parents]]
+        children = []
+        while len(children) < cfg.population - n_parents:
+            if rng.random() < cfg.mutation_share:
+                base = parents[rng.integers(len(parents))]
+                children.append(self.feasible(lambda: self.genes.mutate(base, cfg.mutation_prob, rng))[0])
+            else:
+                a, b = (parents[i] for i in rng.choice(len(parents), 2, replace=False))
+                children.append(self.feasible(lambda: self.genes.crossover(a, b, rng))[0])
+        self.population = parents + children
+        self.generation += 1
+
+    def _ranked(self) -> list[Architecture]:
+        unique = list({self.genes.architecture(g): None for g in self.population})
+        return [unique[i] for i in np.argsort(-self.predictor.predict(unique))]
+
+    def _best_predicted(self) -> dict:
+        best = self._ranked()[0]
+        return {"arch": best.to_string(), "space": best.space, "predicted_ms": self.latency(best), "predicted_acc": float(self.predictor.predict([best])[0]), "evaluations": 0}
+
+    def _recheck(self) -> dict:
+        top = self._ranked()[: self.cfg.recheck_top]
+        checked = self.evaluate(top)
         best = int(np.argmax(checked))
         return {
             "arch": top[best].to_string(),
@@ -174,5 +199,50 @@ class EvolutionarySearch:
             "predicted_acc": float(self.predictor.predict([top[best]])[0]),
             "shared_acc": checked[best],
             "evaluations": len(top),
-            "search_seconds": time.perf_counter() - start,
         }
+
+    def run(self, evaluate: Callable[[list[Architecture]], list[float]]) -> dict:
+        """Every generation, then the re-check."""
+        self.evaluate = evaluate
+        while not self.done:
+            metrics = self.step()
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "population": self.population, "generation": self.generation, "spent": self.spent, "result": self.result}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.population, self.generation, self.spent, self.result = state["population"], state["generation"], state["spent"], state["result"]
+
+
+class RandomSubnetSearch:
+    """The OFA random baseline: uniform feasible subnets scored by ``evaluate`` (shared weights) in
+    batches of ``batch``, until ``evaluations`` have been spent; the best one is the result."""
+
+    def __init__(self, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, seed: int, evaluate: Callable[[list[Architecture]], list[float]], evaluations: int, batch: int) -> None:
+        self.genes, self.latency, self.budget_ms, self.evaluate, self.evaluations, self.batch = genes, latency, budget_ms, evaluate, evaluations, batch
+        self.rng = np.random.default_rng(seed)
+        self.scored, self.spent, self.best = 0, 0.0, (-1.0, "", "")
+
+    @property
+    def done(self) -> bool:
+        return self.scored >= max(self.evaluations, 1)
+
+    def step(self) -> dict:
+        begin = time.perf_counter()
+        n = min(self.batch, max(self.evaluations, 1) - self.scored)
+        archs = [draw_feasible(lambda: self.genes.random(self.rng), self.genes, self.latency, self.budget_ms, self.rng)[1] for _ in range(n)]
+        for arch, acc in zip(archs, self.evaluate(archs)):
+            self.best = max(self.best, (acc, arch.space, arch.to_string()), key=lambda t: t[0])
+        self.scored += n
+        self.spent += time.perf_counter() - begin
+        acc, space, arch = self.best
+        return {"arch": arch, "space": space, "predicted_ms": self.latency(Architecture.from_string(space, arch)), "shared_acc": acc, "evaluations": self.scored, "search_seconds": self.spent}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "scored": self.scored, "spent": self.spent, "best": list(self.best)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.scored, self.spent, self.best = state["scored"], state["spent"], tuple(state["best"])

@@ -230,6 +230,19 @@ class ProxylessSearch:
         """[floor * B, B] when B is below the slowest network of this supernet's choices, else [fastest, B]."""
         return budget_window(self.costs, self.lut.fixed_ms, self.budget_ms, self.cfg.budget_floor)
 
+    def state_dict(self) -> dict:
+        """Everything a resumed search needs (weights, alpha, optimizers, sampler, reward baseline);
+        tensors and plain values only, so ``torch.load(weights_only=True)`` reads it."""
+        return {"supernet": self.supernet.state_dict(), "weight_opt": self.weight_opt.state_dict(), "arch_opt": self.arch_opt.state_dict(),
+                "gen": self.gen.get_state(), "baseline": self.baseline.value, "steps": self._steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.weight_opt.load_state_dict(state["weight_opt"])
+        self.arch_opt.load_state_dict(state["arch_opt"])
+        self.gen.set_state(state["gen"])
+        self.baseline.value, self._steps = state["baseline"], state["steps"]
+
     @torch.no_grad()
     def entropy(self) -> float:
         """Mean per-layer entropy of softmax(alpha), in nats (log 7 = 1.95 is uniform)."""

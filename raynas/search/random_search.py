@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from raynas.compute import CPU, Compute
-from raynas.data.loading import endless
+from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable
 from raynas.search.derive import budget_window
 from raynas.search.proxyless import SearchConfig, weight_optimizer
@@ -57,7 +57,11 @@ def sample_in_window(
 
 
 class RandomSearch:
-    """One random search for one latency table and budget, on shared supernet weights."""
+    """One random search for one latency table and budget, on shared supernet weights.
+
+    Runs as steps (one training stretch, then scoring stretches of at most a quarter of the budget)
+    whose state survives a restart; ``run`` does them all.
+    """
 
     def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, train_fraction: float, *, compute: Compute = CPU) -> None:
         """``supernet`` must already live on ``compute``'s device."""
@@ -68,6 +72,10 @@ class RandomSearch:
         self.rng = np.random.default_rng(seed)
         self.optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
         self._pool: list[Architecture] = []
+        self.spent, self.steps, self.scored, self.trained = 0.0, 0, 0, False
+        self.best: tuple[float, str | None] = (-1.0, None)
+        self.loaders: tuple[DataLoader, DataLoader] | None = None
+        self.seconds = 0.0
 
     def sample(self) -> Architecture:
         """One architecture uniform over the latency window (drawn in blocks for speed)."""
@@ -76,29 +84,74 @@ class RandomSearch:
             self._pool = [Architecture(self.supernet.macro.name, tuple(c[i] for c, i in zip(self.choices, row))) for row in picks]
         return self._pool.pop()
 
-    def run(self, train: DataLoader, val: DataLoader, seconds: float) -> dict[str, float | str]:
-        """Train, then score candidates, within ``seconds`` of wall-clock; returns the best one."""
-        start = time.perf_counter()
-        steps, loss_fn, batches = 0, nn.CrossEntropyLoss(), endless(train)  # one batch held at a time
-        while time.perf_counter() - start < self.train_fraction * seconds:
+    def start(self, train: DataLoader, val: DataLoader, seconds: float) -> "RandomSearch":
+        """Set the data and the wall-clock budget before stepping."""
+        self.loaders, self.seconds = (train, val), seconds
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self.trained and self.scored >= MIN_CANDIDATES and self.spent >= self.seconds
+
+    def step(self) -> dict[str, float | str]:
+        """Train the shared weights for ``train_fraction`` of the budget, or score candidates for up to a quarter of it."""
+        begin = time.perf_counter()
+        if not self.trained:
+            self._train(begin)
+        else:
+            self._score(begin)
+        self.spent += time.perf_counter() - begin
+        return self.metrics()
+
+    def _train(self, begin: float) -> None:
+        loss_fn, batches = nn.CrossEntropyLoss(), endless(self.loaders[0])  # one batch held at a time
+        while self.spent + time.perf_counter() - begin < self.train_fraction * self.seconds:
             self.supernet.train()
             self.supernet.set_architecture(self.sample())
             train_step(self.supernet, self.optimizer, loss_fn, *self.compute.batch(*next(batches)), self.compute)
-            steps += 1
-        self.compute.synchronize()  # the clock below must not count queued training work as scoring time
-        best, best_acc, scored = None, -1.0, 0
-        while scored < MIN_CANDIDATES or time.perf_counter() - start < seconds:
+            self.steps += 1
+        self.compute.synchronize()  # scoring time must not include queued training work
+        self.trained = True
+
+    def _score(self, begin: float) -> None:
+        stretch = min(self.seconds - self.spent, self.seconds / 4)
+        while self.scored < MIN_CANDIDATES or time.perf_counter() - begin < stretch:
             arch = self.sample()
-            acc = self.supernet.score(arch, train, val, self.cfg.eval_batches, self.compute)
-            scored += 1
-            if acc > best_acc:
-                best, best_acc = arch, acc
+            acc = self.supernet.score(arch, *self.loaders, self.cfg.eval_batches, self.compute)
+            self.scored += 1
+            self.best = max(self.best, (acc, arch.to_string()), key=lambda t: t[0])
+
+    def metrics(self) -> dict[str, float | str]:
+        acc, arch = self.best
         return {
-            "arch": best.to_string(),
-            "val_acc": best_acc,
-            "derived_latency_ms": self.lut.predict(best, self.supernet.macro),
-            "candidates": scored,
-            "weight_steps": steps,
-            "search_seconds": time.perf_counter() - start,
-            "budget_seconds": seconds,
+            "arch": arch or "",
+            "val_acc": acc,
+            "derived_latency_ms": self.lut.predict(Architecture.from_string(self.supernet.macro.name, arch), self.supernet.macro) if arch else float("nan"),
+            "candidates": self.scored,
+            "evaluations": self.scored,
+            "weight_steps": self.steps,
+            "search_seconds": self.spent,
+            "budget_seconds": self.seconds,
         }
+
+    def run(self, train: DataLoader, val: DataLoader, seconds: float) -> dict[str, float | str]:
+        """Train, then score candidates, within ``seconds`` of wall-clock; returns the best one."""
+        self.start(train, val, seconds)
+        while not self.done:
+            metrics = self.step()
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"supernet": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state, "pool": [a.to_string() for a in self._pool],
+                "spent": self.spent, "steps": self.steps, "scored": self.scored, "trained": self.trained, "best": list(self.best),
+                "loaders": [generator_state(loader) for loader in self.loaders or ()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self._pool = [Architecture.from_string(self.supernet.macro.name, a) for a in state["pool"]]
+        self.spent, self.steps, self.scored, self.trained = state["spent"], state["steps"], state["scored"], state["trained"]
+        self.best = (state["best"][0], state["best"][1])
+        for loader, saved in zip(self.loaders or (), state["loaders"]):
+            set_generator_state(loader, saved)

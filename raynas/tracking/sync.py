@@ -18,7 +18,11 @@ from raynas.space.macro import scaled_name
 from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
 from raynas.tracking.tune_callback import trial_metrics
 
-PHASES = ("search", "evolution", "random", "retrain")  # Tune experiments of a run, in order (search or evolution)
+def phases() -> list[str]:
+    """Tune experiments a run may hold: every registered strategy's, then the retraining."""
+    from raynas.strategies import strategy_class, strategy_names
+
+    return list(dict.fromkeys(p for name in strategy_names() for p in strategy_class(name).phases)) + ["retrain"]
 PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "report.md", "report.html")
 
 
@@ -64,7 +68,7 @@ def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, s
     number of results replayed. Metrics a child run already holds (``already[key]``) are skipped."""
     fs, root = pafs.FileSystem.from_uri(storage) if "://" in storage else (pafs.LocalFileSystem(), str(Path(storage).resolve()))
     replayed = 0
-    for phase in PHASES:
+    for phase in phases():
         infos = fs.get_file_info(pafs.FileSelector(f"{root}/{phase}", allow_not_found=True, recursive=True))
         for info in sorted((i for i in infos if i.base_name == "result.json"), key=lambda i: i.path):
             with fs.open_input_stream(info.path) as f:

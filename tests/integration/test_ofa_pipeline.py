@@ -9,11 +9,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
-from raynas.evaluation.compare import OFA, RANDOM
+from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 from raynas.space.architecture import Architecture
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.space.macro import get_space
+
+OFA = "ofa"
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
-from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM
+from raynas.evaluation.compare import HAND, RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment, sync_mlflow
 from raynas.space.architecture import Architecture
 from raynas.tracking.sync import weights_path
+
+PROXYLESS = "proxyless"
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,10 @@ import json
 import math
 import time
 
-from raynas.evaluation.compare import HAND, PROXYLESS
+from raynas.evaluation.compare import HAND
 from raynas.evaluation.record import PhaseClock, git_commit, library_versions, trial_seconds, write_json
+
+PROXYLESS = "proxyless"
 
 
 def test_phase_clock_accumulates_per_phase_even_when_the_phase_raises():

@@ -5,8 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from raynas.cli import main
-from raynas.evaluation.compare import HAND, PROXYLESS, RANDOM, RESULTS_SCHEMA
+from raynas.evaluation.compare import HAND, RANDOM, RESULTS_SCHEMA
 from raynas.evaluation.report import ReportError, write_report
+
+PROXYLESS = "proxyless"
+OFA = "ofa"
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,7 +71,6 @@ def test_cli_report_command(tmp_path, capsys):
 
 
 def test_report_names_the_nas_method_that_ran_and_no_missing_command(tmp_path):
-    from raynas.evaluation.compare import OFA
 
     rows = saved_results(tmp_path)
     write_report(tmp_path)

@@ -1,0 +1,152 @@
+"""Once-for-All (Cai et al., 2020) as a strategy: one elastic supernet per seed trained by progressive
+shrinking, served from replicas, an accuracy predictor fitted on replica evaluations, then one
+evolutionary search per (target, budget, seed); its random baseline scores uniform feasible subnets
+on the same replicas with as many evaluations as the evolution spent, predictor samples included."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ray
+
+from raynas.config import ExperimentConfig, check
+from raynas.evaluation.compare import RANDOM
+from raynas.orchestration.ofa import (
+    OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet,
+)
+from raynas.orchestration.replicas import ReplicaPool, start_replicas
+from raynas.orchestration.runtime import cluster_cpus
+from raynas.search.evolution import EvolutionarySearch, RandomSubnetSearch, SubnetGenes, SubnetLatency
+from raynas.search.predictor import AccuracyPredictor, ArchEncoder
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+from raynas.strategies.base import Finalist, Job, Scenario, Strategy
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.weights import load_numpy_state
+
+
+class OnceForAll(Strategy):
+    name = "ofa"
+    label = "Once-for-All"
+    section = "ofa"
+    config_type = OFAConfig
+    style = ("tab:green", "D")
+    phases = ("evolution", "random")
+
+    def validate(self, s: OFAConfig, cfg: ExperimentConfig) -> None:
+        check(all(8 < r <= 1024 for r in s.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
+        e = s.evolution
+        check(0 < e.parent_fraction < 1 and e.mutation_prob <= 1 and e.mutation_share <= 1, "ofa.evolution", "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]")
+
+    def gpu_requests(self, cfg: ExperimentConfig) -> dict[str, float]:
+        return {"ofa.replica_gpus": cfg.ofa.replica_gpus}
+
+    def latency_tables(self, run: Any) -> None:
+        """Every target's table for each elastic input resolution of the space."""
+        for target in run.luts:
+            for space in resolution_spaces(run.cfg.space, run.cfg.ofa.shrink):
+                run.tables[(target, space)] = run.luts[target] if space == run.cfg.space else run.profile(target, space)
+
+    def tables_of(self, run: Any) -> dict[str, dict]:
+        spaces = resolution_spaces(run.cfg.space, run.cfg.ofa.shrink)
+        return {target: {space: run.tables[(target, space)] for space in spaces} for target in run.luts}
+
+    def budget_ranges(self, run: Any) -> dict[str, tuple[float, float]]:
+        """Fastest to slowest subnet per target (shallowest stages and smallest resolution included)."""
+        macro, shrink = get_space(run.cfg.space), run.cfg.ofa.shrink
+        genes = SubnetGenes(macro, shrink.min_depth, resolutions(macro, shrink))
+        return {target: SubnetLatency(by_space).extremes(genes) for target, by_space in self.tables_of(run).items()}
+
+    def prepare(self, run: Any, seeds: list[int]) -> None:
+        run.log(f"[raynas] Once-for-All: training {len(seeds)} elastic supernet(s) by progressive shrinking")
+        with run.clock("supernet"):
+            states = {seed: train_elastic(run, seed) for seed in seeds}
+        with run.clock("predictor"):
+            started = {seed: replicas(run, seed, state) for seed, state in states.items()}
+            self.weight_refs = {seed: ref for seed, (_, ref) in started.items()}  # the driver owns the weights while replicas live
+            pools = {seed: pool for seed, (pool, _) in started.items()}
+            predictors = {seed: fit_predictor(run, seed, pools[seed]) for seed in seeds}
+        self.shared = {"replicas": pools, "predictors": predictors, "tables": self.tables_of(run)}
+
+    def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
+        jobs = [Job.of(s, self.name) for s in scenarios]
+        found = finalists(jobs, run.search_jobs("evolution", jobs, build_evolution, self.shared), run.cfg.ofa.finetune)
+        samples = run.cfg.ofa.predictor_samples  # what the predictor stood on: the evolution's cost too
+        return [dataclasses.replace(f, evaluations=(f.evaluations or 0) + samples) for f in found]
+
+    def random_baseline(self, run: Any, scenarios: list[Scenario], found: list[Finalist]) -> list[Finalist]:
+        spent = {f.key: f.evaluations for f in found}
+        jobs = [Job.of(s, RANDOM, budget_evaluations=spent[s.key(self.name)]) for s in scenarios]
+        return finalists(jobs, run.search_jobs("random", jobs, build_random, self.shared), run.cfg.ofa.finetune)
+
+    def release(self, run: Any) -> None:
+        for replica in (r for pool in self.shared.get("replicas", {}).values() for r in pool):
+            ray.kill(replica)  # their CPU (and GPU) shares go back to retraining; Tune may still hold their handles
+
+    def retrain_payload(self) -> Any:
+        return {seed: [ref] for seed, ref in getattr(self, "weight_refs", {}).items()}
+
+    @staticmethod
+    def initial_model(finalist: Finalist, payload: Any, cfg: ExperimentConfig, num_classes: int):
+        """Fine-tuning (``ofa.finetune``): the subnet with its weights from that seed's elastic supernet."""
+        macro = get_space(cfg.space)
+        net = ElasticSupernet(macro, num_classes, cfg.ofa.shrink.min_depth, resolutions(macro, cfg.ofa.shrink))
+        load_numpy_state(net, ray.get(payload[finalist.init_seed][0]))
+        return net.extract(finalist.arch)
+
+
+def finalists(jobs: list[Job], results: dict, finetune: bool) -> list[Finalist]:
+    """Each job's pick; with ``finetune`` retrained from its seed's supernet weights."""
+    picks = {j.key: results[j.key].metrics for j in jobs}
+    return [Finalist.found(j, Architecture.from_string(picks[j.key]["space"], picks[j.key]["arch"]), picks[j.key], init_seed=j.seed if finetune else None) for j in jobs]
+
+
+def train_elastic(run: Any, seed: int) -> dict:
+    """Progressive shrinking on the largest node; the driver keeps each phase's checkpoint in the run
+    directory, which makes it resumable whichever node trained."""
+    cfg, cpus = run.cfg, cluster_cpus()
+    directory = run.run_dir / "supernet" / f"ofa-s{seed}"
+    task = train_elastic_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+    stats, state = run_elastic_training(task, directory, cfg.space, cfg.data, cfg.ofa.shrink, seed, cpus, cfg.compute)
+    run.tracker.log_metrics(run.tracker.parent_id, {f"ofa_{k}/s{seed}": v for k, v in stats.items()})
+    return state
+
+
+def replicas(run: Any, seed: int, state: dict) -> tuple[list, Any]:
+    ofa = run.cfg.ofa
+    return start_replicas(
+        state, ofa.replicas, run.cfg.space, ofa.shrink.min_depth, resolutions(get_space(run.cfg.space), ofa.shrink), run.cfg.data, ofa.calibration_batches, ofa.eval_batches, seed,
+        ofa.replica_cpus, ofa.replica_gpus, run.cfg.compute,
+    )
+
+
+def fit_predictor(run: Any, seed: int, pool: list) -> dict:
+    """Accuracy predictor from replica evaluations; saved with its held-out RMSE and logged to MLflow."""
+    predictor, report, _, _ = collect_and_fit_predictor(ReplicaPool(pool), run.cfg.space, run.cfg.ofa, seed)
+    directory = predictor.save(run.run_dir / "predictor" / f"s{seed}", report)
+    run.tracker.log_metrics(run.tracker.parent_id, {f"predictor_{k}/s{seed}": float(v) for k, v in report.items()})
+    for path in sorted(directory.iterdir()):
+        run.tracker.log_file(run.tracker.parent_id, path, f"predictor/s{seed}")
+    run.log(f"[raynas] accuracy predictor (seed {seed}): held-out RMSE {report['rmse_heldout']:.4f}, predicting the mean {report['rmse_heldout_mean_baseline']:.4f}")
+    return predictor_payload(predictor)
+
+
+def _subnets(job: Job, shared: dict, cfg: ExperimentConfig) -> tuple[SubnetGenes, SubnetLatency, ReplicaPool]:
+    macro = get_space(cfg.space)
+    genes = SubnetGenes(macro, cfg.ofa.shrink.min_depth, resolutions(macro, cfg.ofa.shrink))
+    return genes, SubnetLatency(shared["tables"][job.target]), ReplicaPool(shared["replicas"][job.seed])
+
+
+def build_evolution(job: Job, shared: dict, cfg: ExperimentConfig) -> EvolutionarySearch:
+    """One evolutionary search on the seed's predictor; the seed's replicas re-check the top candidates."""
+    genes, latency, pool = _subnets(job, shared, cfg)
+    payload = shared["predictors"][job.seed]
+    model = AccuracyPredictor(ArchEncoder(**payload["encoder"]))
+    load_numpy_state(model, payload["state"])
+    return EvolutionarySearch(genes, latency, model, job.budget_ms, cfg.ofa.evolution, job.seed, pool.evaluate)
+
+
+def build_random(job: Job, shared: dict, cfg: ExperimentConfig) -> RandomSubnetSearch:
+    genes, latency, pool = _subnets(job, shared, cfg)
+    return RandomSubnetSearch(genes, latency, job.budget_ms, job.seed, pool.evaluate, job.budget_evaluations, batch=4 * len(pool.replicas))
