@@ -111,7 +111,7 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         if method == PROXYLESS:
             assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
         if method == RANDOM:
-            assert client.get_metric_history(run_id, "random/candidates")[0].value >= 2
+            assert max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2  # one step trains, later ones score
         assert len(client.get_metric_history(run_id, "retrain/val_acc")) == 1
         if method == HAND:
             assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t")]["measured_ms"])
