@@ -14,7 +14,6 @@ import torch
 
 from raynas.compute import ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.orchestration.replicas import ReplicaPool
 from raynas.orchestration.runtime import worker_compute
 from raynas.search.evolution import EvolutionConfig, SubnetGenes
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
@@ -95,8 +94,9 @@ def run_elastic_training(
     raise RuntimeError("the supernet training task ended without its weights")
 
 
-def collect_and_fit_predictor(pool: ReplicaPool, space: str, cfg: OFAConfig, seed: int) -> tuple[AccuracyPredictor, dict, list, list[float]]:
-    """Evaluate ``predictor_samples`` uniformly random subnets on the replicas and fit the predictor."""
+def collect_and_fit_predictor(pool, space: str, cfg: OFAConfig, seed: int) -> tuple[AccuracyPredictor, dict, list, list[float]]:
+    """Evaluate ``predictor_samples`` uniformly random subnets with ``pool.evaluate`` (the replicas, or a
+    local ``SubnetScorer``) and fit the predictor."""
     macro = get_space(space)
     res = resolutions(macro, cfg.shrink)
     genes, rng = SubnetGenes(macro, cfg.shrink.min_depth, res), np.random.default_rng(seed)

@@ -7,7 +7,6 @@ flight when a replica dies are retried by Ray on the restarted actor (``max_task
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 from typing import Sequence
@@ -20,8 +19,7 @@ from raynas.data.datasets import DataConfig, load_splits
 from raynas.orchestration.runtime import worker_compute
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
-from raynas.supernet.elastic import ElasticSupernet
-from raynas.training import evaluate, recalibrate_bn
+from raynas.supernet.elastic import ElasticSupernet, SubnetScorer
 from raynas.weights import load_numpy_state
 
 
@@ -36,27 +34,18 @@ class SupernetReplica:
         torch.set_num_threads(threads)
         self.compute = worker_compute(compute_cfg)
         splits = load_splits(data)
-        self.net = ElasticSupernet(get_space(space), splits.num_classes, min_depth, resolutions)
-        load_numpy_state(self.net, ray.get(weights[0]))
-        self.compute.module(self.net)
+        net = ElasticSupernet(get_space(space), splits.num_classes, min_depth, resolutions)
+        load_numpy_state(net, ray.get(weights[0]))
         train, val, _ = splits.loaders(data.batch_size, seed, self.compute.device)
-        self.calibration = list(itertools.islice(train, calibration_batches))
-        self.val = list(itertools.islice(val, eval_batches))
-        self.evaluated = 0
+        self.scorer = SubnetScorer(self.compute.module(net), train, val, calibration_batches, eval_batches, self.compute)
 
     def evaluate(self, archs: Sequence[dict]) -> list[float]:
         """Validation accuracy of each subnet after BatchNorm recalibration on the calibration set."""
-        out = []
-        for data in archs:
-            self.net.set_architecture(Architecture.from_dict(data))
-            recalibrate_bn(self.net, self.calibration, len(self.calibration), self.compute)
-            out.append(evaluate(self.net, self.val, compute=self.compute))
-            self.evaluated += 1
-        return out
+        return self.scorer.evaluate([Architecture.from_dict(a) for a in archs])
 
     def stats(self) -> dict:
         """Process id (fault tests kill it) and evaluations served since this process started."""
-        return {"pid": os.getpid(), "evaluated": self.evaluated}
+        return {"pid": os.getpid(), "evaluated": self.scorer.evaluated}
 
 
 class ReplicaPool:

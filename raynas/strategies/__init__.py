@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from raynas.strategies.base import Finalist, Job, Scenario, Searcher, Strategy
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Searcher, Strategy
 
 _MODULES = {
     "proxyless": "raynas.strategies.proxyless",
@@ -14,7 +14,7 @@ _MODULES = {
     "petridish": "raynas.strategies.petridish",
 }
 
-__all__ = ["Finalist", "Job", "Scenario", "Searcher", "Strategy", "get_strategy", "strategy_names", "strategy_class"]
+__all__ = ["Finalist", "Job", "LocalProblem", "Scenario", "Searcher", "Strategy", "get_strategy", "strategy_names", "strategy_class"]
 
 
 def strategy_names() -> list[str]:

@@ -76,6 +76,21 @@ class Finalist:
         )
 
 
+@dataclass(frozen=True)
+class LocalProblem:
+    """One search in this process, without Ray (notebooks, the strategy contract test): a space, one
+    target's latency table and budget, loaders, and the strategy's config section."""
+
+    space: str
+    lut: Any  # LatencyTable of ``space`` on the target
+    budget_ms: float
+    train: Any
+    val: Any
+    num_classes: int
+    config: Any
+    compute: Any = None  # raynas.compute.Compute; None: the CPU
+
+
 class Searcher(Protocol):
     """A search as steps (epochs, generations, rounds) whose state survives a restart: the generic
     Tune trainable reports and checkpoints after every step, and a retried trial resumes from there."""
@@ -105,6 +120,7 @@ class Strategy:
     config_type: ClassVar[type]
     style: ClassVar[tuple[str, str]] = ("tab:purple", "v")  # plot colour and marker
     phases: ClassVar[tuple[str, ...]] = ()  # its Tune experiments, in order (MLflow replays their curves)
+    smoke: ClassVar[dict] = {}  # section overrides that make it tiny but still run every part (contract test, smoke runs)
     shared: dict = field(default_factory=dict)  # per-seed state from ``prepare``
 
     def validate(self, section: Any, cfg: Any) -> None:
@@ -125,6 +141,11 @@ class Strategy:
         """Shared state built once per seed before any search (warm-up, elastic training)."""
 
     def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
+        raise NotImplementedError
+
+    def local_search(self, problem: LocalProblem, seed: int) -> Searcher:
+        """The same search for one budget in this process: shared state built here, then a searcher
+        whose last step's ``arch`` is the answer."""
         raise NotImplementedError
 
     def random_baseline(self, run: Any, scenarios: list[Scenario], found: list[Finalist]) -> list[Finalist]:

@@ -6,10 +6,12 @@ on the same replicas with as many evaluations as the evolution spent, predictor 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from typing import Any
 
 import ray
 
+from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
 from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.ofa import (
@@ -21,8 +23,9 @@ from raynas.search.evolution import EvolutionarySearch, RandomSubnetSearch, Subn
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
-from raynas.strategies.base import Finalist, Job, Scenario, Strategy
-from raynas.supernet.elastic import ElasticSupernet
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy
+from raynas.supernet.elastic import ElasticSupernet, SubnetScorer
+from raynas.supernet.progressive import train_progressive
 from raynas.weights import load_numpy_state
 
 
@@ -33,6 +36,8 @@ class OnceForAll(Strategy):
     config_type = OFAConfig
     style = ("tab:green", "D")
     phases = ("evolution", "random")
+    smoke = {"shrink": {"min_depth": 1, "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
+             "evolution": {"population": 8, "generations": 2, "recheck_top": 2}, "calibration_batches": 1, "eval_batches": 1, "predictor_samples": 12}
 
     def validate(self, s: OFAConfig, cfg: ExperimentConfig) -> None:
         check(all(8 < r <= 1024 for r in s.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
@@ -83,6 +88,19 @@ class OnceForAll(Strategy):
     def release(self, run: Any) -> None:
         for replica in (r for pool in self.shared.get("replicas", {}).values() for r in pool):
             ray.kill(replica)  # their CPU (and GPU) shares go back to retraining; Tune may still hold their handles
+
+    def local_search(self, problem: LocalProblem, seed: int) -> EvolutionarySearch:
+        """Progressive shrinking, predictor samples and the evolution here, at the space's own resolution
+        (``problem.lut`` is the one table)."""
+        cfg, compute, macro = problem.config, problem.compute or CPU, get_space(problem.space)
+        cfg = dataclasses.replace(cfg, shrink=dataclasses.replace(cfg.shrink, resolutions=()))
+        net = compute.module(ElasticSupernet(macro, problem.num_classes, cfg.shrink.min_depth, resolutions(macro, cfg.shrink)))
+        with tempfile.TemporaryDirectory(prefix="raynas-ofa-") as phases:
+            train_progressive(net, problem.train, cfg.shrink, seed, phases, compute=compute)
+        scorer = SubnetScorer(net, problem.train, problem.val, cfg.calibration_batches, cfg.eval_batches, compute)
+        predictor, *_ = collect_and_fit_predictor(scorer, problem.space, cfg, seed)
+        genes = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink))
+        return EvolutionarySearch(genes, SubnetLatency({problem.space: problem.lut}), predictor, problem.budget_ms, cfg.evolution, seed, scorer.evaluate)
 
     def retrain_payload(self) -> Any:
         return {seed: [ref] for seed, ref in getattr(self, "weight_refs", {}).items()}

@@ -42,7 +42,7 @@ from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
 from raynas.space.network import Head, build_stem, resize_input
 from raynas.space.ops import SKIP, build_op
-from raynas.strategies.base import Finalist, Job, Scenario, Strategy
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy
 from raynas.training import evaluate, recalibrate_bn, sgd
 
 
@@ -287,10 +287,16 @@ class Petridish(Strategy):
     config_type = PetridishConfig
     style = ("tab:purple", "v")
     phases = ("petridish", "random")
+    smoke = {"rounds": 2, "children_per_round": 2, "parent_steps": 5, "weak_steps": 5, "child_steps": 3, "eval_batches": 1}
 
     def validate(self, s: PetridishConfig, cfg: ExperimentConfig) -> None:
         check(0 < s.budget_floor <= 1, "petridish.budget_floor", "must lie in (0, 1]")
         check(s.sparsity >= 0, "petridish.sparsity", "must be zero or positive")
+
+    def local_search(self, problem: LocalProblem, seed: int) -> PetridishSearch:
+        """A growth run up to ``problem``'s budget; its answer is the most accurate model grown."""
+        return PetridishSearch(get_space(problem.space), problem.lut, problem.num_classes, problem.config, (problem.train, problem.val),
+                               max_ms=problem.budget_ms, compute=problem.compute or CPU)
 
     def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
         """One growth run per (target, seed), up to the target's largest budget; each scenario takes the

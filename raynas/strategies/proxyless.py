@@ -10,6 +10,7 @@ import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
 from raynas.data.datasets import load_splits
 from raynas.data.loading import generator_state, set_generator_state
@@ -17,11 +18,11 @@ from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.host import SupernetHost
 from raynas.orchestration.runtime import cluster_cpus, worker_compute
 from raynas.orchestration.tasks import warm_up_supernet
-from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig
+from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig, warm_up
 from raynas.search.random_search import RandomSearch
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
-from raynas.strategies.base import Finalist, Job, Scenario, Strategy
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy
 from raynas.supernet.loss import LATENCY_LOSSES
 from raynas.supernet.supernet import Supernet
 from raynas.weights import load_numpy_state
@@ -36,6 +37,7 @@ class ProxylessNAS(Strategy):
     config_type = SearchConfig
     style = ("tab:red", "o")
     phases = ("search", "random")
+    smoke = {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 1, "arch_lr": 0.05}
 
     def validate(self, s: SearchConfig, cfg: ExperimentConfig) -> None:
         check(s.latency_loss in LATENCY_LOSSES, "search.latency_loss", f"must be one of {', '.join(LATENCY_LOSSES)}")
@@ -48,7 +50,7 @@ class ProxylessNAS(Strategy):
     def prepare(self, run: Any, seeds: list[int]) -> None:
         run.log(f"[raynas] warming up {len(seeds)} supernet(s) ({run.cfg.search.warmup_epochs} epochs each, uniform path sampling)")
         with run.clock("warmup"):
-            self.shared = {"hosts": {seed: warm_up(run, seed) for seed in seeds}, "luts": run.luts}
+            self.shared = {"hosts": {seed: warm_up_on_cluster(run, seed) for seed in seeds}, "luts": run.luts}
 
     def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
         jobs = [Job.of(s, self.name) for s in scenarios]
@@ -63,12 +65,19 @@ class ProxylessNAS(Strategy):
         for host in self.shared.get("hosts", {}).values():
             ray.kill(host)
 
+    def local_search(self, problem: LocalProblem, seed: int) -> "EpochSearch":
+        """Warm-up here, then the search for ``problem``'s budget, one epoch per step."""
+        cfg, compute = problem.config, problem.compute or CPU
+        supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes))
+        warm_up(supernet, problem.train, cfg, seed, compute=compute)
+        return EpochSearch(ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg, seed, compute=compute), problem.train, problem.val, cfg.search_epochs)
+
 
 def finalists(run: Any, jobs: list[Job], results: dict) -> list[Finalist]:
     return [Finalist.found(j, Architecture.from_string(run.cfg.space, results[j.key].metrics["arch"]), results[j.key].metrics) for j in jobs]
 
 
-def warm_up(run: Any, seed: int):
+def warm_up_on_cluster(run: Any, seed: int):
     """Warm up one seed's supernet on the largest node; the driver keeps the checkpoint and starts a
     host actor on its own node, so a restarted host always finds the file (whichever node trained)."""
     checkpoint = run.run_dir / "supernet" / f"warmup-s{seed}.pt"

@@ -12,15 +12,20 @@ Each layer keeps only its largest MBConv (largest kernel, largest expansion):
 
 from __future__ import annotations
 
+import itertools
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raynas.compute import CPU, Compute
 from raynas.space.architecture import Architecture
 from raynas.space.macro import LayerSpec, MacroConfig, base_name, get_space
 from raynas.space.network import ChildNetwork, Head, build_stem, resize_input
 from raynas.space.ops import SKIP, parse_mbconv
 from raynas.supernet.supernet import PathScoring
+from raynas.training import evaluate, recalibrate_bn
 
 
 def sliced_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
@@ -176,3 +181,23 @@ class ElasticSupernet(PathScoring, nn.Module):
         for child_layer, source in zip(child.layers, kept):
             source.export(child_layer.op)
         return child
+
+
+class SubnetScorer:
+    """Shared-weight accuracy of subnets: BatchNorm recalibrated on fixed training batches, then
+    accuracy on fixed validation batches (what replicas serve, and what a local OFA search uses)."""
+
+    def __init__(self, net: ElasticSupernet, train, val, calibration_batches: int, eval_batches: int, compute: Compute = CPU) -> None:
+        self.net, self.compute = net, compute
+        self.calibration = list(itertools.islice(train, calibration_batches))
+        self.val = list(itertools.islice(val, eval_batches))
+        self.evaluated = 0
+
+    def evaluate(self, archs: Sequence[Architecture]) -> list[float]:
+        out = []
+        for arch in archs:
+            self.net.set_architecture(arch)
+            recalibrate_bn(self.net, self.calibration, len(self.calibration), self.compute)
+            out.append(evaluate(self.net, self.val, compute=self.compute))
+            self.evaluated += 1
+        return out
