@@ -12,7 +12,6 @@ as its last line, one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -37,7 +36,7 @@ SMOKE = {
 
 def sweep_config(path: str, overrides: dict, budgets: int | None, seeds: int | None, smoke: bool) -> ExperimentConfig:
     """The config with the sweep's options applied, validated again as a whole."""
-    raw = dataclasses.asdict(load_config(path, (SMOKE if smoke else {}) | overrides))
+    raw = load_config(path, (SMOKE if smoke else {}) | overrides).to_dict()
     if smoke:
         raw["targets"] = [raw["targets"][0] | {"budgets_ms": (), "budget_fractions": (0.3, 0.7)}]
     if budgets:

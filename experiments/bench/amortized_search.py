@@ -18,6 +18,7 @@ marginal_cost_ratio, break_even_scenarios, replica_speedup_2v1 (and kendall_tau,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -29,16 +30,19 @@ import torch
 from ray import tune
 from scipy.stats import kendalltau
 
-from raynas.config import ProfileConfig
+from raynas.config import ProfileConfig, parse_config
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, evolution_trial, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet
+from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import connect
 from raynas.orchestration.tasks import on_target, profile_target
+from raynas.orchestration.trials import searcher_trial
 from raynas.search.evolution import EvolutionConfig, SubnetGenes, SubnetLatency
 from raynas.search.proxyless import SearchConfig, ProxylessSearch, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
+from raynas.strategies import Job
+from raynas.strategies.ofa import build_evolution
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.progressive import ShrinkConfig
 from raynas.supernet.supernet import Supernet
@@ -142,10 +146,11 @@ def scenario_list(tables: dict, shrink: ShrinkConfig) -> list[dict]:
 
 
 def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, out: Path) -> list:
-    trainable = tune.with_resources(
-        tune.with_parameters(evolution_trial, scenarios={s["key"]: s for s in scenarios}, replicas={0: replicas}, predictors={0: predictor_payload(predictor)}, tables=tables, space=SPACE, cfg=cfg),
-        {"cpu": 1},
-    )
+    """The pipeline's own evolution trials (checkpointed searcher, replicas re-check), one per scenario."""
+    experiment = parse_config({"name": "amortized", "space": SPACE, "strategy": "ofa", "targets": [{"name": t, "budgets_ms": [1.0]} for t in TARGETS], "ofa": dataclasses.asdict(cfg)})
+    jobs = {s["key"]: Job(s["key"], "ofa", s["target"], 0, s["budget_ms"]) for s in scenarios}
+    shared = {"replicas": {0: replicas}, "predictors": {0: predictor_payload(predictor)}, "tables": tables}
+    trainable = tune.with_resources(tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1})
     grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()
     failed = [r for r in grid if r.error is not None]
     if failed:
