@@ -1,9 +1,10 @@
-"""A worker node dies mid-search in a simulated three-node cluster; the experiment still finishes
-with exactly one result per (target, budget, method).
+"""A worker node dies mid-search in a simulated three-node cluster; the search trial it ran resumes
+on another node from its last epoch checkpoint, and the experiment finishes with exactly one result
+per (target, budget, method).
 
 Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process with the session Ray.
-The node is removed from a Tune callback (the driver's main thread) as soon as a search trial
-reports from it, so the loss always lands mid-search.
+The node is removed from a Tune callback (the driver's main thread) as soon as Tune has registered
+the first epoch checkpoint of a search trial running on it, so the loss always lands mid-search.
 """
 
 from __future__ import annotations
@@ -33,13 +34,18 @@ SCRIPT = textwrap.dedent(
 
     class LoseNode(tune.Callback):
         # Reaches the cluster through sys.modules: Tune pickles its callbacks, and a Cluster cannot be pickled.
-        removed, recovered = False, 0
+        removed, recovered, victim, after = False, 0, None, []
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            main = sys.modules["__main__"]
-            if not self.removed and result.get("node_id") == main.doomed.node_id:
+            if self.removed and trial.config["scenario"] == self.victim and "restored_step" in result:  # search results, not retraining
+                self.after.append((result["epoch"], result["restored_step"]))
+
+        def on_trial_save(self, iteration, trials, trial, **info):
+            # once Tune holds a search trial's first epoch checkpoint, the node under it goes
+            main, last = sys.modules["__main__"], trial.last_result
+            if not self.removed and last.get("node_id") == main.doomed.node_id and last.get("epoch") == 0 and "restored_step" in last:
                 main.cluster.remove_node(main.doomed)
-                self.removed = True
+                self.removed, self.victim = True, trial.config["scenario"]
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             self.recovered += 1
@@ -58,7 +64,7 @@ SCRIPT = textwrap.dedent(
         summary = run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[loss])
         alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
         print(json.dumps({"results": summary["results"], "removed": loss.removed, "recovered": loss.recovered,
-                          "doomed_alive": doomed.node_id in alive}))
+                          "doomed_alive": doomed.node_id in alive, "victim_after_loss": loss.after}))
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -72,3 +78,5 @@ def test_search_survives_losing_a_worker_node(tmp_path):
     keys = [(r["target"], r["budget_ms"], r["method"]) for r in out["results"]]
     assert len(keys) == len(set(keys)) == 3 and {m for _, _, m in keys} == {"proxyless"}
     assert sorted(t for t, _, _ in keys) == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
+    # the search that lost its node went on from its epoch-0 checkpoint: epochs 1 and 2, never epoch 0 again
+    assert out["victim_after_loss"] == [[1, 0], [2, 0]]
