@@ -48,6 +48,26 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def frontier_plot(frontiers: list[dict], target: str, path: Path) -> Path:
+    """Every model a frontier search trained on ``target`` (validation accuracy against predicted
+    latency), its lower convex hull joined, one colour per seed."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for n, f in enumerate(sorted(frontiers, key=lambda f: f["seed"])):
+        pts = sorted((m["latency_ms"], 100 * m["val_acc"]) for m in f["models"])
+        colour = plt.cm.tab10(n % 10)
+        ax.scatter(*zip(*pts), color=colour, s=18, alpha=0.6, label=f"{f['method']} seed {f['seed']}: {len(pts)} models")
+        best, front = -1.0, []
+        for x, y in pts:  # the models no faster one beats: the frontier each budget picks from
+            if y > best:
+                front.append((x, y))
+                best = y
+        ax.step(*zip(*front), where="post", color=colour, linewidth=1.2)
+    ax.set(xlabel=f"predicted latency on {target} (ms)", ylabel="validation accuracy (%)", title=f"{target}: search frontier (models trained during the search)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path) -> Path:
     """One column per target, one row per found network: a block per layer, colour = kernel size,
     height = expansion ratio, a thin line where the layer is skipped (as drawn in ProxylessNAS)."""

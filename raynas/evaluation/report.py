@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from raynas.evaluation.compare import HAND, RANDOM, headline, paired_comparisons, summarize
-from raynas.evaluation.plots import architecture_plot, pareto_plot
+from raynas.evaluation.plots import architecture_plot, frontier_plot, pareto_plot
 
 
 class ReportError(ValueError):
@@ -42,8 +42,10 @@ def write_report(run_dir: str | Path) -> list[Path]:
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
     targets = sorted({r["target"] for r in rows})
     images = [pareto_plot(rows, t, run_dir / "report" / f"pareto-{t}.png") for t in targets]
+    frontiers = {t: [f for f in _frontiers(run_dir) if f["target"] == t] for t in targets}
+    images += [frontier_plot(frontiers[t], t, run_dir / "report" / f"frontier-{t}.png") for t in targets if frontiers[t]]
     images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
-    blocks = _document(run_dir.name, rows, targets, record)
+    blocks = _document(run_dir.name, rows, targets, record, {t for t in targets if frontiers[t]})
     md, page = run_dir / "report.md", run_dir / "report.html"
     md.write_text(_markdown(blocks))
     page.write_text(_html(blocks, run_dir.name))
@@ -68,7 +70,12 @@ def _nas_names(rows: list[dict]) -> str:
     return " and ".join(ran) or "NAS"
 
 
-def _document(name: str, rows: list[dict], targets: list[str], record: dict | None) -> list[Block]:
+def _frontiers(run_dir: Path) -> list[dict]:
+    """Frontier searches' saved model sets (``frontiers/*.json``)."""
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "frontiers").glob("*.json"))]
+
+
+def _document(name: str, rows: list[dict], targets: list[str], record: dict | None, with_frontier: set[str] = frozenset()) -> list[Block]:
     comparisons = paired_comparisons(rows)
     head = headline(comparisons)
     blocks = [
@@ -81,6 +88,9 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
     for target in targets:
         mine = [c for c in comparisons if c["target"] == target]
         blocks += [Block("heading", (2, target)), Block("image", f"report/pareto-{target}.png")]
+        if target in with_frontier:
+            blocks += [Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
+                       Block("image", f"report/frontier-{target}.png")]
         if mine:
             blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "NAS ms", "random ms"], [
                 [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),

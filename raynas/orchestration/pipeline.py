@@ -36,7 +36,7 @@ from raynas.space.macro import get_space
 from raynas.space.reference import mobilenet_v2_like, width_multiplier
 from raynas.strategies import Finalist, Job, Scenario, get_strategy
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
-from raynas.tracking.sync import lut_path, record_finalist, record_outputs, sync_run, weights_path
+from raynas.tracking.sync import frontier_path, lut_path, record_finalist, record_outputs, sync_run, weights_path
 from raynas.tracking.tune_callback import MlflowTrialCallback
 
 
@@ -183,6 +183,12 @@ class Experiment:
         """One checkpointed search trial per job (``build(job, shared, cfg)`` makes its searcher): a
         retried trial resumes from its last step. Returns Tune's results by job key."""
         return self.tune(searcher_trial, dict(build=build, shared=shared, cfg=self.cfg), name, jobs)
+
+    def save_frontier(self, target: str, seed: int, label: str, models: list[dict]) -> Path:
+        """A search's whole (predicted latency, validation accuracy) set, for the report's frontier panel."""
+        path = frontier_path(self.run_dir, target, seed)
+        path.parent.mkdir(exist_ok=True)
+        return write_json(path, {"target": target, "seed": seed, "method": label, "models": models})
 
     def finish(self, results: list[dict]) -> dict[str, Any]:
         """Results table, reproducibility record and report into the run directory, then MLflow."""

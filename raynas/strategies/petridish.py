@@ -306,6 +306,8 @@ class Petridish(Strategy):
             budgets.setdefault((s.target, s.seed), []).append(s.budget_ms)
         jobs = [Job(f"{self.name}:{t}#s{seed}", self.name, t, seed, budgets_ms=tuple(b)) for (t, seed), b in budgets.items()]
         results = run.search_jobs("petridish", jobs, build_search, {"luts": run.luts})
+        for j in jobs:
+            run.save_frontier(j.target, j.seed, self.label, json.loads(results[j.key].metrics["frontier"]))
         found = []
         for s in scenarios:
             m = results[f"{self.name}:{s.target}#s{s.seed}"].metrics

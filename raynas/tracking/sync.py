@@ -30,6 +30,11 @@ def weights_path(run_dir: Path, key: str) -> Path:
     return run_dir / "weights" / f"{key.replace(':', '_').replace('#', '_')}.pt"
 
 
+def frontier_path(run_dir: Path, target: str, seed: int) -> Path:
+    """A frontier search's models on ``target`` (Petridish): what the report's frontier panel draws."""
+    return run_dir / "frontiers" / f"{target}-s{seed}.json"
+
+
 def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
     """The target's table for the run's space, or for another space (an OFA resolution variant)."""
     return run_dir / "luts" / (f"{target}.parquet" if space is None else f"{target}-{space}.parquet")
@@ -61,6 +66,8 @@ def record_outputs(tracker: ExperimentTracker, run_dir: Path) -> None:
         tracker.log_file(tracker.parent_id, path, "luts")
     for path in sorted((run_dir / "report").glob("*.png")):
         tracker.log_file(tracker.parent_id, path, "report")
+    for path in sorted((run_dir / "frontiers").glob("*.json")):
+        tracker.log_file(tracker.parent_id, path, "frontiers")
 
 
 def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, set[str]]) -> int:
