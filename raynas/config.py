@@ -86,6 +86,7 @@ class RayConfig:
     gpus_per_task: float = 0  # GPUs of the one-off training tasks (supernet warm-up, OFA progressive shrinking)
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
+    checkpoint_seconds: float = 10.0  # a search trial saves its state after a step once this long has passed since the last save (0: every step)
     storage_path: str | None = None  # Tune results; None: <run_dir>/tune. Multi-machine clusters need a URI or NFS path
 
 
@@ -253,7 +254,7 @@ def _check_estimate(est: EstimateConfig, where: str) -> None:
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
 _MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "kd_ratio", "gamma", "sparsity", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
+                "kd_ratio", "gamma", "sparsity", "checkpoint_seconds", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

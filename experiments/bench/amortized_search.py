@@ -151,7 +151,7 @@ def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict,
     jobs = {s["key"]: Job(s["key"], "ofa", s["target"], 0, s["budget_ms"]) for s in scenarios}
     shared = {"replicas": {0: replicas}, "predictors": {0: predictor_payload(predictor)}, "tables": tables}
     trainable = tune.with_resources(tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1})
-    grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()
+    grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, tune_config=tune.TuneConfig(reuse_actors=True), run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise RuntimeError(f"{len(failed)} evolutionary search(es) failed: {failed[0].error}")

@@ -28,8 +28,10 @@ def node_id() -> str:
 
 
 def searcher_trial(config: dict, jobs: dict[str, Job], build: Callable[[Job, Any, ExperimentConfig], Searcher], shared: Any, cfg: ExperimentConfig) -> None:
-    """Step the job's searcher to the end, reporting and checkpointing its state after every step; a
-    retried trial (its node died) loads the last checkpoint and goes on from the next step.
+    """Step the job's searcher to the end, reporting after every step and saving its state after a step
+    once ``ray.checkpoint_seconds`` have passed since the last save (and after the last step); a
+    retried trial (its node died) loads the last checkpoint and goes on from the step after it, so it
+    loses at most that long of work.
 
     ``search_seconds`` counts the steps' own time, summed over attempts (the checkpoint carries it).
     """
@@ -45,14 +47,19 @@ def searcher_trial(config: dict, jobs: dict[str, Job], build: Callable[[Job, Any
         searcher.load_state_dict(saved["searcher"])
         restored, seconds = saved["step"], saved["seconds"]
         step = restored + 1
+    saved_at = time.perf_counter()
     while not searcher.done:
         begin = time.perf_counter()
         metrics = searcher.step()
         seconds += time.perf_counter() - begin
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save({"searcher": searcher.state_dict(), "step": step, "seconds": seconds}, Path(tmp) / SEARCH_STATE)
-            report = metrics | {"epoch": step, "search_seconds": seconds, "node_id": node_id(), "restored_step": restored}
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+        report = metrics | {"epoch": step, "search_seconds": seconds, "node_id": node_id(), "restored_step": restored}
+        if searcher.done or time.perf_counter() - saved_at >= cfg.ray.checkpoint_seconds:
+            with tempfile.TemporaryDirectory() as tmp:
+                torch.save({"searcher": searcher.state_dict(), "step": step, "seconds": seconds}, Path(tmp) / SEARCH_STATE)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+            saved_at = time.perf_counter()
+        else:
+            tune.report(report)
         step += 1
 
 

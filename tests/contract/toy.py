@@ -49,8 +49,12 @@ def architectures() -> list[Architecture]:
 @functools.lru_cache(maxsize=1)
 def ground_truth(steps: int = 200) -> dict[str, float]:
     """Validation accuracy of every architecture trained alone with one recipe (the answer key)."""
-    out = {}
+    out, trained = {}, {}
     for arch in architectures():
+        same = tuple(op for op in arch.ops if op != SKIP)  # skipped layers vanish: skip|k5e1 is k5e1|skip
+        if same in trained:
+            out[arch.to_string()] = trained[same]
+            continue
         torch.manual_seed(0)
         train, val = loaders()
         net, batches = ChildNetwork(arch, CLASSES), itertools.cycle(train)
@@ -62,5 +66,5 @@ def ground_truth(steps: int = 200) -> dict[str, float]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        out[arch.to_string()] = evaluate(net, val)
+        out[arch.to_string()] = trained[same] = evaluate(net, val)
     return out

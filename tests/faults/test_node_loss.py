@@ -56,6 +56,7 @@ SCRIPT = textwrap.dedent(
         "data": {"limit": 128, "batch_size": 32},
         "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
         "retrain": {"epochs": 1},
+        "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first
         "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
         "evaluation": {"random_search": False, "hand_designed_widths": []},  # the NAS path alone: keeps the fault tests short
     })
