@@ -24,7 +24,7 @@ from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
 COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "test_acc", "constrained")
-COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "nas_ms_mean", "random_ms_mean")
+COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "asha_acc_mean", "asha_gap_pp", "nas_ms_mean", "random_ms_mean")
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -58,6 +58,22 @@ class ProfileConfig:
     cache_dir: str | None = None  # reuse op latencies measured by earlier runs on the same setting (off: None)
 
 
+SCHEDULERS = ("asha", "hyperband")
+
+
+@dataclass(frozen=True)
+class ASHAConfig:
+    """The early-stopping random search (``evaluation.asha``)."""
+
+    enabled: bool = False
+    scheduler: str = "asha"  # asha | hyperband
+    max_epochs: int = 4  # epochs a trial may train (Tune's max_t)
+    grace_epochs: int = 1  # epochs before a trial may be stopped
+    reduction_factor: int = 3
+    candidates: int = 64  # architectures drawn from the window; the compute budget usually ends the run first
+    eval_batches: int = 8  # validation batches scoring each epoch
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     """The honest comparison every experiment makes (Lindauer & Hutter's NAS checklist)."""
@@ -67,6 +83,7 @@ class EvaluationConfig:
     random_train_fraction: float = 0.5  # share of the random search's time spent training the shared weights
     hand_designed_widths: tuple[float, ...] = (0.5, 1.0)  # MobileNetV2-style references (k3e6 everywhere); () for none
     report: bool = True  # write report.md / report.html with plots at the end
+    asha: ASHAConfig = field(default_factory=ASHAConfig)  # random search with early stopping (standalone training, Tune scheduler)
 
 
 
@@ -220,6 +237,8 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
         _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
     ev = cfg.evaluation
     _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
+    check(ev.asha.scheduler in SCHEDULERS, "evaluation.asha.scheduler", f"must be one of {', '.join(SCHEDULERS)}")
+    check(ev.asha.grace_epochs <= ev.asha.max_epochs and ev.asha.reduction_factor >= 2, "evaluation.asha", "grace_epochs at most max_epochs, reduction_factor at least 2")
     widths = ev.hand_designed_widths
     _check(all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths), "evaluation.hand_designed_widths", "distinct width multipliers in (0, 4]")
     names = [t.name for t in cfg.targets]

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-RANDOM, HAND = "random", "hand-designed"  # the baselines; every other method is a registered search strategy
+RANDOM, ASHA, HAND = "random", "asha", "hand-designed"  # the baselines; every other method is a registered search strategy
 
 
 def nas_methods() -> list[str]:
@@ -37,6 +37,7 @@ RESULTS_SCHEMA = pa.schema(
         ("constrained", pa.bool_()),  # the search's own argmax left the budget window and the window picked the result
         ("argmax_ms", pa.float64()),  # predicted latency of the search's own argmax of alpha (ProxylessNAS), before the window
         ("search_seconds", pa.float64()),
+        ("evaluations", pa.int64()),  # architectures the search scored (shared weights, predictor samples included, or trained models); null where it counts none
         ("retrain_seconds", pa.float64()),
     ]
 )
@@ -51,7 +52,10 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     grouped: dict[tuple, dict[int, dict[str, dict]]] = defaultdict(dict)
     nas = nas_methods()
+    asha: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in rows:
+        if r["method"] == ASHA:
+            asha[(r["target"], r["budget_ms"])][r["seed"]] = r["test_acc"]
         if r["method"] in (*nas, RANDOM):
             grouped[(r["target"], r["budget_ms"])].setdefault(r["seed"], {})[r["method"]] = r
     out = []
@@ -75,9 +79,18 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "p_value": paired_p_value(found, rnd),
                 "nas_ms_mean": float(np.mean([latency_ms(p[0]) for p in pairs])),
                 "random_ms_mean": float(np.mean([latency_ms(p[1]) for p in pairs])),
-            }
+            } | _versus_asha(pairs, asha.get((target, budget), {}))
         )
     return out
+
+
+def _versus_asha(pairs: list[tuple[dict, dict]], asha: dict[int, float]) -> dict[str, Any]:
+    """NAS against the early-stopped random search on the seeds both ran (None where ASHA did not run)."""
+    both = [(p[0]["test_acc"], asha[p[0]["seed"]]) for p in pairs if p[0]["seed"] in asha]
+    if not both:
+        return {"asha_acc_mean": None, "asha_gap_pp": None, "asha_p_value": None}
+    found, early = (np.array([b[i] for b in both]) for i in (0, 1))
+    return {"asha_acc_mean": float(early.mean()), "asha_gap_pp": float(100 * (found - early).mean()), "asha_p_value": paired_p_value(found, early)}
 
 
 def latency_ms(row: dict[str, Any]) -> float:

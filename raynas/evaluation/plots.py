@@ -11,11 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from raynas.evaluation.compare import HAND, RANDOM, summarize  # noqa: E402
+import numpy as np  # noqa: E402
+
+from raynas.evaluation.compare import ASHA, HAND, RANDOM, summarize  # noqa: E402
 from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
 
-BASELINE_STYLE = {RANDOM: ("tab:blue", "s", "random search"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+BASELINE_STYLE = {RANDOM: ("tab:blue", "s", "random search"), ASHA: ("tab:orange", "P", "random search + ASHA"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
 
 
 def method_styles() -> dict[str, tuple[str, str, str]]:
@@ -66,6 +68,40 @@ def frontier_plot(frontiers: list[dict], target: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def over_time_plot(curves: list[dict], target: str, path: Path) -> Path:
+    """Performance over time on ``target``, one panel per budget: the validation accuracy of what each
+    search would return, against its seconds so far; mean +- std over seeds on a common time grid."""
+    budgets = sorted({c["budget_ms"] for c in curves if c["target"] == target})
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.6 * len(budgets), 3.6), squeeze=False)
+    styles = method_styles()
+    for ax, budget in zip(axes[0], budgets):
+        mine = [c for c in curves if c["target"] == target and c["budget_ms"] == budget]
+        for method in sorted({c["method"] for c in mine}):
+            colour, _, label = styles.get(method, ("black", "o", method))
+            grid, mean, std = anytime_band([[(c["seconds"], c["score"]) for c in mine if c["method"] == method and c["seed"] == s] for s in sorted({c["seed"] for c in mine})])
+            ax.plot(grid, 100 * mean, color=colour, label=label)
+            ax.fill_between(grid, 100 * (mean - std), 100 * (mean + std), color=colour, alpha=0.2)
+        ax.set(xlabel="device-seconds of the search (shared one-off phases excluded)", ylabel="validation accuracy (%)", title=f"{target} @ {budget:.3f} ms")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def anytime_band(runs: list[list[tuple[float, float]]], points: int = 50) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step functions (each run's latest score at time t) on a common grid from the first score of any
+    run to the longest run's end; a run counts from its first score and holds its last one after it ends."""
+    runs = [sorted(r) for r in runs if r]
+    grid = np.linspace(min(r[0][0] for r in runs), max(r[-1][0] for r in runs), points)
+    values = np.array([[_latest(r, t) for t in grid] for r in runs])
+    std = np.nanstd(values, axis=0, ddof=1) if len(runs) > 1 else np.zeros(points)
+    return grid, np.nanmean(values, axis=0), np.nan_to_num(std)
+
+
+def _latest(run: list[tuple[float, float]], t: float) -> float:
+    seen = [score for seconds, score in run if seconds <= t]
+    return seen[-1] if seen else np.nan
 
 
 def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from raynas.evaluation.compare import HAND, RANDOM, headline, paired_comparisons, summarize
-from raynas.evaluation.plots import architecture_plot, frontier_plot, pareto_plot
+from raynas.evaluation.plots import architecture_plot, frontier_plot, over_time_plot, pareto_plot
 
 
 class ReportError(ValueError):
@@ -44,8 +44,12 @@ def write_report(run_dir: str | Path) -> list[Path]:
     images = [pareto_plot(rows, t, run_dir / "report" / f"pareto-{t}.png") for t in targets]
     frontiers = {t: [f for f in _frontiers(run_dir) if f["target"] == t] for t in targets}
     images += [frontier_plot(frontiers[t], t, run_dir / "report" / f"frontier-{t}.png") for t in targets if frontiers[t]]
+    curves_path = run_dir / "curves.json"
+    curves = json.loads(curves_path.read_text()) if curves_path.is_file() else []
+    timed = {c["target"] for c in curves}
+    images += [over_time_plot(curves, t, run_dir / "report" / f"over-time-{t}.png") for t in targets if t in timed]
     images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
-    blocks = _document(run_dir.name, rows, targets, record, {t for t in targets if frontiers[t]})
+    blocks = _document(run_dir.name, rows, targets, record, {t for t in targets if frontiers[t]}, timed)
     md, page = run_dir / "report.md", run_dir / "report.html"
     md.write_text(_markdown(blocks))
     page.write_text(_html(blocks, run_dir.name))
@@ -75,7 +79,7 @@ def _frontiers(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run_dir / "frontiers").glob("*.json"))]
 
 
-def _document(name: str, rows: list[dict], targets: list[str], record: dict | None, with_frontier: set[str] = frozenset()) -> list[Block]:
+def _document(name: str, rows: list[dict], targets: list[str], record: dict | None, with_frontier: set[str] = frozenset(), timed: set[str] = frozenset()) -> list[Block]:
     comparisons = paired_comparisons(rows)
     head = headline(comparisons)
     blocks = [
@@ -88,13 +92,20 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
     for target in targets:
         mine = [c for c in comparisons if c["target"] == target]
         blocks += [Block("heading", (2, target)), Block("image", f"report/pareto-{target}.png")]
+        if target in timed:
+            blocks += [Block("text", "Performance over time: the validation accuracy of the architecture each search would return if stopped then "
+                                     "(shared weights for ProxylessNAS, its random search and OFA; its own weights for Petridish), against the "
+                                     "search's own seconds; mean +- std over seeds. Shared one-off costs (warm-up, elastic training, predictor) "
+                                     "are in the phase table below."),
+                       Block("image", f"report/over-time-{target}.png")]
         if target in with_frontier:
             blocks += [Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
                        Block("image", f"report/frontier-{target}.png")]
         if mine:
-            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "NAS ms", "random ms"], [
+            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "NAS ms", "random ms"], [
                 [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),
-                 f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
+                 f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), _num(None if c.get("asha_acc_mean") is None else 100 * c["asha_acc_mean"], ".2f"),
+                 _num(c.get("asha_gap_pp"), "+.2f"), _num(c.get("asha_p_value"), ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
                 for c in mine
             ])))
         hand = summarize([r for r in rows if r["target"] == target and r["method"] == HAND], ("width_mult",))

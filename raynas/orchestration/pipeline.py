@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,15 +24,18 @@ from ray import tune
 from raynas.checkpoints import load_state_dict
 from raynas.config import ConfigError, ExperimentConfig, parse_config
 from raynas.data.datasets import load_splits
-from raynas.evaluation.compare import HAND, RESULTS_SCHEMA, paired_comparisons
+from raynas.evaluation.compare import ASHA, HAND, RESULTS_SCHEMA, paired_comparisons
 from raynas.evaluation.record import PhaseClock, reproducibility_record, write_json
 from raynas.evaluation.report import write_report
 from raynas.hardware.cache import OpCache
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
-from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, connect
+from raynas.orchestration.asha import DeviceSecondsBudget, anytime, standalone_trial, survivor, window_candidates
+from raynas.orchestration.asha import scheduler as asha_scheduler
+from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, cluster_cpus, connect
 from raynas.orchestration.tasks import cache_update, measure_latencies, on_target, profile_target
 from raynas.orchestration.trials import WEIGHTS_FILE, retrain_trial, searcher_trial
+from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.reference import mobilenet_v2_like, width_multiplier
 from raynas.strategies import Finalist, Job, Scenario, get_strategy
@@ -40,6 +44,7 @@ from raynas.tracking.sync import frontier_path, lut_path, record_finalist, recor
 from raynas.tracking.tune_callback import MlflowTrialCallback
 
 
+CURVES_FILE = "curves.json"  # performance over time of every search (the report's over-time panels)
 FAILED_FILE = "FAILED"  # written when a run stops on an error: its reason; removed when a resumed run finishes
 
 
@@ -144,7 +149,7 @@ class Experiment:
     def run(self) -> list[dict]:
         """profile -> prepare -> search -> random baseline -> retrain -> measure -> result rows."""
         cfg, clock, log = self.cfg, self.clock, self.log
-        macro, self.luts, self.tables = get_space(cfg.space), {}, {}
+        macro, self.luts, self.tables, self.curves = get_space(cfg.space), {}, {}, []
         self.strategy = strategy = get_strategy(cfg.strategy)
         self.splits = splits = load_splits(cfg.data, materialize=False)  # sizes and shapes; trials load the images
         splits.check(cfg.data.batch_size)  # an empty split is refused here, not after profiling
@@ -155,7 +160,9 @@ class Experiment:
             self.luts = {t.name: self.profile(t.name) for t in cfg.targets}
             strategy.latency_tables(self)
         scenarios = resolve_scenarios(cfg, self.luts, strategy.budget_ranges(self))
+        began = time.perf_counter()
         strategy.prepare(self, sorted({s.seed for s in scenarios}))
+        prepare_share = (time.perf_counter() - began) * (cfg.ray.gpus_per_task or cluster_cpus()) / len(scenarios)  # device-seconds per scenario
         log(f"[raynas] {strategy.label}: {len(scenarios)} scenarios")
         with clock("search"):
             found = strategy.search(self, scenarios)
@@ -164,6 +171,11 @@ class Experiment:
             log("[raynas] random search: same window, budget and pipeline as each NAS search")
             with clock("random_search"):
                 finalists += strategy.random_baseline(self, scenarios, found)
+        if cfg.evaluation.asha.enabled:
+            log(f"[raynas] random search with early stopping ({cfg.evaluation.asha.scheduler}): standalone trials within each NAS search's device-seconds")
+            spent = {f.key: f.search_seconds * trial_devices(cfg) + prepare_share for f in found}
+            with clock("asha_search"):
+                finalists += [self.early_stopped_random(n, s, spent[s.key(strategy.name)]) for n, s in enumerate(scenarios)]
         strategy.release(self)
         finalists += hand_designed(cfg, sorted({s.seed for s in scenarios}))
         log(f"[raynas] retraining {len(finalists)} finalists with one recipe")
@@ -175,6 +187,34 @@ class Experiment:
             measured = self.measure(finalists, retrained)
         return [row for f in finalists for row in self.finalize(f, retrained[f.key], measured)]
 
+    def early_stopped_random(self, index: int, scenario: Scenario, device_seconds: float) -> Finalist:
+        """Random architectures from the scenario's window trained standalone under a Tune scheduler, until
+        the trials' device-seconds reach ``device_seconds``; the survivor is the finalist."""
+        cfg, asha = self.cfg, self.cfg.evaluation.asha
+        job = Job.of(scenario, ASHA, budget_seconds=device_seconds)
+        self.tracker.child(job.key, {"raynas.method": ASHA, "raynas.target": scenario.target, "raynas.budget_ms": str(scenario.budget_ms), "raynas.seed": str(scenario.seed)})
+        archs = window_candidates(self.luts[scenario.target], get_space(cfg.space), scenario.budget_ms, cfg.search.budget_floor, asha.candidates, scenario.seed)
+        stopper = DeviceSecondsBudget(device_seconds, trial_devices(cfg))
+        trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, space=cfg.space, cfg=cfg, seed=scenario.seed), trial_resources(cfg))
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"candidate": tune.grid_search(list(range(len(archs))))},
+            tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=asha_scheduler(asha), max_concurrent_trials=cfg.ray.max_concurrent_trials or None, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"asha-{index}", storage_path=tune_storage(cfg, self.run_dir), stop=stopper, callbacks=list(self.callbacks),
+                                      failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures)),
+        )
+        grid = tuner.fit()
+        frames = [r.metrics_dataframe for r in grid if r.metrics_dataframe is not None and "val_acc" in r.metrics_dataframe]
+        if not frames:
+            raise RuntimeError(f"{job.key}: no early-stopped random trial reported within {device_seconds:.1f} device-seconds; raise the budget or lower evaluation.asha.max_epochs")
+        curve = anytime(frames, trial_devices(cfg))
+        self.add_curve(job, curve)
+        best = survivor([r.metrics for r in grid if r.metrics and "val_acc" in r.metrics])
+        self.tracker.log_metrics(self.tracker.child(job.key), {"asha/device_seconds": curve[-1][0], "asha/budget_device_seconds": device_seconds,
+                                                                "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
+                                                                "asha/trials": len(frames), "asha/val_acc": best["val_acc"]})
+        return Finalist.found(job, Architecture.from_string(cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)})
+
     def table(self, target: str, space: str) -> LatencyTable | None:
         """The target's table for ``space``: the run's, or one a strategy profiled (an OFA resolution)."""
         return self.luts[target] if space == self.cfg.space else self.tables.get((target, space))
@@ -182,7 +222,16 @@ class Experiment:
     def search_jobs(self, name: str, jobs: list[Job], build: Callable, shared: Any) -> dict[str, Any]:
         """One checkpointed search trial per job (``build(job, shared, cfg)`` makes its searcher): a
         retried trial resumes from its last step. Returns Tune's results by job key."""
-        return self.tune(searcher_trial, dict(build=build, shared=shared, cfg=self.cfg), name, jobs)
+        results = self.tune(searcher_trial, dict(build=build, shared=shared, cfg=self.cfg), name, jobs)
+        for job in jobs:
+            if job.budget_ms is not None:
+                self.add_curve(job, trial_curve(results[job.key]))
+        return results
+
+    def add_curve(self, job: Job, points: list[tuple[float, float]]) -> None:
+        """Performance over time of one search: (its seconds so far, validation accuracy of what it would return then)."""
+        self.curves += [{"key": job.key, "method": job.method, "target": job.target, "budget_ms": job.budget_ms, "seed": job.seed,
+                         "seconds": round(float(t), 3), "score": float(score)} for t, score in points]
 
     def save_frontier(self, target: str, seed: int, label: str, models: list[dict]) -> Path:
         """A search's whole (predicted latency, validation accuracy) set, for the report's frontier panel."""
@@ -192,6 +241,7 @@ class Experiment:
 
     def finish(self, results: list[dict]) -> dict[str, Any]:
         """Results table, reproducibility record and report into the run directory, then MLflow."""
+        write_json(self.run_dir / CURVES_FILE, self.curves)
         write_outputs(self.run_dir, results, reproducibility_record(self.cfg, self.clock, results, self.luts, self.splits) | {"resumed": self.resume}, self.cfg.evaluation.report)
         record_outputs(self.tracker, self.run_dir)
         self.tracker.log_metrics(self.tracker.parent_id, {f"phase_seconds/{k}": v for k, v in self.clock.seconds.items()})
@@ -318,15 +368,30 @@ class Experiment:
                 "constrained": finalist.constrained,
                 "argmax_ms": _rounded(finalist.argmax_ms),
                 "search_seconds": round(finalist.search_seconds, 2),
+                "evaluations": None if finalist.evaluations is None else int(finalist.evaluations),
                 "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
             })
         record_finalist(self.tracker, self.run_dir, rows, arch)
         return rows
 
 
+def trial_curve(result) -> list[tuple[float, float]]:
+    """(search_seconds, score) of every step a search trial reported that had a score."""
+    frame = result.metrics_dataframe
+    if frame is None or "score" not in frame:
+        return []
+    frame = frame.dropna(subset=["score"]).sort_values("search_seconds")
+    return list(zip(frame["search_seconds"].tolist(), frame["score"].tolist()))
+
+
 def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[Finalist]:
     """MobileNetV2-style references at each width multiplier and seed; measured on every target."""
     return [Finalist(f"{HAND}:w{w:g}#s{seed}", HAND, seed, mobilenet_v2_like(cfg.space, w)) for w in cfg.evaluation.hand_designed_widths for seed in seeds]
+
+
+def trial_devices(cfg: ExperimentConfig) -> float:
+    """Devices a trial holds, for device-seconds: its GPU share when it has one, else its CPUs."""
+    return cfg.ray.gpus_per_trial or cfg.ray.cpus_per_trial
 
 
 def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:

@@ -22,11 +22,16 @@ def target_resources(target_names: list[str], capacity: int = 1000) -> dict[str,
 
 
 def connect(address: str | None, num_cpus: int | None, target_names: list[str]) -> bool:
-    """Use a running Ray, join ``address`` / RAY_ADDRESS / a local cluster, else start one. True if started here."""
+    """Use a running Ray, join ``address`` / RAY_ADDRESS / a local cluster, else start one (``address:
+    local`` always starts one, beside any other on this machine). True if started here."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
+        if address == "local":
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, resources=target_resources(target_names))
+            _check_targets(target_names)
+            return True
         try:
             ray.init(address=address or "auto", include_dashboard=False, log_to_driver=True)
         except ConnectionError:

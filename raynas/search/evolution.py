@@ -186,7 +186,8 @@ class EvolutionarySearch:
 
     def _best_predicted(self) -> dict:
         best = self._ranked()[0]
-        return {"arch": best.to_string(), "space": best.space, "predicted_ms": self.latency(best), "predicted_acc": float(self.predictor.predict([best])[0]), "evaluations": 0}
+        acc = float(self.predictor.predict([best])[0])
+        return {"arch": best.to_string(), "space": best.space, "predicted_ms": self.latency(best), "predicted_acc": acc, "score": acc, "evaluations": 0}
 
     def _recheck(self) -> dict:
         top = self._ranked()[: self.cfg.recheck_top]
@@ -198,6 +199,7 @@ class EvolutionarySearch:
             "predicted_ms": self.latency(top[best]),
             "predicted_acc": float(self.predictor.predict([top[best]])[0]),
             "shared_acc": checked[best],
+            "score": checked[best],
             "evaluations": len(top),
         }
 
@@ -238,7 +240,7 @@ class RandomSubnetSearch:
         self.scored += n
         self.spent += time.perf_counter() - begin
         acc, space, arch = self.best
-        return {"arch": arch, "space": space, "predicted_ms": self.latency(Architecture.from_string(space, arch)), "shared_acc": acc, "evaluations": self.scored, "search_seconds": self.spent}
+        return {"arch": arch, "space": space, "predicted_ms": self.latency(Architecture.from_string(space, arch)), "shared_acc": acc, "score": acc, "evaluations": self.scored, "search_seconds": self.spent}
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "scored": self.scored, "spent": self.spent, "best": list(self.best)}

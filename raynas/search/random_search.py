@@ -126,6 +126,7 @@ class RandomSearch:
         return {
             "arch": arch or "",
             "val_acc": acc,
+            "score": acc if arch else None,
             "derived_latency_ms": self.lut.predict(Architecture.from_string(self.supernet.macro.name, arch), self.supernet.macro) if arch else float("nan"),
             "candidates": self.scored,
             "evaluations": self.scored,

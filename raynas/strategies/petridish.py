@@ -151,7 +151,8 @@ class PetridishSearch:
         self.train, self.val = loaders
         self.batches = Batches(self.train)
         self.costs = {spec.index: dict(zip(spec.choices, row)) for spec, row in zip(macro.layers(), lut.layer_costs(macro))}
-        self.models: list[dict] = []  # every trained model: arch, latency, val_acc, expansions
+        self.models: list[dict] = []  # every trained model: arch, latency, val_acc, expansions, seconds (search time when it joined)
+        self.spent, self._began = 0.0, time.perf_counter()
         self.weights: dict[str, dict] = {}  # state dicts of hull models (parents to come), by arch string
         self.round = 0
 
@@ -163,12 +164,14 @@ class PetridishSearch:
         return self.lut.predict(arch, self.macro)
 
     def step(self) -> dict[str, Any]:
+        self._began = time.perf_counter()
         if not self.models:
             net = self._fit(GrowingNet(cheapest_parent(self.macro, self.lut), self.num_classes), self.cfg.parent_steps)
             self._add(net)
         else:
             self._grow(self._parent())
         self.round += 1
+        self.spent += time.perf_counter() - self._began
         return self.metrics()
 
     def _parent(self) -> dict | None:
@@ -217,7 +220,8 @@ class PetridishSearch:
         recalibrate_bn(net, self.train, self.cfg.eval_batches, self.compute)
         acc = evaluate(net, self.val, self.cfg.eval_batches, self.compute)
         arch = net.arch.to_string()
-        self.models.append({"arch": arch, "latency_ms": self.latency(net.arch), "val_acc": acc, "expansions": 0})
+        seconds = self.spent + time.perf_counter() - self._began
+        self.models.append({"arch": arch, "latency_ms": self.latency(net.arch), "val_acc": acc, "expansions": 0, "seconds": seconds})
         self.weights[arch] = {k: v.detach().cpu().clone() for k, v in net.base_state().items()}
         hull = {self.models[i]["arch"] for i in self.hull()}
         self.weights = {a: w for a, w in self.weights.items() if a in hull}  # only hull models become parents
@@ -227,17 +231,17 @@ class PetridishSearch:
 
     def metrics(self) -> dict[str, Any]:
         best = max(self.models, key=lambda m: m["val_acc"])
-        return {"arch": best["arch"], "val_acc": best["val_acc"], "derived_latency_ms": best["latency_ms"], "models": len(self.models),
-                "hull": len(self.hull()), "round": self.round, "frontier": json.dumps([{k: m[k] for k in ("arch", "latency_ms", "val_acc")} for m in self.models])}
+        return {"arch": best["arch"], "val_acc": best["val_acc"], "score": best["val_acc"], "derived_latency_ms": best["latency_ms"], "models": len(self.models),
+                "hull": len(self.hull()), "round": self.round, "frontier": json.dumps([{k: m[k] for k in ("arch", "latency_ms", "val_acc", "seconds")} for m in self.models])}
 
     def state_dict(self) -> dict:
         """Models, hull weights, the data position and the RNG that initialises weak learners: a resumed
         search continues exactly as an uninterrupted one would."""
-        return {"models": [dict(m) for m in self.models], "weights": self.weights, "round": self.round, "batches": self.batches.state_dict(),
+        return {"models": [dict(m) for m in self.models], "weights": self.weights, "round": self.round, "spent": self.spent, "batches": self.batches.state_dict(),
                 "val": generator_state(self.val), "rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.models, self.weights, self.round = [dict(m) for m in state["models"]], state["weights"], state["round"]
+        self.models, self.weights, self.round, self.spent = [dict(m) for m in state["models"]], state["weights"], state["round"], state["spent"]
         self.batches.load_state_dict(state["batches"])
         set_generator_state(self.val, state["val"])
         torch.set_rng_state(state["rng"])
@@ -308,6 +312,14 @@ class Petridish(Strategy):
         results = run.search_jobs("petridish", jobs, build_search, {"luts": run.luts})
         for j in jobs:
             run.save_frontier(j.target, j.seed, self.label, json.loads(results[j.key].metrics["frontier"]))
+        for s in scenarios:  # over time, a budget's answer is the best model within it grown so far
+            models = sorted(json.loads(results[f"{self.name}:{s.target}#s{s.seed}"].metrics["frontier"]), key=lambda m: m["seconds"])
+            points, best = [], None
+            for m in models:
+                if m["latency_ms"] <= s.budget_ms and (best is None or m["val_acc"] > best):
+                    best = m["val_acc"]
+                    points.append((m["seconds"], best))
+            run.add_curve(Job.of(s, self.name), points)
         found = []
         for s in scenarios:
             m = results[f"{self.name}:{s.target}#s{s.seed}"].metrics

@@ -117,7 +117,8 @@ class EpochSearch:
 
     def step(self) -> dict:
         self.epoch += 1
-        return self.search.epoch(self.train, self.val)
+        metrics = self.search.epoch(self.train, self.val)
+        return metrics | {"score": metrics["val_acc"]}  # the derived architecture's shared-weight accuracy
 
     def state_dict(self) -> dict:
         """The search's state and the loaders' generators after the epoch: the next epoch sees the batches it would have."""

@@ -23,7 +23,7 @@ def phases() -> list[str]:
     from raynas.strategies import strategy_class, strategy_names
 
     return list(dict.fromkeys(p for name in strategy_names() for p in strategy_class(name).phases)) + ["retrain"]
-PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "report.md", "report.html")
+PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "curves.json", "report.md", "report.html")
 
 
 def weights_path(run_dir: Path, key: str) -> Path:

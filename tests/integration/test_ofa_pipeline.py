@@ -59,7 +59,7 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
         ElasticSupernet(get_space("mnist-ofa"), 10, 2, (24, 28)).check(Architecture.from_string(r["space"], r["arch"]))
         assert r["estimated"] == (target == "phone") and (r["measured_ms"] is None) == (target == "phone")
         assert r["measured_ms"] is None or r["measured_ms"] > 0
-        assert r["search_seconds"] >= 0.9 * rows[(target, OFA)]["search_seconds"]
+        assert r["evaluations"] == 12 + 2  # the random baseline scores as many subnets as OFA spent: predictor samples + re-checks
     assert [c["nas_method"] for c in summary["comparisons"]] == [OFA, OFA]
     luts = sorted(p.name for p in (run_dir / "luts").iterdir())
     assert luts == ["cpu-1t-b16-mnist-ofa@r24.parquet", "cpu-1t-b16.parquet", "phone-mnist-ofa@r24.parquet", "phone.parquet"]

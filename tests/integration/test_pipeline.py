@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
-from raynas.evaluation.compare import HAND, RANDOM
+from raynas.evaluation.compare import ASHA, HAND, RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment, sync_mlflow
 from raynas.space.architecture import Architecture
 from raynas.tracking.sync import weights_path
@@ -22,7 +22,7 @@ PROXYLESS = "proxyless"
 
 pytestmark = pytest.mark.integration
 
-PHASES = {"profile", "warmup", "search", "random_search", "retrain", "measure"}
+PHASES = {"profile", "warmup", "search", "random_search", "asha_search", "retrain", "measure"}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def tiny_run(ray_session, tmp_path_factory):
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
             "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0, "cache_dir": str(root / "opcache")},
-            "evaluation": {"hand_designed_widths": [0.5]},
+            "evaluation": {"hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2}},
             "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"},
         }
     )
@@ -64,7 +64,7 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
     summary, run_dir = tiny_run
     results = summary["results"]
     methods = sorted((r["target"], r["method"]) for r in results)
-    assert methods == sorted((t, m) for t in ("cpu-1t", "cpu-1t-b16") for m in (PROXYLESS, RANDOM, HAND))
+    assert methods == sorted((t, m) for t in ("cpu-1t", "cpu-1t-b16") for m in (PROXYLESS, RANDOM, ASHA, HAND))
     for r in results:
         assert r["measured_ms"] > 0 and 0 <= r["test_acc"] <= 1
         if r["method"] == HAND:
@@ -79,6 +79,7 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
     assert pq.read_table(run_dir / "results.parquet").to_pylist() == results
     assert json.loads((run_dir / "results.json").read_text()) == results
     assert [c["target"] for c in summary["comparisons"]] == ["cpu-1t", "cpu-1t-b16"]
+    assert all(c["asha_acc_mean"] is not None for c in summary["comparisons"])
     assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {"cpu-1t.parquet", "cpu-1t-b16.parquet"}
 
 
@@ -86,11 +87,35 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
     _, run_dir = tiny_run
     record = json.loads((run_dir / "record.json").read_text())
     assert set(record["phase_seconds"]) == PHASES and all(v > 0 for v in record["phase_seconds"].values())
-    assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, HAND}
+    assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, ASHA, HAND}
     assert record["seeds"] == [0] and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
     assert record["hyperparameters"]["search"]["search_epochs"] == 2
-    for name in ("report.md", "report.html", "report/pareto-cpu-1t.png", "report/pareto-cpu-1t-b16.png", "report/architectures.png"):
+    for name in ("report.md", "report.html", "report/pareto-cpu-1t.png", "report/pareto-cpu-1t-b16.png", "report/architectures.png", "report/over-time-cpu-1t.png"):
         assert (run_dir / name).stat().st_size > 0
+
+
+def test_performance_over_time_of_every_search_ends_at_its_answer(tiny_run):
+    summary, run_dir = tiny_run
+    curves = json.loads((run_dir / "curves.json").read_text())
+    assert {(c["method"], c["target"]) for c in curves} == {(m, t) for m in (PROXYLESS, RANDOM, ASHA) for t in ("cpu-1t", "cpu-1t-b16")}
+    for key in {c["key"] for c in curves}:
+        mine = [c for c in curves if c["key"] == key]
+        assert [c["seconds"] for c in mine] == sorted(c["seconds"] for c in mine)
+        if mine[0]["method"] != PROXYLESS:  # the baselines return the best they saw: never falls
+            assert [c["score"] for c in mine] == sorted(c["score"] for c in mine)
+
+
+def test_the_early_stopped_random_search_keeps_to_its_budget_and_window(tiny_run):
+    summary, _ = tiny_run
+    client = MlflowClient(summary["mlflow_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    early = [r for r in runs if r.data.tags.get("raynas.method") == ASHA]
+    assert len(early) == 2
+    for r in early:
+        m = r.data.metrics
+        assert m["asha/trials"] >= 1 and m["asha/device_seconds"] <= m["asha/budget_device_seconds"] + 2 * m["asha/longest_epoch_seconds"]  # the stopper acts between epochs
+    for row in (r for r in summary["results"] if r["method"] == ASHA):
+        assert 0.9 * row["budget_ms"] - 1e-6 <= row["predicted_ms"] <= row["budget_ms"] + 1e-6
 
 
 def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
@@ -100,7 +125,7 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 5  # 2 NAS, 2 random, 1 hand-designed
+    assert len(parents) == 1 and len(children) == 7  # 2 NAS, 2 random, 2 early-stopped random, 1 hand-designed
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert all(r.info.status == "FINISHED" for r in runs)
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
@@ -113,6 +138,8 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         if method == RANDOM:
             assert max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2  # one step trains, later ones score
         assert len(client.get_metric_history(run_id, "retrain/val_acc")) == 1
+        if method == ASHA:
+            continue  # its Tune runs report no per-step curve to MLflow; checked above
         if method == HAND:
             assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t")]["measured_ms"])
         else:
@@ -133,15 +160,15 @@ def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_
     summary, run_dir = tiny_run
     uri = f"sqlite:///{tmp_path}/fresh.db"
     first = sync_mlflow(run_dir, uri)
-    assert first["finalists"] == 5 and first["results_replayed"] >= 2 * 2 + 2 + 5
+    assert first["finalists"] == 7 and first["results_replayed"] >= 2 * 2 + 2 + 7
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tiny")
     runs = client.search_runs([exp.experiment_id])
     children = {r.data.tags["raynas.scenario"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
-    assert len(runs) == 6 and len(children) == 5
+    assert len(runs) == 8 and len(children) == 7
     nas = next(r for k, r in children.items() if k.startswith("proxyless:"))
     assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]
     assert {"architecture.json", "retrained", "lut"} <= {a.path for a in client.list_artifacts(nas.info.run_id)}
     again = sync_mlflow(run_dir, uri)
-    assert again["finalists"] == 5 and len(client.search_runs([exp.experiment_id])) == 6
+    assert again["finalists"] == 7 and len(client.search_runs([exp.experiment_id])) == 8
     assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]
