@@ -45,7 +45,7 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
-    arch_every: int = 1  # one architecture step after every N weight steps
+    arch_every: int = 1  # one architecture step after every N weight steps (0: none, alpha stays uniform: the ablation)
     latency_loss: str = "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
     beta: float = 0.6
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
@@ -132,7 +132,7 @@ class ProxylessSearch:
         ``pairs`` force the paths instead of sampling them (see ``weight_step`` and ``arch_step``)."""
         weight_loss = self._weight_step(x, y, arch)
         self._steps += 1
-        if self._steps % self.cfg.arch_every:
+        if not self.cfg.arch_every or self._steps % self.cfg.arch_every:
             return weight_loss, None
         return weight_loss, self.arch_step(*next(val_batches), pairs)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-LATENCY_LOSSES = ("ratio", "mul", "add")
+LATENCY_LOSSES = ("ratio", "mul", "add", "none")
 
 
 def latency_aware_loss(
@@ -17,7 +17,10 @@ def latency_aware_loss(
     ``mul``: CE * (log E[lat] / log B) ** beta, with latencies in microseconds so that both logs are
     positive for sub-millisecond budgets (the ProxylessNAS code; its pull depends on the unit).
     ``add``: CE + lam * E[lat] / B.
+    ``none``: CE alone (the ablation without a latency loss: only the budget window constrains the result).
     """
+    if form == "none":
+        return ce
     if budget_ms <= 0.001 or float(expected_ms.detach()) <= 0.001:
         raise ValueError(f"latencies must exceed 1 us (budget {budget_ms} ms, expected {float(expected_ms.detach())} ms)")
     if form == "ratio":
