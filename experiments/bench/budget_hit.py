@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.1)
     parser.add_argument("--arch-lr", type=float, default=SearchConfig().arch_lr, help="Adam learning rate of alpha")
     parser.add_argument("--aim", type=float, default=1.0, help="the new loss steers E[lat] to aim x B (0.95: the middle of the window)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="the new loss reads E[lat] under softmax(alpha / T)")
     parser.add_argument("--target", default="cpu-1t")
     parser.add_argument("--table", help="a saved latency table (Parquet) instead of profiling the target here")
     parser.add_argument("--repeats", type=int, default=30)
@@ -87,7 +88,7 @@ def main() -> None:
         for budget in budgets:
             for loss in LOSSES:
                 cfg = replace(SearchConfig(), latency_loss=loss, beta=args.beta, gamma=args.gamma if loss == "ratio" else 0.0, arch_lr=args.arch_lr,
-                              aim=args.aim if loss == "ratio" else 1.0)
+                              aim=args.aim if loss == "ratio" else 1.0, latency_temperature=args.temperature if loss == "ratio" else 1.0)
                 runs.append(search_run(supernet, lut, budget, cfg, seed, loaders, args.epochs))
                 print(row(runs[-1]), flush=True)
     report(runs, args, Path(args.out), time.perf_counter() - start)

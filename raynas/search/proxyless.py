@@ -50,6 +50,7 @@ class SearchConfig:
     beta: float = 0.6
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
     aim: float = 1.0  # the latency loss steers E[lat] to aim x B (0.95: the middle of the window [0.9 B, B])
+    latency_temperature: float = 1.0  # E[lat] under softmax(alpha / T): below 1 it tracks the argmax path's latency, which is what is derived
     lam: float = 0.1
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
@@ -92,8 +93,11 @@ class ProxylessSearch:
         self._steps = 0
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
-    def expected_latency(self) -> torch.Tensor:
-        return expected_latency(self.supernet.probabilities(), self.costs, self.lut.fixed_ms)
+    def expected_latency(self, temperature: float | None = None) -> torch.Tensor:
+        """E[lat] under softmax(alpha / T) (T: ``latency_temperature`` unless given; 1 is the plain distribution)."""
+        t = self.cfg.latency_temperature if temperature is None else temperature
+        probs = self.supernet.probabilities() if t == 1.0 else [torch.softmax(layer.alpha / t, 0) for layer in self.supernet.layers]
+        return expected_latency(probs, self.costs, self.lut.fixed_ms)
 
     @property
     def choices(self) -> list[tuple[str, ...]]:
@@ -116,7 +120,7 @@ class ProxylessSearch:
             "train_loss": float(torch.stack(weight_losses).float().mean()) if weight_losses else 0.0,
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
             "val_acc": self.supernet.score(arch, train, val, self.cfg.eval_batches, self.compute),
-            "expected_latency_ms": self.expected_latency().item(),
+            "expected_latency_ms": self.expected_latency(1.0).item(),
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
             "constrained": float(constrained),

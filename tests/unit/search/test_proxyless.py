@@ -73,3 +73,13 @@ def test_the_loss_steers_to_aim_times_the_budget():
     assert at_b.objective(ce, torch.tensor(budget)).item() == pytest.approx(1.0)
     assert aimed.objective(ce, torch.tensor(0.95 * budget)).item() == pytest.approx(1.0)
     assert aimed.objective(ce, torch.tensor(budget)).item() > 1.0  # at B it already pulls down toward 0.95 B
+
+
+def test_a_low_latency_temperature_makes_expected_latency_track_the_argmax_path():
+    table = synthetic_table()
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], SearchConfig(latency_temperature=0.01), seed=0)
+    with torch.no_grad():
+        for layer in search.supernet.layers:
+            layer.alpha.copy_(torch.linspace(0.0, 0.5, len(layer.alpha)))  # a mild preference for the last choice
+    argmax = table.predict(search.supernet.derive(), MACRO)
+    assert abs(search.expected_latency().item() - argmax) < 0.1 * abs(search.expected_latency(1.0).item() - argmax)
