@@ -108,11 +108,11 @@ def report(runs: list[dict], args, out: Path, seconds: float) -> None:
     for loss, form in LOSSES.items():
         n = sum(r["loss"] == loss for r in runs)
         print(f"{loss:6s} {sum(r['hit'] for r in runs if r['loss'] == loss):5d} {n:3d} {rate(loss):9.2f} {over(loss):16.3f}  {form}")
-    print(f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim} (new loss); {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}")
+    print(f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim}, latency temperature {args.temperature} (new loss); {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}")
     print(json.dumps({
         "hit_rate": round(rate("ratio"), 3), "hit_rate_old_loss": round(rate("mul"), 3),
         "median_lat_over_budget": round(over("ratio"), 3), "median_lat_over_budget_old_loss": round(over("mul"), 3),
-        "runs": len(runs), "budgets": len({r["budget_ms"] for r in runs}), "seeds": args.seeds, "beta": args.beta, "gamma": args.gamma, "arch_lr": args.arch_lr, "aim": args.aim,
+        "runs": len(runs), "budgets": len({r["budget_ms"] for r in runs}), "seeds": args.seeds, "beta": args.beta, "gamma": args.gamma, "arch_lr": args.arch_lr, "aim": args.aim, "temperature": args.temperature,
     }))
 
 
