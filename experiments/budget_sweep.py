@@ -31,6 +31,7 @@ SMOKE = {
     "profile.calibration_archs": 4,
     "evaluation.seeds": 2,
     "evaluation.hand_designed_widths": [0.5],
+    "evaluation.asha.max_epochs": 2,
 }
 
 

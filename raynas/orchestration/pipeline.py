@@ -150,7 +150,7 @@ class Experiment:
         """profile -> prepare -> search -> random baseline -> retrain -> measure -> result rows."""
         cfg, clock, log = self.cfg, self.clock, self.log
         macro, self.luts, self.tables, self.curves = get_space(cfg.space), {}, {}, []
-        self.strategy = strategy = get_strategy(cfg.strategy)
+        strategy = get_strategy(cfg.strategy)
         self.splits = splits = load_splits(cfg.data, materialize=False)  # sizes and shapes; trials load the images
         splits.check(cfg.data.batch_size)  # an empty split is refused here, not after profiling
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):

@@ -25,12 +25,13 @@ def test_smoke_sweep_prints_the_comparison_and_headline(ray_session, tmp_path, c
     assert sweep.main(["--smoke-test", "--set", f"run_root={tmp_path}", "--set", "profile.settle_seconds=0"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     line = json.loads(out[-1])
-    assert {"rows": 10, "budgets": 2, "seeds": 2, "comparisons": 2} == {k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")}
+    assert {"rows": 14, "budgets": 2, "seeds": 2, "comparisons": 2} == {k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")}  # 4 NAS, 4 random, 4 ASHA, 2 hand
     assert 0 <= line["nas_wins"] <= 2 and isinstance(line["nas_minus_random_mean_pp"], float)
     assert any(row.startswith("NAS versus random search") for row in out)
     run_dir = Path(line["run_dir"])
     table = pq.read_table(run_dir / "results.parquet").to_pylist()
-    assert sorted({(r["method"], r["seed"]) for r in table}) == [(m, s) for m in ("hand-designed", "proxyless", "random") for s in (0, 1)]
+    assert sorted({(r["method"], r["seed"]) for r in table}) == [(m, s) for m in ("asha", "hand-designed", "proxyless", "random") for s in (0, 1)]
+    assert any("asha_acc_mean" in row for row in out)  # the comparison table's early-stopped random search column
     assert (run_dir / "report.html").is_file() and (run_dir / "record.json").is_file()
 
 
