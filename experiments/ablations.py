@@ -2,7 +2,7 @@
 alpha, binarization, warm-up), runs on the same targets, budgets and seeds, and all are reported in
 one table, so what each part of the search contributes is measured, not assumed.
 
-    python experiments/ablations.py                                   # experiments/configs/ablations.yaml
+    python experiments/ablations.py                                   # experiments/configs/plans/ablations.yaml
     python experiments/ablations.py --variant default --variant no-latency-loss
 
 Prints, per (target, budget), each variant's test accuracy (mean +- std over seeds), how many of
@@ -46,7 +46,7 @@ def load_plan(path: str) -> AblationPlan:
     """Read and check an ablation plan: a base config, shared switches, named variants (all validated up front)."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"ablation plan {path} does not exist; pass experiments/configs/ablations.yaml or a copy of it")
+        raise ConfigError(f"ablation plan {path} does not exist; pass experiments/configs/plans/ablations.yaml or a copy of it")
     raw = yaml.safe_load(file.read_text())
     if not isinstance(raw, dict) or set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
         raise ConfigError(f"ablation plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)")
@@ -76,7 +76,7 @@ def table(rows_by_variant: dict[str, list[dict]]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plan", default="experiments/configs/ablations.yaml")
+    parser.add_argument("--plan", default="experiments/configs/plans/ablations.yaml")
     parser.add_argument("--variant", action="append", default=[], help="run only these variants (default: all)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a switch for every variant")
     args = parser.parse_args(argv)

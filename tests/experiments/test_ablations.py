@@ -29,7 +29,7 @@ def load_script():
 
 
 def test_the_shipped_plan_has_one_switch_per_variant_and_every_variant_parses():
-    plan = load_script().load_plan(str(ROOT / "experiments" / "configs" / "ablations.yaml"))
+    plan = load_script().load_plan(str(ROOT / "experiments" / "configs" / "plans" / "ablations.yaml"))
     assert {"default", "no-latency-loss", "uniform-alpha", "binarization-full", "binarization-reinforce", "no-warmup"} <= set(plan.variants)
     assert all(len(switches) <= 1 for switches in plan.variants.values())
     assert plan.config("no-latency-loss", {}).search.latency_loss == "none" and plan.config("uniform-alpha", {}).search.arch_every == 0
