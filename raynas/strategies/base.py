@@ -93,10 +93,12 @@ class LocalProblem:
 
 class Searcher(Protocol):
     """A search as steps (epochs, generations, rounds) whose state survives a restart: the generic
-    Tune trainable reports and checkpoints after every step, and a retried trial resumes from there."""
+    Tune trainable reports after every step and saves the state every ``ray.checkpoint_seconds``,
+    and a retried trial resumes from the last save."""
 
     def step(self) -> dict[str, Any]:
-        """Run one step; return its metrics (``arch``: the architecture it would return now)."""
+        """Run one step; return its metrics (``arch``: the architecture it would return now;
+        ``score``: that architecture's validation accuracy, for performance over time)."""
 
     @property
     def done(self) -> bool: ...
