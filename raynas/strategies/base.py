@@ -91,6 +91,11 @@ class LocalProblem:
     compute: Any = None  # raynas.compute.Compute; None: the CPU
 
 
+def finalists_in(space: str, jobs: list[Job], results: dict) -> list[Finalist]:
+    """Each job's pick from its Tune result, an architecture of ``space``."""
+    return [Finalist.found(j, Architecture.from_string(space, results[j.key].metrics["arch"]), results[j.key].metrics) for j in jobs]
+
+
 class Searcher(Protocol):
     """A search as steps (epochs, generations, rounds) whose state survives a restart: the generic
     Tune trainable reports after every step and saves the state every ``ray.checkpoint_seconds``,

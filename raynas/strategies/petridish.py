@@ -42,7 +42,7 @@ from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
 from raynas.space.network import Head, build_stem, resize_input
 from raynas.space.ops import SKIP, build_op
-from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy, finalists_in
 from raynas.training import evaluate, recalibrate_bn, sgd
 
 
@@ -332,8 +332,7 @@ class Petridish(Strategy):
     def random_baseline(self, run: Any, scenarios: list[Scenario], found: list[Finalist]) -> list[Finalist]:
         seconds = {f.key: f.search_seconds for f in found}
         jobs = [Job.of(s, RANDOM, budget_seconds=seconds[s.key(self.name)]) for s in scenarios]
-        results = run.search_jobs("random", jobs, build_random, {"luts": run.luts})
-        return [Finalist.found(j, Architecture.from_string(run.cfg.space, results[j.key].metrics["arch"]), results[j.key].metrics) for j in jobs]
+        return finalists_in(run.cfg.space, jobs, run.search_jobs("random", jobs, build_random, {"luts": run.luts}))
 
 
 def _setting(job: Job, shared: dict, cfg: ExperimentConfig) -> tuple:

@@ -20,9 +20,8 @@ from raynas.orchestration.runtime import cluster_cpus, worker_compute
 from raynas.orchestration.tasks import warm_up_supernet
 from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig, warm_up
 from raynas.search.random_search import RandomSearch
-from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
-from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy
+from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy, finalists_in
 from raynas.supernet.loss import LATENCY_LOSSES
 from raynas.supernet.supernet import Supernet
 from raynas.weights import load_numpy_state
@@ -54,12 +53,12 @@ class ProxylessNAS(Strategy):
 
     def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
         jobs = [Job.of(s, self.name) for s in scenarios]
-        return finalists(run, jobs, run.search_jobs("search", jobs, build_search, self.shared))
+        return finalists_in(run.cfg.space, jobs, run.search_jobs("search", jobs, build_search, self.shared))
 
     def random_baseline(self, run: Any, scenarios: list[Scenario], found: list[Finalist]) -> list[Finalist]:
         seconds = {f.key: f.search_seconds for f in found}
         jobs = [Job.of(s, RANDOM, budget_seconds=seconds[s.key(self.name)]) for s in scenarios]
-        return finalists(run, jobs, run.search_jobs("random", jobs, build_random, self.shared))
+        return finalists_in(run.cfg.space, jobs, run.search_jobs("random", jobs, build_random, self.shared))
 
     def release(self, run: Any) -> None:
         for host in self.shared.get("hosts", {}).values():
@@ -71,10 +70,6 @@ class ProxylessNAS(Strategy):
         supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes))
         warm_up(supernet, problem.train, cfg, seed, compute=compute)
         return EpochSearch(ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg, seed, compute=compute), problem.train, problem.val, cfg.search_epochs)
-
-
-def finalists(run: Any, jobs: list[Job], results: dict) -> list[Finalist]:
-    return [Finalist.found(j, Architecture.from_string(run.cfg.space, results[j.key].metrics["arch"]), results[j.key].metrics) for j in jobs]
 
 
 def warm_up_on_cluster(run: Any, seed: int):
