@@ -57,18 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
-        cfg = sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test)
-        run_dir = new_run_dir(cfg)
-        print(f"[raynas] sweep run directory {run_dir}", flush=True)
-        summary = run_experiment(cfg, run_dir)
+        run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test))
     except USER_ERRORS as exc:
         print(f"budget_sweep: error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def run_sweep(cfg: ExperimentConfig, log=print) -> dict:
+    """Run the sweep, print its tables and, last, the headline JSON line; returns the run's summary."""
+    run_dir = new_run_dir(cfg)
+    print(f"[raynas] sweep run directory {run_dir}", flush=True)
+    summary = run_experiment(cfg, run_dir, log=log)
     print("\n" + format_table(summary), flush=True)
     budgets = sorted({(r["target"], r["budget_ms"]) for r in summary["results"] if r["budget_ms"] is not None})
     line = {"rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds} | headline(summary["comparisons"]) | {"run_dir": str(run_dir)}
     print(json.dumps(line), flush=True)
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

@@ -273,7 +273,7 @@ def _check_estimate(est: EstimateConfig, where: str) -> None:
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
 _MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "kd_ratio", "gamma", "sparsity", "checkpoint_seconds", "arch_every", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
+                "kd_ratio", "gamma", "aim_floor", "sparsity", "checkpoint_seconds", "arch_every", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

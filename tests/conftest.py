@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -51,3 +59,54 @@ def ray_session():
     ray.init(address="local", num_cpus=2, include_dashboard=False, resources=target_resources(TARGETS.names()), log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+BUSY_LOOP = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass"  # bounded (killed when the block ends)
+
+
+@contextlib.contextmanager
+def one_core_busy():
+    """Another process keeps one of the two cores busy for the block; yields a check that it still runs."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        yield lambda: busy.poll() is None
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def load_script(relative: str):
+    """An experiment script (not a package module) loaded as a module, to call its functions in-process."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass in it looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_SWEEP = {
+    "name": "tiny",
+    "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
+    "data": {"limit": 128, "batch_size": 32},
+    "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
+    "retrain": {"epochs": 1},
+    "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
+    "evaluation": {"seeds": 2, "hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2}},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(ray_session, tmp_path_factory):
+    """The tiny ProxylessNAS pipeline (2 targets x 1 budget x 2 seeds; random, ASHA and hand-designed
+    baselines), run once through experiments/budget_sweep.py from a YAML config, and shared by every
+    test that only reads its outputs. Returns (summary, run directory, printed lines)."""
+    root = tmp_path_factory.mktemp("runs")
+    config = root / "tiny.yaml"
+    tracking = {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"}
+    config.write_text(yaml.safe_dump(TINY_SWEEP | {"run_root": str(root), "tracking": tracking, "profile": TINY_SWEEP["profile"] | {"cache_dir": str(root / "opcache")}}))
+    sweep, printed = load_script("experiments/budget_sweep.py"), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        summary = sweep.run_sweep(sweep.sweep_config(str(config), {}, None, None, False), log=lambda _: None)
+    lines = printed.getvalue().strip().splitlines()
+    return summary, Path(json.loads(lines[-1])["run_dir"]), lines

@@ -64,11 +64,12 @@ def main() -> None:
     smoke = args.smoke_test
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = DataConfig(limit=600 if smoke else None)
+    data = DataConfig(limit=300 if smoke else None)
     shrink = ShrinkConfig(resolutions=(24, 28), largest_epochs=1 if smoke else 3, kernel_epochs=1 if smoke else 2, depth_epochs=1 if smoke else 2, width_epochs=1 if smoke else 2)
-    cfg = OFAConfig(shrink=shrink, evolution=EvolutionConfig(), replicas=2, calibration_batches=4, eval_batches=4 if smoke else 11, predictor_samples=40 if smoke else 200)
+    evolution = EvolutionConfig(population=16, generations=3, recheck_top=2) if smoke else EvolutionConfig()
+    cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=24 if smoke else 200)
     search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
-    profile = ProfileConfig(warmup=3 if smoke else 10, repeats=10 if smoke else 100, calibration_archs=4 if smoke else 8, settle_seconds=2 if smoke else 10)
+    profile = ProfileConfig(warmup=3 if smoke else 10, repeats=10 if smoke else 100, calibration_archs=4 if smoke else 8, settle_seconds=0 if smoke else 10)
     connect(None, 2, list(TARGETS))
     rows, cost = [], {}
 
@@ -82,14 +83,14 @@ def main() -> None:
     tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, shrink, profile) for t in TARGETS})
     stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", SPACE, data, shrink, 0, 2))
     replicas, _weights = start_replicas(state, 2, SPACE, shrink.min_depth, resolutions(get_space(SPACE), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
-    speedup, throughput = replica_throughput(replicas, 12 if smoke else 32)
+    speedup, throughput = replica_throughput(replicas, 8 if smoke else 32)
     predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), SPACE, cfg, 0))
     log_predictor(predictor, fit, out)
     scenarios = scenario_list(tables, shrink)
     found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, out))
     marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
     pnas = proxyless_cost(tables[TARGETS[1]][SPACE], scenarios[len(FRACTIONS) + 1]["budget_ms"], data, search_cfg)
-    tau, pairs = rank_check(replicas, state, stats["num_classes"], data, cfg, SubnetLatency(tables[TARGETS[0]]), 4 if smoke else args.rank_subnets)
+    tau, pairs = rank_check(replicas, state, stats["num_classes"], data, cfg, SubnetLatency(tables[TARGETS[0]]), 3 if smoke else args.rank_subnets)
     report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup)
     once = cost["OFA: train elastic supernet (once)"] + cost["OFA: accuracy predictor (once)"]
     saving = pnas["search"] - marginal

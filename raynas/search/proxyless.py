@@ -12,6 +12,7 @@ Plain PyTorch: no Ray, no MLflow; the orchestration layer wraps it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -31,6 +32,8 @@ from raynas.training import sgd, train_epoch, train_step
 
 BINARIZATIONS = ("two", "full", "reinforce")
 WEIGHT_OPTIMIZERS = ("sgd", "adam")
+LATENCY_ESTIMATES = ("expected", "derived")
+ARCH_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,15 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
+    arch_schedule: str = "constant"  # constant | cosine: alpha's learning rate falls to 0 over search_epochs, so the argmax settles
     arch_every: int = 1  # one architecture step after every N weight steps (0: none, alpha stays uniform: the ablation)
     latency_loss: str = "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
     beta: float = 0.6
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
     aim: float = 1.0  # the latency loss steers E[lat] to aim x B (0.95: the middle of the window [0.9 B, B])
+    aim_floor: float = 0.0  # ratio loss: above 0, it steers into the band [aim_floor x B, aim x B] and leaves CE alone inside it
     latency_temperature: float = 1.0  # E[lat] under softmax(alpha / T): below 1 it tracks the argmax path's latency, which is what is derived
+    latency_estimate: str = "expected"  # expected: the loss reads E[lat] ; derived: the argmax path's latency, with E[lat]'s gradient (straight-through)
     lam: float = 0.1
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
@@ -90,7 +96,7 @@ class ProxylessSearch:
         self.ce = nn.CrossEntropyLoss()
         self.baseline = RewardBaseline(cfg.reinforce_decay)
         self._pairs: list[tuple[int, int]] | None = None
-        self._steps = 0
+        self._steps = self._epochs = 0
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
     def expected_latency(self, temperature: float | None = None) -> torch.Tensor:
@@ -99,16 +105,28 @@ class ProxylessSearch:
         probs = self.supernet.probabilities() if t == 1.0 else [torch.softmax(layer.alpha / t, 0) for layer in self.supernet.layers]
         return expected_latency(probs, self.costs, self.lut.fixed_ms)
 
+    def loss_latency(self) -> torch.Tensor:
+        """The latency the loss reads: E[lat], or (``derived``) the argmax path's table latency carrying
+        E[lat]'s gradient, so the pull's direction follows the network that will be derived."""
+        soft = self.expected_latency()
+        if self.cfg.latency_estimate == "expected":
+            return soft
+        argmax = [int(layer.alpha.detach().argmax()) for layer in self.supernet.layers]
+        hard = self.lut.fixed_ms + sum(row[i] for row, i in zip(self.costs, argmax))
+        return soft + (hard - soft.detach())
+
     @property
     def choices(self) -> list[tuple[str, ...]]:
         return [layer.choices for layer in self.supernet.layers]
 
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
-        return latency_aware_loss(ce, latency_ms, self.cfg.aim * self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma)
+        floor = self.cfg.aim_floor * self.budget_ms if self.cfg.aim_floor else None
+        return latency_aware_loss(ce, latency_ms, self.cfg.aim * self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma, floor_ms=floor)
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""
         val_batches = endless(val)  # one validation batch held at a time, reshuffled every pass
+        self._schedule_arch_lr()
         weight_losses, arch_losses = [], []
         for x, y in iterate_on(self.compute, train):
             weight_loss, arch_loss = self.step(x, y, val_batches)
@@ -116,6 +134,7 @@ class ProxylessSearch:
             if arch_loss is not None:
                 arch_losses.append(arch_loss)
         arch, constrained = self.derive()
+        self._epochs += 1
         return {
             "train_loss": float(torch.stack(weight_losses).float().mean()) if weight_losses else 0.0,
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
@@ -127,6 +146,13 @@ class ProxylessSearch:
             "argmax_latency_ms": self.lut.predict(self.supernet.derive(), self.supernet.macro),
             "arch": arch.to_string(),
         }
+
+    def _schedule_arch_lr(self) -> None:
+        """Cosine: epoch e of search_epochs uses arch_lr x (1 + cos(pi e / search_epochs)) / 2."""
+        if self.cfg.arch_schedule == "cosine":
+            scale = 0.5 * (1 + math.cos(math.pi * min(self._epochs, self.cfg.search_epochs) / max(self.cfg.search_epochs, 1)))
+            for group in self.arch_opt.param_groups:
+                group["lr"] = self.cfg.arch_lr * scale
 
     def step(
         self, x: torch.Tensor, y: torch.Tensor, val_batches: Iterator, *, arch: Architecture | None = None, pairs: list[tuple[int, int]] | None = None
@@ -186,7 +212,7 @@ class ProxylessSearch:
         else:
             for layer, (active, other) in zip(self.supernet.layers, self._pairs):
                 layer.set_pair(active, other)
-        loss = self.objective(self.ce(self.supernet(x), y), self.expected_latency())
+        loss = self.objective(self.ce(self.supernet(x), y), self.loss_latency())
         loss.backward()
         for layer in self.supernet.layers:
             layer.accumulate_alpha_grad()
@@ -194,7 +220,7 @@ class ProxylessSearch:
 
     def _full_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.supernet.activate_all()
-        loss = self.objective(self.ce(self.supernet(x), y), self.expected_latency())
+        loss = self.objective(self.ce(self.supernet(x), y), self.loss_latency())
         loss.backward()
         return loss.item()
 
@@ -238,14 +264,14 @@ class ProxylessSearch:
         """Everything a resumed search needs (weights, alpha, optimizers, sampler, reward baseline);
         tensors and plain values only, so ``torch.load(weights_only=True)`` reads it."""
         return {"supernet": self.supernet.state_dict(), "weight_opt": self.weight_opt.state_dict(), "arch_opt": self.arch_opt.state_dict(),
-                "gen": self.gen.get_state(), "baseline": self.baseline.value, "steps": self._steps}
+                "gen": self.gen.get_state(), "baseline": self.baseline.value, "steps": self._steps, "epochs": self._epochs}
 
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.arch_opt.load_state_dict(state["arch_opt"])
         self.gen.set_state(state["gen"])
-        self.baseline.value, self._steps = state["baseline"], state["steps"]
+        self.baseline.value, self._steps, self._epochs = state["baseline"], state["steps"], state.get("epochs", 0)
 
     @torch.no_grad()
     def entropy(self) -> float:

@@ -18,7 +18,7 @@ from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.host import SupernetHost
 from raynas.orchestration.runtime import cluster_cpus, worker_compute
 from raynas.orchestration.tasks import warm_up_supernet
-from raynas.search.proxyless import BINARIZATIONS, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig, warm_up
+from raynas.search.proxyless import ARCH_SCHEDULES, BINARIZATIONS, LATENCY_ESTIMATES, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig, warm_up
 from raynas.search.random_search import RandomSearch
 from raynas.space.macro import get_space
 from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy, finalists_in
@@ -44,6 +44,9 @@ class ProxylessNAS(Strategy):
         check(s.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
         check(0 < s.budget_floor <= 1, "search.budget_floor", "must lie in (0, 1]")
         check(0 < s.aim <= 1, "search.aim", "must lie in (0, 1]: the share of the budget the latency loss steers to")
+        check(0 <= s.aim_floor <= s.aim, "search.aim_floor", "must lie in [0, search.aim]: the lower edge of the band the ratio loss steers into (0: none)")
+        check(s.latency_estimate in LATENCY_ESTIMATES, "search.latency_estimate", f"must be one of {', '.join(LATENCY_ESTIMATES)}")
+        check(s.arch_schedule in ARCH_SCHEDULES, "search.arch_schedule", f"must be one of {', '.join(ARCH_SCHEDULES)}")
         check(0 <= s.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
 
     def prepare(self, run: Any, seeds: list[int]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.space.macro import get_space
 from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.supernet import Supernet
+from tests import conftest
 from tests.unit.hardware.test_lut import synthetic_table
 from tests.unit.search.test_proxyless import loaders
 
@@ -21,11 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("ablations", ROOT / "experiments" / "ablations.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+    return conftest.load_script("experiments/ablations.py")
 
 
 def test_the_shipped_plan_has_one_switch_per_variant_and_every_variant_parses():

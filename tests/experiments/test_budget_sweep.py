@@ -1,41 +1,43 @@
-"""The budget sweep's --smoke-test, in-process on the session Ray: rows, headline JSON, report."""
+"""The budget sweep: the shared tiny sweep's printed rows, headline JSON and report; its smoke
+settings and bad options."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("budget_sweep", ROOT / "experiments" / "budget_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_smoke_sweep_prints_the_comparison_and_headline(ray_session, tmp_path, capsys):
-    sweep = load_script()
-    assert sweep.main(["--smoke-test", "--set", f"run_root={tmp_path}", "--set", "profile.settle_seconds=0"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
+@pytest.mark.integration
+def test_sweep_prints_the_comparison_and_headline(tiny_sweep):
+    _, run_dir, out = tiny_sweep
     line = json.loads(out[-1])
-    assert {"rows": 14, "budgets": 2, "seeds": 2, "comparisons": 2} == {k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")}  # 4 NAS, 4 random, 4 ASHA, 2 hand
+    assert {"rows": 16, "budgets": 2, "seeds": 2, "comparisons": 2} == {k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")}  # 4 NAS, 4 random, 4 ASHA, 2 hand x 2 targets
     assert 0 <= line["nas_wins"] <= 2 and isinstance(line["nas_minus_random_mean_pp"], float)
     assert any(row.startswith("NAS versus random search") for row in out)
-    run_dir = Path(line["run_dir"])
+    assert Path(line["run_dir"]) == run_dir
     table = pq.read_table(run_dir / "results.parquet").to_pylist()
     assert sorted({(r["method"], r["seed"]) for r in table}) == [(m, s) for m in ("asha", "hand-designed", "proxyless", "random") for s in (0, 1)]
     assert any("asha_acc_mean" in row for row in out)  # the comparison table's early-stopped random search column
     assert (run_dir / "report.html").is_file() and (run_dir / "record.json").is_file()
 
 
+def test_smoke_settings_give_one_target_two_budgets_two_seeds_and_the_asha_baseline(tmp_path):
+    sweep = load_script("experiments/budget_sweep.py")
+    cfg = sweep.sweep_config(str(ROOT / "experiments" / "configs" / "sweep.yaml"), {"run_root": str(tmp_path)}, None, None, True)
+    assert [t.budget_fractions for t in cfg.targets] == [(0.3, 0.7)] and cfg.evaluation.seeds == 2
+    assert cfg.evaluation.asha.enabled and cfg.search.search_epochs == 1 and cfg.retrain.epochs == 1
+    spread = sweep.sweep_config(str(ROOT / "experiments" / "configs" / "sweep.yaml"), {}, 3, 4, False)
+    assert all(t.budget_fractions == (0.25, 0.5, 0.75) for t in spread.targets) and spread.evaluation.seeds == 4
+
+
 def test_bad_sweep_options_fail_cleanly(tmp_path, capsys):
-    sweep = load_script()
+    sweep = load_script("experiments/budget_sweep.py")
     assert sweep.main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err

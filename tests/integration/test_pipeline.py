@@ -1,24 +1,24 @@
-"""The whole pipeline, tiny: 2 targets x 1 budget, NAS + random + one hand-designed net, on a
-session Ray with a temp SQLite MLflow store."""
+"""The whole pipeline, tiny: 2 targets x 1 budget x 2 seeds, NAS + random + ASHA + one hand-designed
+net, on a session Ray with a temp SQLite MLflow store (the shared ``tiny_sweep`` run)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raynas.config import parse_config
 from raynas.evaluation.compare import ASHA, HAND, RANDOM
-from raynas.orchestration.pipeline import new_run_dir, run_experiment, sync_mlflow
+from raynas.orchestration.pipeline import sync_mlflow
 from raynas.space.architecture import Architecture
 from raynas.tracking.sync import weights_path
 
 PROXYLESS = "proxyless"
+SEEDS = (0, 1)
+TARGETS = ("cpu-1t", "cpu-1t-b16")
+FINALISTS = 2 * (3 * len(TARGETS) + 1)  # per seed: NAS, random and ASHA per target, one hand-designed net
 
 pytestmark = pytest.mark.integration
 
@@ -26,45 +26,17 @@ PHASES = {"profile", "warmup", "search", "random_search", "asha_search", "retrai
 
 
 @pytest.fixture(scope="module")
-def tiny_run(ray_session, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    cfg = parse_config(
-        {
-            "name": "tiny",
-            "run_root": str(root),
-            "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
-            "data": {"limit": 128, "batch_size": 32},
-            "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
-            "retrain": {"epochs": 1},
-            "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0, "cache_dir": str(root / "opcache")},
-            "evaluation": {"hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2}},
-            "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"},
-        }
-    )
-    run_dir = new_run_dir(cfg)
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])  # another process keeps one of the two cores busy throughout
-    try:
-        summary = run_experiment(cfg, run_dir, log=lambda _: None)
-        summary["busy_throughout"] = busy.poll() is None
-    finally:
-        busy.kill()
-        busy.wait()
+def tiny_run(tiny_sweep):
+    summary, run_dir, _ = tiny_sweep
     return summary, run_dir
-
-
-BUSY_LOOP = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass"  # bounded (killed when the run ends)
-
-
-def test_the_pipeline_completes_on_a_busy_machine(tiny_run):
-    summary, run_dir = tiny_run
-    assert summary["busy_throughout"] and (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
 
 
 def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
     summary, run_dir = tiny_run
     results = summary["results"]
-    methods = sorted((r["target"], r["method"]) for r in results)
-    assert methods == sorted((t, m) for t in ("cpu-1t", "cpu-1t-b16") for m in (PROXYLESS, RANDOM, ASHA, HAND))
+    assert (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
+    methods = sorted((r["target"], r["method"], r["seed"]) for r in results)
+    assert methods == sorted((t, m, s) for t in TARGETS for m in (PROXYLESS, RANDOM, ASHA, HAND) for s in SEEDS)
     for r in results:
         assert r["measured_ms"] > 0 and 0 <= r["test_acc"] <= 1
         if r["method"] == HAND:
@@ -72,13 +44,13 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
             continue
         Architecture.from_string("mnist-small", r["arch"])
         assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6 and r["search_seconds"] > 0
-    nas = {r["target"]: r for r in results if r["method"] == PROXYLESS}
+    nas = {(r["target"], r["seed"]): r for r in results if r["method"] == PROXYLESS}
     for r in results:
         if r["method"] == RANDOM:  # the random search had the NAS search's wall-clock, to within one candidate
-            assert r["search_seconds"] >= 0.9 * nas[r["target"]]["search_seconds"]
+            assert r["search_seconds"] >= 0.9 * nas[(r["target"], r["seed"])]["search_seconds"]
     assert pq.read_table(run_dir / "results.parquet").to_pylist() == results
     assert json.loads((run_dir / "results.json").read_text()) == results
-    assert [c["target"] for c in summary["comparisons"]] == ["cpu-1t", "cpu-1t-b16"]
+    assert [c["target"] for c in summary["comparisons"]] == list(TARGETS)
     assert all(c["asha_acc_mean"] is not None for c in summary["comparisons"])
     assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {"cpu-1t.parquet", "cpu-1t-b16.parquet"}
 
@@ -88,7 +60,7 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
     record = json.loads((run_dir / "record.json").read_text())
     assert set(record["phase_seconds"]) == PHASES and all(v > 0 for v in record["phase_seconds"].values())
     assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, ASHA, HAND}
-    assert record["seeds"] == [0] and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
+    assert record["seeds"] == list(SEEDS) and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
     assert record["hyperparameters"]["search"]["search_epochs"] == 2
     for name in ("report.md", "report.html", "report/pareto-cpu-1t.png", "report/pareto-cpu-1t-b16.png", "report/architectures.png", "report/over-time-cpu-1t.png"):
         assert (run_dir / name).stat().st_size > 0
@@ -110,7 +82,7 @@ def test_the_early_stopped_random_search_keeps_to_its_budget_and_window(tiny_run
     client = MlflowClient(summary["mlflow_uri"])
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     early = [r for r in runs if r.data.tags.get("raynas.method") == ASHA]
-    assert len(early) == 2
+    assert len(early) == len(TARGETS) * len(SEEDS)
     for r in early:
         m = r.data.metrics
         assert m["asha/trials"] >= 1 and m["asha/device_seconds"] <= m["asha/budget_device_seconds"] + 2 * m["asha/longest_epoch_seconds"]  # the stopper acts between epochs
@@ -125,12 +97,12 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 7  # 2 NAS, 2 random, 2 early-stopped random, 1 hand-designed
+    assert len(parents) == 1 and len(children) == FINALISTS
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert all(r.info.status == "FINISHED" for r in runs)
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"luts", "results.parquet", "results.json", "record.json", "report.md", "report.html", "report"} <= parent_files
-    rows = {(r["method"], r["target"]): r for r in summary["results"]}
+    rows = {(r["method"], r["target"], r["seed"]): r for r in summary["results"]}
     for child in children:
         run_id, method = child.info.run_id, child.data.tags["raynas.method"]
         if method == PROXYLESS:
@@ -141,9 +113,10 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         if method == ASHA:
             continue  # its Tune runs report no per-step curve to MLflow; checked above
         if method == HAND:
-            assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t")]["measured_ms"])
+            seed = int(child.data.params["seed"])
+            assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t", seed)]["measured_ms"])
         else:
-            row = rows[(method, child.data.params["target"])]
+            row = rows[(method, child.data.params["target"], int(child.data.params["seed"]))]
             assert child.data.params["arch"] == row["arch"]
             assert child.data.metrics["measured_ms"] == pytest.approx(row["measured_ms"])
         paths = {a.path for a in client.list_artifacts(run_id)}
@@ -160,15 +133,15 @@ def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_
     summary, run_dir = tiny_run
     uri = f"sqlite:///{tmp_path}/fresh.db"
     first = sync_mlflow(run_dir, uri)
-    assert first["finalists"] == 7 and first["results_replayed"] >= 2 * 2 + 2 + 7
+    assert first["finalists"] == FINALISTS and first["results_replayed"] >= len(TARGETS) * len(SEEDS) * (2 + 1) + FINALISTS  # NAS epochs, random, retraining
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tiny")
     runs = client.search_runs([exp.experiment_id])
     children = {r.data.tags["raynas.scenario"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
-    assert len(runs) == 8 and len(children) == 7
+    assert len(runs) == FINALISTS + 1 and len(children) == FINALISTS
     nas = next(r for k, r in children.items() if k.startswith("proxyless:"))
     assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]
     assert {"architecture.json", "retrained", "lut"} <= {a.path for a in client.list_artifacts(nas.info.run_id)}
     again = sync_mlflow(run_dir, uri)
-    assert again["finalists"] == 7 and len(client.search_runs([exp.experiment_id])) == 8
+    assert again["finalists"] == FINALISTS and len(client.search_runs([exp.experiment_id])) == FINALISTS + 1
     assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]

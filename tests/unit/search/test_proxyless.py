@@ -83,3 +83,34 @@ def test_a_low_latency_temperature_makes_expected_latency_track_the_argmax_path(
             layer.alpha.copy_(torch.linspace(0.0, 0.5, len(layer.alpha)))  # a mild preference for the last choice
     argmax = table.predict(search.supernet.derive(), MACRO)
     assert abs(search.expected_latency().item() - argmax) < 0.1 * abs(search.expected_latency(1.0).item() - argmax)
+
+
+def test_the_derived_estimate_reads_the_argmax_paths_latency_with_the_expected_latencys_gradient():
+    table = synthetic_table()
+    cfg = SearchConfig(latency_estimate="derived", latency_temperature=0.5)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    with torch.no_grad():
+        for layer in search.supernet.layers:
+            layer.alpha.copy_(torch.randn(len(layer.alpha)))
+    derived = search.loss_latency()
+    assert derived.item() == pytest.approx(table.predict(search.supernet.derive(), MACRO), rel=1e-6)
+    grads = torch.autograd.grad(derived, list(search.supernet.arch_parameters()))
+    expected = torch.autograd.grad(search.expected_latency(), list(search.supernet.arch_parameters()))
+    assert all(torch.allclose(a, b) for a, b in zip(grads, expected))
+
+
+def test_a_cosine_schedule_lowers_alphas_learning_rate_each_epoch_and_resumes_where_it_was():
+    table = synthetic_table()
+    cfg = SearchConfig(arch_schedule="cosine", search_epochs=4, arch_lr=0.1, eval_batches=1)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    train, val = loaders(32)
+    rates = []
+    for _ in range(3):
+        search.epoch(train, val)
+        rates.append(search.arch_opt.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05])
+    resumed = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    resumed.load_state_dict(search.state_dict())
+    search.epoch(train, val)
+    resumed.epoch(train, val)
+    assert resumed.arch_opt.param_groups[0]["lr"] == search.arch_opt.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 2**-0.5) / 2)

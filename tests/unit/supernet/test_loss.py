@@ -52,3 +52,18 @@ def test_the_mul_form_depends_on_the_unit_and_the_ratio_form_does_not():
     mul = [latency_aware_loss(ce, torch.tensor(2.18 * s), 1.11 * s, "mul").item() for s in (1.0, 10.0)]
     ratio = [latency_aware_loss(ce, torch.tensor(2.18 * s), 1.11 * s, "ratio").item() for s in (1.0, 10.0)]
     assert mul[0] != pytest.approx(mul[1], rel=1e-3) and ratio[0] == pytest.approx(ratio[1])
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_a_band_leaves_ce_alone_inside_and_pulls_in_from_both_sides_whatever_the_unit(scale):
+    def loss_and_grad(e_ms):
+        e = torch.tensor(e_ms * scale, requires_grad=True)
+        loss = latency_aware_loss(torch.tensor(2.0), e, 1.0 * scale, "ratio", beta=3.0, gamma=3.0, floor_ms=0.9 * scale)
+        loss.backward()
+        return loss.item(), e.grad.item() * scale
+
+    assert loss_and_grad(0.95) == (pytest.approx(2.0), 0.0)  # inside [0.9 B, B]: CE alone, no pull
+    over, pull_over = loss_and_grad(1.1)
+    under, pull_under = loss_and_grad(0.8)
+    assert over == pytest.approx(2.0 * 1.1**3, rel=1e-5) and under == pytest.approx(2.0 * (0.8 / 0.9) ** -3, rel=1e-5)
+    assert pull_over > 0 > pull_under
