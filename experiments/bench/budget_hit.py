@@ -92,7 +92,7 @@ def main() -> None:
     budgets = [round(low + f * (high - low), 4) for f in args.budgets]
     costs = lut.layer_costs(macro, [layer.choices for layer in Supernet(macro, splits.num_classes).layers])
     density = {b: window_share(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, b, SearchConfig().budget_floor)) for b in budgets}
-    print("share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2f} %" for b, d in density.items()), flush=True)
+    print("share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2g} %" for b, d in density.items()), flush=True)
     runs = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
