@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_smoke(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, str(ROOT / script), "--smoke-test", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    """The benchmark's smoke run in a subprocess with a Ray of its own (not any other Ray running on the machine)."""
+    env = os.environ | {"RAY_ADDRESS": "local"}
+    done = subprocess.run([sys.executable, str(ROOT / script), "--smoke-test", *args], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
