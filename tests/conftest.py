@@ -64,7 +64,8 @@ def ray_session():
     ray.shutdown()
 
 
-BUSY_LOOP = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass"  # bounded (killed when the block ends)
+# Spins until killed when the block ends, an hour passes, or its parent (a killed pytest) is gone.
+BUSY_LOOP = "import os, time\nparent, end = os.getppid(), time.time() + 3600\nwhile time.time() < end and os.getppid() == parent:\n    pass"
 
 
 @contextlib.contextmanager
