@@ -9,6 +9,11 @@ import sys
 
 
 def run_json_script(script: str, *args: str, timeout: int = 600) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout)
+    return run_json([sys.executable, "-c", script, *args], timeout=timeout)
+
+
+def run_json(argv: list[str], *, timeout: int = 600, **popen) -> dict:
+    """Run ``argv``, require exit status 0 (else show its stderr), return its last stdout line as JSON."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **popen)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

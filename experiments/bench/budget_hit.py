@@ -90,7 +90,7 @@ def main() -> None:
     lut = latency_table(args, macro)
     low, high = lut.latency_range(macro)
     budgets = [round(low + f * (high - low), 4) for f in args.budgets]
-    costs = lut.layer_costs(macro, [layer.choices for layer in Supernet(macro, splits.num_classes).layers])
+    costs = lut.layer_costs(macro, [spec.choices for spec in macro.layers()])
     density = {b: window_share(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, b, SearchConfig().budget_floor)) for b in budgets}
     print("share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2g} %" for b, d in density.items()), flush=True)
     runs = []

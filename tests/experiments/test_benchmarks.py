@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.scripts import run_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_smoke(script: str, *args: str) -> dict:
     """The benchmark's smoke run in a subprocess with a Ray of its own (not any other Ray running on the machine)."""
-    env = os.environ | {"RAY_ADDRESS": "local"}
-    done = subprocess.run([sys.executable, str(ROOT / script), "--smoke-test", *args], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([sys.executable, str(ROOT / script), "--smoke-test", *args], cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
 
 
 def test_supernet_cost_reports_ratios():
