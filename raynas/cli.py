@@ -11,14 +11,15 @@ from typing import Any, Sequence
 import yaml
 
 from raynas.checkpoints import CheckpointError
-from raynas.config import ConfigError, load_config
+from raynas.config import ConfigError, ExperimentConfig, check_dataset_folder, load_config
 from raynas.data.datasets import DatasetError
 from raynas.evaluation.report import ReportError, write_report
 from raynas.hardware.backend import HardwareUnavailable
+from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
 from raynas.orchestration.runtime import ClusterError
-from raynas.space.macro import SPACES
+from raynas.space.macro import SPACES, get_space
 from raynas.strategies import strategy_class, strategy_names
 from raynas.tracking.mlflow_tracker import TrackingError
 
@@ -86,7 +87,9 @@ def run_command(config: str, overrides: Sequence[str], resume: str | None = None
         print(f"[raynas] resuming run directory {resume}", flush=True)
         summary = resume_experiment(resume)
     else:
-        cfg = load_config(config, parse_overrides(overrides))
+        cfg = load_config(config, parse_overrides(overrides), check_data=False)
+        print_estimated_budgets(cfg)
+        check_dataset_folder(cfg)
         run_dir = new_run_dir(cfg)
         print(f"[raynas] run directory {run_dir}", flush=True)
         summary = run_experiment(cfg, run_dir)
@@ -96,6 +99,19 @@ def run_command(config: str, overrides: Sequence[str], resume: str | None = None
         print(f"report: {report} (and report.md)", flush=True)
     print(json.dumps(summary), flush=True)
     return summary
+
+
+def print_estimated_budgets(cfg: ExperimentConfig) -> None:
+    """Budgets of targets estimated from a published table or a roofline: known before any data or cluster."""
+    macro = get_space(cfg.space)
+    for tgt in cfg.targets:
+        if tgt.estimated:
+            est = tgt.estimate
+            lut = estimated_table(tgt.name, macro, est.table, est.device, est.batch_size)
+            low, high = lut.latency_range(macro)
+            source = lut.metadata.get("source", lut.metadata.get("device"))
+            budgets = ", ".join(f"{b:.2f}" for b in tgt.budgets(low, high))
+            print(f"[raynas] {tgt.name}: {lut.metadata['provenance']} estimate ({source}); space {macro.name} spans {low:.2f}-{high:.2f} ms; budgets {budgets} ms", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -44,6 +46,10 @@ class TargetConfig:
     @property
     def estimated(self) -> bool:
         return self.estimate is not None
+
+    def budgets(self, fastest_ms: float, slowest_ms: float) -> list[float]:
+        """The budgets in ms: as given, or the fractions placed between the fastest and slowest network."""
+        return list(self.budgets_ms) or [fastest_ms + f * (slowest_ms - fastest_ms) for f in self.budget_fractions]
 
 
 @dataclass(frozen=True)
@@ -137,8 +143,9 @@ class ExperimentConfig:
         return out | out.pop("sections")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read, parse and validate a YAML config; every problem is a ConfigError naming the field."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, check_data: bool = True) -> ExperimentConfig:
+    """Read, parse and validate a YAML config; every problem is a ConfigError naming the field.
+    ``check_data=False`` leaves the dataset folder to a later ``check_dataset_folder`` (see ``raynas run``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass one of experiments/configs/*.yaml")
@@ -150,10 +157,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise ConfigError(f"config file {path} must hold a mapping of fields, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
-    return parse_config(raw)
+    return parse_config(raw, check_data)
 
 
-def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+def parse_config(raw: dict[str, Any], check_data: bool = True) -> ExperimentConfig:
     """Build and validate; each registered strategy's section is parsed into that strategy's dataclass."""
     from raynas.strategies import strategy_class, strategy_names
 
@@ -165,9 +172,35 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     rest = {k: v for k, v in raw.items() if k not in classes}
     sections = {name: _build(cls.config_type, raw.get(name) or {}, f"{name}.") for name, cls in classes.items()}
     cfg = _build(ExperimentConfig, rest, "", extra=tuple(classes))
-    cfg = dataclasses.replace(cfg, sections=sections)
+    cfg = _expand_paths(dataclasses.replace(cfg, sections=sections))
     _validate(cfg, classes)
+    if check_data:
+        check_dataset_folder(cfg)
     return cfg
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_path(text: str) -> str:
+    """``~`` and ``${NAME}`` / ``${NAME:-default}`` in a path field, as a shell expands them, so one
+    config serves every clone (``${RAYNAS_DATA:-../shared/data}``). An unset name without a default stays."""
+    return os.path.expanduser(_VARIABLE.sub(lambda m: os.environ.get(m[1]) or (m[0] if m[2] is None else m[2]), text))
+
+
+def _expand_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Data root and latency-table paths with their variables expanded (the saved config holds the result)."""
+    targets = tuple(
+        dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=expand_path(t.estimate.table))) if t.estimate and t.estimate.table else t for t in cfg.targets
+    )
+    data = dataclasses.replace(cfg.data, root=expand_path(cfg.data.root)) if cfg.data.root else cfg.data
+    return dataclasses.replace(cfg, targets=targets, data=data)
+
+
+def check_dataset_folder(cfg: ExperimentConfig) -> None:
+    """The dataset folder exists (every dataset but the embedded MNIST reads one)."""
+    if cfg.data.dataset != "mnist-embedded":
+        _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
 
 
 def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
@@ -219,8 +252,6 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
     _check(cfg.space in SPACES, "space", f"unknown search space {cfg.space!r}; valid: {', '.join(SPACES.names())}")
     _check(cfg.data.dataset in DATASETS, "data.dataset", f"unknown dataset {cfg.data.dataset!r}; valid: {', '.join(DATASETS)}")
-    if cfg.data.dataset != "mnist-embedded":
-        _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
     _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
     _check(any(c.name == cfg.strategy for c in strategies.values()), "strategy",
            f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(sorted(c.name for c in strategies.values()))}")

@@ -11,6 +11,8 @@ External format (YAML or JSON), keyed like ProxylessNAS's mobile tables::
     fixed: {stem: 1.5, head: 2.1}          # ms; optional
     ops:
       - {input: [14, 14, 40], out_channels: 40, expansion: 6, kernel: 5, stride: 1, latency_ms: 3.2}
+
+or a table as ProxylessNAS and Once-for-All publish it (raynas/hardware/published.py), detected by its keys.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from raynas.hardware.lut import LatencyTable, LatencyTableError
+from raynas.hardware.published import import_published, is_published
 from raynas.space.macro import LayerSpec, MacroConfig
 from raynas.space.ops import SKIP, parse_mbconv
 
@@ -32,6 +35,8 @@ def import_table(path: str | Path, macro: MacroConfig) -> LatencyTable:
     """Read an external per-op table and map it onto ``macro``; missing ops are listed by key."""
     path = Path(path)
     raw = _read(path)
+    if is_published(raw):
+        return import_published(path, raw, macro)
     ops = raw.get("ops")
     if not isinstance(ops, list) or not ops:
         raise LatencyTableError(f"{path}: needs a non-empty 'ops' list of {{{', '.join(_OP_FIELDS)}}}")
@@ -61,7 +66,7 @@ def _read(path: Path) -> dict:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise LatencyTableError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
     if not isinstance(raw, dict):
-        raise LatencyTableError(f"{path} must hold a mapping with 'ops'")
+        raise LatencyTableError(f"{path} must hold a mapping: 'ops' (raynas's format) or layer keys (ProxylessNAS / Once-for-All)")
     return raw
 
 

@@ -418,8 +418,7 @@ def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable], rang
     macro, scenarios = get_space(cfg.space), []
     for tgt in cfg.targets:
         low, high = ranges[tgt.name] if ranges else luts[tgt.name].latency_range(macro)
-        budgets = list(tgt.budgets_ms) or [low + f * (high - low) for f in tgt.budget_fractions]
-        for b in budgets:
+        for b in tgt.budgets(low, high):
             if b < low:
                 raise ConfigError(f"config field targets ({tgt.name}): budget {b:.3f} ms is below the fastest network the search can return ({low:.3f} ms on this target); raise it")
             scenarios += [Scenario(tgt.name, round(b, 4), seed) for seed in range(cfg.seed, cfg.seed + cfg.evaluation.seeds)]
