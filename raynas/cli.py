@@ -24,7 +24,7 @@ from raynas.strategies import strategy_class, strategy_names
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
-COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "test_acc", "constrained")
+COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "measured_wall_ms", "test_acc", "constrained")
 COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "asha_acc_mean", "asha_gap_pp", "nas_ms_mean", "random_ms_mean")
 
 
@@ -42,8 +42,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def format_table(summary: dict[str, Any]) -> str:
     """The results table, then NAS versus random search per (target, budget), then where to look."""
     results = sorted(summary["results"], key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
-    rows = [[_cell(r[c]) for c in COLUMNS[:-1]] + [_constrained(r), _ratio(r)] for r in results]
+    rows = [[_cell(r.get(c)) for c in COLUMNS[:-1]] + [_constrained(r), _ratio(r)] for r in results]
     lines = _aligned(list(COLUMNS) + ["meas/pred"], rows)
+    lines += ["(latencies: ms in the unit of each target's latency table, its yardstick; measured_wall_ms: the same measurement in wall-clock ms of its moment)"]
     if summary.get("comparisons"):
         lines += ["", "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)"]
         lines += _aligned(list(COMPARISON_COLUMNS), [[_cell(c[k]) for k in COMPARISON_COLUMNS] for c in summary["comparisons"]])

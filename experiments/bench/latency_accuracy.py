@@ -2,9 +2,22 @@
 
 Builds the target's table (profiling every op), samples N random architectures of the space,
 measures each end to end on the target in interleaved rounds (twice: how well two measurements of
-the same networks agree bounds what any predictor can reach), and compares. Prints a table of the
-worst predictions and the summary; results go to Parquet (and to MLflow when a run is active).
-The last line is one JSON object: target, n, mape, within_10pct, kendall_tau.
+the same networks agree bounds what any predictor can reach), and compares. Runs in a process
+started with the target's allocator settings (it restarts itself with them).
+
+Then the **independent check**: every network is exported as the target ships it (TorchScript or
+ONNX, raynas/export.py) and timed by ``independent_timer.py`` -- ``torch.utils.benchmark`` medians,
+nothing of raynas -- each in a fresh process started with the target's environment, as a server
+serving that one network would be, beside the yardstick. This machine's speed moves by up to 1.6x
+within seconds, so each harness timing is brought to the median moment's speed by the yardstick
+timed beside it in the same process. ``unit_factor`` (wall-clock ms per table ms) is the median of
+harness over predicted latency: raynas's unit is the yardstick's fastest calls while its ratios pair
+each network call with a yardstick call right after another network (slower, its caches cold), so
+a table ms is not a tight-loop wall-clock ms; what must hold is that one factor fits every network.
+Two passes bound the harness's
+own noise. Prints the worst predictions and the summaries; results go to Parquet (and to MLflow
+when a run is active). The last line is one JSON object: target, n, mape, within_10pct,
+kendall_tau, independent_within_10pct, independent_kendall_tau, unit_factor, ...
 
     python experiments/bench/latency_accuracy.py --target cpu-1t [--n 100] [--smoke-test]
 """
@@ -14,6 +27,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,9 +39,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.config import ProfileConfig
+from raynas.export import export_network
 from raynas.hardware.accuracy import kendall_tau, prediction_accuracy, sample_architectures
+from raynas.hardware.backend import get_backend, yardstick
 from raynas.hardware.build import build_latency_table, input_shape
-from raynas.hardware.targets import get_target
+from raynas.hardware.process import VARIABLES, reexec_with
+from raynas.hardware.targets import HardwareTarget, get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
 
@@ -36,11 +57,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--smoke-test", action="store_true", help="10 architectures, few repeats")
+    parser.add_argument("--harness-n", type=int, default=40, help="networks of the independent check (the first of the N)")
+    parser.add_argument("--harness-passes", type=int, default=2, help="independent timings of every network (fresh processes each)")
+    parser.add_argument("--harness-rounds", type=int, default=5)
+    parser.add_argument("--smoke-test", action="store_true", help="10 architectures, few repeats, a 4-network independent check")
     args = parser.parse_args()
     if args.smoke_test:
-        args.n, args.repeats = 10, 10
+        args.n, args.repeats, args.harness_passes, args.harness_rounds = 10, 10, 1, 2
     target, macro = get_target(args.target), get_space(args.space)
+    reexec_with(target.process_env())
     start = time.perf_counter()
     profile = ProfileConfig()
     table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True)
@@ -60,9 +85,73 @@ def main() -> None:
     acc = variants[default]
     report(rows, variants, default, table, target.name, macro.name, time.perf_counter() - start)
     print(f"the same networks measured twice agree at Kendall tau {ceiling:.3f}: no predictor can rank them much better")
+    checked = archs[: 4 if args.smoke_test else args.harness_n]
+    harness = independent_timings(target, {a.arch_id: nets[a.arch_id] for a in checked}, args.harness_passes, args.harness_rounds)
+    independent = independent_report(rows, harness, target)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
-    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "remeasure_tau": round(ceiling, 3)} | {k: _rounded(v) for k, v in variants.items()}))
+    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "remeasure_tau": round(ceiling, 3)}
+                     | independent | {k: _rounded(v) for k, v in variants.items()}))
+
+
+TIMER = Path(__file__).with_name("independent_timer.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class Harness:
+    """The independent timings, wall-clock ms per network per pass, and the yardstick's ms in the same
+    process (alternating with the network: the machine's speed at that moment)."""
+
+    passes: list[dict[str, float]]
+    yardsticks: list[dict[str, float]]
+
+    def steady(self, p: int) -> dict[str, float]:
+        """Pass ``p``'s timings at the machine speed of the median moment: each divided by its process's
+        yardstick over the median yardstick."""
+        middle = statistics.median(v for y in self.yardsticks for v in y.values())
+        return {key: ms * middle / self.yardsticks[p][key] for key, ms in self.passes[p].items()}
+
+
+def independent_timings(target: HardwareTarget, nets: dict, passes: int, rounds: int) -> Harness:
+    """Time every network as shipped, each in a fresh process started with the target's environment,
+    beside the shipped yardstick; ``passes`` times over all networks, alternating their order."""
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES} | target.process_env()
+    timings, yardsticks = [{} for _ in range(passes)], [{} for _ in range(passes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = {key: export_network(net, shape, folder / key, target=target) for key, (net, shape) in nets.items()}
+        yard = export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
+        for p in range(passes):
+            for key in (list(files) if p % 2 == 0 else list(files)[::-1]):
+                entries = {name: {"file": str(d.model_file.relative_to(folder)), "shape": d.recipe["input_shape"]} for name, d in (("net", files[key]), ("yardstick", yard))}
+                manifest = folder / f"{key}.json"
+                manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
+                subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
+                ms = json.loads((folder / "out.json").read_text())
+                timings[p][key], yardsticks[p][key] = ms["net"], ms["yardstick"]
+    return Harness(timings, yardsticks)
+
+
+def independent_report(rows: list[dict], harness: Harness, target: HardwareTarget) -> dict:
+    """Predictions against the independent harness, after scaling by one unit factor: the median
+    ratio of harness ms (at the median moment's machine speed) to predicted table ms."""
+    steady = harness.steady(0)
+    for r in rows:
+        r["harness_ms"] = harness.passes[0].get(r["arch_id"])
+    mine = [r for r in rows if r["harness_ms"] is not None]
+    factor = statistics.median(steady[r["arch_id"]] / r["predicted_ms"] for r in mine)
+    scaled = [r["predicted_ms"] * factor for r in mine]
+    acc = prediction_accuracy(scaled, [steady[r["arch_id"]] for r in mine])
+    again = kendall_tau([steady[r["arch_id"]] for r in mine], [harness.steady(len(harness.passes) - 1)[r["arch_id"]] for r in mine]) if len(harness.passes) > 1 else None
+    print(f"\nindependent harness ({target.name}, allocator {target.allocator}; one fresh process per network, torch.utils.benchmark medians)")
+    print(f"unit factor {factor:.3f} wall-clock ms per table ms (median of harness / predicted; each harness timing at the median moment's speed, by the yardstick timed beside it)")
+    print(f"{'architecture':36s} {'predicted x factor':>18s} {'harness':>9s} {'error':>7s}")
+    for r, p in sorted(zip(mine, scaled), key=lambda x: -abs(x[1] / steady[x[0]["arch_id"]] - 1))[:6]:
+        print(f"{r['arch']:36s} {p:18.3f} {steady[r['arch_id']]:9.3f} {100 * (p / steady[r['arch_id']] - 1):+6.1f}%")
+    print(f"MAPE {acc.mape:.2f} %, within 10 % {100 * acc.within_10pct:.1f} %, Kendall tau {acc.kendall_tau:.3f} over {acc.n} networks"
+          + (f"; the harness against its own second pass: tau {again:.3f}" if again is not None else ""))
+    out = {"independent_n": acc.n, "independent_mape": round(acc.mape, 3), "independent_within_10pct": round(acc.within_10pct, 3), "independent_kendall_tau": round(acc.kendall_tau, 3)}
+    return out | {"independent_remeasure_tau": None if again is None else round(again, 3), "unit_factor": round(factor, 4), "allocator": target.allocator}
 
 
 def _rounded(acc) -> dict:

@@ -31,7 +31,8 @@ RESULTS_SCHEMA = pa.schema(
         ("arch_id", pa.string()),
         ("width_mult", pa.float64()),
         ("predicted_ms", pa.float64()),
-        ("measured_ms", pa.float64()),  # null on estimated targets
+        ("measured_ms", pa.float64()),  # in the unit of the target's latency table (its yardstick ms, raynas/hardware/timing.py); null on estimated targets
+        ("measured_wall_ms", pa.float64()),  # the same measurement in wall-clock ms of the moment it was taken
         ("estimated", pa.bool_()),  # the target's latency is an estimate (imported table or roofline), not a measurement
         ("test_acc", pa.float64()),
         ("constrained", pa.bool_()),  # the search's own argmax left the budget window and the window picked the result

@@ -44,7 +44,7 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
     for budget in sorted({r["budget_ms"] for r in mine if r["budget_ms"] is not None}):
         ax.axvline(budget, color="0.8", linestyle="--", linewidth=0.8, zorder=0)
     kind = "estimated (not measured)" if any(r.get("estimated") for r in mine) else "measured"
-    ax.set(xlabel=f"{kind} latency on {target} (ms)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
+    ax.set(xlabel=f"{kind} latency on {target} (ms of its table's yardstick unit)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -64,7 +64,7 @@ def frontier_plot(frontiers: list[dict], target: str, path: Path) -> Path:
                 front.append((x, y))
                 best = y
         ax.step(*zip(*front), where="post", color=colour, linewidth=1.2)
-    ax.set(xlabel=f"predicted latency on {target} (ms)", ylabel="validation accuracy (%)", title=f"{target}: search frontier (models trained during the search)")
+    ax.set(xlabel=f"predicted latency on {target} (ms of its table's yardstick unit)", ylabel="validation accuracy (%)", title=f"{target}: search frontier (models trained during the search)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

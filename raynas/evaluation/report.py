@@ -115,8 +115,11 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
             ])))
     blocks += [Block("heading", (2, "Found architectures")), Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
                Block("image", "report/architectures.png"), Block("heading", (2, "All results")),
-               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "test acc", "constrained", "argmax ms"], [
-                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated", f"{r['test_acc']:.4f}",
+               Block("text", "Latencies (budget, predicted, measured) are in the unit of each target's latency table: its yardstick ms "
+                     "(raynas/hardware/timing.py), wall-clock ms when the table was profiled. 'wall ms' is the same measurement in wall-clock ms of its moment."),
+               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "wall ms", "test acc", "constrained", "argmax ms"], [
+                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated",
+                    _num(r.get("measured_wall_ms"), ".3f"), f"{r['test_acc']:.4f}",
                     "n/a" if r.get("constrained") is None else ("yes" if r["constrained"] else "no"), _num(r.get("argmax_ms"), ".3f")]
                    for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
                ]))]

@@ -7,9 +7,11 @@ its backend. Backends import lazily so a CPU-only node never needs CUDA or ONNX 
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
+import torch
 from torch import nn
 
 from raynas._registry import Registry
@@ -45,6 +47,15 @@ def get_backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise KeyError(f"unknown latency backend {name!r}; valid names: {', '.join(sorted(_MODULES))}")
     return BACKENDS.get(name)
+
+
+def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """The TorchScript trace of ``module`` at ``example``'s shape: the file a torch target ships
+    (raynas/export.py) and what its backend times, so what was measured is what runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # resize_input's size check is constant per network
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice: it is still what torch servers load
+        return torch.jit.trace(module.eval(), example, check_trace=False)
 
 
 def yardstick() -> nn.Module:

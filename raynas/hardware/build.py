@@ -13,6 +13,7 @@ from torch import nn
 from raynas.hardware.accuracy import sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
 from raynas.hardware.lut import LatencyTable
+from raynas.hardware.timing import Latencies
 from raynas.hardware.targets import HardwareTarget
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
@@ -100,7 +101,7 @@ def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tup
 def identity(target: HardwareTarget) -> dict[str, str]:
     """What must match for op timings to be reused: device, library, threads, batch."""
     meta = _metadata(target, 0, 0)
-    return {k: meta[k] for k in ("backend", "threads", "device", "torch_version")} | {"batch_size": str(target.batch_size), "timing": "yardstick, call cost apart"}
+    return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {"batch_size": str(target.batch_size), "timing": "TorchScript/ONNX file, yardstick, call cost apart"}
 
 
 def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
@@ -140,7 +141,7 @@ def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int
 
 def measure_networks(
     nets: dict[Hashable, tuple[Architecture, dict | None]], target: HardwareTarget, num_classes: int, warmup: int, repeats: int, yardstick_ms: float | None = None
-) -> dict[Hashable, float]:
+) -> Latencies:
     """End-to-end latency in ms of several networks, timed in interleaved rounds: slow drifts of the
     machine hit them all alike, so their latencies compare fairly (NAS versus baselines, say).
     Pass a table's ``yardstick_ms`` to measure in that table's unit (raynas/hardware/timing.py)."""
@@ -161,12 +162,20 @@ def _metadata(target: HardwareTarget, warmup: int, repeats: int) -> dict[str, st
     return {
         "backend": target.backend,
         "threads": str(target.num_threads()),
-        "device": _cpu_name(),
+        "device": _device_name(target),
+        "allocator": target.allocator,
         "torch_version": torch.__version__,
         "warmup": str(warmup),
         "repeats": str(repeats),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _device_name(target: HardwareTarget) -> str:
+    """What the target's latencies depend on: the GPU model for a CUDA target, else the CPU model."""
+    if target.backend == "torch-cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return _cpu_name()
 
 
 def _cpu_name() -> str:

@@ -13,12 +13,11 @@ import functools
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Hashable
 
 import torch
 
 from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, yardstick
-from raynas.hardware.timing import paired_latency_ms
+from raynas.hardware.timing import Latencies, paired_latency_ms
 
 OPSET = 17
 
@@ -50,7 +49,7 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def measure_onnx_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> dict[Hashable, float]:
+def measure_onnx_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> Latencies:
     """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
     against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py)."""
     _onnxruntime()

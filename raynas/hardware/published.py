@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from raynas.hardware.lut import LatencyTable, LatencyTableError
-from raynas.space.macro import LayerSpec, MacroConfig
+from raynas.space.macro import MacroConfig
 from raynas.space.ops import SKIP, parse_mbconv
 
 BLOCK = "expanded_conv"

@@ -20,6 +20,18 @@ from typing import Callable, Hashable
 
 STEADY_QUANTILE = 0.1
 
+class Latencies(dict):
+    """Latency in ms per key, in the unit of a yardstick (see above), with ``wall_per_unit``: the
+    wall-clock ms one unit ms took while these were timed (1.0 when timed in wall-clock ms)."""
+
+    def __init__(self, values: dict, wall_per_unit: float = 1.0) -> None:
+        super().__init__(values)
+        self.wall_per_unit = wall_per_unit
+
+    def __reduce__(self):
+        return (Latencies, (dict(self), self.wall_per_unit))
+
+
 Call = Callable[[], object]
 Timer = Callable[[Call], float]  # runs a call once, returns its duration in ms
 
@@ -53,19 +65,20 @@ def interleaved_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, round
     return samples
 
 
-def steady_latency_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> dict[Hashable, float]:
+def steady_latency_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> Latencies:
     """Latency in ms of each call on an unloaded machine: the low quantile of interleaved timings
     (for devices whose own clock is not shared, such as a GPU timed with CUDA events)."""
-    return {key: quantile(times) for key, times in interleaved_ms(calls, warmup, repeats, rounds, timer).items()}
+    return Latencies({key: quantile(times) for key, times in interleaved_ms(calls, warmup, repeats, rounds, timer).items()})
 
 
 def paired_latency_ms(
     calls: dict[Hashable, Call], yardstick: Call, warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms, yardstick_ms: float | None = None
-) -> dict[Hashable, float]:
+) -> Latencies:
     """Latency in ms of each call, each timing paired with an adjacent yardstick timing (see above).
 
     ``yardstick_ms`` fixes the scale (say, the one a latency table was built with), so timings taken
     minutes apart share one unit; by default it is this session's own steady yardstick latency.
+    The result's ``wall_per_unit`` turns them into this moment's wall-clock ms.
     """
     yard: list[float] = []
 
@@ -75,5 +88,6 @@ def paired_latency_ms(
         return timer(call) / reference
 
     ratios = interleaved_ms(calls, warmup, repeats, rounds, ratio)
-    scale = yardstick_ms or quantile(yard)
-    return {key: statistics.median(r) * scale for key, r in ratios.items()}
+    now = quantile(yard)
+    scale = yardstick_ms or now
+    return Latencies({key: statistics.median(r) * scale for key, r in ratios.items()}, wall_per_unit=now / scale)

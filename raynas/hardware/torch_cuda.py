@@ -1,4 +1,4 @@
-"""Backend ``torch-cuda``: torch eager on a CUDA GPU, timed with CUDA events after warm-up.
+"""Backend ``torch-cuda``: TorchScript traces (the file a torch target ships) on a CUDA GPU, timed with CUDA events after warm-up.
 
 Each timed call is bracketed by two events on the current stream and synchronised, so the time is
 the GPU's execution of that call; interleaved rounds and a low quantile as on CPU. Without CUDA it
@@ -8,12 +8,11 @@ refuses: a CUDA target is never silently measured on the CPU.
 from __future__ import annotations
 
 import functools
-from typing import Hashable
 
 import torch
 
-from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
-from raynas.hardware.timing import steady_latency_ms
+from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, trace
+from raynas.hardware.timing import Latencies, steady_latency_ms
 
 
 def require_cuda() -> torch.device:
@@ -25,12 +24,12 @@ def require_cuda() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def measure_cuda_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> dict[Hashable, float]:
+def measure_cuda_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> Latencies:
     """Steady GPU time in ms of each module, from CUDA events around each call. GPU time does not
     move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
     device = require_cuda()
     inputs = {key: torch.randn(shape, device=device) for key, (_, shape) in modules.items()}
-    nets = {key: module.to(device).eval() for key, (module, _) in modules.items()}
+    nets = {key: trace(module.to(device), inputs[key]) for key, (module, _) in modules.items()}
     calls = {key: functools.partial(net, inputs[key]) for key, net in nets.items()}
     with torch.inference_mode():
         return steady_latency_ms(calls, warmup, repeats, rounds, timer=cuda_event_ms)

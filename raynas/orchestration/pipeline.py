@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import ray
 import yaml
 from ray import tune
+from torch import nn
 
 from raynas.checkpoints import load_state_dict
 from raynas.config import ConfigError, ExperimentConfig, parse_config
@@ -27,9 +28,11 @@ from raynas.data.datasets import load_splits
 from raynas.evaluation.compare import ASHA, HAND, RESULTS_SCHEMA, paired_comparisons
 from raynas.evaluation.record import PhaseClock, reproducibility_record, write_json
 from raynas.evaluation.report import write_report
+from raynas.export import deployment_path, export_network
 from raynas.hardware.cache import OpCache
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
+from raynas.hardware.targets import get_target
 from raynas.orchestration.asha import DeviceSecondsBudget, anytime, standalone_trial, survivor, window_candidates
 from raynas.orchestration.asha import scheduler as asha_scheduler
 from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, cluster_cpus, connect
@@ -37,6 +40,7 @@ from raynas.orchestration.tasks import cache_update, measure_latencies, on_targe
 from raynas.orchestration.trials import WEIGHTS_FILE, retrain_trial, searcher_trial
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
+from raynas.space.network import ChildNetwork
 from raynas.space.reference import mobilenet_v2_like, width_multiplier
 from raynas.strategies import Finalist, Job, Scenario, get_strategy
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
@@ -322,9 +326,10 @@ class Experiment:
         """The search's own target, or every target for a hand-designed reference."""
         return [finalist.target] if finalist.target else [t.name for t in self.cfg.targets]
 
-    def measure(self, finalists: list[Finalist], retrained: dict) -> dict[tuple[str, str], float]:
-        """Latency of every retrained finalist on its target(s): one task per target times all of that
-        target's networks in interleaved rounds, so methods are compared under the same machine state."""
+    def measure(self, finalists: list[Finalist], retrained: dict) -> dict[tuple[str, str], tuple[float, float]]:
+        """Latency of every retrained finalist on its target(s), in the table's unit and in wall-clock ms:
+        one task per target times all of that target's networks in interleaved rounds, so methods are
+        compared under the same machine state."""
         nets: dict[str, dict] = {t.name: {} for t in self.cfg.targets}
         for f in finalists:
             weights = weights_path(self.run_dir, f.key)
@@ -340,17 +345,20 @@ class Experiment:
                 continue  # unreachable hardware: its rows carry the estimate only
             unit = self.luts[target].yardstick_ms
             times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds, unit))
-            out |= {(key, target): ms for key, ms in times.items()}
+            out |= {(key, target): (ms, ms * times.wall_per_unit) for key, ms in times.items()}
         return out
 
-    def finalize(self, finalist: Finalist, retrain_result, measured: dict[tuple[str, str], float]) -> list[dict]:
-        """The finalist's result rows (one per target it was measured on), recorded in its MLflow child run."""
+    def finalize(self, finalist: Finalist, retrain_result, measured: dict[tuple[str, str], tuple[float, float]]) -> list[dict]:
+        """The finalist's result rows (one per target it was measured on), its exports, and its MLflow child run."""
         arch, rows = finalist.arch, []
+        net = ChildNetwork(arch, self.splits.num_classes)
+        net.load_state_dict(load_state_dict(weights_path(self.run_dir, finalist.key)))
         for target in self.targets_of(finalist):
             lut = self.table(target, arch.space)
             predicted = lut.predict(arch, get_space(arch.space)) if lut is not None else None
             if predicted is None and (finalist.key, target) not in measured:
                 continue  # a scaled reference on an estimated target: no table covers it
+            unit_ms, wall_ms = measured.get((finalist.key, target), (None, None))
             rows.append({
                 "key": finalist.key,
                 "target": target,
@@ -362,7 +370,8 @@ class Experiment:
                 "arch_id": arch.arch_id,
                 "width_mult": width_multiplier(arch.space),
                 "predicted_ms": None if predicted is None else round(predicted, 4),
-                "measured_ms": _rounded(measured.get((finalist.key, target))),
+                "measured_ms": _rounded(unit_ms),
+                "measured_wall_ms": _rounded(wall_ms),
                 "estimated": self.target(target).estimated,
                 "test_acc": round(retrain_result.metrics["test_acc"], 4),
                 "constrained": finalist.constrained,
@@ -371,8 +380,19 @@ class Experiment:
                 "evaluations": None if finalist.evaluations is None else int(finalist.evaluations),
                 "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
             })
+            self.export(net, rows[-1])
         record_finalist(self.tracker, self.run_dir, rows, arch)
         return rows
+
+
+    def export(self, net: nn.Module, row: dict) -> None:
+        """The network as its target runs it (TorchScript or ONNX) with its recipe (raynas/export.py)."""
+        estimated = self.target(row["target"]).estimated
+        target = None if estimated else get_target(row["target"])
+        batch = self.table(row["target"], row["space"]).batch_size if estimated else target.batch_size
+        macro = get_space(row["space"])
+        facts = {k: row[k] for k in ("key", "method", "arch", "space", "budget_ms", "predicted_ms", "measured_ms", "measured_wall_ms", "test_acc", "estimated")}
+        export_network(net, (batch, macro.in_channels, macro.input_size, macro.input_size), deployment_path(self.run_dir, row["key"], row["target"]), target=target, facts=facts)
 
 
 def trial_curve(result) -> list[tuple[float, float]]:

@@ -14,6 +14,7 @@ from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
 from raynas.hardware.cache import CachedOps
 from raynas.hardware.lut import LatencyTable
+from raynas.hardware.process import ALLOCATORS, check_started_with
 from raynas.hardware.targets import get_target
 from raynas.orchestration.runtime import worker_compute
 from raynas.search.proxyless import SearchConfig, warm_up
@@ -38,6 +39,7 @@ def profile_target(
     the driver's op cache for this target, reused when it was measured on this node's setting; the
     table's metadata carries this node's setting (``op_cache_identity``) for the driver to save."""
     p, target = profile, get_target(target_name)
+    check_started_with(ALLOCATORS.get(target.allocator))
     mine = identity(target)
     if cached is not None:
         known, reason = cached.usable_for(mine, cache_path)
@@ -69,6 +71,7 @@ def measure_latencies(
     Waits ``settle_seconds`` first: right after a Tune run, Ray is still stopping trial actors and
     starting fresh workers; measuring at once read +10 to +50% on a 2-core machine.
     """
+    check_started_with(ALLOCATORS.get(get_target(target_name).allocator))
     time.sleep(settle_seconds)
     archs = {key: (Architecture.from_dict(arch), state) for key, (arch, state) in nets.items()}
     return measure_networks(archs, get_target(target_name), num_classes, warmup, repeats, yardstick_ms)

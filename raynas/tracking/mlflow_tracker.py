@@ -54,7 +54,7 @@ class ExperimentTracker:
     """
 
     def __init__(self, uri: str, experiment: str, run_dir: Path, run_name: str) -> None:
-        self.uri = uri
+        self.uri, self.experiment = uri, experiment
         if uri.startswith(("http://", "https://")):  # a server that dies mid-run should cost seconds, not minutes of retries
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
@@ -128,6 +128,23 @@ class ExperimentTracker:
 
     def log_file(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         self._safe(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def log_dir(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        self._safe(self.client.log_artifacts, run_id, str(path), artifact_path)
+
+    def register(self, name: str, run_id: str, artifact_path: str, tags: dict[str, str]) -> str | None:
+        """Register the run's model at ``artifact_path`` as a new version of ``name`` (once per run:
+        a resumed run does not add a second version). Returns the version, None if already there."""
+
+        def register() -> str | None:
+            if self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+                return None
+            if not self.client.search_registered_models(f"name = '{name}'"):
+                self.client.create_registered_model(name, description="raynas: the NAS finalist of one (target, budget); versions are seeds and reruns")
+            source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+            return self.client.create_model_version(name, source, run_id=run_id, tags=tags).version
+
+        return self._safe(register)
 
     def finish(self, status: str = "FINISHED") -> None:
         self._safe(lambda: [self.client.set_terminated(run_id, status) for run_id in [*self.children.values(), self.parent_id]])

@@ -12,10 +12,12 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from raynas.evaluation.compare import HAND
+from raynas.evaluation.compare import ASHA, HAND, RANDOM
+from raynas.export import deployment_path
 from raynas.space.architecture import Architecture
 from raynas.space.macro import scaled_name
 from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
+from raynas.tracking.models import log_model, registered_name
 from raynas.tracking.tune_callback import trial_metrics
 
 def phases() -> list[str]:
@@ -55,6 +57,20 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
     tracker.log_file(run_id, weights_path(run_dir, first["key"]), "retrained")
     for r in rows:
         tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
+        record_deployment(tracker, run_id, run_dir, r)
+
+
+def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, row: dict[str, Any]) -> None:
+    """The finalist's export for one target; a NAS finalist's also as an MLflow Model, registered
+    under its (target, budget) so users find it by name (``models:/raynas-<experiment>-<target>-<budget>ms/<version>``)."""
+    folder = deployment_path(run_dir, row["key"], row["target"])
+    if not folder.is_dir():
+        return
+    tracker.log_dir(run_id, folder, f"deploy/{row['target']}")
+    if row["method"] in (RANDOM, ASHA, HAND):
+        return
+    tags = {"seed": str(row["seed"]), "test_acc": str(row["test_acc"]), "predicted_ms": str(row["predicted_ms"]), "measured_ms": str(row["measured_ms"]), "arch": row["arch"]}
+    log_model(tracker, run_id, folder, register_as=registered_name(tracker.experiment, row["target"], row["budget_ms"]), tags=tags)
 
 
 def record_outputs(tracker: ExperimentTracker, run_dir: Path) -> None:

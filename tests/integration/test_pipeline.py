@@ -11,8 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.evaluation.compare import ASHA, HAND, RANDOM
+from raynas.export import RECIPE_FILE, deployment_path
 from raynas.orchestration.pipeline import sync_mlflow
 from raynas.space.architecture import Architecture
+from raynas.tracking.models import registered_name
 from raynas.tracking.sync import weights_path
 
 PROXYLESS = "proxyless"
@@ -126,6 +128,24 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         assert Architecture.from_json(open(local).read()).to_string() == child.data.params["arch"]
 
 
+def test_every_result_ships_its_export_and_nas_finalists_are_registered_by_target_and_budget(tiny_run):
+    summary, run_dir = tiny_run
+    for r in summary["results"]:
+        folder = deployment_path(run_dir, r["key"], r["target"])
+        recipe = json.loads((folder / RECIPE_FILE).read_text())
+        assert (folder / recipe["file"]).is_file() and recipe["target"] == r["target"] and recipe["measured_ms"] == r["measured_ms"]
+        assert recipe["input_shape"][0] == (16 if r["target"] == "cpu-1t-b16" else 1)
+        assert r["measured_wall_ms"] > 0
+    client = MlflowClient(summary["mlflow_uri"])
+    nas = [r for r in summary["results"] if r["method"] == PROXYLESS]
+    names = {registered_name("tiny", r["target"], r["budget_ms"]) for r in nas}
+    assert {m.name for m in client.search_registered_models()} == names
+    for name in names:
+        versions = client.search_model_versions(f"name = '{name}'")
+        assert sorted(v.tags["seed"] for v in versions) == ["0", "1"]
+        assert {"MLmodel", "artifacts"} <= {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(versions[0].run_id, "model")}
+
+
 @pytest.mark.faults
 def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_path):
     """What `raynas sync-mlflow` does after the server was down: rebuild every run from the run
@@ -144,4 +164,5 @@ def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_
     assert {"architecture.json", "retrained", "lut"} <= {a.path for a in client.list_artifacts(nas.info.run_id)}
     again = sync_mlflow(run_dir, uri)
     assert again["finalists"] == FINALISTS and len(client.search_runs([exp.experiment_id])) == FINALISTS + 1
+    assert all(len(client.search_model_versions(f"name = '{m.name}'")) == len(SEEDS) for m in client.search_registered_models())
     assert [m.step for m in client.get_metric_history(nas.info.run_id, "search/val_acc")] == [0, 1]

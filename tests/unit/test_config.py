@@ -88,7 +88,7 @@ def test_bad_fields_are_named(raw, field):
 
 @pytest.mark.faults
 def test_unknown_target_lists_valid_ones():
-    with pytest.raises(ConfigError, match="valid: cpu-1t, cpu-1t-b16, cpu-all"):
+    with pytest.raises(ConfigError, match="valid: cpu-1t, cpu-1t-b16, cpu-1t-b16-tuned, cpu-all"):
         parse_config({"name": "t", "targets": [{"name": "tpu", "budgets_ms": [1.0]}]})
 
 

@@ -15,6 +15,8 @@ def test_every_target_has_a_backend_and_task_resources(name):
     assert get_backend(target.backend).name == target.backend
     options = target.task_resources()
     assert options["resources"] == {target.resource: 1} and options["num_cpus"] >= 1
+    assert options["runtime_env"] == {"env_vars": target.process_env()}  # the measuring process starts with the target's allocator
+    assert target.recipe()["allocator"] == target.allocator and target.recipe()["batch_size"] == str(target.batch_size)
 
 
 def test_unknown_backend_lists_valid_ones():
