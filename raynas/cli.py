@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "targets":
             for name in TARGETS.names():
                 t = TARGETS.get(name)
-                print(f"{name:12s} {t.resource:28s} {t.description}")
+                print(f"{name:18s} {t.backend:16s} allocator {t.allocator:14s} {t.description}")
         else:
             for name in SPACES.names():
                 m = SPACES.get(name)

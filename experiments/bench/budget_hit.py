@@ -26,6 +26,7 @@ import torch
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import build_latency_table
 from raynas.hardware.lut import LatencyTable
+from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import get_target
 from raynas.search.derive import budget_window
 from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
@@ -39,7 +40,9 @@ def latency_table(args, macro) -> LatencyTable:
     """The saved table given, else one profiled here and saved beside the results (reuse it with --table)."""
     if args.table:
         return LatencyTable.load(args.table)
-    lut = build_latency_table(get_target(args.target), macro, 10, warmup=5, repeats=args.repeats, calibration_archs=4, fit_scale=True)
+    target = get_target(args.target)
+    reexec_with(target.process_env())  # profile in a process started as the target's would be
+    lut = build_latency_table(target, macro, 10, warmup=5, repeats=args.repeats, calibration_archs=4, fit_scale=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     lut.save(Path(args.out) / f"{args.target}-{macro.name}.parquet")
     return lut

@@ -101,7 +101,7 @@ def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tup
 def identity(target: HardwareTarget) -> dict[str, str]:
     """What must match for op timings to be reused: device, library, threads, batch."""
     meta = _metadata(target, 0, 0)
-    return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {"batch_size": str(target.batch_size), "timing": "TorchScript/ONNX file, yardstick, call cost apart"}
+    return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {"batch_size": str(target.batch_size), "timing": "TorchScript/ONNX file, warm yardstick, call cost apart"}
 
 
 def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:

@@ -16,7 +16,7 @@ class HardwareTarget:
     """One deployment setting. Its nodes carry the Ray resource ``raynas_target:<name>``."""
 
     name: str
-    backend: str  # "torch-cpu" | "torch-cuda" | "onnxruntime-cpu" (see raynas/hardware/backend.py)
+    backend: str  # "torch-cpu" | "torch-cuda" (TorchScript traces) | "onnxruntime-cpu" (see raynas/hardware/backend.py)
     threads: int  # intra-op threads; 0 = all cores of the node
     batch_size: int  # images per inference call
     description: str
@@ -61,10 +61,10 @@ register_target = TARGETS.add_named
 get_target = TARGETS.get
 
 
-register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "torch eager, 1 CPU thread, batch 1 (single-image latency)"))
-register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "torch eager, 1 CPU thread, batch 16 (compute-bound core), glibc's default allocator"))
+register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "TorchScript, 1 CPU thread, batch 1 (single-image latency)"))
+register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "TorchScript, 1 CPU thread, batch 16 (compute-bound core)"))
 register_target(HardwareTarget("cpu-1t-b16-tuned", "torch-cpu", 1, 16, "cpu-1t-b16 in a process started with glibc's tuned thresholds (GLIBC_TUNABLES)", allocator="glibc-tuned"))
-register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "torch eager, all CPU threads of the node, batch 1"))
+register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "TorchScript, all CPU threads of the node, batch 1"))
 register_target(HardwareTarget("ort-cpu-1t", "onnxruntime-cpu", 1, 1, "ONNX Runtime on 1 CPU thread, batch 1 (a deployment runtime)"))
-register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "torch eager on one CUDA GPU, batch 1 (CUDA events)"))
-register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "torch eager on one CUDA GPU, batch 64 (CUDA events)"))
+register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "TorchScript on one CUDA GPU, batch 1 (CUDA events)"))
+register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "TorchScript on one CUDA GPU, batch 64 (CUDA events)"))

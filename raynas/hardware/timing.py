@@ -6,7 +6,11 @@ at Kendall tau 0.67 (medians) or 0.80 (10th percentiles). So on CPU every timed 
 an adjacent call of a fixed reference block, the *yardstick*: a load spike slows both, and their
 ratio stays put. Latency = median ratio x the yardstick's steady latency (its 10th percentile: the
 unloaded machine). The same two passes then agreed at tau 0.92, within 0.9 % per network (std).
-Costs one short extra call per timed call. A latency table records the yardstick latency it was
+The yardstick runs twice before each timed call and only its second run is timed: right after a
+network its caches are cold, and a cold yardstick read 1.3x (batch 1) to 2.3x (batch 16) its
+tight-loop time, which deflated big ops more than small ones and made a table ms that many
+wall-clock ms (experiments/bench/latency_accuracy.py's independent harness). Costs two short extra
+calls per timed call. A latency table records the yardstick latency it was
 built with and later measurements reuse it, so a table and the networks timed against it minutes
 later share one unit even when the machine's idle speed has moved.
 """
@@ -83,6 +87,7 @@ def paired_latency_ms(
     yard: list[float] = []
 
     def ratio(call: Call) -> float:
+        yardstick()  # untimed: warms the caches the previous call evicted (a cold yardstick read 1.3-2.3x slow)
         reference = timer(yardstick)
         yard.append(reference)
         return timer(call) / reference
