@@ -143,7 +143,7 @@ class ExperimentConfig:
         return out | out.pop("sections")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None, check_data: bool = True) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, check_data: bool = True) -> ExperimentConfig:
     """Read, parse and validate a YAML config; every problem is a ConfigError naming the field.
     ``check_data=False`` leaves the dataset folder to a later ``check_dataset_folder`` (see ``raynas run``)."""
     path = Path(path)
@@ -157,10 +157,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, check
         raise ConfigError(f"config file {path} must hold a mapping of fields, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
-    return parse_config(raw, check_data)
+    return parse_config(raw, check_data=check_data)
 
 
-def parse_config(raw: dict[str, Any], check_data: bool = True) -> ExperimentConfig:
+def parse_config(raw: dict[str, Any], *, check_data: bool = True) -> ExperimentConfig:
     """Build and validate; each registered strategy's section is parsed into that strategy's dataclass."""
     from raynas.strategies import strategy_class, strategy_names
 

@@ -86,7 +86,7 @@ def main() -> None:
     report(rows, variants, default, table, target.name, macro.name, time.perf_counter() - start)
     print(f"the same networks measured twice agree at Kendall tau {ceiling:.3f}: no predictor can rank them much better")
     checked = archs[: 4 if args.smoke_test else args.harness_n]
-    harness = independent_timings(target, {a.arch_id: nets[a.arch_id] for a in checked}, args.harness_passes, args.harness_rounds)
+    harness = independent_timings(target, {a.arch_id: nets[a.arch_id] for a in checked}, passes=args.harness_passes, rounds=args.harness_rounds)
     independent = independent_report(rows, harness, target)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
@@ -112,7 +112,7 @@ class Harness:
         return {key: ms * middle / self.yardsticks[p][key] for key, ms in self.passes[p].items()}
 
 
-def independent_timings(target: HardwareTarget, nets: dict, passes: int, rounds: int) -> Harness:
+def independent_timings(target: HardwareTarget, nets: dict, *, passes: int, rounds: int) -> Harness:
     """Time every network as shipped, each in a fresh process started with the target's environment,
     beside the shipped yardstick; ``passes`` times over all networks, alternating their order."""
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES} | target.process_env()

@@ -384,7 +384,6 @@ class Experiment:
         record_finalist(self.tracker, self.run_dir, rows, arch)
         return rows
 
-
     def export(self, net: nn.Module, row: dict) -> None:
         """The network as its target runs it (TorchScript or ONNX) with its recipe (raynas/export.py)."""
         estimated = self.target(row["target"]).estimated

@@ -26,8 +26,9 @@ def test_supernet_cost_reports_ratios():
 
 def test_latency_accuracy_reports_headline_keys(tmp_path):
     out = run_smoke("experiments/bench/latency_accuracy.py", "--target", "cpu-1t", "--out", str(tmp_path))
-    assert {"target", "n", "mape", "within_10pct", "kendall_tau", "remeasure_tau"} <= set(out)
+    assert {"target", "n", "mape", "within_10pct", "kendall_tau", "remeasure_tau", "independent_within_10pct", "independent_kendall_tau", "unit_factor"} <= set(out)
     assert out["n"] == 10 and 0 <= out["within_10pct"] <= 1 and -1 <= out["kendall_tau"] <= 1
+    assert out["independent_n"] == 4 and 0 <= out["independent_within_10pct"] <= 1 and out["unit_factor"] > 0 and out["allocator"] == "glibc-default"
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
 
 
