@@ -43,7 +43,7 @@ from raynas.export import export_network
 from raynas.hardware.accuracy import kendall_tau, prediction_accuracy, sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
 from raynas.hardware.build import build_latency_table, input_shape
-from raynas.hardware.process import VARIABLES, reexec_with
+from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import HardwareTarget, get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
@@ -115,7 +115,7 @@ class Harness:
 def independent_timings(target: HardwareTarget, nets: dict, *, passes: int, rounds: int) -> Harness:
     """Time every network as shipped, each in a fresh process started with the target's environment,
     beside the shipped yardstick; ``passes`` times over all networks, alternating their order."""
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES} | target.process_env()
+    env = os.environ | target.process_env()  # states every allocator variable, empty ones included
     timings, yardsticks = [{} for _ in range(passes)], [{} for _ in range(passes)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -23,7 +23,6 @@ from raynas.space.macro import MacroConfig
 from raynas.space.ops import SKIP, parse_mbconv
 
 BLOCK = "expanded_conv"
-HEAD_PARTS = ("Conv_1", "AvgPool2D", "Logits")  # AvgPool2D: Once-for-All's MobileNetV3 tables only
 
 
 def is_published(raw: dict) -> bool:
