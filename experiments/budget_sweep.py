@@ -71,7 +71,7 @@ def run_sweep(cfg: ExperimentConfig, log=print) -> dict:
     summary = run_experiment(cfg, run_dir, log=log)
     print("\n" + format_table(summary), flush=True)
     budgets = sorted({(r["target"], r["budget_ms"]) for r in summary["results"] if r["budget_ms"] is not None})
-    line = {"rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds} | headline(summary["comparisons"]) | {"run_dir": str(run_dir)}
+    line = {"dataset": cfg.data.dataset, "rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds} | headline(summary["comparisons"]) | {"run_dir": str(run_dir)}
     print(json.dumps(line), flush=True)
     return summary
 

@@ -189,11 +189,11 @@ def expand_path(text: str) -> str:
 
 
 def _expand_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Data root and latency-table paths with their variables expanded (the saved config holds the result)."""
-    targets = tuple(
-        dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=expand_path(t.estimate.table))) if t.estimate and t.estimate.table else t for t in cfg.targets
-    )
-    data = dataclasses.replace(cfg.data, root=expand_path(cfg.data.root)) if cfg.data.root else cfg.data
+    """Data root and latency-table paths with their variables expanded and made absolute against the
+    driver's directory, since trials run in directories of their own (the saved config holds the result)."""
+    full = lambda text: os.path.abspath(expand_path(text))  # noqa: E731
+    targets = tuple(dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=full(t.estimate.table))) if t.estimate and t.estimate.table else t for t in cfg.targets)
+    data = dataclasses.replace(cfg.data, root=full(cfg.data.root)) if cfg.data.root else cfg.data
     return dataclasses.replace(cfg, targets=targets, data=data)
 
 

@@ -100,11 +100,14 @@ def _head(indices: np.ndarray, limit: int | None) -> np.ndarray:
 
 
 def _partition(source: ImageSource, cfg: DataConfig) -> tuple[tuple, tuple, tuple]:
-    """(images, indices) of train, validation and test: from the pool, and the source's own test set when it has one."""
+    """(images, indices) of train, validation and test: from the pool, and the source's own test set when it has one.
+
+    An own test set is shuffled too: class folders list it class by class, so its first
+    ``eval_limit`` images would otherwise hold one or two classes."""
     own_test = source.test is not None
     train, val, test = split_indices(len(source.train), cfg.val_fraction, 0.0 if own_test else cfg.test_fraction, cfg.seed)
     if own_test:
-        test = np.arange(len(source.test))
+        test = np.random.default_rng(cfg.seed).permutation(len(source.test))
     test_set = source.test if own_test else source.train
     return (source.train, _head(train, cfg.limit)), (source.train, _head(val, cfg.eval_limit)), (test_set, _head(test, cfg.eval_limit))
 

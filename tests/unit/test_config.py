@@ -5,6 +5,7 @@ import pytest
 
 from raynas.cli import parse_overrides
 from raynas.config import ConfigError, load_config, parse_config
+from tests.conftest import shared_data
 
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("*.yaml"))
 
@@ -15,12 +16,21 @@ def minimal(**extra):
 
 ON_DISK = {"cifar10", "imagenet"}  # configs that read a dataset from a path absent here
 PUBLISHED_TABLE = {"proxyless-mobile-pixel1"}  # reads a table from ../shared/data too: tests/unit/test_cli_run.py
+SHARED_CIFAR = {p.stem for p in CONFIGS if p.stem.startswith("cifar10-")}  # read ${RAYNAS_DATA:-../shared/data}/cifar10
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ON_DISK | PUBLISHED_TABLE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ON_DISK | PUBLISHED_TABLE | SHARED_CIFAR], ids=lambda p: p.stem)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.targets and cfg.search.search_epochs > 0
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in SHARED_CIFAR], ids=lambda p: p.stem)
+def test_cifar10_configs_read_the_shared_data(path, tmp_path):
+    cfg = load_config(path, {"data.root": str(tmp_path)})
+    assert cfg.data.dataset == "cifar10" and cfg.evaluation.seeds >= 3 and len(cfg.targets) == 2
+    root = shared_data("cifar10")
+    assert load_config(path).data.root == str(root)
 
 
 @pytest.mark.faults

@@ -111,6 +111,15 @@ def test_cifar10_reads_jpeg_class_folders(tmp_path):
     assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (30, 10, 10, 10)
 
 
+def test_a_limited_own_test_split_samples_every_class(tmp_path):
+    """Class folders list the test set class by class; eval_limit must not keep only the first classes."""
+    classes = [f"c{i}" for i in range(10)]
+    _image_folders(tmp_path / "train", classes=classes, per_class=4, size=32)
+    _image_folders(tmp_path / "test", classes=classes, per_class=6, size=32)
+    splits = load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), eval_limit=20))
+    assert len(splits.test) == 20 and len(set(splits.test.labels.tolist())) >= 6
+
+
 @pytest.mark.faults
 def test_train_and_test_folders_with_different_classes_are_refused(tmp_path):
     _image_folders(tmp_path / "train", classes=("cat", "dog"))
