@@ -24,11 +24,13 @@ from raynas.orchestration.pipeline import new_run_dir, run_experiment
 SMOKE = {
     "name": "sweep-smoke",
     "data.limit": 1000,
+    "data.eval_limit": 500,
     "search.warmup_epochs": 1,
     "search.search_epochs": 1,
     "retrain.epochs": 1,
     "profile.repeats": 30,
     "profile.calibration_archs": 4,
+    "profile.settle_seconds": 2.0,
     "evaluation.seeds": 2,
     "evaluation.hand_designed_widths": [0.5],
     "evaluation.asha.max_epochs": 2,

@@ -89,6 +89,7 @@ class EvaluationConfig:
     random_train_fraction: float = 0.5  # share of the random search's time spent training the shared weights
     hand_designed_widths: tuple[float, ...] = (0.5, 1.0)  # MobileNetV2-style references (k3e6 everywhere); () for none
     report: bool = True  # write report.md / report.html with plots at the end
+    tuning: str = ""  # how the search settings were chosen: which split, which trials, what they cost (record and report show it)
     asha: ASHAConfig = field(default_factory=ASHAConfig)  # random search with early stopping (standalone training, Tune scheduler)
 
 

@@ -12,7 +12,11 @@
 Costs are CPU-seconds (threads x wall-clock). The last line is one JSON object with
 marginal_cost_ratio, break_even_scenarios, replica_speedup_2v1 (and kendall_tau, predictor RMSE).
 
-    python experiments/bench/amortized_search.py [--smoke-test]
+    python experiments/bench/amortized_search.py [--data cifar10] [--smoke-test]
+
+``--data mnist`` (default): the embedded MNIST subset on ``mnist-ofa``; ``--data cifar10``: CIFAR-10's
+JPEG folders under ``$RAYNAS_DATA`` (default ../shared/data) on ``cifar-ofa``, a 5,000-image training
+subset, targets cpu-1t and ort-cpu-1t.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from scipy.stats import kendalltau
 
 from raynas.config import ProfileConfig, parse_config
 from raynas.data.datasets import DataConfig, load_splits
+from raynas.data.sources import DatasetError, data_folder
 from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import connect
@@ -50,27 +55,52 @@ from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_u
 from raynas.training import evaluate, sgd, train_epoch
 from raynas.weights import load_numpy_state
 
-SPACE = "mnist-ofa"
-TARGETS = ("cpu-1t", "cpu-1t-b16")
 FRACTIONS = (0.25, 0.5, 0.75)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What one run benchmarks: the elastic space, its targets and data, and progressive shrinking."""
+
+    dataset: str
+    space: str
+    targets: tuple[str, str]
+    data: DataConfig
+    shrink: ShrinkConfig
+
+
+def setting(dataset: str, smoke: bool) -> Setting:
+    """``--data``'s space, targets, data and schedule (the smoke test's tiny ones)."""
+    epochs = dict(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1) if smoke else None
+    if dataset == "mnist":
+        shrink = ShrinkConfig(resolutions=(24, 28), **(epochs or dict(largest_epochs=3, kernel_epochs=2, depth_epochs=2, width_epochs=2)))
+        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), DataConfig(limit=300 if smoke else None), shrink)
+    try:
+        root = data_folder("cifar10")
+    except DatasetError as exc:
+        raise SystemExit(f"--data cifar10: {exc}") from None
+    data = DataConfig(dataset="cifar10", root=str(root), limit=600 if smoke else 5000, eval_limit=300 if smoke else 2000)
+    shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
+    return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/bench/amortized")
     parser.add_argument("--rank-subnets", type=int, default=20)
+    parser.add_argument("--data", choices=("mnist", "cifar10"), default="mnist", help="mnist: the embedded subset; cifar10: the JPEG folders under $RAYNAS_DATA")
     parser.add_argument("--smoke-test", action="store_true", help="tiny data and epochs: checks the plumbing in a few minutes")
     args = parser.parse_args()
     smoke = args.smoke_test
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = DataConfig(limit=300 if smoke else None)
-    shrink = ShrinkConfig(resolutions=(24, 28), largest_epochs=1 if smoke else 3, kernel_epochs=1 if smoke else 2, depth_epochs=1 if smoke else 2, width_epochs=1 if smoke else 2)
+    bench = setting(args.data, smoke)
+    data, shrink, space, targets = bench.data, bench.shrink, bench.space, bench.targets
     evolution = EvolutionConfig(population=16, generations=3, recheck_top=2) if smoke else EvolutionConfig()
     cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=24 if smoke else 200)
     search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
     profile = ProfileConfig(warmup=3 if smoke else 10, repeats=10 if smoke else 100, calibration_archs=4 if smoke else 8, settle_seconds=0 if smoke else 10)
-    connect(None, 2, list(TARGETS))
+    connect(None, 2, list(targets))
     rows, cost = [], {}
 
     def phase(name: str, threads: float, fn):
@@ -80,18 +110,18 @@ def main() -> None:
         rows.append((name, threads, cost[name]))
         return value
 
-    tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, shrink, profile) for t in TARGETS})
-    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", SPACE, data, shrink, 0, 2))
-    replicas, _weights = start_replicas(state, 2, SPACE, shrink.min_depth, resolutions(get_space(SPACE), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
-    speedup, throughput = replica_throughput(replicas, 8 if smoke else 32)
-    predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), SPACE, cfg, 0))
+    tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, space, shrink, profile) for t in targets})
+    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", space, data, shrink, 0, 2))
+    replicas, _weights = start_replicas(state, 2, space, shrink.min_depth, resolutions(get_space(space), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
+    speedup, throughput = replica_throughput(replicas, bench, 8 if smoke else 32)
+    predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, 0))
     log_predictor(predictor, fit, out)
-    scenarios = scenario_list(tables, shrink)
-    found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, out))
+    scenarios = scenario_list(tables, bench)
+    found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, bench, out))
     marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
-    pnas = proxyless_cost(tables[TARGETS[1]][SPACE], scenarios[len(FRACTIONS) + 1]["budget_ms"], data, search_cfg)
-    tau, pairs = rank_check(replicas, state, stats["num_classes"], data, cfg, SubnetLatency(tables[TARGETS[0]]), 3 if smoke else args.rank_subnets)
-    report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup)
+    pnas = proxyless_cost(tables[targets[1]][space], scenarios[len(FRACTIONS) + 1]["budget_ms"], bench, search_cfg)
+    tau, pairs = rank_check(replicas, state, stats["num_classes"], bench, cfg, SubnetLatency(tables[targets[0]]), 3 if smoke else args.rank_subnets)
+    report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup, bench)
     once = cost["OFA: train elastic supernet (once)"] + cost["OFA: accuracy predictor (once)"]
     saving = pnas["search"] - marginal
     print(json.dumps({
@@ -100,22 +130,25 @@ def main() -> None:
         "replica_speedup_2v1": round(speedup, 3),
         "kendall_tau": round(tau, 3),
         "predictor_rmse_heldout": round(fit["rmse_heldout"], 4),
+        "predictor_rmse_mean_baseline": round(fit["rmse_heldout_mean_baseline"], 4),
+        "rank_subnets": len(pairs),
+        "dataset": bench.dataset,
         "scenarios": len(found),
         "smoke_test": smoke,
     }))
 
 
-def profile_resolutions(target: str, shrink: ShrinkConfig, profile: ProfileConfig) -> dict:
+def profile_resolutions(target: str, space: str, shrink: ShrinkConfig, profile: ProfileConfig) -> dict:
     """The target's table for the space and each elastic resolution, all in the space table's unit."""
-    base = ray.get(on_target(profile_target, target).remote(target, SPACE, 10, profile, 0))
-    others = [s for s in resolution_spaces(SPACE, shrink) if s != SPACE]  # one at a time: profiling tasks must not share the cores
-    return {SPACE: base} | {s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others}
+    base = ray.get(on_target(profile_target, target).remote(target, space, 10, profile, 0))
+    others = [s for s in resolution_spaces(space, shrink) if s != space]  # one at a time: profiling tasks must not share the cores
+    return {space: base} | {s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others}
 
 
-def replica_throughput(replicas: list, n: int) -> tuple[float, dict[int, float]]:
+def replica_throughput(replicas: list, bench: Setting, n: int) -> tuple[float, dict[int, float]]:
     """Evaluations per second of 1 and of 2 replicas on the same subnets (after one warm call each)."""
-    net, gen = ElasticSupernet(get_space(SPACE), 10, 2, (24, 28)), torch.Generator().manual_seed(7)
-    archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), (24, 28)) for _ in range(n)]
+    net, gen = ElasticSupernet(get_space(bench.space), 10, 2, bench.shrink.resolutions), torch.Generator().manual_seed(7)
+    archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), bench.shrink.resolutions) for _ in range(n)]
     ray.get([r.evaluate.remote([archs[0].to_dict()]) for r in replicas])
     rates = {}
     for count in (1, 2, 1, 2):  # twice, interleaved; the better of each
@@ -135,20 +168,21 @@ def log_predictor(predictor, fit: dict, out: Path) -> None:
     tracker.finish()
 
 
-def scenario_list(tables: dict, shrink: ShrinkConfig) -> list[dict]:
+def scenario_list(tables: dict, bench: Setting) -> list[dict]:
     """Budgets at FRACTIONS between the fastest and the slowest OFA subnet on each target."""
-    macro, out = get_space(SPACE), []
-    genes = SubnetGenes(macro, shrink.min_depth, resolutions(macro, shrink))
-    for target in TARGETS:
+    macro, out = get_space(bench.space), []
+    genes = SubnetGenes(macro, bench.shrink.min_depth, resolutions(macro, bench.shrink))
+    for target in bench.targets:
         latency = SubnetLatency(tables[target])
         low, high = (latency(genes.architecture(genes.extreme(largest))) for largest in (False, True))
         out += [{"key": f"ofa:{target}@{low + f * (high - low):.3f}ms", "target": target, "budget_ms": low + f * (high - low), "seed": 0} for f in FRACTIONS]
     return out
 
 
-def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, out: Path) -> list:
+def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, bench: Setting, out: Path) -> list:
     """The pipeline's own evolution trials (checkpointed searcher, replicas re-check), one per scenario."""
-    experiment = parse_config({"name": "amortized", "space": SPACE, "strategy": "ofa", "targets": [{"name": t, "budgets_ms": [1.0]} for t in TARGETS], "ofa": dataclasses.asdict(cfg)})
+    experiment = parse_config({"name": "amortized", "space": bench.space, "strategy": "ofa", "targets": [{"name": t, "budgets_ms": [1.0]} for t in bench.targets],
+                               "data": dataclasses.asdict(bench.data), "ofa": dataclasses.asdict(cfg)})
     jobs = {s["key"]: Job(s["key"], "ofa", s["target"], 0, s["budget_ms"]) for s in scenarios}
     shared = {"replicas": {0: replicas}, "predictors": {0: predictor_payload(predictor)}, "tables": tables}
     trainable = tune.with_resources(tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1})
@@ -160,13 +194,13 @@ def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict,
 
 
 @ray.remote(num_cpus=1)
-def _proxyless(lut, budget_ms: float, data: DataConfig, cfg: SearchConfig) -> dict:
+def _proxyless(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> dict:
     """One ProxylessNAS search of the same space on one thread, as a pipeline trial runs it."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    splits = load_splits(data)
-    train, val, _ = splits.loaders(data.batch_size, 0)
-    supernet = Supernet(get_space(SPACE), splits.num_classes)
+    splits = load_splits(bench.data)
+    train, val, _ = splits.loaders(bench.data.batch_size, 0)
+    supernet = Supernet(get_space(bench.space), splits.num_classes)
     start = time.perf_counter()
     warm_up(supernet, train, cfg, 0)
     warm = time.perf_counter() - start
@@ -176,48 +210,47 @@ def _proxyless(lut, budget_ms: float, data: DataConfig, cfg: SearchConfig) -> di
     return {"warmup": warm, "search": time.perf_counter() - start - warm, "arch": metrics["arch"]}
 
 
-def proxyless_cost(lut, budget_ms: float, data: DataConfig, cfg: SearchConfig) -> dict:
-    return ray.get(_proxyless.remote(lut, budget_ms, data, cfg))
+def proxyless_cost(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> dict:
+    return ray.get(_proxyless.remote(lut, budget_ms, bench, cfg))
 
 
 @ray.remote(num_cpus=1)
-def _fine_tune(state: dict, arch: dict, num_classes: int, data: DataConfig, epochs: int) -> float:
+def _fine_tune(state: dict, arch: dict, num_classes: int, bench: Setting, epochs: int) -> float:
     """Extract the subnet with its supernet weights, fine-tune briefly, return full validation accuracy."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     arch = Architecture.from_dict(arch)
-    macro = get_space(SPACE)
-    net = ElasticSupernet(macro, num_classes, 2, (24, 28))
+    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
     load_numpy_state(net, state)
     child = net.extract(arch)
-    train, val, _ = load_splits(data).loaders(data.batch_size, 0)
+    train, val, _ = load_splits(bench.data).loaders(bench.data.batch_size, 0)
     optimizer = sgd(child.parameters(), 0.01, 0.9, 4e-5)
     for _ in range(epochs):
         train_epoch(child, train, optimizer, torch.nn.CrossEntropyLoss())
     return evaluate(child, val)
 
 
-def rank_check(replicas: list, state: dict, num_classes: int, data: DataConfig, cfg: OFAConfig, latency: SubnetLatency, n: int) -> tuple[float, list]:
+def rank_check(replicas: list, state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, latency: SubnetLatency, n: int) -> tuple[float, list]:
     """Kendall tau between shared-weight accuracy and briefly fine-tuned accuracy of ``n`` subnets.
 
     The subnets spread over the space: from a pool of 10n random ones, those at evenly spaced ranks
     of predicted latency, smallest to largest, as a search across budgets meets them. Uniform draws
     crowd the middle, where on MNIST the subnets' accuracies differ less than the validation noise.
     """
-    macro = get_space(SPACE)
+    macro = get_space(bench.space)
     genes, rng = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink)), np.random.default_rng(11)
     pool = sorted({genes.architecture(genes.random(rng)) for _ in range(10 * n)}, key=lambda a: (latency(a), a.arch_id))
     archs = [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
     shared = ReplicaPool(replicas).evaluate(archs)
     state_ref = ray.put(state)
-    tuned = ray.get([_fine_tune.remote(state_ref, a.to_dict(), num_classes, data, 1) for a in archs])
+    tuned = ray.get([_fine_tune.remote(state_ref, a.to_dict(), num_classes, bench, 1) for a in archs])
     tau = kendalltau(shared, tuned).statistic
     return float(tau), list(zip(archs, shared, tuned))
 
 
-def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup) -> None:
+def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup, bench: Setting) -> None:
     supernet = cost["OFA: train elastic supernet (once)"]
-    print(f"\nphase costs (CPU-seconds = threads x wall-clock), space {SPACE}, targets {', '.join(TARGETS)}")
+    print(f"\nphase costs (CPU-seconds = threads x wall-clock), data {bench.dataset}, space {bench.space}, targets {', '.join(bench.targets)}")
     print(f"{'phase':<40} {'threads':>7} {'cpu_s':>9}")
     for name, threads, cpu_s in rows:
         print(f"{name:<40} {threads:>7} {cpu_s:>9.1f}")

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from supernet_cost import LARGEST, flat_table, worst_pairs  # this folder: the same unit table and worst-case paths
@@ -36,6 +34,7 @@ from torch import nn
 
 from raynas.compute import Compute, ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
+from raynas.data.sources import DatasetError, data_folder
 from raynas.data.loading import endless
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.space.architecture import Architecture
@@ -47,15 +46,13 @@ from raynas.supernet.progressive import ShrinkConfig, phase_choices, shrinking_s
 from raynas.supernet.supernet import Supernet
 from raynas.training import sgd, train_epoch
 
-DATA_ROOT = Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-
-
 def data_config(name: str, batch: int, limit: int | None) -> tuple[DataConfig, str]:
     """The benchmark's dataset and the space that fits it."""
     if name == "cifar10":
-        root = DATA_ROOT / "cifar10"
-        if not root.is_dir():
-            raise SystemExit(f"--data cifar10 reads {root} (set RAYNAS_DATA to the folder holding cifar10/); it is absent here")
+        try:
+            root = data_folder("cifar10")
+        except DatasetError as exc:
+            raise SystemExit(f"--data cifar10: {exc}") from None
         return DataConfig(dataset="cifar10", root=str(root), batch_size=batch, limit=limit, eval_limit=2000), "cifar"
     return DataConfig(batch_size=batch, limit=limit), "mnist-small"
 

@@ -188,6 +188,15 @@ def read_fashion_mnist(root: Path) -> ImageSource:
     return ImageSource(part("train"), part("t10k"), 10, 1, 28, "none")
 
 
+def data_folder(name: str) -> Path:
+    """``$RAYNAS_DATA/<name>``, by default ``../shared/data/<name>`` beside the checkout: the real
+    datasets benchmarks read in place. Refused, naming the variable, when the folder is absent."""
+    root = Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+    if not (root / name).is_dir():
+        raise DatasetError(f"{root / name} is absent; set RAYNAS_DATA to the folder holding {name}/")
+    return root / name
+
+
 def read_cifar10(root: Path, size: int) -> ImageSource:
     """torchvision's pickled batches, or class folders of images under ``train/`` and ``test/``."""
     if (root / "cifar-10-batches-py").is_dir():

@@ -54,7 +54,10 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     grouped: dict[tuple, dict[int, dict[str, dict]]] = defaultdict(dict)
     nas = nas_methods()
     asha: dict[tuple, dict[int, float]] = defaultdict(dict)
+    hand: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
+        if r["method"] == HAND:
+            hand[(r["target"], r["seed"])].append(r)
         if r["method"] == ASHA:
             asha[(r["target"], r["budget_ms"])][r["seed"]] = r["test_acc"]
         if r["method"] in (*nas, RANDOM):
@@ -80,9 +83,29 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "p_value": paired_p_value(found, rnd),
                 "nas_ms_mean": float(np.mean([latency_ms(p[0]) for p in pairs])),
                 "random_ms_mean": float(np.mean([latency_ms(p[1]) for p in pairs])),
-            } | _versus_asha(pairs, asha.get((target, budget), {}))
+            } | _versus_asha(pairs, asha.get((target, budget), {})) | versus_hand_curve([p[0] for p in pairs], {s: hand[(target, s)] for s in by_seed})
         )
     return out
+
+
+def versus_hand_curve(found: list[dict[str, Any]], hand: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """NAS against the MobileNetV2-style widths of the same seed and target, read at NAS's measured
+    latency: linear between widths, and outside the widths' latency range the nearest width (so a NAS
+    net faster than every width is compared with the fastest). Seeds with fewer than two widths are
+    left out; ``hand_seeds`` counts the seeds compared, ``hand_inside`` those read between two widths."""
+    ours, theirs, inside = [], [], 0
+    for r in found:
+        curve = sorted((latency_ms(h), h["test_acc"]) for h in hand.get(r["seed"], []))
+        if len(curve) < 2:
+            continue
+        ms, (xs, ys) = latency_ms(r), zip(*curve)
+        inside += xs[0] <= ms <= xs[-1]
+        ours.append(r["test_acc"])
+        theirs.append(float(np.interp(ms, xs, ys)))
+    if not ours:
+        return {"hand_acc_at_nas_ms": None, "hand_gap_pp": None, "hand_p_value": None, "hand_seeds": 0, "hand_inside": 0}
+    return {"hand_acc_at_nas_ms": float(np.mean(theirs)), "hand_gap_pp": float(100 * (np.mean(ours) - np.mean(theirs))), "hand_p_value": paired_p_value(ours, theirs),
+            "hand_seeds": len(ours), "hand_inside": inside}
 
 
 def _versus_asha(pairs: list[tuple[dict, dict]], asha: dict[int, float]) -> dict[str, Any]:
@@ -110,10 +133,12 @@ def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
 def headline(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures a sweep is judged by: mean gap in percentage points and how often NAS wins."""
     gaps = [c["gap_pp"] for c in comparisons]
+    hand = [c["hand_gap_pp"] for c in comparisons if c.get("hand_gap_pp") is not None]
     return {
         "nas_minus_random_mean_pp": round(float(np.mean(gaps)), 3) if gaps else None,
         "nas_wins": sum(g > 0 for g in gaps),
         "comparisons": len(gaps),
+        "nas_minus_hand_curve_mean_pp": round(float(np.mean(hand)), 3) if hand else None,
     }
 
 

@@ -102,10 +102,11 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
             blocks += [Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
                        Block("image", f"report/frontier-{target}.png")]
         if mine:
-            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "NAS ms", "random ms"], [
+            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "MobileNetV2-style at NAS ms, acc %", "gap pp", "p", "NAS ms", "random ms"], [
                 [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),
                  f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), _num(None if c.get("asha_acc_mean") is None else 100 * c["asha_acc_mean"], ".2f"),
-                 _num(c.get("asha_gap_pp"), "+.2f"), _num(c.get("asha_p_value"), ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
+                 _num(c.get("asha_gap_pp"), "+.2f"), _num(c.get("asha_p_value"), ".3f"), _hand_cell(c), _num(c.get("hand_gap_pp"), "+.2f"),
+                 _num(c.get("hand_p_value"), ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
                 for c in mine
             ])))
         hand = summarize([r for r in rows if r["target"] == target and r["method"] == HAND], ("width_mult",))
@@ -126,6 +127,14 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
     return blocks + _record_blocks(record)
 
 
+def _hand_cell(c: dict) -> str:
+    """The MobileNetV2-style curve's accuracy at NAS's latency, saying on how many seeds it lay between two widths."""
+    if c.get("hand_acc_at_nas_ms") is None:
+        return "-"
+    where = "" if c["hand_inside"] == c["hand_seeds"] else f" ({c['hand_inside']}/{c['hand_seeds']} seeds between widths, else nearest width)"
+    return f"{100 * c['hand_acc_at_nas_ms']:.2f}{where}"
+
+
 def _record_blocks(record: dict | None) -> list[Block]:
     blocks = [Block("heading", (2, "Reproducibility record"))]
     if record is None:
@@ -142,6 +151,7 @@ def _record_blocks(record: dict | None) -> list[Block]:
         ])),
         Block("table", (["library", "version"], [[k, v] for k, v in record["libraries"].items()])),
         Block("text", f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}."),
+        Block("text", f"How the search settings were chosen: {record.get('tuning', 'not recorded')}"),
         Block("code", json.dumps(record["hyperparameters"], indent=2)),
     ]
 

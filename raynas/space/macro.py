@@ -213,6 +213,18 @@ register_space(
 )
 register_space(
     MacroConfig(
+        name="cifar-ofa",  # the Once-for-All space at CIFAR scale: cifar-small's layout, depth 2-4 per stage, expansion 3/4/6
+        input_size=32,
+        in_channels=3,
+        stem_channels=16,
+        stem_stride=1,
+        stages=(Stage(24, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2)),
+        head_channels=256,
+        expansions=(3, 4, 6),
+    )
+)
+register_space(
+    MacroConfig(
         name="proxyless-mobile",
         input_size=224,
         in_channels=3,

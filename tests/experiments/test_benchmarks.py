@@ -6,6 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import shared_data
 from tests.scripts import run_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +35,13 @@ def test_latency_accuracy_reports_headline_keys(tmp_path):
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
 
 
-def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
-    out = run_smoke("experiments/bench/amortized_search.py", "--out", str(tmp_path))
-    assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout"} <= set(out)
-    assert out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
+@pytest.mark.parametrize("data", ["mnist", "cifar10"])
+def test_amortized_search_reports_costs_and_replica_speedup(tmp_path, data):
+    if data == "cifar10":
+        shared_data("cifar10")
+    out = run_smoke("experiments/bench/amortized_search.py", "--out", str(tmp_path), "--data", data)
+    assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout", "predictor_rmse_mean_baseline"} <= set(out)
+    assert out["dataset"] == data and out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
     assert list(tmp_path.glob("mlartifacts/*/artifacts/predictor/predictor.pt"))  # artifacts beside the store, not in ./mlruns
 
@@ -48,8 +54,6 @@ def test_throughput_reports_ratios_against_the_bare_loop():
 
 
 def test_throughput_on_a_real_cifar10_slice():
-    from tests.conftest import shared_data
-
     shared_data("cifar10")
     out = run_smoke("experiments/bench/throughput.py", "--data", "cifar10")
     assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0

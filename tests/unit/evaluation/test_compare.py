@@ -19,6 +19,18 @@ def test_gap_is_paired_by_seed_and_p_value_is_the_paired_t_test():
     assert c["p_value"] == pytest.approx(stats.ttest_rel(nas, rnd).pvalue)
 
 
+def test_nas_is_read_against_the_hand_designed_curve_at_its_own_latency():
+    """Widths at 1 ms (80 %) and 3 ms (90 %): a NAS net at 2 ms meets the curve at 85 %; one at 0.5 ms the fastest width."""
+    hand = [row(HAND, s, a, ms=ms, width=w) for s in (0, 1) for w, ms, a in ((0.5, 1.0, 0.80), (1.0, 3.0, 0.90))]
+    nas = [row(PROXYLESS, 0, 0.87, ms=2.0), row(PROXYLESS, 1, 0.84, ms=0.5)]
+    [c] = paired_comparisons(hand + nas + [row(RANDOM, s, 0.8) for s in (0, 1)])
+    assert c["hand_acc_at_nas_ms"] == pytest.approx((0.85 + 0.80) / 2) and (c["hand_seeds"], c["hand_inside"]) == (2, 1)
+    assert c["hand_gap_pp"] == pytest.approx(100 * ((0.87 - 0.85) + (0.84 - 0.80)) / 2)
+    assert c["hand_p_value"] == pytest.approx(stats.ttest_rel([0.87, 0.84], [0.85, 0.80]).pvalue)
+    [alone] = paired_comparisons(nas + [row(RANDOM, s, 0.8) for s in (0, 1)])
+    assert alone["hand_gap_pp"] is None and alone["hand_inside"] == 0
+
+
 def test_unpaired_seeds_are_left_out_and_one_seed_has_no_p_value():
     rows = [row(PROXYLESS, 0, 0.9), row(RANDOM, 0, 0.8), row(PROXYLESS, 1, 0.99)]
     [c] = paired_comparisons(rows)
@@ -28,8 +40,8 @@ def test_unpaired_seeds_are_left_out_and_one_seed_has_no_p_value():
 
 def test_headline_counts_wins_over_comparisons():
     rows = [row(PROXYLESS, 0, 0.9, budget=1.0), row(RANDOM, 0, 0.8, budget=1.0), row(PROXYLESS, 0, 0.7, budget=2.0), row(RANDOM, 0, 0.8, budget=2.0)]
-    assert headline(paired_comparisons(rows)) == {"nas_minus_random_mean_pp": pytest.approx(0.0), "nas_wins": 1, "comparisons": 2}
-    assert headline([]) == {"nas_minus_random_mean_pp": None, "nas_wins": 0, "comparisons": 0}
+    assert headline(paired_comparisons(rows)) == {"nas_minus_random_mean_pp": pytest.approx(0.0), "nas_wins": 1, "comparisons": 2, "nas_minus_hand_curve_mean_pp": None}
+    assert headline([]) == {"nas_minus_random_mean_pp": None, "nas_wins": 0, "comparisons": 0, "nas_minus_hand_curve_mean_pp": None}
 
 
 def test_summarize_groups_hand_designed_by_width():

@@ -25,6 +25,7 @@ def saved_results(run_dir, record=True):
                                  "test_acc": acc + 0.01 * i + 0.001 * seed, "constrained": False, "search_seconds": 30.0, "retrain_seconds": 20.0})
         rows.append({"target": target, "budget_ms": None, "method": HAND, "seed": 0, "arch": "|".join(["k3e6"] * 6), "arch_id": "h", "width_mult": 0.5,
                      "predicted_ms": None, "measured_ms": 3.0 * scale, "test_acc": 0.9712, "constrained": None, "search_seconds": 0.0, "retrain_seconds": 20.0})
+        rows.append(rows[-1] | {"width_mult": 1.0, "measured_ms": 4.0 * scale, "test_acc": 0.98})
     run_dir.mkdir(exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA), run_dir / "results.parquet")
     if record:
@@ -33,7 +34,7 @@ def saved_results(run_dir, record=True):
             "trial_seconds": {PROXYLESS: {"search": 120.0, "retrain": 80.0, "finalists": 8}}, "libraries": {"torch": "2.14.1"},
             "hardware": {"cpu-1t": {"backend": "torch-cpu", "device": "AMD EPYC", "threads": "1", "batch_size": 1}},
             "data": {"dataset": "mnist-embedded", "sizes": {"train": 1, "val": 1, "test": 1}, "split_seed": 0, "protocol": "p"},
-            "hyperparameters": {"search": {"search_epochs": 3}},
+            "hyperparameters": {"search": {"search_epochs": 3}}, "tuning": "arch lr from two runs on validation data",
         }))
     return rows
 
@@ -51,6 +52,8 @@ def test_report_renders_from_a_saved_results_table(tmp_path):
     assert "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a |" in md  # paired gap per budget
     assert "| x0.5 | 1 | 97.12 +- 0.00 |" in md
     assert "| profile | 12.5 |" in md and "| total | 112.5 |" in md and "abc123" in md
+    assert "How the search settings were chosen: arch lr from two runs on validation data" in md
+    assert "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a | n/a | n/a | n/a | 97.12 (0/1 seeds between widths, else nearest width) | -2.12 |" in md
     assert "<table>" in page and "report/pareto-cpu-1t.png" in page and "abc123" in page
 
 
