@@ -79,7 +79,7 @@ def setting(dataset: str, smoke: bool) -> Setting:
         root = data_folder("cifar10")
     except DatasetError as exc:
         raise SystemExit(f"--data cifar10: {exc}") from None
-    data = DataConfig(dataset="cifar10", root=str(root), limit=600 if smoke else 5000, eval_limit=300 if smoke else 2000)
+    data = DataConfig(dataset="cifar10", root=str(root), limit=300 if smoke else 5000, eval_limit=200 if smoke else 2000)
     shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
     return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink)
 
