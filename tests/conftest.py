@@ -15,13 +15,15 @@ import pytest
 import torch
 import yaml
 
+from raynas.data.sources import shared_data_root
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Tests share two cores with Ray's workers (and, on a busy machine, with other processes): one
 # intra-op thread here, as every Ray trial has, keeps OpenMP from spin-waiting on a taken core.
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("RAYNAS_DATA", ROOT.parent / "shared" / "data"))
+SHARED_DATA = shared_data_root()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -147,7 +147,7 @@ def profile_resolutions(target: str, space: str, shrink: ShrinkConfig, profile: 
 
 def replica_throughput(replicas: list, bench: Setting, n: int) -> tuple[float, dict[int, float]]:
     """Evaluations per second of 1 and of 2 replicas on the same subnets (after one warm call each)."""
-    net, gen = ElasticSupernet(get_space(bench.space), 10, 2, bench.shrink.resolutions), torch.Generator().manual_seed(7)
+    net, gen = ElasticSupernet(get_space(bench.space), 10, bench.shrink.min_depth, bench.shrink.resolutions), torch.Generator().manual_seed(7)
     archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), bench.shrink.resolutions) for _ in range(n)]
     ray.get([r.evaluate.remote([archs[0].to_dict()]) for r in replicas])
     rates = {}

@@ -188,10 +188,15 @@ def read_fashion_mnist(root: Path) -> ImageSource:
     return ImageSource(part("train"), part("t10k"), 10, 1, 28, "none")
 
 
+def shared_data_root() -> Path:
+    """``$RAYNAS_DATA``, by default ``../shared/data`` beside the checkout: where the real datasets
+    that benchmarks and tests read in place live."""
+    return Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
+
 def data_folder(name: str) -> Path:
-    """``$RAYNAS_DATA/<name>``, by default ``../shared/data/<name>`` beside the checkout: the real
-    datasets benchmarks read in place. Refused, naming the variable, when the folder is absent."""
-    root = Path(os.environ.get("RAYNAS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+    """``<shared_data_root()>/<name>``; refused, naming the variable, when the folder is absent."""
+    root = shared_data_root()
     if not (root / name).is_dir():
         raise DatasetError(f"{root / name} is absent; set RAYNAS_DATA to the folder holding {name}/")
     return root / name
