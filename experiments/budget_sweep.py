@@ -20,17 +20,17 @@ from raynas.config import ExperimentConfig, load_config, parse_config
 from raynas.evaluation.compare import headline
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 
-# A minimal sweep: one target, two budgets, two seeds, one epoch per phase on 1,000 images.
+# A minimal sweep: one target, two budgets, two seeds, one epoch per phase on 512 images.
 SMOKE = {
     "name": "sweep-smoke",
-    "data.limit": 1000,
-    "data.eval_limit": 500,
+    "data.limit": 512,
+    "data.eval_limit": 256,
     "search.warmup_epochs": 1,
     "search.search_epochs": 1,
     "retrain.epochs": 1,
-    "profile.repeats": 30,
-    "profile.calibration_archs": 4,
-    "profile.settle_seconds": 2.0,
+    "profile.repeats": 10,
+    "profile.calibration_archs": 2,
+    "profile.settle_seconds": 0.0,
     "evaluation.seeds": 2,
     "evaluation.hand_designed_widths": [0.5],
     "evaluation.asha.max_epochs": 2,

@@ -98,7 +98,7 @@ TINY_SWEEP = {
     "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
     "retrain": {"epochs": 1},
     "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
-    "evaluation": {"seeds": 2, "hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2}},
+    "evaluation": {"seeds": 2, "hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2, "candidates": 6}},
 }
 
 

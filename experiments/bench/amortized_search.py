@@ -74,12 +74,12 @@ def setting(dataset: str, smoke: bool) -> Setting:
     epochs = dict(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1) if smoke else None
     if dataset == "mnist":
         shrink = ShrinkConfig(resolutions=(24, 28), **(epochs or dict(largest_epochs=3, kernel_epochs=2, depth_epochs=2, width_epochs=2)))
-        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), DataConfig(limit=300 if smoke else None), shrink)
+        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), DataConfig(limit=128 if smoke else None), shrink)
     try:
         root = data_folder("cifar10")
     except DatasetError as exc:
         raise SystemExit(f"--data cifar10: {exc}") from None
-    data = DataConfig(dataset="cifar10", root=str(root), limit=300 if smoke else 5000, eval_limit=200 if smoke else 2000)
+    data = DataConfig(dataset="cifar10", root=str(root), limit=128 if smoke else 5000, eval_limit=128 if smoke else 2000)
     shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
     return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink)
 
@@ -99,7 +99,7 @@ def main() -> None:
     evolution = EvolutionConfig(population=16, generations=3, recheck_top=2) if smoke else EvolutionConfig()
     cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=24 if smoke else 200)
     search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
-    profile = ProfileConfig(warmup=3 if smoke else 10, repeats=10 if smoke else 100, calibration_archs=4 if smoke else 8, settle_seconds=0 if smoke else 10)
+    profile = ProfileConfig(warmup=1, repeats=3, calibration_archs=1, settle_seconds=0) if smoke else ProfileConfig(warmup=10, repeats=100, calibration_archs=8, settle_seconds=10)
     connect(None, 2, list(targets))
     rows, cost = [], {}
 

@@ -67,12 +67,12 @@ def main() -> None:
     target, macro = get_target(args.target), get_space(args.space)
     reexec_with(target.process_env())
     start = time.perf_counter()
-    profile = ProfileConfig()
-    table = build_latency_table(target, macro, 10, warmup=10, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True)
+    profile = ProfileConfig(warmup=2, calibration_archs=4) if args.smoke_test else ProfileConfig()  # 4: the fewest a fitted scale takes
+    table = build_latency_table(target, macro, 10, warmup=profile.warmup, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True)
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
-    measured = target.measure(nets, warmup=5, repeats=args.repeats, yardstick_ms=table.yardstick_ms)
-    again = target.measure(nets, warmup=5, repeats=args.repeats, yardstick_ms=table.yardstick_ms)  # the measurement's own noise
+    measured = target.measure(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
+    again = target.measure(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)  # the measurement's own noise
     ceiling = kendall_tau([measured[a.arch_id] for a in archs], [again[a.arch_id] for a in archs])
     offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
     default = "fitted_scale" if profile.fit_scale else "offset_only"  # the predictor the pipeline uses by default

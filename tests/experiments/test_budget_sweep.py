@@ -42,7 +42,7 @@ def test_smoke_settings_give_one_target_two_budgets_two_seeds_and_the_asha_basel
 
 @pytest.mark.integration
 def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
-    """The CIFAR-10 sweep's smoke version on a 1,000-image slice: every row tested on a shuffled test
+    """The CIFAR-10 sweep's smoke version on a 512-image slice: every row tested on a shuffled test
     split (a class-ordered one read 0 % for every net), the JSON line naming the dataset."""
     root = shared_data("cifar10")
     argv = [sys.executable, "experiments/budget_sweep.py", "--config", "experiments/configs/cifar10-sweep.yaml", "--smoke-test", "--set", f"run_root={tmp_path}", "--set", f"data.root={root}"]
