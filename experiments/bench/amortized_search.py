@@ -6,8 +6,8 @@
 4. the accuracy predictor: random subnets evaluated on the replicas, MLP fitted, held-out RMSE
 5. one evolutionary search per (target, budget) as Tune trials (the marginal cost of a scenario)
 6. one ProxylessNAS search of the same space (warm-up + search), the per-scenario alternative
-7. ranking check: shared-weight accuracy of 20 subnets spread over the latency range against the
-   same subnets fine-tuned briefly
+7. ranking check: shared-weight accuracy of 20 subnets spread over the whole latency range (fastest
+   to slowest) against the same subnets fine-tuned briefly, both on the whole validation split
 
 Costs are CPU-seconds (threads x wall-clock). The last line is one JSON object with
 marginal_cost_ratio, break_even_scenarios, replica_speedup_2v1 (and kendall_tau, predictor RMSE).
@@ -48,7 +48,7 @@ from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.strategies import Job
 from raynas.strategies.ofa import build_evolution
-from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.elastic import ElasticSupernet, SubnetScorer
 from raynas.supernet.progressive import ShrinkConfig
 from raynas.supernet.supernet import Supernet
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
@@ -56,6 +56,7 @@ from raynas.training import evaluate, sgd, train_epoch
 from raynas.weights import load_numpy_state
 
 FRACTIONS = (0.25, 0.5, 0.75)
+RANK_CALIBRATION = 16  # training batches that recalibrate BatchNorm before a rank-check evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Setting:
     targets: tuple[str, str]
     data: DataConfig
     shrink: ShrinkConfig
+    rank_data: DataConfig  # the rank check's: the whole validation split, so its noise stays below the subnets' spread
 
 
 def setting(dataset: str, smoke: bool) -> Setting:
@@ -74,14 +76,15 @@ def setting(dataset: str, smoke: bool) -> Setting:
     epochs = dict(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1) if smoke else None
     if dataset == "mnist":
         shrink = ShrinkConfig(resolutions=(24, 28), **(epochs or dict(largest_epochs=3, kernel_epochs=2, depth_epochs=2, width_epochs=2)))
-        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), DataConfig(limit=128 if smoke else None), shrink)
+        data = DataConfig(limit=128 if smoke else None)
+        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), data, shrink, data)
     try:
         root = data_folder("cifar10")
     except DatasetError as exc:
         raise SystemExit(f"--data cifar10: {exc}") from None
     data = DataConfig(dataset="cifar10", root=str(root), limit=128 if smoke else 5000, eval_limit=128 if smoke else 2000)
     shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
-    return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink)
+    return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink, data if smoke else dataclasses.replace(data, eval_limit=None))
 
 
 def main() -> None:
@@ -120,15 +123,19 @@ def main() -> None:
     found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, bench, out))
     marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
     pnas = proxyless_cost(tables[targets[1]][space], scenarios[len(FRACTIONS) + 1]["budget_ms"], bench, search_cfg)
-    tau, pairs = rank_check(replicas, state, stats["num_classes"], bench, cfg, SubnetLatency(tables[targets[0]]), 3 if smoke else args.rank_subnets)
-    report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup, bench)
+    for replica in replicas:  # done with them: the rank check's fine-tunes take both cores
+        ray.kill(replica)
+    taus, pairs = rank_check(state, stats["num_classes"], bench, cfg, SubnetLatency(tables[targets[0]]), 3 if smoke else args.rank_subnets)
+    report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, speedup, bench)
     once = cost["OFA: train elastic supernet (once)"] + cost["OFA: accuracy predictor (once)"]
     saving = pnas["search"] - marginal
     print(json.dumps({
         "marginal_cost_ratio": round(marginal / cost["OFA: train elastic supernet (once)"], 4),
         "break_even_scenarios": math.ceil((once - pnas["warmup"]) / saving) if saving > 0 else None,
         "replica_speedup_2v1": round(speedup, 3),
-        "kendall_tau": round(tau, 3),
+        "kendall_tau": _finite(taus["all"]),
+        "kendall_tau_fast_half": _finite(taus["fast_half"]),
+        "kendall_tau_slow_half": _finite(taus["slow_half"]),
         "predictor_rmse_heldout": round(fit["rmse_heldout"], 4),
         "predictor_rmse_mean_baseline": round(fit["rmse_heldout_mean_baseline"], 4),
         "rank_subnets": len(pairs),
@@ -136,6 +143,11 @@ def main() -> None:
         "scenarios": len(found),
         "smoke_test": smoke,
     }))
+
+
+def _finite(value: float) -> float | None:
+    """Rounded for the JSON line; None where it is undefined (a tie makes Kendall tau NaN, which strict JSON lacks)."""
+    return None if math.isnan(value) else round(value, 3)
 
 
 def profile_resolutions(target: str, space: str, shrink: ShrinkConfig, profile: ProfileConfig) -> dict:
@@ -215,40 +227,63 @@ def proxyless_cost(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> 
 
 
 @ray.remote(num_cpus=1)
+def _shared_accuracy(state: dict, archs: list[dict], num_classes: int, bench: Setting) -> list[float]:
+    """Shared-weight accuracy of subnets on the whole rank-check validation split (BatchNorm
+    recalibrated on RANK_CALIBRATION training batches), on one thread."""
+    torch.set_num_threads(1)
+    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
+    load_numpy_state(net, state)
+    train, val, _ = load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
+    return SubnetScorer(net, train, val, RANK_CALIBRATION, len(val)).evaluate([Architecture.from_dict(a) for a in archs])
+
+
+@ray.remote(num_cpus=1)
 def _fine_tune(state: dict, arch: dict, num_classes: int, bench: Setting, epochs: int) -> float:
-    """Extract the subnet with its supernet weights, fine-tune briefly, return full validation accuracy."""
+    """Extract the subnet with its supernet weights, fine-tune briefly, return accuracy on the rank-check validation split."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     arch = Architecture.from_dict(arch)
     net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
     load_numpy_state(net, state)
     child = net.extract(arch)
-    train, val, _ = load_splits(bench.data).loaders(bench.data.batch_size, 0)
+    train, val, _ = load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
     optimizer = sgd(child.parameters(), 0.01, 0.9, 4e-5)
     for _ in range(epochs):
         train_epoch(child, train, optimizer, torch.nn.CrossEntropyLoss())
     return evaluate(child, val)
 
 
-def rank_check(replicas: list, state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, latency: SubnetLatency, n: int) -> tuple[float, list]:
-    """Kendall tau between shared-weight accuracy and briefly fine-tuned accuracy of ``n`` subnets.
+def rank_subnets(macro, min_depth: int, res: tuple[int, ...], latency: SubnetLatency, n: int) -> list[Architecture]:
+    """``n`` distinct subnets from the fastest to the slowest, sorted by latency: genes scaled toward
+    the largest choices by evenly spaced fractions. Uniform draws crowd the middle of the range,
+    where subnets differ by less than a 2,000-image validation split can tell apart."""
+    genes, rng, found = SubnetGenes(macro, min_depth, res), np.random.default_rng(11), {}
+    for i in range(n):
+        fraction = i / max(n - 1, 1)
+        for _ in range(50):
+            arch = genes.architecture(genes.scaled(fraction, rng))
+            if arch not in found:
+                found[arch] = None
+                break
+    return sorted(found, key=lambda a: (latency(a), a.arch_id))
 
-    The subnets spread over the space: from a pool of 10n random ones, those at evenly spaced ranks
-    of predicted latency, smallest to largest, as a search across budgets meets them. Uniform draws
-    crowd the middle, where on MNIST the subnets' accuracies differ less than the validation noise.
-    """
+
+def rank_check(state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, latency: SubnetLatency, n: int) -> tuple[dict[str, float], list]:
+    """Kendall tau between shared-weight and briefly fine-tuned accuracy of ``n`` subnets over the
+    latency range, and within its faster and its slower half (neighbours in latency are harder to order)."""
     macro = get_space(bench.space)
-    genes, rng = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink)), np.random.default_rng(11)
-    pool = sorted({genes.architecture(genes.random(rng)) for _ in range(10 * n)}, key=lambda a: (latency(a), a.arch_id))
-    archs = [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
-    shared = ReplicaPool(replicas).evaluate(archs)
-    state_ref = ray.put(state)
-    tuned = ray.get([_fine_tune.remote(state_ref, a.to_dict(), num_classes, bench, 1) for a in archs])
-    tau = kendalltau(shared, tuned).statistic
-    return float(tau), list(zip(archs, shared, tuned))
+    archs = rank_subnets(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink), latency, n)
+    state_ref, dicts = ray.put(state), [a.to_dict() for a in archs]
+    cut = len(dicts) // 2
+    shared = sum(ray.get([_shared_accuracy.remote(state_ref, part, num_classes, bench) for part in (dicts[:cut], dicts[cut:])]), [])
+    tuned = ray.get([_fine_tune.remote(state_ref, d, num_classes, bench, 1) for d in dicts])
+    half = len(archs) // 2
+    tau = lambda a, b: float(kendalltau(a, b).statistic)  # noqa: E731
+    taus = {"all": tau(shared, tuned), "fast_half": tau(shared[:half], tuned[:half]), "slow_half": tau(shared[half:], tuned[half:])}
+    return taus, list(zip(archs, shared, tuned))
 
 
-def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speedup, bench: Setting) -> None:
+def report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, speedup, bench: Setting) -> None:
     supernet = cost["OFA: train elastic supernet (once)"]
     print(f"\nphase costs (CPU-seconds = threads x wall-clock), data {bench.dataset}, space {bench.space}, targets {', '.join(bench.targets)}")
     print(f"{'phase':<40} {'threads':>7} {'cpu_s':>9}")
@@ -264,7 +299,8 @@ def report(rows, found, marginal, pnas, cost, fit, tau, pairs, throughput, speed
     print(f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)")
     print(f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), {fit['n_train']} train / {fit['n_heldout']} held out")
     print(f"replicas: {throughput[1]:.2f} evaluations/s with 1, {throughput[2]:.2f} with 2 (x{speedup:.2f})")
-    print(f"ranking: Kendall tau {tau:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets (spread over the latency range)")
+    print(f"ranking: Kendall tau {taus['all']:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets from the fastest to the slowest,")
+    print(f"  {taus['fast_half']:.3f} within the faster half and {taus['slow_half']:.3f} within the slower half ({'the whole validation split' if bench.rank_data.eval_limit is None else f'{bench.rank_data.eval_limit} validation images'})")
     for arch, shared, tuned in pairs:
         print(f"  {arch.space:<14} {arch.to_string():<70} shared {shared:.3f}  fine-tuned {tuned:.3f}")
 

@@ -88,6 +88,22 @@ class SubnetGenes:
             "r": pick(self.resolutions),
         }
 
+    def scaled(self, fraction: float, rng: np.random.Generator) -> dict:
+        """Genes drawn toward the largest choices by ``fraction`` (0: the fastest subnet, 1: the slowest):
+        each choice is the Binomial(options - 1, fraction)-th smallest, so draws over fractions in [0, 1]
+        span the whole latency range (uniform draws crowd its middle)."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        step = lambda options: sorted(options)[int(rng.binomial(len(options) - 1, fraction))]  # noqa: E731
+        layers = len(self.macro.layers())
+        floors = [min(self.min_depth, len(s)) for s in self.stages]
+        return {
+            "k": [step(self.macro.kernels) for _ in range(layers)],
+            "e": [step(self.macro.expansions) for _ in range(layers)],
+            "d": [step(range(floor, len(s) + 1)) for floor, s in zip(floors, self.stages)],
+            "r": step(self.resolutions),
+        }
+
     def mutate(self, genes: dict, prob: float, rng: np.random.Generator) -> dict:
         fresh = self.random(rng)
         pick = lambda mine, new: [n if rng.random() < prob else m for m, n in zip(mine, new)]  # noqa: E731

@@ -88,3 +88,14 @@ def test_subnet_latency_extremes_bound_every_subnet_and_are_reached():
     assert latency(genes.architecture(genes.extreme(True))) == pytest.approx(high)
     proxyless_low = _table("mnist-ofa", 0.01).latency_range(SPACE)[0]
     assert low < proxyless_low * 3 and low != proxyless_low  # OFA keeps >= 2 layers a stage; ProxylessNAS may skip all but fixed ones
+
+
+def test_scaled_genes_run_from_the_fastest_to_the_slowest_subnet():
+    genes = SubnetGenes(SPACE, 2, (24, 28))
+    latency = SubnetLatency({"mnist-ofa": _table("mnist-ofa", 0.01), "mnist-ofa@r24": _table("mnist-ofa@r24", 0.007)})
+    rng = np.random.default_rng(0)
+    assert genes.scaled(0.0, rng) == genes.extreme(largest=False) and genes.scaled(1.0, rng) == genes.extreme(largest=True)
+    means = [np.mean([latency(genes.architecture(genes.scaled(f, rng))) for _ in range(20)]) for f in (0.2, 0.5, 0.8)]
+    assert means[0] < means[1] < means[2]
+    with pytest.raises(ValueError, match="fraction"):
+        genes.scaled(1.5, rng)
