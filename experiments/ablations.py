@@ -15,48 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
 from raynas.cli import USER_ERRORS, parse_overrides
-from raynas.config import ConfigError, ExperimentConfig, load_config
+from raynas.evaluation import plans
 from raynas.evaluation.compare import nas_methods
+from raynas.evaluation.plans import VariantPlan
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 
 
-@dataclass(frozen=True)
-class AblationPlan:
-    base: str
-    overrides: dict[str, Any]
-    variants: dict[str, dict[str, Any]]
-
-    def config(self, variant: str, extra: dict[str, Any]) -> ExperimentConfig:
-        """The base config with the plan's and the variant's switches; a bad switch names its variant."""
-        try:
-            return load_config(self.base, {"name": f"ablation-{variant}"} | self.overrides | self.variants[variant] | extra)
-        except ConfigError as exc:
-            raise ConfigError(f"ablation variant {variant!r}: {exc}") from None
-
-
-def load_plan(path: str) -> AblationPlan:
-    """Read and check an ablation plan: a base config, shared switches, named variants (all validated up front)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"ablation plan {path} does not exist; pass experiments/configs/plans/ablations.yaml or a copy of it")
-    raw = yaml.safe_load(file.read_text())
-    if not isinstance(raw, dict) or set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
-        raise ConfigError(f"ablation plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)")
-    variants = raw.get("variants")
-    if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
-        raise ConfigError(f"ablation plan {path}: variants must map each name to its switches (an empty mapping is the base itself)")
-    plan = AblationPlan(raw["base"], dict(raw.get("set") or {}), {str(k): dict(v) for k, v in variants.items()})
-    for name in plan.variants:
-        plan.config(name, {})
-    return plan
+def load_plan(path: str) -> VariantPlan:
+    """The ablation plan at ``path``, every variant validated."""
+    return plans.load_plan(path, "ablation")
 
 
 def table(rows_by_variant: dict[str, list[dict]]) -> list[dict]:
@@ -83,11 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = load_plan(args.plan)
         extra = parse_overrides(args.overrides)
-        chosen = args.variant or list(plan.variants)
-        unknown = sorted(set(chosen) - set(plan.variants))
-        if unknown:
-            raise ConfigError(f"--variant {unknown[0]!r} is not in {args.plan}; valid: {', '.join(plan.variants)}")
-        configs = {v: plan.config(v, extra) for v in chosen}
+        configs = plan.configs(args.variant, extra)
+        chosen = list(configs)
         results, run_dirs = {}, {}
         for variant, cfg in configs.items():
             run_dir = new_run_dir(cfg)

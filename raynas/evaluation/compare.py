@@ -34,6 +34,7 @@ RESULTS_SCHEMA = pa.schema(
         ("measured_ms", pa.float64()),  # in the unit of the target's latency table (its yardstick ms, raynas/hardware/timing.py); null on estimated targets
         ("measured_wall_ms", pa.float64()),  # the same measurement in wall-clock ms of the moment it was taken
         ("estimated", pa.bool_()),  # the target's latency is an estimate (imported table or roofline), not a measurement
+        ("val_acc", pa.float64()),  # the retrained network's validation accuracy: what tuning reads (experiments/tune_search.py)
         ("test_acc", pa.float64()),
         ("constrained", pa.bool_()),  # the search's own argmax left the budget window and the window picked the result
         ("argmax_ms", pa.float64()),  # predicted latency of the search's own argmax of alpha (ProxylessNAS), before the window

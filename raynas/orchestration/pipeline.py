@@ -373,6 +373,7 @@ class Experiment:
                 "measured_ms": _rounded(unit_ms),
                 "measured_wall_ms": _rounded(wall_ms),
                 "estimated": self.target(target).estimated,
+                "val_acc": round(retrain_result.metrics["val_acc"], 4),
                 "test_acc": round(retrain_result.metrics["test_acc"], 4),
                 "constrained": finalist.constrained,
                 "argmax_ms": _rounded(finalist.argmax_ms),
