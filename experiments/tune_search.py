@@ -20,15 +20,18 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import ray
 
 from raynas.cli import USER_ERRORS, parse_overrides
 from raynas.evaluation import plans
 from raynas.evaluation.compare import RANDOM, nas_methods
 from raynas.evaluation.plans import VariantPlan
+from raynas.evaluation.record import write_json
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
-from raynas.orchestration.runtime import cluster_cpus
+from raynas.orchestration.runtime import cluster_cpus, connect
 
 
 @dataclass(frozen=True)
@@ -60,17 +63,37 @@ def score(rows: list[dict]) -> Score:
     return Score(float(np.mean([r["val_acc"] for r in nas])), float(np.mean(rand)) if rand else None, float(np.mean(hits)) if hits else float("nan"), len(nas))
 
 
-def run_variants(configs: dict, log=print) -> tuple[dict[str, Score], dict[str, float], dict[str, str]]:
-    """Every variant through the pipeline: its score, its core-seconds and its run directory."""
-    scores, costs, run_dirs = {}, {}, {}
-    for variant, cfg in configs.items():
-        run_dir = new_run_dir(cfg)
-        print(f"[raynas] tuning {variant}: run directory {run_dir}", flush=True)
-        start = time.perf_counter()
-        results = run_experiment(cfg, run_dir, log=log)["results"]
-        costs[variant] = (time.perf_counter() - start) * cluster_cpus()
-        scores[variant], run_dirs[variant] = score(results), str(run_dir)
-    return scores, costs, run_dirs
+def run_variants(plan: VariantPlan, configs: dict, out: Path, log=print) -> tuple[dict[str, Score], dict[str, float], dict[str, str]]:
+    """Every variant through the pipeline on one Ray: its score, core-seconds and run directory. A
+    finished variant is saved to ``out/<variant>.json`` and read back, not rerun, while its switches
+    config is unchanged (a crash or a stop loses no finished variant)."""
+    out.mkdir(parents=True, exist_ok=True)
+    first = next(iter(configs.values()))
+    started = connect(first.ray.address, first.ray.num_cpus, [t.name for t in first.targets if not t.estimated])
+    entries = {}
+    try:
+        for variant, cfg in configs.items():
+            saved = out / f"{variant}.json"
+            if saved.is_file() and json.loads(saved.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
+                print(f"[raynas] tuning {variant}: finished before, read from {saved}", flush=True)
+                entries[variant] = json.loads(saved.read_text())
+                continue
+            write_json(saved, run_variant(plan.variants[variant], cfg, log))
+            entries[variant] = json.loads(saved.read_text())  # as a later run reads it back
+    finally:
+        if started:
+            ray.shutdown()
+    return {v: score(e["rows"]) for v, e in entries.items()}, {v: e["core_seconds"] for v, e in entries.items()}, {v: e["run_dir"] for v, e in entries.items()}
+
+
+def run_variant(switches: dict, cfg, log) -> dict:
+    """One variant's pipeline run, reduced to what its score and cost need."""
+    run_dir = new_run_dir(cfg)
+    print(f"[raynas] tuning {cfg.name}: run directory {run_dir}", flush=True)
+    start = time.perf_counter()
+    results = run_experiment(cfg, run_dir, log=log)["results"]
+    rows = [{k: r[k] for k in ("method", "target", "budget_ms", "seed", "arch", "val_acc", "measured_ms")} for r in results]
+    return {"switches": switches, "config": cfg.to_dict(), "rows": rows, "core_seconds": (time.perf_counter() - start) * cluster_cpus(), "run_dir": str(run_dir)}
 
 
 def report(plan: VariantPlan, scores: dict[str, Score], costs: dict[str, float], run_dirs: dict[str, str]) -> dict:
@@ -94,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", default="experiments/configs/plans/cifar10-tuning.yaml")
     parser.add_argument("--variant", action="append", default=[], help="run only these variants (default: all)")
+    parser.add_argument("--out", default="runs/tuning", help="finished variants are kept in OUT/<plan name>/ and not rerun")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a switch for every variant")
     args = parser.parse_args(argv)
     try:
         plan = load_plan(args.plan)
         configs = plan.configs(args.variant, parse_overrides(args.overrides))
-        report(plan, *run_variants(configs))
+        report(plan, *run_variants(plan, configs, Path(args.out) / Path(args.plan).stem))
     except USER_ERRORS as exc:
         print(f"tune_search: error: {exc}", file=sys.stderr)
         return 2
