@@ -62,3 +62,18 @@ def test_an_unknown_variant_or_a_bad_switch_is_refused_before_any_run(tmp_path, 
     plan.write_text(f"base: {ROOT / 'experiments/configs/smoke.yaml'}\nvariants:\n  typo: {{search.arch_lrr: 0.1}}\n")
     with pytest.raises(ConfigError, match="tuning variant 'typo'.*arch_lrr"):
         tuning().load_plan(str(plan))
+
+
+@pytest.mark.integration
+def test_a_finished_variant_is_read_back_not_rerun(ray_session, tmp_path):
+    module = tuning()
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(f"base: {ROOT / 'experiments/configs/smoke.yaml'}\nvariants:\n  as-is: {{}}\n")
+    plan = module.load_plan(str(plan_file))
+    configs = plan.configs([], {})
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [_row("proxyless", 0.6, 0.1), _row("random", 0.5, 0.2)]
+    module.write_json(out / "as-is.json", {"switches": {}, "config": configs["as-is"].to_dict(), "rows": rows, "core_seconds": 12.0, "run_dir": "r"})
+    scores, costs, run_dirs = module.run_variants(plan, configs, out)
+    assert scores["as-is"].nas_val == pytest.approx(0.6) and costs == {"as-is": 12.0} and run_dirs == {"as-is": "r"}
