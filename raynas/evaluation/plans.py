@@ -40,7 +40,10 @@ def load_plan(path: str, kind: str) -> VariantPlan:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{kind} plan {path} does not exist; pass one of experiments/configs/plans/*.yaml or a copy of it")
-    raw = yaml.safe_load(file.read_text())
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{kind} plan {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
         raise ConfigError(f"{kind} plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)")
     variants = raw.get("variants")

@@ -62,6 +62,9 @@ def test_an_unknown_variant_or_a_bad_switch_is_refused_before_any_run(tmp_path, 
     plan.write_text(f"base: {ROOT / 'experiments/configs/smoke.yaml'}\nvariants:\n  typo: {{search.arch_lrr: 0.1}}\n")
     with pytest.raises(ConfigError, match="tuning variant 'typo'.*arch_lrr"):
         tuning().load_plan(str(plan))
+    plan.write_text("base: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        tuning().load_plan(str(plan))
 
 
 @pytest.mark.integration
