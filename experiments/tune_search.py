@@ -74,12 +74,13 @@ def run_variants(plan: VariantPlan, configs: dict, out: Path, log=print) -> tupl
     try:
         for variant, cfg in configs.items():
             saved = out / f"{variant}.json"
-            if saved.is_file() and json.loads(saved.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
+            entry = json.loads(saved.read_text()) if saved.is_file() else None
+            if entry is not None and entry["config"] == json.loads(json.dumps(cfg.to_dict())):
                 print(f"[raynas] tuning {variant}: finished before, read from {saved}", flush=True)
-                entries[variant] = json.loads(saved.read_text())
-                continue
-            write_json(saved, run_variant(plan.variants[variant], cfg, log))
-            entries[variant] = json.loads(saved.read_text())  # as a later run reads it back
+            else:
+                write_json(saved, run_variant(plan.variants[variant], cfg, log))
+                entry = json.loads(saved.read_text())  # as a later run reads it back
+            entries[variant] = entry
     finally:
         if started:
             ray.shutdown()

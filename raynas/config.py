@@ -144,18 +144,25 @@ class ExperimentConfig:
         return out | out.pop("sections")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, check_data: bool = True) -> ExperimentConfig:
-    """Read, parse and validate a YAML config; every problem is a ConfigError naming the field.
-    ``check_data=False`` leaves the dataset folder to a later ``check_dataset_folder`` (see ``raynas run``)."""
+def read_yaml_mapping(path: str | Path, what: str, hint: str) -> dict[str, Any]:
+    """A YAML file holding a mapping; a missing file, bad YAML or another shape is a ConfigError
+    naming ``what`` and the path (``hint``: what to pass instead of a missing file)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass one of experiments/configs/*.yaml")
+        raise ConfigError(f"{what} {path} does not exist; {hint}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of fields, got {type(raw).__name__}")
+        raise ConfigError(f"{what} {path} must hold a mapping of fields, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, check_data: bool = True) -> ExperimentConfig:
+    """Read, parse and validate a YAML config; every problem is a ConfigError naming the field.
+    ``check_data=False`` leaves the dataset folder to a later ``check_dataset_folder`` (see ``raynas run``)."""
+    raw = read_yaml_mapping(path, "config file", "pass one of experiments/configs/*.yaml")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return parse_config(raw, check_data=check_data)

@@ -226,14 +226,19 @@ def proxyless_cost(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> 
     return ray.get(_proxyless.remote(lut, budget_ms, bench, cfg))
 
 
+def _supernet(state: dict, num_classes: int, bench: Setting) -> ElasticSupernet:
+    """The elastic supernet of the bench's space with the trained weights."""
+    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
+    load_numpy_state(net, state)
+    return net
+
+
 @ray.remote(num_cpus=1)
 def _shared_accuracy(state: dict, archs: list[dict], num_classes: int, bench: Setting) -> list[float]:
     """Shared-weight accuracy of subnets on the whole rank-check validation split (BatchNorm
     recalibrated on RANK_CALIBRATION training batches), on one thread."""
     torch.set_num_threads(1)
-    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
-    load_numpy_state(net, state)
-    train, val, _ = load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
+    net, (train, val, _) = _supernet(state, num_classes, bench), load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
     return SubnetScorer(net, train, val, RANK_CALIBRATION, len(val)).evaluate([Architecture.from_dict(a) for a in archs])
 
 
@@ -242,10 +247,7 @@ def _fine_tune(state: dict, arch: dict, num_classes: int, bench: Setting, epochs
     """Extract the subnet with its supernet weights, fine-tune briefly, return accuracy on the rank-check validation split."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    arch = Architecture.from_dict(arch)
-    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
-    load_numpy_state(net, state)
-    child = net.extract(arch)
+    child = _supernet(state, num_classes, bench).extract(Architecture.from_dict(arch))
     train, val, _ = load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
     optimizer = sgd(child.parameters(), 0.01, 0.9, 4e-5)
     for _ in range(epochs):

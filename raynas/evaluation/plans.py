@@ -5,12 +5,9 @@ validated when the plan is read, before anything runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from raynas.config import ConfigError, ExperimentConfig, load_config
+from raynas.config import ConfigError, ExperimentConfig, load_config, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -37,14 +34,8 @@ class VariantPlan:
 
 def load_plan(path: str, kind: str) -> VariantPlan:
     """Read and check a plan: a base config, shared switches, named variants (all validated up front)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{kind} plan {path} does not exist; pass one of experiments/configs/plans/*.yaml or a copy of it")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{kind} plan {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict) or set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
+    raw = read_yaml_mapping(path, f"{kind} plan", "pass one of experiments/configs/plans/*.yaml or a copy of it")
+    if set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
         raise ConfigError(f"{kind} plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)")
     variants = raw.get("variants")
     if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
