@@ -25,6 +25,7 @@ SMOKE = {
     "name": "sweep-smoke",
     "data.limit": 512,
     "data.eval_limit": 256,
+    "data.test_limit": 256,
     "search.warmup_epochs": 1,
     "search.search_epochs": 1,
     "retrain.epochs": 1,

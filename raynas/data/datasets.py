@@ -39,6 +39,7 @@ class DataConfig:
     batch_size: int = 64
     limit: int | None = None  # keep only this many training images (quick runs)
     eval_limit: int | None = None  # keep at most this many validation and test images each (quick runs)
+    test_limit: int | None = None  # at most this many test images (None: eval_limit's); the test set is scored once, so it can be larger than validation
     image_size: int = 32  # imagefolder / cifar10 folders: images are resized and centre-cropped to this (match the space)
     in_memory: bool | None = None  # image folders decoded once and held as uint8; None: when they fit memory_limit_gb and are small
     memory_limit_gb: float = 4.0  # decoded size up to which in_memory=None holds a folder in memory
@@ -109,7 +110,7 @@ def _partition(source: ImageSource, cfg: DataConfig) -> tuple[tuple, tuple, tupl
     if own_test:
         test = np.random.default_rng(cfg.seed).permutation(len(source.test))
     test_set = source.test if own_test else source.train
-    return (source.train, _head(train, cfg.limit)), (source.train, _head(val, cfg.eval_limit)), (test_set, _head(test, cfg.eval_limit))
+    return (source.train, _head(train, cfg.limit)), (source.train, _head(val, cfg.eval_limit)), (test_set, _head(test, cfg.eval_limit if cfg.test_limit is None else cfg.test_limit))
 
 
 def _hold_in_memory(source: ImageSource, cfg: DataConfig, count: int) -> bool:

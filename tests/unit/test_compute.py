@@ -71,6 +71,16 @@ def test_channels_last_moves_models_and_image_batches():
     assert x.is_contiguous(memory_format=torch.channels_last) and y.tolist() == [0, 1]
 
 
+def test_channels_last_defaults_to_on_for_the_cpu_and_follows_an_explicit_setting():
+    assert Compute.from_config(ComputeConfig(device="cpu")).channels_last
+    assert not Compute.from_config(ComputeConfig(device="cpu", channels_last=False)).channels_last
+
+
+@pytest.mark.needs_cuda
+def test_channels_last_defaults_to_off_on_cuda():
+    assert not Compute.from_config(ComputeConfig(device="cuda")).channels_last
+
+
 def test_path_sampling_draws_on_the_cpu_generator_from_one_copy_of_alpha(monkeypatch):
     """A CPU generator cannot sample tensors on a GPU: sampling must read CPU copies of alpha."""
     supernet = Supernet(get_space("mnist-small"), 10)

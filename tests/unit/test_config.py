@@ -77,6 +77,7 @@ def test_defaults_fill_unspecified_sections():
         (minimal(ofa={"replica_gpus": 2.5}), "ofa.replica_gpus"),
         (minimal(data={"num_workers": -1}), "data.num_workers"),
         (minimal(data={"eval_limit": 0}), "data.eval_limit"),
+        (minimal(data={"test_limit": 0}), "data.test_limit"),
         (minimal(data={"in_memory": "yes"}), "data.in_memory"),
         (minimal(search={"search_epochs": 0}), "search.search_epochs"),  # a phase with nothing to do
         (minimal(retrain={"epochs": 0}), "retrain.epochs"),

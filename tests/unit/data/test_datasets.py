@@ -168,8 +168,8 @@ def test_real_cifar10_slice_loads_in_memory():
     from tests.conftest import shared_data
 
     root = shared_data("cifar10")
-    splits = load_splits(DataConfig(dataset="cifar10", root=str(root), limit=500, eval_limit=200))
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (500, 200, 200)
+    splits = load_splits(DataConfig(dataset="cifar10", root=str(root), limit=500, eval_limit=200, test_limit=300))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (500, 200, 300)
     assert splits.train.images.dtype == torch.uint8 and tuple(splits.train.images.shape[1:]) == (3, 32, 32)
     assert all(0.40 < m < 0.52 for m in splits.mean)  # CIFAR-10's channel means are 0.45-0.49
 
