@@ -143,6 +143,30 @@ def headline(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def budget_steps(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How NAS accuracy moves from each budget to the next wider one of the same target; a step is
+    beyond noise when it exceeds two standard errors of the difference of the two seed means."""
+    steps = []
+    for a, b in zip(comparisons, comparisons[1:]):
+        if a["target"] != b["target"]:
+            continue
+        noise = 2 * 100 * float(np.sqrt(a["nas_acc_std"] ** 2 / a["seeds"] + b["nas_acc_std"] ** 2 / b["seeds"]))
+        change = 100 * (b["nas_acc_mean"] - a["nas_acc_mean"])
+        steps.append({"target": a["target"], "from_ms": a["budget_ms"], "to_ms": b["budget_ms"], "change_pp": change, "noise_pp": noise, "beyond_noise": abs(change) > noise})
+    return steps
+
+
+def dominance(comparison: dict[str, Any]) -> str:
+    """NAS against random search in both accuracy and latency at one budget: dominates (at least as
+    good in both), dominated (at most as good in both) or trade-off."""
+    acc, ms = comparison["gap_pp"], comparison["nas_ms_mean"] - comparison["random_ms_mean"]
+    if acc >= 0 and ms <= 0:
+        return "dominates"
+    if acc <= 0 and ms >= 0:
+        return "dominated"
+    return "trade-off"
+
+
 def summarize(rows: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Mean and std of test accuracy and measured latency over seeds, grouped by ``keys``."""
     groups: dict[tuple, list[dict]] = defaultdict(list)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from raynas.evaluation.compare import HAND, RANDOM, headline, paired_comparisons, summarize
+from raynas.evaluation.compare import HAND, RANDOM, budget_steps, dominance, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, frontier_plot, over_time_plot, pareto_plot
 
 
@@ -102,13 +102,13 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
             blocks += [Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
                        Block("image", f"report/frontier-{target}.png")]
         if mine:
-            blocks.append(Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "MobileNetV2-style at NAS ms, acc %", "gap pp", "p", "NAS ms", "random ms"], [
+            blocks += [Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "MobileNetV2-style at NAS ms, acc %", "gap pp", "p", "NAS ms", "random ms"], [
                 [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),
                  f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), _num(None if c.get("asha_acc_mean") is None else 100 * c["asha_acc_mean"], ".2f"),
                  _num(c.get("asha_gap_pp"), "+.2f"), _num(c.get("asha_p_value"), ".3f"), _hand_cell(c), _num(c.get("hand_gap_pp"), "+.2f"),
                  _num(c.get("hand_p_value"), ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
                 for c in mine
-            ])))
+            ])), Block("text", _trend(mine))]
         hand = summarize([r for r in rows if r["target"] == target and r["method"] == HAND], ("width_mult",))
         if hand:
             blocks.append(Block("table", (["MobileNetV2-style width", "seeds", "acc %", "measured ms"], [
@@ -125,6 +125,22 @@ def _document(name: str, rows: list[dict], targets: list[str], record: dict | No
                    for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
                ]))]
     return blocks + _record_blocks(record)
+
+
+def _trend(mine: list[dict]) -> str:
+    """Whether NAS accuracy rises with the budget (each fall weighed against the seeds' noise), and
+    how often NAS beats random search on accuracy and latency together."""
+    path = " -> ".join(f"{100 * c['nas_acc_mean']:.2f}" for c in mine)
+    falls = [s for s in budget_steps(mine) if s["change_pp"] < 0]
+    if not falls:
+        trend = "it rises with the budget" if len(mine) > 1 else "one budget, so no trend"
+    else:
+        trend = "it does not rise everywhere: " + "; ".join(
+            f"{s['change_pp']:+.2f} points from {s['from_ms']:.3f} to {s['to_ms']:.3f} ms ({'beyond' if s['beyond_noise'] else 'within'} the seeds' noise, +-{s['noise_pp']:.2f})" for s in falls)
+    counts = {k: sum(dominance(c) == k for c in mine) for k in ("dominates", "dominated", "trade-off")}
+    return (f"NAS test accuracy over the budgets, tightest first: {path} %; {trend}. Against random search in accuracy and measured latency "
+            f"together, NAS is at least as good in both at {counts['dominates']}, at most as good in both at {counts['dominated']} and trades one for the other at "
+            f"{counts['trade-off']} of {len(mine)} budgets.")
 
 
 def _hand_cell(c: dict) -> str:

@@ -1,7 +1,7 @@
 import pytest
 from scipy import stats
 
-from raynas.evaluation.compare import HAND, RANDOM, headline, paired_comparisons, paired_p_value, summarize
+from raynas.evaluation.compare import HAND, RANDOM, budget_steps, dominance, headline, paired_comparisons, paired_p_value, summarize
 
 PROXYLESS = "proxyless"
 
@@ -48,3 +48,22 @@ def test_summarize_groups_hand_designed_by_width():
     rows = [row(HAND, s, 0.9 + 0.01 * s, width=w) for w in (0.5, 1.0) for s in range(2)]
     out = summarize(rows, ("width_mult",))
     assert [o["width_mult"] for o in out] == [0.5, 1.0] and out[0]["acc_mean"] == pytest.approx(0.905) and out[0]["n"] == 2
+
+
+def test_budget_steps_weigh_each_change_against_the_seeds_noise():
+    """Budget 1 ms: 80 / 82 %; 2 ms: 90 / 92 % (a rise of 10 points, far beyond noise); 3 ms: 89 / 91 % (a fall of 1 within it)."""
+    accs = {1.0: (0.80, 0.82), 2.0: (0.90, 0.92), 3.0: (0.89, 0.91)}
+    rows = [row(m, s, a if m == PROXYLESS else 0.5, budget=b) for b, pair in accs.items() for s, a in enumerate(pair) for m in (PROXYLESS, RANDOM)]
+    rows += [row(PROXYLESS, 0, 0.7, budget=1.0, target="other"), row(RANDOM, 0, 0.6, budget=1.0, target="other")]
+    steps = budget_steps(paired_comparisons(rows))
+    assert [(s["from_ms"], s["to_ms"]) for s in steps] == [(1.0, 2.0), (2.0, 3.0)]  # no step across targets
+    noise = 2 * 100 * (2 * 0.0141421356**2 / 2) ** 0.5  # two seeds each, std 1.41 points
+    assert steps[0]["change_pp"] == pytest.approx(10.0) and steps[0]["noise_pp"] == pytest.approx(noise, rel=1e-4) and steps[0]["beyond_noise"]
+    assert steps[1]["change_pp"] == pytest.approx(-1.0) and not steps[1]["beyond_noise"]
+
+
+def test_dominance_needs_both_accuracy_and_latency():
+    c = {"gap_pp": 1.0, "nas_ms_mean": 0.9, "random_ms_mean": 1.0}
+    assert dominance(c) == "dominates"
+    assert dominance(c | {"gap_pp": -1.0, "nas_ms_mean": 1.1}) == "dominated"
+    assert dominance(c | {"nas_ms_mean": 1.1}) == "trade-off" and dominance(c | {"gap_pp": -0.5}) == "trade-off"
