@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default 64 on the CPU, 256 on CUDA")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC models and batches (default: raynas's, on for the CPU)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per mode and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--smoke-test", action="store_true", help="2 steps x 2 rounds, batch 16")
@@ -185,7 +185,7 @@ def main() -> None:
 
 def report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup) -> None:
     device = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if args.channels_last else ''}; "
+    print(f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if compute.channels_last else ''}; "
           f"{args.rounds} rounds x {args.steps} steps; data loaded in {setup:.1f} s")
     labels = {"bare": "(a) bare loop, tensors on device", "retrain": "(b) raynas retraining", "search": "(c) search iteration, largest path",
               "search_sampled": "    search iteration, sampled paths", "ofa": "(d) OFA shrinking step", "loader": "loader alone"}
