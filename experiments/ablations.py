@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from raynas.cli import USER_ERRORS, parse_overrides
+from raynas.cli import exit_status, parse_overrides
 from raynas.evaluation import plans
 from raynas.evaluation.compare import nas_methods
 from raynas.evaluation.plans import VariantPlan
@@ -51,26 +51,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], help="run only these variants (default: all)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a switch for every variant")
     args = parser.parse_args(argv)
-    try:
+    results, run_dirs = {}, {}
+
+    def work() -> None:
         plan = load_plan(args.plan)
-        extra = parse_overrides(args.overrides)
-        configs = plan.configs(args.variant, extra)
-        chosen = list(configs)
-        results, run_dirs = {}, {}
-        for variant, cfg in configs.items():
+        for variant, cfg in plan.configs(args.variant, parse_overrides(args.overrides)).items():
             run_dir = new_run_dir(cfg)
             print(f"[raynas] ablation {variant}: run directory {run_dir}", flush=True)
             results[variant] = run_experiment(cfg, run_dir)["results"]
             run_dirs[variant] = str(run_dir)
-    except USER_ERRORS as exc:
-        print(f"ablations: error: {exc}", file=sys.stderr)
-        return 2
+
+    status = exit_status("ablations", work)
+    if status:
+        return status
     rows = table(results)
     print(f"\n{'target':<12}{'budget ms':>10}  {'variant':<24}{'seeds':>6}{'test acc %':>18}{'window picked':>15}{'argmax / B':>12}")
     for r in rows:
         over = "-" if r["argmax_over_budget"] is None else f"{r['argmax_over_budget']:.2f}"
         print(f"{r['target']:<12}{r['budget_ms']:>10.3f}  {r['variant']:<24}{r['seeds']:>6}{100 * r['acc_mean']:>11.2f} +- {100 * r['acc_std']:<4.2f}{r['window_picked']:>15}{over:>12}")
-    print(json.dumps({"variants": chosen, "rows": rows, "run_dirs": run_dirs}), flush=True)
+    print(json.dumps({"variants": list(results), "rows": rows, "run_dirs": run_dirs}), flush=True)
     return 0
 
 

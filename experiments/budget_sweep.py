@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from raynas.cli import USER_ERRORS, format_table, parse_overrides
+from raynas.cli import exit_status, format_table, parse_overrides
 from raynas.config import ExperimentConfig, load_config, parse_config
 from raynas.evaluation.compare import headline
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
@@ -59,12 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke-test", action="store_true", help="a minimal sweep (one target, two budgets, two seeds) in a few minutes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    try:
-        run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test))
-    except USER_ERRORS as exc:
-        print(f"budget_sweep: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("budget_sweep", lambda: run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test)))
 
 
 def run_sweep(cfg: ExperimentConfig, log=print) -> dict:

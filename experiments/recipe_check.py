@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raynas.cli import USER_ERRORS, parse_overrides
+from raynas.cli import exit_status, parse_overrides
 from raynas.compute import Compute
 from raynas.config import ConfigError, ExperimentConfig, load_config
 from raynas.data.datasets import load_splits
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="networks per width (default: the config's evaluation.seeds)")
     parser.add_argument("--workers", type=int, default=2, help="networks trained at once, each on ray.cpus_per_trial threads")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         cfg = load_config(args.config, parse_overrides(args.overrides))
         widths = args.widths or list(cfg.evaluation.hand_designed_widths)
         seeds = args.seeds or cfg.evaluation.seeds
@@ -108,10 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("recipe_check needs at least two widths (--widths), two seeds (--seeds) and one worker (--workers): a spread needs seeds and a separation needs widths")
         cache = cfg.data.cache_dir or str(Path("runs") / "recipe-check" / "data-cache")
         report(cfg, *run(replace(cfg, data=replace(cfg.data, cache_dir=cache)), widths, seeds, args.workers))
-    except USER_ERRORS as exc:
-        print(f"recipe_check: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("recipe_check", work)
 
 
 if __name__ == "__main__":

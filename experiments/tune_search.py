@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from raynas.cli import USER_ERRORS, parse_overrides
+from raynas.cli import exit_status, parse_overrides
 from raynas.evaluation import plans
 from raynas.evaluation.compare import RANDOM, nas_methods
 from raynas.evaluation.plans import VariantPlan
@@ -121,14 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/tuning", help="finished variants are kept in OUT/<plan name>/ and not rerun")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="a switch for every variant")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         plan = load_plan(args.plan)
         configs = plan.configs(args.variant, parse_overrides(args.overrides))
         report(plan, *run_variants(plan, configs, Path(args.out) / Path(args.plan).stem))
-    except USER_ERRORS as exc:
-        print(f"tune_search: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("tune_search", work)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -134,34 +134,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def exit_status(prog: str, work: Callable[[], object]) -> int:
+    """Run ``work``: 0 when it finishes, 2 with one line on stderr naming ``prog`` when the user's
+    input is wrong (every script's ``main`` ends this way)."""
     try:
-        if args.command == "run":
-            run_command(args.config, args.overrides, args.resume)
-        elif args.command == "sync-mlflow":
-            from raynas.orchestration.pipeline import sync_mlflow
-
-            print(json.dumps(sync_mlflow(args.run_dir, args.uri)))
-        elif args.command == "report":
-            for path in write_report(args.run_dir):
-                print(path)
-        elif args.command == "strategies":
-            for name in strategy_names():
-                cls = strategy_class(name)
-                print(f"{name:12s} {cls.label:16s} config section: {cls.section}")
-        elif args.command == "targets":
-            for name in TARGETS.names():
-                t = TARGETS.get(name)
-                print(f"{name:18s} {t.backend:16s} allocator {t.allocator:14s} {t.description}")
-        else:
-            for name in SPACES.names():
-                m = SPACES.get(name)
-                print(f"{name:12s} {len(m.layers())} layers, {m.num_architectures():.3g} architectures, {m.input_size}px")
+        work()
     except USER_ERRORS as exc:
-        print(f"raynas: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return exit_status("raynas", lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "run":
+        run_command(args.config, args.overrides, args.resume)
+    elif args.command == "sync-mlflow":
+        from raynas.orchestration.pipeline import sync_mlflow
+
+        print(json.dumps(sync_mlflow(args.run_dir, args.uri)))
+    elif args.command == "report":
+        for path in write_report(args.run_dir):
+            print(path)
+    elif args.command == "strategies":
+        for name in strategy_names():
+            cls = strategy_class(name)
+            print(f"{name:12s} {cls.label:16s} config section: {cls.section}")
+    elif args.command == "targets":
+        for name in TARGETS.names():
+            t = TARGETS.get(name)
+            print(f"{name:18s} {t.backend:16s} allocator {t.allocator:14s} {t.description}")
+    else:
+        for name in SPACES.names():
+            m = SPACES.get(name)
+            print(f"{name:12s} {len(m.layers())} layers, {m.num_architectures():.3g} architectures, {m.input_size}px")
 
 
 if __name__ == "__main__":

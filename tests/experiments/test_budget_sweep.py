@@ -36,6 +36,7 @@ def test_smoke_settings_give_one_target_two_budgets_two_seeds_and_the_asha_basel
     cfg = sweep.sweep_config(str(ROOT / "experiments" / "configs" / "sweep.yaml"), {"run_root": str(tmp_path)}, None, None, True)
     assert [t.budget_fractions for t in cfg.targets] == [(0.3, 0.7)] and cfg.evaluation.seeds == 2
     assert cfg.evaluation.asha.enabled and cfg.search.search_epochs == 1 and cfg.retrain.epochs == 1
+    assert cfg.data.eval_limit == cfg.data.test_limit == 256  # a config's larger test set is not scored in a smoke run
     spread = sweep.sweep_config(str(ROOT / "experiments" / "configs" / "sweep.yaml"), {}, 3, 4, False)
     assert all(t.budget_fractions == (0.25, 0.5, 0.75) for t in spread.targets) and spread.evaluation.seeds == 4
 
