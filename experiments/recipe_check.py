@@ -70,10 +70,10 @@ def run(cfg: ExperimentConfig, widths: list[float], seeds: int, workers: int) ->
     jobs = [Job(w, s) for w in widths for s in range(cfg.seed, cfg.seed + seeds)]
     load_splits(cfg.data)  # decode (and cache) the images once, before the workers read them
     with ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(train_one, cfg, job) for job in jobs]
+        futures, done = [pool.submit(train_one, cfg, job) for job in jobs], []
         for job, future in zip(jobs, futures):
-            print(f"[recipe_check] width {job.width:g} seed {job.seed}: validation accuracy {100 * future.result()[0]:.2f} %", flush=True)
-        done = [f.result() for f in futures]
+            done.append(future.result())
+            print(f"[recipe_check] width {job.width:g} seed {job.seed}: validation accuracy {100 * done[-1][0]:.2f} %", flush=True)
     accs = {w: [acc for job, (acc, _) in zip(jobs, done) if job.width == w] for w in widths}
     return accs, sum(sec for _, sec in done)
 

@@ -86,7 +86,7 @@ class Splits:
             if len(split) < batch_size:
                 raise DatasetError(f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)")
         if len(self.test) == 0:
-            raise DatasetError("the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.eval_limit), or use a dataset with its own test split")
+            raise DatasetError("the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.test_limit / data.eval_limit), or use a dataset with its own test split")
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:

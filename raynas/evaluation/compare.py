@@ -144,8 +144,9 @@ def headline(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def budget_steps(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """How NAS accuracy moves from each budget to the next wider one of the same target; a step is
-    beyond noise when it exceeds two standard errors of the difference of the two seed means."""
+    """How NAS accuracy moves from each budget to the next wider one of the same target (``comparisons``
+    in ``paired_comparisons``'s order); a step is beyond noise when it exceeds two standard errors
+    of the difference of the two seed means."""
     steps = []
     for a, b in zip(comparisons, comparisons[1:]):
         if a["target"] != b["target"]:
