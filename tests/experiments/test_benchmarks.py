@@ -62,3 +62,9 @@ def test_budget_hit_reports_hit_rates_of_both_losses(tmp_path):
     assert {"hit_rate", "hit_rate_old_loss", "median_lat_over_budget", "runs"} <= set(out)
     assert out["runs"] == 2 and 0 <= out["hit_rate"] <= 1 and out["median_lat_over_budget"] > 0
     assert (tmp_path / "budget_hit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_memory_format_reports_both_layouts_for_every_network():
+    out = run_smoke("experiments/bench/memory_format.py")
+    assert set(out["nhwc_vs_nchw"]) == {"MobileNetV2-style x0.25", "MobileNetV2-style x0.5", "MobileNetV2-style x1", "kernel-7 architecture", "supernet, sampled path"}
+    assert all(r > 0 for r in out["nhwc_vs_nchw"].values()) and out["min_ratio"] <= out["max_ratio"]
