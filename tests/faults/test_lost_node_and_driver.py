@@ -1,0 +1,152 @@
+"""Two faults in one simulated three-node cluster run, each checked by its own test:
+
+1. a worker node dies mid-search: the search trial it ran resumes on another node from its last
+   epoch checkpoint;
+2. the driver dies (SIGKILL) when the first retraining trial reports: ``resume_experiment`` on a
+   fresh cluster finishes the run without rerunning the finished searches, without duplicating
+   MLflow runs, and with exactly one result per (target, budget, method).
+
+Both halves run in subprocesses (a ``ray.cluster_utils.Cluster`` cannot share a process with the
+session Ray); the killed half runs in its own process group, so nothing it started outlives the test.
+The node is removed from a Tune callback (the driver's main thread) as soon as Tune has registered
+the first epoch checkpoint of a search trial running on it, so the loss always lands mid-search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.scripts import run_json_script
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, ray
+    from ray import tune
+    from ray.cluster_utils import Cluster
+    from raynas.config import parse_config
+    from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment
+
+    mode, root = sys.argv[1], sys.argv[2]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}})
+    cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
+    doomed = cluster.add_node(num_cpus=1) if mode == "start" else None
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+
+    class LoseNodeThenDriver(tune.Callback):
+        # Reaches the cluster through sys.modules: Tune pickles its callbacks, and a Cluster cannot be pickled.
+        # Tune's experiment state keeps it, so the resumed half unpickles it (from __main__) and it must do nothing there.
+        removed, recovered, victim, after = False, 0, None, []
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if sys.modules["__main__"].doomed is None:
+                return
+            if self.removed and trial.config["scenario"] == self.victim and "restored_step" in result:  # search results, not retraining
+                self.after.append((result["epoch"], result["restored_step"]))
+            if trial.trainable_name == "retrain_trial":  # searches are done, retraining is not: the driver dies
+                alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+                seen = {"removed": self.removed, "recovered": self.recovered, "victim_after_loss": self.after,
+                        "doomed_alive": sys.modules["__main__"].doomed.node_id in alive}
+                with open(os.path.join(root, "node-loss.json"), "w") as f:
+                    json.dump(seen, f)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_trial_save(self, iteration, trials, trial, **info):
+            # once Tune holds a search trial's first epoch checkpoint, the node under it goes
+            main, last = sys.modules["__main__"], trial.last_result
+            if main.doomed is not None and not self.removed and last.get("node_id") == main.doomed.node_id and last.get("epoch") == 0 and "restored_step" in last:
+                main.cluster.remove_node(main.doomed)
+                self.removed, self.victim = True, trial.config["scenario"]
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self.recovered += 1
+
+    try:
+        if mode == "start":
+            cfg = parse_config({
+                "name": "lost", "run_root": root,
+                "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
+                "data": {"limit": 128, "batch_size": 32},
+                "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
+                "retrain": {"epochs": 1},
+                "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first
+                "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
+                "evaluation": {"random_search": False, "hand_designed_widths": []},  # the NAS path alone: keeps the fault tests short
+            })
+            run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[LoseNodeThenDriver()])
+        else:
+            print(json.dumps(resume_experiment(mode, log=lambda _: None)))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    """
+)
+
+
+def last_results(run_dir: Path, phase: str) -> dict[str, float]:
+    """Timestamp of each trial's last reported result in a Tune phase."""
+    out = {}
+    for path in (run_dir / "tune" / phase).glob("*/result.json"):
+        last = json.loads(path.read_text().strip().splitlines()[-1])
+        out[last["config"]["scenario"]] = last["timestamp"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def lost_run(tmp_path_factory):
+    """The run whose worker node and then driver died, resumed: (node-loss observations, search
+    timestamps at the kill, the resumed summary, run directory)."""
+    root = tmp_path_factory.mktemp("lost")
+    killed = subprocess.Popen([sys.executable, "-c", SCRIPT, "start", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = killed.communicate(timeout=500)
+    finally:
+        _kill_group(killed.pid)
+    assert killed.returncode == -signal.SIGKILL, stderr[-3000:]
+    [run_dir] = [p for p in root.iterdir() if p.name.startswith("lost")]
+    searched = last_results(run_dir, "search")
+    assert not (run_dir / "results.parquet").exists()
+    summary = run_json_script(SCRIPT, str(run_dir), str(root), timeout=400)
+    return json.loads((root / "node-loss.json").read_text()), searched, summary, run_dir
+
+
+def test_search_survives_losing_a_worker_node(lost_run):
+    seen, _, summary, _ = lost_run
+    assert seen["removed"] and not seen["doomed_alive"] and seen["recovered"] >= 1
+    keys = [(r["target"], r["budget_ms"], r["method"]) for r in summary["results"]]
+    assert len(keys) == len(set(keys)) == 3 and {m for _, _, m in keys} == {"proxyless"}
+    assert sorted(t for t, _, _ in keys) == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
+    # the search that lost its node went on from its epoch-0 checkpoint: epochs 1 and 2, never epoch 0 again
+    assert seen["victim_after_loss"] == [[1, 0], [2, 0]]
+
+
+def test_resume_after_driver_loss_keeps_finished_trials_and_mlflow_runs(lost_run):
+    _, searched, summary, run_dir = lost_run
+    assert len(searched) == 3
+    assert last_results(run_dir, "search") == searched  # finished NAS searches were not rerun
+    assert (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
+    client = MlflowClient(summary["mlflow_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r.data.tags["raynas.scenario"] for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == len(set(children)) == 3
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def _kill_group(pid: int) -> None:
+    """Whatever the killed driver left running in its process group (Ray's agents) goes too."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
