@@ -4,20 +4,22 @@ early termination" baseline, for every strategy.
 Architectures are drawn uniformly from the scenario's latency window (the same rejection sampler as
 the weight-sharing random search), each trained *standalone* from scratch as a Tune trial, one
 epoch per iteration, scored on the validation split; ``ASHAScheduler`` (or ``HyperBandScheduler``)
-stops the weak ones. A stopper ends the whole run once the trials' device-seconds reach the paired
-NAS search's (its warm-up share included). The survivor, the best of the trials that went furthest,
-is retrained with the shared recipe like every finalist.
+stops the weak ones. Every scenario's trials run in one Tune experiment (actors start once, the
+cluster is shared), but each scenario has its own scheduler and its own budget: its trials stop
+once their device-seconds reach the paired NAS search's (its warm-up share included). The survivor,
+the best of the trials that went furthest, is retrained with the shared recipe like every finalist.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
 from raynas.config import ASHAConfig
 from raynas.data.datasets import load_splits
@@ -38,14 +40,15 @@ def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, f
     return [Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row))).to_string() for row in picks]
 
 
-def standalone_trial(config: dict, archs: list[str], space: str, cfg: Any, seed: int) -> None:
-    """Train one candidate from scratch with the retraining recipe's optimizer, one epoch per report."""
+def standalone_trial(config: dict, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: Any) -> None:
+    """Train one candidate of one scenario from scratch with the retraining recipe's optimizer, one epoch per report."""
+    arch = archs[config["scenario"]][config["candidate"]]
     torch.set_num_threads(cfg.ray.cpus_per_trial)
-    torch.manual_seed(seed)
+    torch.manual_seed(seeds[config["scenario"]])
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
-    train, val, _ = splits.loaders(cfg.data.batch_size, seed, compute.device)
-    model = compute.module(ChildNetwork(Architecture.from_string(space, archs[config["candidate"]]), splits.num_classes))
+    train, val, _ = splits.loaders(cfg.data.batch_size, seeds[config["scenario"]], compute.device)
+    model = compute.module(ChildNetwork(Architecture.from_string(space, arch), splits.num_classes))
     r = cfg.retrain
     optimizer = sgd(model.parameters(), r.lr, r.momentum, r.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
@@ -53,21 +56,60 @@ def standalone_trial(config: dict, archs: list[str], space: str, cfg: Any, seed:
         start = time.perf_counter()
         stats = train_epoch(model, train, optimizer, loss_fn, None, compute)
         acc = evaluate(model, val, cfg.evaluation.asha.eval_batches, compute)
-        tune.report({"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": archs[config["candidate"]], "epoch_seconds": time.perf_counter() - start})
+        tune.report({"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start})
 
 
-class DeviceSecondsBudget(tune.Stopper):
-    """Stops every trial once the trials' summed seconds times their devices reach ``seconds``."""
+class PerScenario(FIFOScheduler):
+    """Early stopping per scenario inside one Tune run: each scenario's trials (``config["scenario"]``)
+    are judged by their own ASHA / HyperBand, never against another scenario's, and all of them stop
+    once their summed seconds times ``devices`` reach that scenario's budget."""
 
-    def __init__(self, seconds: float, devices: float) -> None:
-        self.seconds, self.devices, self.spent = seconds, devices, 0.0
+    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], devices: float) -> None:
+        super().__init__()
+        self.inner = {key: scheduler(cfg) for key in budgets}
+        self.budgets, self.devices, self.spent = budgets, devices, dict.fromkeys(budgets, 0.0)
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        self.spent += result.get("time_this_iter_s", 0.0) * self.devices
-        return self.stop_all()
+    def set_search_properties(self, metric: Optional[str], mode: Optional[str], **spec) -> bool:
+        agreed = [s.set_search_properties(metric, mode, **spec) for s in self.inner.values()]
+        return all(agreed) and super().set_search_properties(metric, mode, **spec)
 
-    def stop_all(self) -> bool:
-        return self.spent >= self.seconds
+    def on_trial_add(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_add(controller, trial)
+
+    def on_trial_error(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_error(controller, trial)
+
+    def on_trial_complete(self, controller, trial: Trial, result: dict) -> None:
+        self._of(trial).on_trial_complete(controller, trial, result)
+
+    def on_trial_remove(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_remove(controller, trial)
+
+    def on_trial_result(self, controller, trial: Trial, result: dict) -> str:
+        """The scenario's scheduler decides, unless this result spends the scenario's budget: then every
+        trial of the scenario stops (the others mid-epoch, uncounted) and none of its pending ones starts."""
+        key = trial.config["scenario"]
+        decision = self.inner[key].on_trial_result(controller, trial, result)
+        self.spent[key] += result.get("time_this_iter_s", 0.0) * self.devices
+        if not self.exhausted(key):
+            return decision
+        for other in controller.get_trials():
+            if other is not trial and other.config["scenario"] == key and not other.is_finished():
+                controller.stop_trial(other)
+        return TrialScheduler.STOP
+
+    def choose_trial_to_run(self, controller) -> Trial | None:
+        """The first trial any scenario's scheduler would run (HyperBand resumes its paused trials in bracket order)."""
+        return next((t for s in self.inner.values() if (t := s.choose_trial_to_run(controller)) is not None), None)
+
+    def exhausted(self, key: str) -> bool:
+        return self.spent[key] >= self.budgets[key]
+
+    def debug_string(self) -> str:
+        return "\n".join(f"{key}: {self.spent[key]:.1f}/{self.budgets[key]:.1f} device-s; {s.debug_string()}" for key, s in self.inner.items())
+
+    def _of(self, trial: Trial) -> TrialScheduler:
+        return self.inner[trial.config["scenario"]]
 
 
 def scheduler(cfg: ASHAConfig):

@@ -33,8 +33,7 @@ from raynas.hardware.cache import OpCache
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
-from raynas.orchestration.asha import DeviceSecondsBudget, anytime, standalone_trial, survivor, window_candidates
-from raynas.orchestration.asha import scheduler as asha_scheduler
+from raynas.orchestration.asha import PerScenario, anytime, standalone_trial, survivor, window_candidates
 from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, cluster_cpus, connect
 from raynas.orchestration.tasks import cache_update, measure_latencies, on_target, profile_target
 from raynas.orchestration.trials import WEIGHTS_FILE, retrain_trial, searcher_trial
@@ -179,7 +178,7 @@ class Experiment:
             log(f"[raynas] random search with early stopping ({cfg.evaluation.asha.scheduler}): standalone trials within each NAS search's device-seconds")
             spent = {f.key: f.search_seconds * trial_devices(cfg) + prepare_share for f in found}
             with clock("asha_search"):
-                finalists += [self.early_stopped_random(n, s, spent[s.key(strategy.name)]) for n, s in enumerate(scenarios)]
+                finalists += self.early_stopped_random([Job.of(s, ASHA, budget_seconds=spent[s.key(strategy.name)]) for s in scenarios])
         strategy.release(self)
         finalists += hand_designed(cfg, sorted({s.seed for s in scenarios}))
         log(f"[raynas] retraining {len(finalists)} finalists with one recipe")
@@ -191,33 +190,40 @@ class Experiment:
             measured = self.measure(finalists, retrained)
         return [row for f in finalists for row in self.finalize(f, retrained[f.key], measured)]
 
-    def early_stopped_random(self, index: int, scenario: Scenario, device_seconds: float) -> Finalist:
-        """Random architectures from the scenario's window trained standalone under a Tune scheduler, until
-        the trials' device-seconds reach ``device_seconds``; the survivor is the finalist."""
+    def early_stopped_random(self, jobs: list[Job]) -> list[Finalist]:
+        """For each job, random architectures from its scenario's window trained standalone under a Tune
+        scheduler until its trials' device-seconds reach ``job.budget_seconds``; each scenario's survivor
+        is its finalist. One Tune run holds every scenario, each judged and budgeted on its own."""
         cfg, asha = self.cfg, self.cfg.evaluation.asha
-        job = Job.of(scenario, ASHA, budget_seconds=device_seconds)
-        self.tracker.child(job.key, {"raynas.method": ASHA, "raynas.target": scenario.target, "raynas.budget_ms": str(scenario.budget_ms), "raynas.seed": str(scenario.seed)})
-        archs = window_candidates(self.luts[scenario.target], get_space(cfg.space), scenario.budget_ms, cfg.search.budget_floor, asha.candidates, scenario.seed)
-        stopper = DeviceSecondsBudget(device_seconds, trial_devices(cfg))
-        trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, space=cfg.space, cfg=cfg, seed=scenario.seed), trial_resources(cfg))
+        archs, seeds = {}, {job.key: job.seed for job in jobs}
+        for job in jobs:
+            self.tracker.child(job.key, {"raynas.method": ASHA, "raynas.target": job.target, "raynas.budget_ms": str(job.budget_ms), "raynas.seed": str(job.seed)})
+            archs[job.key] = window_candidates(self.luts[job.target], get_space(cfg.space), job.budget_ms, cfg.search.budget_floor, asha.candidates, job.seed)
+        trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg), trial_resources(cfg))
+        per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, trial_devices(cfg))
         tuner = tune.Tuner(
             trainable,
-            param_space={"candidate": tune.grid_search(list(range(len(archs))))},
-            tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=asha_scheduler(asha), max_concurrent_trials=cfg.ray.max_concurrent_trials or None, reuse_actors=True),
-            run_config=tune.RunConfig(name=f"asha-{index}", storage_path=tune_storage(cfg, self.run_dir), stop=stopper, callbacks=list(self.callbacks),
+            param_space={"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(asha.candidates)))},
+            tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario, max_concurrent_trials=cfg.ray.max_concurrent_trials or None, reuse_actors=True),
+            run_config=tune.RunConfig(name="asha", storage_path=tune_storage(cfg, self.run_dir), callbacks=list(self.callbacks),
                                       failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures)),
         )
         grid = tuner.fit()
-        frames = [r.metrics_dataframe for r in grid if r.metrics_dataframe is not None and "val_acc" in r.metrics_dataframe]
+        ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
+        return [self.asha_survivor(job, [r for r in ran if r.config["scenario"] == job.key]) for job in jobs]
+
+    def asha_survivor(self, job: Job, results: list) -> Finalist:
+        """The job's finalist from its scenario's trials; its curve and costs go to the run's records."""
+        frames = [r.metrics_dataframe for r in results if r.metrics_dataframe is not None and "val_acc" in r.metrics_dataframe]
         if not frames:
-            raise RuntimeError(f"{job.key}: no early-stopped random trial reported within {device_seconds:.1f} device-seconds; raise the budget or lower evaluation.asha.max_epochs")
-        curve = anytime(frames, trial_devices(cfg))
+            raise RuntimeError(f"{job.key}: no early-stopped random trial reported within {job.budget_seconds:.1f} device-seconds; raise the budget or lower evaluation.asha.max_epochs")
+        curve = anytime(frames, trial_devices(self.cfg))
         self.add_curve(job, curve)
-        best = survivor([r.metrics for r in grid if r.metrics and "val_acc" in r.metrics])
-        self.tracker.log_metrics(self.tracker.child(job.key), {"asha/device_seconds": curve[-1][0], "asha/budget_device_seconds": device_seconds,
+        best = survivor([r.metrics for r in results if r.metrics and "val_acc" in r.metrics])
+        self.tracker.log_metrics(self.tracker.child(job.key), {"asha/device_seconds": curve[-1][0], "asha/budget_device_seconds": job.budget_seconds,
                                                                 "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
                                                                 "asha/trials": len(frames), "asha/val_acc": best["val_acc"]})
-        return Finalist.found(job, Architecture.from_string(cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)})
+        return Finalist.found(job, Architecture.from_string(self.cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)})
 
     def table(self, target: str, space: str) -> LatencyTable | None:
         """The target's table for ``space``: the run's, or one a strategy profiled (an OFA resolution)."""

@@ -1,7 +1,11 @@
 import numpy as np
 import pandas as pd
 
-from raynas.orchestration.asha import DeviceSecondsBudget, anytime, survivor, window_candidates
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from raynas.config import ASHAConfig
+from raynas.orchestration.asha import PerScenario, anytime, survivor, window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from tests.unit.hardware.test_lut import synthetic_table
@@ -19,10 +23,35 @@ def test_candidates_are_drawn_from_the_budget_window():
     assert archs == window_candidates(table, MACRO, budget, 0.9, 32, seed=0)
 
 
-def test_the_budget_stops_every_trial_once_device_seconds_are_spent():
-    stop = DeviceSecondsBudget(10.0, devices=2)
-    assert not stop("a", {"time_this_iter_s": 2.0}) and not stop("b", {"time_this_iter_s": 2.0})
-    assert stop("a", {"time_this_iter_s": 1.0}) and stop.stop_all() and stop.spent == 10.0
+class Controller:
+    """The two calls PerScenario makes on Tune's controller, over real Trial objects."""
+
+    def __init__(self, trials):
+        self.trials, self.stopped = trials, []
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial):
+        trial.set_status(Trial.TERMINATED)
+        self.stopped.append(trial.config["scenario"] + str(trial.config["candidate"]))
+
+
+def test_a_scenarios_budget_stops_its_own_trials_only():
+    trials = [Trial("t", config={"scenario": s, "candidate": i}, stub=True) for s, i in (("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1))]
+    controller, sched = Controller(trials), PerScenario(ASHAConfig(max_epochs=4), {"a": 10.0, "b": 100.0}, devices=2)
+    assert sched.set_search_properties("val_acc", "max")
+    for t in trials:
+        sched.on_trial_add(controller, t)
+    for t in trials[:2] + trials[3:4]:
+        t.set_status(Trial.RUNNING)
+    result = {"training_iteration": 1, "val_acc": 0.5}
+    assert sched.on_trial_result(controller, trials[0], result | {"time_this_iter_s": 2.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(controller, trials[3], result | {"time_this_iter_s": 40.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(controller, trials[1], result | {"time_this_iter_s": 3.0}) == TrialScheduler.STOP  # a: 4 + 6 device-s
+    assert controller.stopped == ["a0", "a2"] and sched.spent == {"a": 10.0, "b": 80.0}
+    trials[1].set_status(Trial.TERMINATED)  # what Tune does with a STOP
+    assert trials[3].status == Trial.RUNNING and sched.choose_trial_to_run(controller) is trials[4]  # b goes on
 
 
 def test_the_survivor_is_the_best_of_the_trials_that_trained_longest():
