@@ -12,7 +12,9 @@ the best of the trials that went furthest, is retrained with the shared recipe l
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -52,11 +54,46 @@ def standalone_trial(config: dict, archs: dict[str, list[str]], seeds: dict[str,
     r = cfg.retrain
     optimizer = sgd(model.parameters(), r.lr, r.momentum, r.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-    for epoch in range(cfg.evaluation.asha.max_epochs):
+    first = 0
+    if (state := restored_state()) is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first = state["epoch"] + 1
+    pausable = pauses(cfg.evaluation.asha)
+    for epoch in range(first, cfg.evaluation.asha.max_epochs):
         start = time.perf_counter()
         stats = train_epoch(model, train, optimizer, loss_fn, None, compute)
         acc = evaluate(model, val, cfg.evaluation.asha.eval_batches, compute)
-        tune.report({"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start})
+        metrics = {"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start}
+        report_epoch(metrics, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch} if pausable else None)
+
+
+STATE_FILE = "trial.pt"
+
+
+def pauses(cfg: ASHAConfig) -> bool:
+    """HyperBand pauses trials at its rungs and resumes the promoted ones; ASHA only ever stops them."""
+    return cfg.scheduler == "hyperband"
+
+
+def report_epoch(metrics: dict, state: dict | None) -> None:
+    """Report an epoch; with ``state`` (a trial the scheduler may pause) it is saved beside the report,
+    so a resumed trial goes on from the next epoch instead of training again from scratch."""
+    if state is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(state, Path(tmp) / STATE_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def restored_state() -> dict | None:
+    """The state ``report_epoch`` saved last, when Tune resumes a paused trial; else None."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as local:
+        return torch.load(Path(local) / STATE_FILE, weights_only=True)
 
 
 class PerScenario(FIFOScheduler):

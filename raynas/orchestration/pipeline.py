@@ -206,7 +206,7 @@ class Experiment:
             param_space={"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(asha.candidates)))},
             tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario, max_concurrent_trials=cfg.ray.max_concurrent_trials or None, reuse_actors=True),
             run_config=tune.RunConfig(name="asha", storage_path=tune_storage(cfg, self.run_dir), callbacks=list(self.callbacks),
-                                      failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures)),
+                                      failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         grid = tuner.fit()
         ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
