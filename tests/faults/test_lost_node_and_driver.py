@@ -1,4 +1,4 @@
-"""Two faults in one simulated three-node cluster run, each checked by its own test:
+"""Two faults in one simulated three-node cluster run (targets pinned to labelled nodes), each checked by its own test:
 
 1. a worker node dies mid-search: the search trial it ran resumes on another node from its last
    epoch checkpoint;
@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raynas.hardware.lut import LatencyTable
 from tests.scripts import run_json_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -36,10 +37,12 @@ SCRIPT = textwrap.dedent(
     from ray.cluster_utils import Cluster
     from raynas.config import parse_config
     from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment
+    from raynas.orchestration.runtime import ClusterError, connect
 
     mode, root = sys.argv[1], sys.argv[2]
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}})
-    cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
+    b16 = cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
+    nodes = {"cpu-1t": cluster.head_node.node_id, "cpu-1t-b16": b16.node_id}
     doomed = cluster.add_node(num_cpus=1) if mode == "start" else None
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -57,7 +60,7 @@ SCRIPT = textwrap.dedent(
             if trial.trainable_name == "retrain_trial":  # searches are done, retraining is not: the driver dies
                 alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
                 seen = {"removed": self.removed, "recovered": self.recovered, "victim_after_loss": self.after,
-                        "doomed_alive": sys.modules["__main__"].doomed.node_id in alive}
+                        "doomed_alive": sys.modules["__main__"].doomed.node_id in alive, "nodes": nodes}
                 with open(os.path.join(root, "node-loss.json"), "w") as f:
                     json.dump(seen, f)
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -86,7 +89,13 @@ SCRIPT = textwrap.dedent(
             })
             run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[LoseNodeThenDriver()])
         else:
-            print(json.dumps(resume_experiment(mode, log=lambda _: None)))
+            summary = resume_experiment(mode, log=lambda _: None)
+            try:
+                connect(cluster.address, None, ["ort-cpu-1t"])  # a registered target no node is labelled with
+                summary["refused"] = ""
+            except ClusterError as exc:
+                summary["refused"] = str(exc)
+            print(json.dumps(summary))
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -142,6 +151,13 @@ def test_resume_after_driver_loss_keeps_finished_trials_and_mlflow_runs(lost_run
     children = [r.data.tags["raynas.scenario"] for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == len(set(children)) == 3
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_each_target_was_profiled_on_its_labelled_node_and_unlabelled_targets_are_refused(lost_run):
+    seen, _, summary, run_dir = lost_run
+    for target, node in seen["nodes"].items():
+        assert LatencyTable.load(run_dir / "luts" / f"{target}.parquet").metadata["ray_node_id"] == node
+    assert "raynas_target:ort-cpu-1t" in summary["refused"]
 
 
 def _kill_group(pid: int) -> None:
