@@ -34,7 +34,7 @@ from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
 from raynas.orchestration.asha import PerScenario, anytime, standalone_trial, survivor, window_candidates
-from raynas.orchestration.runtime import check_data_root, check_gpus, check_shared, check_writable, cluster_cpus, connect
+from raynas.orchestration.runtime import check_cpus, check_data_root, check_gpus, check_shared, check_writable, cluster_cpus, connect
 from raynas.orchestration.tasks import cache_update, measure_latencies, on_target, profile_target
 from raynas.orchestration.trials import WEIGHTS_FILE, retrain_trial, searcher_trial
 from raynas.space.architecture import Architecture
@@ -93,6 +93,7 @@ def run_experiment(
         started = connect(cfg.ray.address, cfg.ray.num_cpus, [t.name for t in cfg.targets if not t.estimated])
         check_shared({"ray.storage_path": tune_storage(cfg, run_dir), "run_root": cfg.run_root, "data.cache_dir": cfg.data.cache_dir})
         check_gpus(gpu_requests(cfg))
+        check_cpus(get_strategy(cfg.strategy).held_cpus(cfg), cfg.ray.cpus_per_trial)
         if cfg.data.root:
             check_data_root(cfg.data.root)
         results = experiment.run()

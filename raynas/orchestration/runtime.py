@@ -73,6 +73,16 @@ def check_gpus(requests: dict[str, float]) -> None:
             raise ClusterError(f"config field {field}: asks for {n:g} GPUs but the largest node has {per_node:g}; lower it")
 
 
+def check_cpus(held: dict[str, float], trial_cpus: float) -> None:
+    """Refuse actors (config field -> CPUs they hold through the searches) that leave no room for one
+    search trial of ``trial_cpus``: Ray would queue the trial, or the last actors, forever."""
+    total = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])
+    for field, cpus in held.items():
+        if cpus and cpus + trial_cpus > total:
+            raise ClusterError(f"config field {field}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
+                               f"but the cluster has {total:g} CPUs; lower {field} (a replica's CPU share is a reservation, not a thread count) or add nodes")
+
+
 @ray.remote(num_cpus=0, max_retries=0)
 def _has_directory(path: str) -> bool:
     return os.path.isdir(os.path.expanduser(path))

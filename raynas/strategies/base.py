@@ -137,6 +137,11 @@ class Strategy:
         """GPU reservations beyond the trials', by config field, checked against the cluster up front."""
         return {}
 
+    def held_cpus(self, cfg: Any) -> dict[str, float]:
+        """CPUs the strategy's actors hold while the searches run, by config field; checked up front so
+        a search trial still fits beside them (else the run waits forever for a CPU)."""
+        return {}
+
     def latency_tables(self, run: Any) -> None:
         """Profile extra tables the strategy needs (``run.profile(target, space)``); default none."""
 

@@ -47,6 +47,10 @@ class OnceForAll(Strategy):
     def gpu_requests(self, cfg: ExperimentConfig) -> dict[str, float]:
         return {"ofa.replica_gpus": cfg.ofa.replica_gpus}
 
+    def held_cpus(self, cfg: ExperimentConfig) -> dict[str, float]:
+        """Every seed's replicas live from the predictor to the end of the searches."""
+        return {"ofa.replica_cpus": cfg.evaluation.seeds * cfg.ofa.replicas * cfg.ofa.replica_cpus}
+
     def latency_tables(self, run: Any) -> None:
         """Every target's table for each elastic input resolution of the space."""
         for target in run.luts:

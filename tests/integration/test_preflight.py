@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from raynas.config import parse_config
 from raynas.data.datasets import DatasetError
 from raynas.orchestration.pipeline import gpu_requests, new_run_dir, run_experiment
-from raynas.orchestration.runtime import ClusterError, check_gpus
+from raynas.orchestration.runtime import ClusterError, check_cpus, check_gpus
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +46,17 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
     runs = MlflowClient(cfg.tracking.mlflow_uri).search_runs([MlflowClient(cfg.tracking.mlflow_uri).get_experiment_by_name("gpu").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"] and "ray.gpus_per_task" in runs[0].data.tags["raynas.failure"]
     assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.0, "ray.gpus_per_task": 1.0}
+
+
+@pytest.mark.faults
+def test_replicas_that_leave_no_cpu_for_a_search_trial_are_refused_before_training(ray_session, tmp_path):
+    check_cpus({"ofa.replica_cpus": 1.0}, 1.0)  # 2 CPUs: one for the replicas, one for a trial
+    ofa = {"replicas": 2, "replica_cpus": 0.5}  # 3 seeds x 2 replicas x 0.5 = 3 CPUs of the session Ray's 2
+    cfg = parse_config(_tiny(tmp_path, space="mnist-ofa", strategy="ofa", ofa=ofa, evaluation={"seeds": 3, "hand_designed_widths": []}))
+    run_dir = new_run_dir(cfg)
+    with pytest.raises(ClusterError, match=r"config field ofa.replica_cpus: its actors hold 3 CPUs .* the cluster has 2 CPUs"):
+        run_experiment(cfg, run_dir, log=lambda _: None)
+    assert not (run_dir / "luts").exists()
 
 
 @pytest.mark.faults
