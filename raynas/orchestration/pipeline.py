@@ -198,7 +198,7 @@ class Experiment:
         cfg, asha = self.cfg, self.cfg.evaluation.asha
         archs, seeds = {}, {job.key: job.seed for job in jobs}
         for job in jobs:
-            self.tracker.child(job.key, {"raynas.method": ASHA, "raynas.target": job.target, "raynas.budget_ms": str(job.budget_ms), "raynas.seed": str(job.seed)})
+            self.open_child(job)
             archs[job.key] = window_candidates(self.luts[job.target], get_space(cfg.space), job.budget_ms, cfg.search.budget_floor, asha.candidates, job.seed)
         trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg), trial_resources(cfg))
         per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, trial_devices(cfg))
@@ -225,6 +225,10 @@ class Experiment:
                                                                 "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
                                                                 "asha/trials": len(frames), "asha/val_acc": best["val_acc"]})
         return Finalist.found(job, Architecture.from_string(self.cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)})
+
+    def open_child(self, job: Job | Finalist) -> str:
+        """The job's MLflow child run, tagged with its method, target, budget and seed (found again on resume)."""
+        return self.tracker.child(job.key, {"raynas.method": job.method, "raynas.target": str(job.target), "raynas.budget_ms": str(job.budget_ms), "raynas.seed": str(job.seed)})
 
     def table(self, target: str, space: str) -> LatencyTable | None:
         """The target's table for ``space``: the run's, or one a strategy profiled (an OFA resolution)."""
@@ -300,7 +304,7 @@ class Experiment:
         cfg, tracker = self.cfg, self.tracker
         by_key = {j.key: j for j in jobs}
         for j in jobs:
-            tracker.child(j.key, {"raynas.method": j.method, "raynas.target": str(j.target), "raynas.budget_ms": str(j.budget_ms), "raynas.seed": str(j.seed)})
+            self.open_child(j)
         trainable = tune.with_resources(tune.with_parameters(trainable, jobs=by_key, **params), trial_resources(cfg))
         path = f"{tune_storage(cfg, self.run_dir)}/{name}"
         if self.resume and tune.Tuner.can_restore(path):

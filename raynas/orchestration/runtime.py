@@ -76,11 +76,12 @@ def check_gpus(requests: dict[str, float]) -> None:
 def check_cpus(held: dict[str, float], trial_cpus: float) -> None:
     """Refuse actors (config field -> CPUs they hold through the searches) that leave no room for one
     search trial of ``trial_cpus``: Ray would queue the trial, or the last actors, forever."""
+    fields, cpus = [f for f, n in held.items() if n], sum(held.values())
     total = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])
-    for field, cpus in held.items():
-        if cpus and cpus + trial_cpus > total:
-            raise ClusterError(f"config field {field}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
-                               f"but the cluster has {total:g} CPUs; lower {field} (a replica's CPU share is a reservation, not a thread count) or add nodes")
+    if fields and cpus + trial_cpus > total:
+        named = ", ".join(fields)
+        raise ClusterError(f"config field {named}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
+                           f"but the cluster has {total:g} CPUs; lower {named} (a replica's CPU share is a reservation, not a thread count) or add nodes")
 
 
 @ray.remote(num_cpus=0, max_retries=0)
