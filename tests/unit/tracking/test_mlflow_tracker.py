@@ -1,4 +1,6 @@
 import http.server
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,15 +67,15 @@ def test_server_lost_mid_run_switches_to_offline_and_leaves_a_marker(tmp_path):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--workers", "1"],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(uri)
         tracker = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
         run_id = tracker.child("a")
         tracker.log_metrics(run_id, {"x": 1.0})
-    finally:
-        server.terminate()
+    finally:  # the server dies as a crashed one does: its process group at once, no graceful shutdown
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(30)
     (tmp_path / "run").mkdir()
     start = time.perf_counter()
