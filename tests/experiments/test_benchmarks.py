@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import sys
 from pathlib import Path
 
-from tests.conftest import SHARED_DATA, shared_data
+import torch
+
+from tests.conftest import SHARED_DATA, load_script, shared_data
 from tests.scripts import run_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_smoke(script: str, *args: str) -> dict:
-    """The benchmark's smoke run in a subprocess with a Ray of its own (not any other Ray running on the machine)."""
+    """The benchmark's smoke run in a subprocess with a Ray of its own (not any other Ray running on the
+    machine): for the benchmarks that restart themselves in their target's environment."""
     return run_json([sys.executable, str(ROOT / script), "--smoke-test", *args], cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
 
 
+def run_smoke_here(script: str, *args: str) -> dict:
+    """The benchmark's ``main()`` with ``--smoke-test`` in this process, as its command line would call it
+    (on the session Ray where it uses one): no interpreter, torch import or Ray start of its own."""
+    module, printed, argv, threads = load_script(script), io.StringIO(), sys.argv, torch.get_num_threads()
+    sys.argv = [str(ROOT / script), "--smoke-test", *args]
+    try:
+        with contextlib.redirect_stdout(printed):
+            module.main()
+    finally:
+        sys.argv = argv
+        torch.set_num_threads(threads)
+    return json.loads(printed.getvalue().strip().splitlines()[-1])
+
+
 def test_supernet_cost_reports_ratios():
-    out = run_smoke("experiments/bench/supernet_cost.py")
+    out = run_smoke_here("experiments/bench/supernet_cost.py")
     assert {"memory_ratio_two", "time_ratio_two", "memory_ratio_full", "candidates", "device"} <= set(out)
     by_n = out["memory_ratio_full_by_candidates"]
     assert by_n["4"] < by_n["6"] <= by_n["7"]
@@ -33,11 +53,11 @@ def test_latency_accuracy_reports_headline_keys(tmp_path):
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
 
 
-def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
+def test_amortized_search_reports_costs_and_replica_speedup(ray_session, tmp_path):
     """On a slice of the real CIFAR-10 where ../shared/data has it, else on the embedded MNIST (one run
     either way: the two differ only in the space, targets and data the script picks)."""
     data = "cifar10" if (SHARED_DATA / "cifar10").is_dir() else "mnist"
-    out = run_smoke("experiments/bench/amortized_search.py", "--out", str(tmp_path), "--data", data)
+    out = run_smoke_here("experiments/bench/amortized_search.py", "--out", str(tmp_path), "--data", data)
     assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout", "predictor_rmse_mean_baseline"} <= set(out)
     assert out["dataset"] == data and out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
@@ -45,7 +65,7 @@ def test_amortized_search_reports_costs_and_replica_speedup(tmp_path):
 
 
 def test_throughput_reports_ratios_against_the_bare_loop():
-    out = run_smoke("experiments/bench/throughput.py")
+    out = run_smoke_here("experiments/bench/throughput.py")
     assert {"device", "retrain_vs_bare", "search_vs_bare", "loader_images_per_s", "peak_mem_ratio_two_path"} <= set(out)
     assert out["retrain_vs_bare"] > 0 and out["search_vs_bare"] > 0 and out["loader_images_per_s"] > 0
     assert out["peak_mem_ratio_two_path"] >= 1.0  # a search iteration holds at least one path's activations
@@ -53,7 +73,7 @@ def test_throughput_reports_ratios_against_the_bare_loop():
 
 def test_throughput_on_a_real_cifar10_slice():
     shared_data("cifar10")
-    out = run_smoke("experiments/bench/throughput.py", "--data", "cifar10")
+    out = run_smoke_here("experiments/bench/throughput.py", "--data", "cifar10")
     assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0
 
 
@@ -65,6 +85,6 @@ def test_budget_hit_reports_hit_rates_of_both_losses(tmp_path):
 
 
 def test_memory_format_reports_both_layouts_for_every_network():
-    out = run_smoke("experiments/bench/memory_format.py")
+    out = run_smoke_here("experiments/bench/memory_format.py")
     assert set(out["nhwc_vs_nchw"]) == {"MobileNetV2-style x0.25", "MobileNetV2-style x0.5", "MobileNetV2-style x1", "kernel-7 architecture", "supernet, sampled path"}
     assert all(r > 0 for r in out["nhwc_vs_nchw"].values()) and out["min_ratio"] <= out["max_ratio"]
