@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from raynas.data.sources import shared_data_root
+from tests import background
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Tests share two cores with Ray's workers (and, on a busy machine, with other processes): one
@@ -26,14 +27,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = shared_data_root()
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only selected tests start their runs
 def pytest_collection_modifyitems(config, items):
-    """``needs_cuda`` tests skip, with the reason, on machines without a CUDA GPU."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch here)")
-    for item in items:
-        if "needs_cuda" in item.keywords:
+    """``needs_cuda`` tests skip, with the reason, on machines without a CUDA GPU; modules with
+    tests marked ``background`` (tests/background.py) start their runs now and move to the end, the
+    one-core unit and contract tests to the start."""
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch here)")
+        for item in (i for i in items if "needs_cuda" in i.keywords):
             item.add_marker(skip)
+    if config.option.collectonly:
+        return
+    waiting = [i for i in items if i.get_closest_marker("background") and not i.get_closest_marker("skip")]
+    for job in dict.fromkeys(job for i in waiting for job in i.get_closest_marker("background").args):
+        background.submit(job)
+    last = set(waiting)
+    rest = [i for i in items if i not in last]
+    one_core = [i for i in rest if i.path.is_relative_to(ROOT / "tests" / "unit") or i.path.is_relative_to(ROOT / "tests" / "contract")]
+    first = set(one_core)  # in-process tests on one torch thread: the background runs take the other core meanwhile
+    items[:] = one_core + [i for i in rest if i not in first] + waiting
+
+
+def pytest_sessionfinish(session, exitstatus):
+    background.finish()
 
 
 def shared_data(name: str) -> Path:

@@ -9,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from tests import background
 from tests.conftest import SHARED_DATA, load_script, shared_data
 from tests.scripts import run_json
 
@@ -45,8 +47,17 @@ def test_supernet_cost_reports_ratios():
     assert out["memory_ratio_two"] < out["memory_ratio_full"]
 
 
-def test_latency_accuracy_reports_headline_keys(tmp_path):
-    out = run_smoke("experiments/bench/latency_accuracy.py", "--target", "cpu-1t", "--out", str(tmp_path))
+def latency_accuracy_smoke(out: Path) -> tuple[dict, Path]:
+    return run_smoke("experiments/bench/latency_accuracy.py", "--target", "cpu-1t", "--out", str(out)), out
+
+
+def budget_hit_smoke(out: Path) -> tuple[dict, Path]:
+    return run_smoke("experiments/bench/budget_hit.py", "--out", str(out)), out
+
+
+@pytest.mark.background.with_args(latency_accuracy_smoke)  # it restarts itself in its target's environment: a subprocess
+def test_latency_accuracy_reports_headline_keys():
+    out, tmp_path = background.result(latency_accuracy_smoke)
     assert {"target", "n", "mape", "within_10pct", "kendall_tau", "remeasure_tau", "independent_within_10pct", "independent_kendall_tau", "unit_factor"} <= set(out)
     assert out["n"] == 10 and 0 <= out["within_10pct"] <= 1 and -1 <= out["kendall_tau"] <= 1
     assert out["independent_n"] == 4 and 0 <= out["independent_within_10pct"] <= 1 and out["unit_factor"] > 0 and out["allocator"] == "glibc-default"
@@ -77,8 +88,9 @@ def test_throughput_on_a_real_cifar10_slice():
     assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0
 
 
-def test_budget_hit_reports_hit_rates_of_both_losses(tmp_path):
-    out = run_smoke("experiments/bench/budget_hit.py", "--out", str(tmp_path))
+@pytest.mark.background.with_args(budget_hit_smoke)  # it restarts itself in its target's environment: a subprocess
+def test_budget_hit_reports_hit_rates_of_both_losses():
+    out, tmp_path = background.result(budget_hit_smoke)
     assert {"hit_rate", "hit_rate_old_loss", "median_lat_over_budget", "runs"} <= set(out)
     assert out["runs"] == 2 and 0 <= out["hit_rate"] <= 1 and out["median_lat_over_budget"] > 0
     assert (tmp_path / "budget_hit.png").read_bytes()[:4] == b"\x89PNG"

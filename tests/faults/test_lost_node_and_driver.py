@@ -26,9 +26,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raynas.hardware.lut import LatencyTable
+from tests import background
 from tests.scripts import run_json_script
-
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SCRIPT = textwrap.dedent(
     """
@@ -112,11 +111,9 @@ def last_results(run_dir: Path, phase: str) -> dict[str, float]:
     return out
 
 
-@pytest.fixture(scope="module")
-def lost_run(tmp_path_factory):
+def lost_run_job(root: Path):
     """The run whose worker node and then driver died, resumed: (node-loss observations, search
     timestamps at the kill, the resumed summary, run directory)."""
-    root = tmp_path_factory.mktemp("lost")
     killed = subprocess.Popen([sys.executable, "-c", SCRIPT, "start", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, stderr = killed.communicate(timeout=500)
@@ -128,6 +125,14 @@ def lost_run(tmp_path_factory):
     assert not (run_dir / "results.parquet").exists()
     summary = run_json_script(SCRIPT, str(run_dir), str(root), timeout=400)
     return json.loads((root / "node-loss.json").read_text()), searched, summary, run_dir
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.background.with_args(lost_run_job)]
+
+
+@pytest.fixture(scope="module")
+def lost_run():
+    return background.result(lost_run_job)
 
 
 def test_search_survives_losing_a_worker_node(lost_run):

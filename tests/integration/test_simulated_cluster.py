@@ -9,12 +9,12 @@ Runs in a subprocess: a ``ray.cluster_utils.Cluster`` cannot share a process wit
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from tests import background
 from tests.scripts import run_json_script
-
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SCRIPT = textwrap.dedent(
     """
@@ -68,9 +68,16 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def cluster_job(root: Path) -> dict:
+    return run_json_script(SCRIPT, str(root), timeout=400)
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.background.with_args(cluster_job)]
+
+
 @pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory) -> dict:
-    return run_json_script(SCRIPT, str(tmp_path_factory.mktemp("cluster")), timeout=400)
+def cluster_run() -> dict:
+    return background.result(cluster_job)
 
 
 def test_a_node_without_the_dataset_is_named_before_training(cluster_run):
