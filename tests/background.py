@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ Job = Callable[[Path], Any]
 
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raynas-tests-background")
 _jobs: dict[str, Future] = {}
+seconds: dict[str, float] = {}  # each finished run's own wall-clock time (its tests' durations show only the wait)
 _root = Path(tempfile.mkdtemp(prefix="raynas-tests-background-"))
 
 
@@ -35,7 +37,15 @@ def submit(job: Job) -> None:
     if key not in _jobs:
         folder = _root / key
         folder.mkdir()
-        _jobs[key] = _pool.submit(job, folder)
+        _jobs[key] = _pool.submit(_timed, key, job, folder)
+
+
+def _timed(key: str, job: Job, folder: Path) -> Any:
+    start = time.perf_counter()
+    try:
+        return job(folder)
+    finally:
+        seconds[key] = time.perf_counter() - start
 
 
 def result(job: Job) -> Any:

@@ -52,6 +52,13 @@ def pytest_sessionfinish(session, exitstatus):
     background.finish()
 
 
+def pytest_terminal_summary(terminalreporter):
+    if background.seconds:
+        terminalreporter.write_sep("=", "background runs (wall-clock, beside the other tests)")
+        for key, took in background.seconds.items():
+            terminalreporter.write_line(f"{took:8.2f}s {key}")
+
+
 def shared_data(name: str) -> Path:
     """A folder of the real datasets (``RAYNAS_DATA`` or ../shared/data); skips the test when absent."""
     path = SHARED_DATA / name
