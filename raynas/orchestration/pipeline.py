@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import ray
 import yaml
 from ray import tune
+from ray.tune import ResultGrid
 from torch import nn
 
 from raynas.checkpoints import load_state_dict
@@ -201,6 +202,27 @@ class Experiment:
             self.open_child(job)
             archs[job.key] = window_candidates(self.luts[job.target], get_space(cfg.space), job.budget_ms, cfg.search.budget_floor, asha.candidates, job.seed)
         trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg), trial_resources(cfg))
+        grid = self.finished_before("asha", trainable)
+        if grid is None:
+            grid = self.early_stopping_run(trainable, jobs, archs)
+        ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
+        return [self.asha_survivor(job, [r for r in ran if r.config["scenario"] == job.key]) for job in jobs]
+
+    def finished_before(self, name: str, trainable) -> ResultGrid | None:
+        """When resuming, the results of Tune experiment ``name`` if it had finished; None to run it
+        (again: its schedulers keep no state a restored run could go on from)."""
+        path = f"{tune_storage(self.cfg, self.run_dir)}/{name}"
+        if not (self.resume and tune.Tuner.can_restore(path)):
+            return None
+        grid = tune.Tuner.restore(path, trainable).get_results()
+        if grid.num_terminated + grid.num_errors == len(grid) and not grid.num_errors:
+            self.log(f"[raynas] {name}: finished before the interruption; its results are kept")
+            return grid
+        self.log(f"[raynas] {name}: interrupted; it runs again from the start")
+        return None
+
+    def early_stopping_run(self, trainable, jobs: list[Job], archs: dict[str, list[str]]) -> ResultGrid:
+        cfg, asha = self.cfg, self.cfg.evaluation.asha
         per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, trial_devices(cfg))
         tuner = tune.Tuner(
             trainable,
@@ -209,9 +231,7 @@ class Experiment:
             run_config=tune.RunConfig(name="asha", storage_path=tune_storage(cfg, self.run_dir), callbacks=list(self.callbacks),
                                       failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
-        grid = tuner.fit()
-        ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
-        return [self.asha_survivor(job, [r for r in ran if r.config["scenario"] == job.key]) for job in jobs]
+        return tuner.fit()
 
     def asha_survivor(self, job: Job, results: list) -> Finalist:
         """The job's finalist from its scenario's trials; its curve and costs go to the run's records."""

@@ -3,8 +3,9 @@
 1. a worker node dies mid-search: the search trial it ran resumes on another node from its last
    epoch checkpoint;
 2. the driver dies (SIGKILL) when the first retraining trial reports: ``resume_experiment`` on a
-   fresh cluster finishes the run without rerunning the finished searches, without duplicating
-   MLflow runs, and with exactly one result per (target, budget, method).
+   fresh cluster finishes the run without rerunning the finished searches (NAS and the early-stopped
+   random search), without duplicating MLflow runs, and with exactly one result per (target, budget,
+   method).
 
 Both halves run in subprocesses (a ``ray.cluster_utils.Cluster`` cannot share a process with the
 session Ray); the killed half runs in its own process group, so nothing it started outlives the test.
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raynas.evaluation.compare import ASHA
 from raynas.hardware.lut import LatencyTable
 from tests import background
 from tests.scripts import run_json_script
@@ -84,7 +86,9 @@ SCRIPT = textwrap.dedent(
                 "retrain": {"epochs": 1},
                 "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first
                 "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
-                "evaluation": {"random_search": False, "hand_designed_widths": []},  # the NAS path alone: keeps the fault tests short
+                # NAS and the early-stopped random search alone (keeps the fault tests short); the latter finished
+                # before the driver dies, so the resumed run must keep its results
+                "evaluation": {"random_search": False, "hand_designed_widths": [], "asha": {"enabled": True, "candidates": 2, "max_epochs": 1, "eval_batches": 1}},
             })
             run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[LoseNodeThenDriver()])
         else:
@@ -103,11 +107,11 @@ SCRIPT = textwrap.dedent(
 
 
 def last_results(run_dir: Path, phase: str) -> dict[str, float]:
-    """Timestamp of each trial's last reported result in a Tune phase."""
+    """Timestamp of each trial's last reported result in a Tune phase, by trial folder."""
     out = {}
     for path in (run_dir / "tune" / phase).glob("*/result.json"):
-        last = json.loads(path.read_text().strip().splitlines()[-1])
-        out[last["config"]["scenario"]] = last["timestamp"]
+        if lines := path.read_text().strip().splitlines():
+            out[path.parent.name] = json.loads(lines[-1])["timestamp"]
     return out
 
 
@@ -121,7 +125,7 @@ def lost_run_job(root: Path):
         _kill_group(killed.pid)
     assert killed.returncode == -signal.SIGKILL, stderr[-3000:]
     [run_dir] = [p for p in root.iterdir() if p.name.startswith("lost")]
-    searched = last_results(run_dir, "search")
+    searched = {phase: last_results(run_dir, phase) for phase in ("search", "asha")}
     assert not (run_dir / "results.parquet").exists()
     summary = run_json_script(SCRIPT, str(run_dir), str(root), timeout=400)
     return json.loads((root / "node-loss.json").read_text()), searched, summary, run_dir
@@ -139,22 +143,22 @@ def test_search_survives_losing_a_worker_node(lost_run):
     seen, _, summary, _ = lost_run
     assert seen["removed"] and not seen["doomed_alive"] and seen["recovered"] >= 1
     keys = [(r["target"], r["budget_ms"], r["method"]) for r in summary["results"]]
-    assert len(keys) == len(set(keys)) == 3 and {m for _, _, m in keys} == {"proxyless"}
-    assert sorted(t for t, _, _ in keys) == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
+    assert len(keys) == len(set(keys)) == 6 and {m for _, _, m in keys} == {"proxyless", ASHA}
+    assert sorted(t for t, _, m in keys if m == "proxyless") == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
     # the search that lost its node went on from its epoch-0 checkpoint: epochs 1 and 2, never epoch 0 again
     assert seen["victim_after_loss"] == [[1, 0], [2, 0]]
 
 
 def test_resume_after_driver_loss_keeps_finished_trials_and_mlflow_runs(lost_run):
     _, searched, summary, run_dir = lost_run
-    assert len(searched) == 3
-    assert last_results(run_dir, "search") == searched  # finished NAS searches were not rerun
+    assert len(searched["search"]) == 3 and len(searched["asha"]) >= 3
+    assert {phase: last_results(run_dir, phase) for phase in searched} == searched  # finished searches were not rerun
     assert (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
     client = MlflowClient(summary["mlflow_uri"])
     runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r.data.tags["raynas.scenario"] for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == len(set(children)) == 3
+    assert len(parents) == 1 and len(children) == len(set(children)) == 6
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
