@@ -29,9 +29,9 @@ SHARED_DATA = shared_data_root()
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only selected tests start their runs
 def pytest_collection_modifyitems(config, items):
-    """``needs_cuda`` tests skip, with the reason, on machines without a CUDA GPU; modules with
-    tests marked ``background`` (tests/background.py) start their runs now and move to the end, the
-    one-core unit and contract tests to the start."""
+    """``needs_cuda`` tests skip, with the reason, on machines without a CUDA GPU; tests marked
+    ``background`` (tests/background.py) start their runs now and move to the end, the one-core unit
+    and contract tests to the start."""
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch here)")
         for item in (i for i in items if "needs_cuda" in i.keywords):
