@@ -111,9 +111,6 @@ def load_script(relative: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # a dataclass in it looks its module up
     spec.loader.exec_module(module)
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)  # its Ray tasks travel by value, as a __main__ script's do
     return module
 
 

@@ -64,11 +64,16 @@ def test_latency_accuracy_reports_headline_keys():
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
 
 
-def test_amortized_search_reports_costs_and_replica_speedup(ray_session, tmp_path):
+def amortized_search_smoke(out: Path) -> tuple[dict, Path, str]:
     """On a slice of the real CIFAR-10 where ../shared/data has it, else on the embedded MNIST (one run
     either way: the two differ only in the space, targets and data the script picks)."""
     data = "cifar10" if (SHARED_DATA / "cifar10").is_dir() else "mnist"
-    out = run_smoke_here("experiments/bench/amortized_search.py", "--out", str(tmp_path), "--data", data)
+    return run_smoke("experiments/bench/amortized_search.py", "--out", str(out), "--data", data), out, data
+
+
+@pytest.mark.background.with_args(amortized_search_smoke)  # a whole OFA run on a Ray of its own, beside the one-core tests
+def test_amortized_search_reports_costs_and_replica_speedup():
+    out, tmp_path, data = background.result(amortized_search_smoke)
     assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout", "predictor_rmse_mean_baseline"} <= set(out)
     assert out["dataset"] == data and out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
