@@ -215,7 +215,7 @@ class Experiment:
         if not (self.resume and tune.Tuner.can_restore(path)):
             return None
         grid = tune.Tuner.restore(path, trainable).get_results()
-        if grid.num_terminated + grid.num_errors == len(grid) and not grid.num_errors:
+        if not grid.num_errors and grid.num_terminated == len(grid):
             self.log(f"[raynas] {name}: finished before the interruption; its results are kept")
             return grid
         self.log(f"[raynas] {name}: interrupted; it runs again from the start")
