@@ -149,9 +149,22 @@ class PerScenario(FIFOScheduler):
         return self.inner[trial.config["scenario"]]
 
 
+class FinalRungHyperBand(HyperBandScheduler):
+    """Ray's HyperBand, except that a trial reaching ``max_t`` stops instead of pausing. It could never go
+    on, and Ray's pause can strand it: when the bracket finishes while the paused trial's checkpoint save
+    is still in flight, ``cleanup_full`` stops only trials already PAUSED, so the trial pauses afterwards
+    in a finished bracket that never resumes it, and Tune waits for it forever."""
+
+    def on_trial_result(self, controller, trial: Trial, result: dict) -> str:
+        decision = super().on_trial_result(controller, trial, result)
+        if decision == TrialScheduler.PAUSE and result[self._time_attr] >= self._max_t_attr:
+            return TrialScheduler.STOP
+        return decision
+
+
 def scheduler(cfg: ASHAConfig):
     if cfg.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
+        return FinalRungHyperBand(time_attr="training_iteration", max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
     return ASHAScheduler(time_attr="training_iteration", max_t=cfg.max_epochs, grace_period=cfg.grace_epochs, reduction_factor=cfg.reduction_factor)
 
 
