@@ -7,7 +7,6 @@ import importlib.util
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -87,21 +86,6 @@ def ray_session():
     ray.init(address="local", num_cpus=2, include_dashboard=False, resources=target_resources(TARGETS.names()), log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-# Spins until killed when the block ends, an hour passes, or its parent (a killed pytest) is gone.
-BUSY_LOOP = "import os, time\nparent, end = os.getppid(), time.time() + 3600\nwhile time.time() < end and os.getppid() == parent:\n    pass"
-
-
-@contextlib.contextmanager
-def one_core_busy():
-    """Another process keeps one of the two cores busy for the block; yields a check that it still runs."""
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-    try:
-        yield lambda: busy.poll() is None
-    finally:
-        busy.kill()
-        busy.wait()
 
 
 def load_script(relative: str):

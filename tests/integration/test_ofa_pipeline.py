@@ -35,7 +35,7 @@ def ofa_run(ray_session, tmp_path_factory):
             ],
             "data": {"limit": 128, "batch_size": 32},
             "retrain": {"epochs": 1},
-            "profile": {"warmup": 2, "repeats": 6, "calibration_archs": 1, "settle_seconds": 0},
+            "profile": {"warmup": 1, "repeats": 3, "calibration_archs": 1, "settle_seconds": 0},
             "evaluation": {"hand_designed_widths": []},
             "ofa": {
                 "shrink": {"resolutions": [24, 28], "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
