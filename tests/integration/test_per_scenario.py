@@ -20,12 +20,12 @@ def test_hyperband_per_scenario_stops_only_the_spent_scenario(ray_session, tmp_p
         for epoch in range(0 if state is None else state["epoch"] + 1, 3):  # later candidates are better
             report_epoch({"val_acc": config["candidate"] / 10 + epoch / 100, "epoch": epoch}, {"epoch": epoch})
 
-    scheduler, stranded = PerScenario(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3), {"spent": 0.0, "free": 1e9}, devices=1), Stranded()
+    per_scenario, stranded = PerScenario(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3), {"spent": 0.0, "free": 1e9}, devices=1), Stranded()
     candidates = 5  # HyperBand (max_t 3, eta 3): 2 trials run 3 epochs, then a bracket of 3 keeps 1 after its first
     grid = tune.Tuner(
         tune.with_resources(toy_trial, {"cpu": 1}),
         param_space={"scenario": tune.grid_search(["spent", "free"]), "candidate": tune.grid_search(list(range(candidates)))},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=scheduler),
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario),
         run_config=tune.RunConfig(name="per-scenario", storage_path=str(tmp_path), stop=stranded, callbacks=[stranded]),
     ).fit()
     assert not stranded.stop_all()
