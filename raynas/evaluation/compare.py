@@ -7,7 +7,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
 RANDOM, ASHA, HAND = "random", "asha", "hand-designed"  # the baselines; every other method is a registered search strategy
 
@@ -124,7 +123,10 @@ def latency_ms(row: dict[str, Any]) -> float:
 
 
 def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Two-sided paired t-test p-value; None when it is undefined."""
+    """Two-sided paired t-test p-value; None when it is undefined. scipy.stats is imported here: it
+    takes ~1 s, and every search worker imports this module for the method names."""
+    from scipy import stats
+
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if len(diff) < 2 or np.ptp(diff) < 1e-9:  # constant differences (up to rounding): t is undefined
         return None
