@@ -7,12 +7,14 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from mlflow.tracking import MlflowClient
 
 from raynas.data.sources import shared_data_root
 from tests import background
@@ -88,6 +90,20 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def sqlite_store(tmp_path_factory):
+    """``sqlite_store(path)``: the URI of a new, empty SQLite MLflow store at ``path``, a copy of one
+    whose schema MLflow created once this session (its migrations take 1-2 s of CPU per new file)."""
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+
+    def store(path: Path) -> str:
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return store
+
+
 def load_script(relative: str):
     """An experiment script (not a package module) loaded as a module, to call its functions in-process."""
     path = ROOT / relative
@@ -101,7 +117,7 @@ def load_script(relative: str):
 TINY_SWEEP = {
     "name": "tiny",
     "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
-    "data": {"limit": 128, "batch_size": 32},
+    "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
     "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
     "retrain": {"epochs": 1},
     "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
@@ -110,13 +126,13 @@ TINY_SWEEP = {
 
 
 @pytest.fixture(scope="session")
-def tiny_sweep(ray_session, tmp_path_factory):
+def tiny_sweep(ray_session, tmp_path_factory, sqlite_store):
     """The tiny ProxylessNAS pipeline (2 targets x 1 budget x 2 seeds; random, ASHA and hand-designed
     baselines), run once through experiments/budget_sweep.py from a YAML config, and shared by every
     test that only reads its outputs. Returns (summary, run directory, printed lines)."""
     root = tmp_path_factory.mktemp("runs")
     config = root / "tiny.yaml"
-    tracking = {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny"}
+    tracking = {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny"}
     config.write_text(yaml.safe_dump(TINY_SWEEP | {"run_root": str(root), "tracking": tracking, "profile": TINY_SWEEP["profile"] | {"cache_dir": str(root / "opcache")}}))
     sweep, printed = load_script("experiments/budget_sweep.py"), io.StringIO()
     with contextlib.redirect_stdout(printed):

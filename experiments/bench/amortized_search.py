@@ -76,7 +76,7 @@ def setting(dataset: str, smoke: bool) -> Setting:
     epochs = dict(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1) if smoke else None
     if dataset == "mnist":
         shrink = ShrinkConfig(resolutions=(24, 28), **(epochs or dict(largest_epochs=3, kernel_epochs=2, depth_epochs=2, width_epochs=2)))
-        data = DataConfig(limit=128 if smoke else None)
+        data = DataConfig(limit=128, eval_limit=128) if smoke else DataConfig()
         return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), data, shrink, data)
     try:
         root = data_folder("cifar10")

@@ -81,7 +81,7 @@ SCRIPT = textwrap.dedent(
             cfg = parse_config({
                 "name": "lost", "run_root": root,
                 "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
-                "data": {"limit": 128, "batch_size": 32},
+                "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
                 "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
                 "retrain": {"epochs": 1},
                 "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first

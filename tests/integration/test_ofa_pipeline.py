@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ofa_run(ray_session, tmp_path_factory):
+def ofa_run(ray_session, tmp_path_factory, sqlite_store):
     root = tmp_path_factory.mktemp("ofa-runs")
     cfg = parse_config(
         {
@@ -33,7 +33,7 @@ def ofa_run(ray_session, tmp_path_factory):
                 {"name": "cpu-1t-b16", "budget_fractions": [0.6]},
                 {"name": "phone", "budget_fractions": [0.6], "estimate": {"device": {"name": "phone-ish", "peak_gflops": 20.0, "bandwidth_gbs": 8.0, "op_overhead_us": 40.0}}},
             ],
-            "data": {"limit": 128, "batch_size": 32},
+            "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
             "retrain": {"epochs": 1},
             "profile": {"warmup": 1, "repeats": 3, "calibration_archs": 1, "settle_seconds": 0},
             "evaluation": {"hand_designed_widths": []},
@@ -42,7 +42,7 @@ def ofa_run(ray_session, tmp_path_factory):
                 "evolution": {"population": 8, "generations": 2, "recheck_top": 2},
                 "replicas": 2, "calibration_batches": 1, "eval_batches": 1, "predictor_samples": 12, "finetune": True,
             },
-            "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny-ofa"},
+            "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-ofa"},
         }
     )
     run_dir = new_run_dir(cfg)

@@ -17,17 +17,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def petridish_run(ray_session, tmp_path_factory):
+def petridish_run(ray_session, tmp_path_factory, sqlite_store):
     root = tmp_path_factory.mktemp("petridish-runs")
     cfg = parse_config({
         "name": "tiny-petridish", "strategy": "petridish", "run_root": str(root),
         "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}],
-        "data": {"limit": 256, "batch_size": 32},
+        "data": {"limit": 256, "eval_limit": 256, "batch_size": 32},
         "retrain": {"epochs": 1},
         "petridish": strategy_class("petridish").smoke,
         "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
         "evaluation": {"hand_designed_widths": []},
-        "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "tiny-petridish"},
+        "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-petridish"},
     })
     run_dir = new_run_dir(cfg)
     return run_experiment(cfg, run_dir, log=lambda _: None), run_dir, cfg

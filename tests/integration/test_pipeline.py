@@ -147,11 +147,11 @@ def test_every_result_ships_its_export_and_nas_finalists_are_registered_by_targe
 
 
 @pytest.mark.faults
-def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_path):
+def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_path, sqlite_store):
     """What `raynas sync-mlflow` does after the server was down: rebuild every run from the run
     directory and Tune storage; a second sync adds nothing."""
     summary, run_dir = tiny_run
-    uri = f"sqlite:///{tmp_path}/fresh.db"
+    uri = sqlite_store(tmp_path / "fresh.db")
     first = sync_mlflow(run_dir, uri)
     assert first["finalists"] == FINALISTS and first["results_replayed"] >= len(TARGETS) * len(SEEDS) * (2 + 1) + FINALISTS  # NAS epochs, random, retraining
     client = MlflowClient(uri)

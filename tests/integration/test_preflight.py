@@ -14,7 +14,7 @@ from raynas.orchestration.runtime import ClusterError, check_cpus, check_gpus
 pytestmark = pytest.mark.integration
 
 
-def _tiny(root, **extra) -> dict:
+def _tiny(root, store, **extra) -> dict:
     return {
         "name": "gpu", "run_root": str(root),
         "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}],
@@ -23,13 +23,13 @@ def _tiny(root, **extra) -> dict:
         "retrain": {"epochs": 1},
         "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
         "evaluation": {"hand_designed_widths": [0.5], "random_search": False},
-        "tracking": {"mlflow_uri": f"sqlite:///{root}/mlflow.db", "experiment": "gpu"},
+        "tracking": {"mlflow_uri": store(root / "mlflow.db"), "experiment": "gpu"},
         **extra,
     }
 
 
 @pytest.mark.faults
-def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray_session, tmp_path):
+def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray_session, tmp_path, sqlite_store):
     import ray
 
     if ray.cluster_resources().get("GPU", 0):
@@ -37,7 +37,7 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
     check_gpus({"ray.gpus_per_trial": 0.0})  # nothing asked, nothing refused
     with pytest.raises(ClusterError, match=r"config field ray.gpus_per_trial: asks for 0.25 GPU\(s\) but no node"):
         check_gpus({"ray.gpus_per_trial": 0.25})
-    cfg = parse_config(_tiny(tmp_path, ray={"gpus_per_task": 1}))
+    cfg = parse_config(_tiny(tmp_path, sqlite_store, ray={"gpus_per_task": 1}))
     run_dir = new_run_dir(cfg)
     with pytest.raises(ClusterError, match="config field ray.gpus_per_task"):
         run_experiment(cfg, run_dir, log=lambda _: None)
@@ -49,10 +49,10 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
 
 
 @pytest.mark.faults
-def test_replicas_that_leave_no_cpu_for_a_search_trial_are_refused_before_training(ray_session, tmp_path):
+def test_replicas_that_leave_no_cpu_for_a_search_trial_are_refused_before_training(ray_session, tmp_path, sqlite_store):
     check_cpus({"ofa.replica_cpus": 1.0}, 1.0)  # 2 CPUs: one for the replicas, one for a trial
     ofa = {"replicas": 2, "replica_cpus": 0.5}  # 3 seeds x 2 replicas x 0.5 = 3 CPUs of the session Ray's 2
-    cfg = parse_config(_tiny(tmp_path, space="mnist-ofa", strategy="ofa", ofa=ofa, evaluation={"seeds": 3, "hand_designed_widths": []}))
+    cfg = parse_config(_tiny(tmp_path, sqlite_store, space="mnist-ofa", strategy="ofa", ofa=ofa, evaluation={"seeds": 3, "hand_designed_widths": []}))
     run_dir = new_run_dir(cfg)
     with pytest.raises(ClusterError, match=r"config field ofa.replica_cpus: its actors hold 3 CPUs .* the cluster has 2 CPUs"):
         run_experiment(cfg, run_dir, log=lambda _: None)
@@ -60,8 +60,8 @@ def test_replicas_that_leave_no_cpu_for_a_search_trial_are_refused_before_traini
 
 
 @pytest.mark.faults
-def test_an_empty_test_split_is_refused_before_profiling(ray_session, tmp_path):
-    cfg = parse_config(_tiny(tmp_path, data={"test_fraction": 0.0}))
+def test_an_empty_test_split_is_refused_before_profiling(ray_session, tmp_path, sqlite_store):
+    cfg = parse_config(_tiny(tmp_path, sqlite_store, data={"test_fraction": 0.0}))
     run_dir = new_run_dir(cfg)
     with pytest.raises(DatasetError, match="test split is empty"):
         run_experiment(cfg, run_dir, log=lambda _: None)
@@ -70,13 +70,13 @@ def test_an_empty_test_split_is_refused_before_profiling(ray_session, tmp_path):
 
 @pytest.mark.needs_cuda
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_tiny_pipeline_trains_every_phase_on_cuda_with_amp(ray_session, tmp_path, precision):
+def test_tiny_pipeline_trains_every_phase_on_cuda_with_amp(ray_session, tmp_path, sqlite_store, precision):
     """Warm-up, searches and retraining on a shared GPU (fractional trials) in mixed precision."""
     import ray
 
     if not ray.cluster_resources().get("GPU", 0):
         pytest.skip("the session Ray sees no GPU")
-    cfg = parse_config(_tiny(tmp_path, compute={"device": "cuda", "precision": precision, "channels_last": True}, ray={"gpus_per_trial": 0.5, "gpus_per_task": 1}))
+    cfg = parse_config(_tiny(tmp_path, sqlite_store, compute={"device": "cuda", "precision": precision, "channels_last": True}, ray={"gpus_per_trial": 0.5, "gpus_per_task": 1}))
     summary = run_experiment(cfg, new_run_dir(cfg), log=lambda _: None)
     rows = summary["results"]
     assert rows and all(0.0 <= r["test_acc"] <= 1.0 for r in rows)

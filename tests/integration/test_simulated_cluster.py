@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
         return os.path.isdir(path) and "without_data" not in labels
 
     directory = Path(sys.argv[1]) / "supernet" / "ofa-s0"
-    data, shrink = DataConfig(limit=64, batch_size=16), ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
+    data, shrink = DataConfig(limit=64, eval_limit=64, batch_size=16), ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     worker = cluster.add_node(num_cpus=2)
     without = cluster.add_node(num_cpus=1, resources={"without_data": 1})

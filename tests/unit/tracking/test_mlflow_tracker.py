@@ -40,8 +40,8 @@ def test_a_server_that_is_not_healthy_is_refused(tmp_path):
         server.shutdown()
 
 
-def test_sqlite_store_has_one_child_per_key(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_sqlite_store_has_one_child_per_key(tmp_path, sqlite_store):
+    uri = sqlite_store(tmp_path / "mlflow.db")
     tracker = ExperimentTracker(uri, "exp", tmp_path, "parent")
     assert tracker.child("a") == tracker.child("a") != tracker.child("b")
     tracker.finish()
@@ -49,8 +49,8 @@ def test_sqlite_store_has_one_child_per_key(tmp_path):
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
 
 
-def test_a_second_tracker_on_the_same_run_dir_reuses_parent_and_children(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_a_second_tracker_on_the_same_run_dir_reuses_parent_and_children(tmp_path, sqlite_store):
+    uri = sqlite_store(tmp_path / "mlflow.db")
     first = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
     child = first.child("proxyless:cpu-1t@1.000ms#s0")
     again = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
@@ -104,8 +104,9 @@ def _wait_healthy(uri: str, timeout: float = 60) -> None:
     raise TimeoutError(f"mlflow server at {uri} did not start")
 
 
-def test_a_failed_run_ends_failed_with_its_reason(tmp_path):
-    tracker = ExperimentTracker(f"sqlite:///{tmp_path}/mlflow.db", "x", tmp_path, "run")
+def test_a_failed_run_ends_failed_with_its_reason(tmp_path, sqlite_store):
+    uri = sqlite_store(tmp_path / "mlflow.db")
+    tracker = ExperimentTracker(uri, "x", tmp_path, "run")
     tracker.fail("ClusterError: config field ray.gpus_per_trial: no GPU")
-    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(tracker.parent_id)
+    run = MlflowClient(uri).get_run(tracker.parent_id)
     assert run.info.status == "FAILED" and run.data.tags["raynas.failure"].startswith("ClusterError: config field ray.gpus_per_trial")
