@@ -31,8 +31,8 @@ SHARED_DATA = shared_data_root()
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only selected tests start their runs
 def pytest_collection_modifyitems(config, items):
     """``needs_cuda`` tests skip, with the reason, on machines without a CUDA GPU; tests marked
-    ``background`` (tests/background.py) start their runs now and move to the end, the one-core unit
-    and contract tests to the start."""
+    ``background`` (tests/background.py) start their runs now and move to the end; the rest run in
+    ``_stage`` order."""
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch here)")
         for item in (i for i in items if "needs_cuda" in i.keywords):
@@ -43,10 +43,19 @@ def pytest_collection_modifyitems(config, items):
     for job in dict.fromkeys(job for i in waiting for job in i.get_closest_marker("background").args):
         background.submit(job)
     last = set(waiting)
-    rest = [i for i in items if i not in last]
-    one_core = [i for i in rest if i.path.is_relative_to(ROOT / "tests" / "unit") or i.path.is_relative_to(ROOT / "tests" / "contract")]
-    first = set(one_core)  # in-process tests on one torch thread: the background runs take the other core meanwhile
-    items[:] = one_core + [i for i in rest if i not in first] + waiting
+    items[:] = sorted((i for i in items if i not in last), key=_stage) + waiting
+
+
+PIPELINES = ("petridish_run", "ofa_run", "tiny_sweep")  # the session's shared pipeline runs, in the order they run
+
+
+def _stage(item) -> int:
+    """Where a test runs: the one-core unit and contract tests first and the other tests that use less
+    than both cores next, while the background runs take the rest of the machine; the pipeline runs,
+    which keep both cores busy on their own, last (the background runs are done by then)."""
+    if item.path.is_relative_to(ROOT / "tests" / "unit") or item.path.is_relative_to(ROOT / "tests" / "contract"):
+        return 0
+    return next((2 + i for i, name in enumerate(PIPELINES) if name in item.fixturenames), 1)
 
 
 def pytest_sessionfinish(session, exitstatus):
