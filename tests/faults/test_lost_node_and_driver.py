@@ -85,7 +85,7 @@ SCRIPT = textwrap.dedent(
                 "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
                 "retrain": {"epochs": 1},
                 "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first
-                "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 1, "settle_seconds": 0},
+                "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 0, "settle_seconds": 0},  # uncalibrated: the tiny sweep checks calibration
                 # NAS and the early-stopped random search alone (keeps the fault tests short); the latter finished
                 # before the driver dies, so the resumed run must keep its results
                 "evaluation": {"random_search": False, "hand_designed_widths": [], "asha": {"enabled": True, "candidates": 2, "max_epochs": 1, "eval_batches": 1}},
