@@ -100,7 +100,7 @@ def main() -> None:
     bench = setting(args.data, smoke)
     data, shrink, space, targets = bench.data, bench.shrink, bench.space, bench.targets
     evolution = EvolutionConfig(population=16, generations=3, recheck_top=2) if smoke else EvolutionConfig()
-    cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=24 if smoke else 200)
+    cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=12 if smoke else 200)
     search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
     profile = ProfileConfig(warmup=1, repeats=3, calibration_archs=1, settle_seconds=0) if smoke else ProfileConfig(warmup=10, repeats=100, calibration_archs=8, settle_seconds=10)
     connect(None, 2, list(targets))
@@ -116,7 +116,7 @@ def main() -> None:
     tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, space, shrink, profile) for t in targets})
     stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", space, data, shrink, 0, 2))
     replicas, _weights = start_replicas(state, 2, space, shrink.min_depth, resolutions(get_space(space), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
-    speedup, throughput = replica_throughput(replicas, bench, 8 if smoke else 32)
+    speedup, throughput = replica_throughput(replicas, bench, 4 if smoke else 32)
     predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, 0))
     log_predictor(predictor, fit, out)
     scenarios = scenario_list(tables, bench)
