@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.raynas-installed
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?= experiments/configs/smoke.yaml
 
-.PHONY: install run test clean
+.PHONY: install bytecode run test clean
 
 install: $(STAMP)
 
@@ -17,10 +17,15 @@ $(STAMP): pyproject.toml
 	$(PIP) -e ".[dev]"
 	touch $(STAMP)
 
-run: install
+# Bytecode written once per change: where PYTHONDONTWRITEBYTECODE is set (as on these machines),
+# every process, each Ray worker included, would otherwise compile raynas's sources again.
+bytecode: install
+	$(PY) -m compileall -q raynas experiments tests
+
+run: bytecode
 	$(PY) experiments/run_all_targets.py --config $(CONFIG)
 
-test: install
+test: bytecode
 	$(PY) -m pytest -q --durations=15
 
 clean:
