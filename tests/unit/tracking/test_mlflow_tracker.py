@@ -62,12 +62,14 @@ def test_a_second_tracker_on_the_same_run_dir_reuses_parent_and_children(tmp_pat
 
 
 @pytest.mark.faults
-def test_server_lost_mid_run_switches_to_offline_and_leaves_a_marker(tmp_path):
+def test_server_lost_mid_run_switches_to_offline_and_leaves_a_marker(tmp_path, sqlite_store):
     """A real `mlflow server` is stopped mid-run: writes stop failing the run, a marker says how to sync."""
     port = _free_port()
+    # Without MLflow's server-side job runner (huey consumers: half of the server's start-up CPU), which raynas never uses.
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--workers", "1"],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               "--backend-store-uri", sqlite_store(tmp_path / "server.db"), "--workers", "1"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(uri)
