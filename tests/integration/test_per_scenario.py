@@ -25,7 +25,7 @@ def test_hyperband_per_scenario_stops_only_the_spent_scenario(ray_session, tmp_p
     grid = tune.Tuner(
         tune.with_resources(toy_trial, {"cpu": 1}),
         param_space={"scenario": tune.grid_search(["spent", "free"]), "candidate": tune.grid_search(list(range(candidates)))},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario),
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario, reuse_actors=True),  # as the pipeline runs it
         run_config=tune.RunConfig(name="per-scenario", storage_path=str(tmp_path), stop=stranded, callbacks=[stranded]),
     ).fit()
     assert not stranded.stop_all()
