@@ -51,8 +51,8 @@ PIPELINES = ("petridish_run", "ofa_run", "tiny_sweep")  # the session's shared p
 
 def _stage(item) -> int:
     """Where a test runs: the one-core unit and contract tests first and the other tests that use less
-    than both cores next, while the background runs take the rest of the machine; the pipeline runs,
-    which keep both cores busy on their own, last (the background runs are done by then)."""
+    than both cores next, while the background runs take the rest of the machine; the pipeline runs
+    last, the tiny sweep (two trials at a time) at the very end, when the background runs are done."""
     if item.path.is_relative_to(ROOT / "tests" / "unit") or item.path.is_relative_to(ROOT / "tests" / "contract"):
         return 0
     return next((2 + i for i, name in enumerate(PIPELINES) if name in item.fixturenames), 1)
