@@ -39,7 +39,7 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
             # took two thirds of this run's profiling
             "profile": {"warmup": 1, "repeats": 3, "calibration_archs": 0, "settle_seconds": 0},
             "evaluation": {"hand_designed_widths": []},
-            "ray": {"max_concurrent_trials": 1},
+            "ray": {"max_concurrent_trials": 1},  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
             "ofa": {
                 "shrink": {"resolutions": [24, 28], "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
                 "evolution": {"population": 8, "generations": 2, "recheck_top": 2},

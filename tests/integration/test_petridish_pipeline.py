@@ -27,7 +27,7 @@ def petridish_run(ray_session, tmp_path_factory, sqlite_store):
         "petridish": strategy_class("petridish").smoke,
         "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 0, "settle_seconds": 0},  # uncalibrated: the tiny sweep checks calibration
         "evaluation": {"hand_designed_widths": []},
-        "ray": {"max_concurrent_trials": 1},
+        "ray": {"max_concurrent_trials": 1},  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
         "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-petridish"},
     })
     run_dir = new_run_dir(cfg)
