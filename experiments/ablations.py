@@ -39,9 +39,18 @@ def table(rows_by_variant: dict[str, list[dict]]) -> list[dict]:
             mine = [r for r in nas if r["target"] == target and r["budget_ms"] == budget]
             acc = np.array([r["test_acc"] for r in mine])
             over = [r["argmax_ms"] / budget for r in mine if r.get("argmax_ms")]
-            out.append({"target": target, "budget_ms": budget, "variant": variant, "seeds": len(mine), "acc_mean": float(acc.mean()),
-                        "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "window_picked": sum(bool(r.get("constrained")) for r in mine),
-                        "argmax_over_budget": float(np.median(over)) if over else None})
+            out.append(
+                {
+                    "target": target,
+                    "budget_ms": budget,
+                    "variant": variant,
+                    "seeds": len(mine),
+                    "acc_mean": float(acc.mean()),
+                    "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                    "window_picked": sum(bool(r.get("constrained")) for r in mine),
+                    "argmax_over_budget": float(np.median(over)) if over else None,
+                }
+            )
     return sorted(out, key=lambda r: (r["target"], r["budget_ms"], r["variant"]))
 
 
@@ -68,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'target':<12}{'budget ms':>10}  {'variant':<24}{'seeds':>6}{'test acc %':>18}{'window picked':>15}{'argmax / B':>12}")
     for r in rows:
         over = "-" if r["argmax_over_budget"] is None else f"{r['argmax_over_budget']:.2f}"
-        print(f"{r['target']:<12}{r['budget_ms']:>10.3f}  {r['variant']:<24}{r['seeds']:>6}{100 * r['acc_mean']:>11.2f} +- {100 * r['acc_std']:<4.2f}{r['window_picked']:>15}{over:>12}")
+        print(
+            f"{r['target']:<12}{r['budget_ms']:>10.3f}  {r['variant']:<24}{r['seeds']:>6}{100 * r['acc_mean']:>11.2f} +- {100 * r['acc_std']:<4.2f}{r['window_picked']:>15}{over:>12}"
+        )
     print(json.dumps({"variants": list(results), "rows": rows, "run_dirs": run_dirs}), flush=True)
     return 0
 

@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke-test", action="store_true", help="a minimal sweep (one target, two budgets, two seeds) in a few minutes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    return exit_status("budget_sweep", lambda: run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test)))
+    return exit_status(
+        "budget_sweep",
+        lambda: run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test)),
+    )
 
 
 def run_sweep(cfg: ExperimentConfig, log=print) -> dict:
@@ -69,7 +72,11 @@ def run_sweep(cfg: ExperimentConfig, log=print) -> dict:
     summary = run_experiment(cfg, run_dir, log=log)
     print("\n" + format_table(summary), flush=True)
     budgets = sorted({(r["target"], r["budget_ms"]) for r in summary["results"] if r["budget_ms"] is not None})
-    line = {"dataset": cfg.data.dataset, "rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds} | headline(summary["comparisons"]) | {"run_dir": str(run_dir)}
+    line = (
+        {"dataset": cfg.data.dataset, "rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds}
+        | headline(summary["comparisons"])
+        | {"run_dir": str(run_dir)}
+    )
     print(json.dumps(line), flush=True)
     return summary
 

@@ -80,14 +80,23 @@ def run(cfg: ExperimentConfig, widths: list[float], seeds: int, workers: int) ->
 
 def report(cfg: ExperimentConfig, accs: dict[float, list[float]], cpu_seconds: float) -> dict:
     """The table and the JSON line (returned too)."""
-    print(f"recipe: {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}, batch {cfg.data.batch_size}, {cfg.data.limit or 'all'} training images; validation accuracy %")
+    print(
+        f"recipe: {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}, batch {cfg.data.batch_size}, {cfg.data.limit or 'all'} training images; validation accuracy %"
+    )
     print(f"{'width':>6} {'per seed':<28} {'mean':>6} {'spread':>6}")
     for w, values in sorted(accs.items()):
         print(f"{w:>6g} {' '.join(f'{100 * v:.2f}' for v in values):<28} {100 * np.mean(values):>6.2f} {100 * spread(values):>6.2f}")
     ok = separated(accs)
     print(f"widths separated by more than their seed spreads: {'yes' if ok else 'no'}; {cpu_seconds:.0f} CPU-seconds of training")
-    line = {"config": cfg.name, "epochs": cfg.retrain.epochs, "widths": sorted(accs), "val_acc_mean": {str(w): round(float(np.mean(v)), 4) for w, v in sorted(accs.items())},
-            "spread": {str(w): round(spread(v), 4) for w, v in sorted(accs.items())}, "separated": ok, "cpu_seconds": round(cpu_seconds)}
+    line = {
+        "config": cfg.name,
+        "epochs": cfg.retrain.epochs,
+        "widths": sorted(accs),
+        "val_acc_mean": {str(w): round(float(np.mean(v)), 4) for w, v in sorted(accs.items())},
+        "spread": {str(w): round(spread(v), 4) for w, v in sorted(accs.items())},
+        "separated": ok,
+        "cpu_seconds": round(cpu_seconds),
+    }
     print(json.dumps(line), flush=True)
     return line
 
@@ -106,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         widths = args.widths or list(cfg.evaluation.hand_designed_widths)
         seeds = args.seeds or cfg.evaluation.seeds
         if len(widths) < 2 or seeds < 2 or args.workers < 1:
-            raise ConfigError("recipe_check needs at least two widths (--widths), two seeds (--seeds) and one worker (--workers): a spread needs seeds and a separation needs widths")
+            raise ConfigError(
+                "recipe_check needs at least two widths (--widths), two seeds (--seeds) and one worker (--workers): a spread needs seeds and a separation needs widths"
+            )
         cache = cfg.data.cache_dir or str(Path("runs") / "recipe-check" / "data-cache")
         report(cfg, *run(replace(cfg, data=replace(cfg.data, cache_dir=cache)), widths, seeds, args.workers))
 

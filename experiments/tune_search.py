@@ -60,7 +60,12 @@ def score(rows: list[dict]) -> Score:
         raise RuntimeError("the tuning run gave no NAS finalist")
     rand = [r["val_acc"] for r in rows if r["method"] == RANDOM]
     hits = [r["measured_ms"] <= r["budget_ms"] for r in nas if r["measured_ms"] is not None]
-    return Score(float(np.mean([r["val_acc"] for r in nas])), float(np.mean(rand)) if rand else None, float(np.mean(hits)) if hits else float("nan"), len(nas))
+    return Score(
+        float(np.mean([r["val_acc"] for r in nas])),
+        float(np.mean(rand)) if rand else None,
+        float(np.mean(hits)) if hits else float("nan"),
+        len(nas),
+    )
 
 
 def run_variants(plan: VariantPlan, configs: dict, out: Path, log=print) -> tuple[dict[str, Score], dict[str, float], dict[str, str]]:
@@ -84,7 +89,11 @@ def run_variants(plan: VariantPlan, configs: dict, out: Path, log=print) -> tupl
     finally:
         if started:
             ray.shutdown()
-    return {v: score(e["rows"]) for v, e in entries.items()}, {v: e["core_seconds"] for v, e in entries.items()}, {v: e["run_dir"] for v, e in entries.items()}
+    return (
+        {v: score(e["rows"]) for v, e in entries.items()},
+        {v: e["core_seconds"] for v, e in entries.items()},
+        {v: e["run_dir"] for v, e in entries.items()},
+    )
 
 
 def run_variant(switches: dict, cfg, log) -> dict:
@@ -94,7 +103,13 @@ def run_variant(switches: dict, cfg, log) -> dict:
     start = time.perf_counter()
     results = run_experiment(cfg, run_dir, log=log)["results"]
     rows = [{k: r[k] for k in ("method", "target", "budget_ms", "seed", "arch", "val_acc", "measured_ms")} for r in results]
-    return {"switches": switches, "config": cfg.to_dict(), "rows": rows, "core_seconds": (time.perf_counter() - start) * cluster_cpus(), "run_dir": str(run_dir)}
+    return {
+        "switches": switches,
+        "config": cfg.to_dict(),
+        "rows": rows,
+        "core_seconds": (time.perf_counter() - start) * cluster_cpus(),
+        "run_dir": str(run_dir),
+    }
 
 
 def report(plan: VariantPlan, scores: dict[str, Score], costs: dict[str, float], run_dirs: dict[str, str]) -> dict:
@@ -103,13 +118,22 @@ def report(plan: VariantPlan, scores: dict[str, Score], costs: dict[str, float],
     print(f"\n{'variant':<20} {'switches':<44} {'NAS val %':>9} {'random val %':>12} {'gap pp':>7} {'in budget':>9} {'core_s':>8}")
     for v, s in scores.items():
         switches = "; ".join(f"{k}={x}" for k, x in plan.variants[v].items()) or "(the base config)"
-        print(f"{v:<20} {switches:<44} {100 * s.nas_val:>9.2f} {fmt(None if s.random_val is None else 100 * s.random_val, '>12.2f'):>12} {fmt(s.gap_pp, '+7.2f'):>7} {s.within_budget:>9.0%} {costs[v]:>8.0f}")
+        print(
+            f"{v:<20} {switches:<44} {100 * s.nas_val:>9.2f} {fmt(None if s.random_val is None else 100 * s.random_val, '>12.2f'):>12} {fmt(s.gap_pp, '+7.2f'):>7} {s.within_budget:>9.0%} {costs[v]:>8.0f}"
+        )
     best = max(scores, key=lambda v: scores[v].nas_val)
     total = sum(costs.values())
     print(f"best by NAS validation accuracy: {best}; the tuning took {total:.0f} core-seconds ({total / 3600:.2f} core-hours)")
-    line = {"best": best, "best_switches": plan.variants[best], "variants": list(scores), "nas_val": {v: round(s.nas_val, 4) for v, s in scores.items()},
-            "gap_pp": {v: None if s.gap_pp is None else round(s.gap_pp, 2) for v, s in scores.items()}, "finalists_per_variant": scores[best].finalists,
-            "tuning_core_seconds": round(total), "run_dirs": run_dirs}
+    line = {
+        "best": best,
+        "best_switches": plan.variants[best],
+        "variants": list(scores),
+        "nas_val": {v: round(s.nas_val, 4) for v, s in scores.items()},
+        "gap_pp": {v: None if s.gap_pp is None else round(s.gap_pp, 2) for v, s in scores.items()},
+        "finalists_per_variant": scores[best].finalists,
+        "tuning_core_seconds": round(total),
+        "run_dirs": run_dirs,
+    }
     print(json.dumps(line), flush=True)
     return line
 

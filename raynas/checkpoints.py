@@ -19,7 +19,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a weights-only state dict ({type(exc).__name__}); re-create it") from None
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a weights-only state dict ({type(exc).__name__}); re-create it"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
     return state

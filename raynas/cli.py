@@ -24,8 +24,35 @@ from raynas.strategies import strategy_class, strategy_names
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
-COLUMNS = ("target", "budget_ms", "method", "seed", "space", "arch", "predicted_ms", "measured_ms", "measured_wall_ms", "test_acc", "constrained")
-COMPARISON_COLUMNS = ("target", "budget_ms", "seeds", "nas_method", "nas_acc_mean", "random_acc_mean", "gap_pp", "p_value", "asha_acc_mean", "asha_gap_pp", "hand_gap_pp", "hand_p_value", "nas_ms_mean", "random_ms_mean")
+COLUMNS = (
+    "target",
+    "budget_ms",
+    "method",
+    "seed",
+    "space",
+    "arch",
+    "predicted_ms",
+    "measured_ms",
+    "measured_wall_ms",
+    "test_acc",
+    "constrained",
+)
+COMPARISON_COLUMNS = (
+    "target",
+    "budget_ms",
+    "seeds",
+    "nas_method",
+    "nas_acc_mean",
+    "random_acc_mean",
+    "gap_pp",
+    "p_value",
+    "asha_acc_mean",
+    "asha_gap_pp",
+    "hand_gap_pp",
+    "hand_p_value",
+    "nas_ms_mean",
+    "random_ms_mean",
+)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -44,10 +71,15 @@ def format_table(summary: dict[str, Any]) -> str:
     results = sorted(summary["results"], key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
     rows = [[_cell(r.get(c)) for c in COLUMNS[:-1]] + [_constrained(r), _ratio(r)] for r in results]
     lines = _aligned(list(COLUMNS) + ["meas/pred"], rows)
-    lines += ["(latencies: ms in the unit of each target's latency table, its yardstick; measured_wall_ms: the same measurement in wall-clock ms of its moment)"]
+    lines += [
+        "(latencies: ms in the unit of each target's latency table, its yardstick; measured_wall_ms: the same measurement in wall-clock ms of its moment)"
+    ]
     if summary.get("comparisons"):
-        lines += ["", "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)",
-                  "and versus the MobileNetV2-style widths at NAS's measured latency (hand_gap_pp; linear between widths, the nearest width outside them)"]
+        lines += [
+            "",
+            "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)",
+            "and versus the MobileNetV2-style widths at NAS's measured latency (hand_gap_pp; linear between widths, the nearest width outside them)",
+        ]
         lines += _aligned(list(COMPARISON_COLUMNS), [[_cell(c.get(k)) for k in COMPARISON_COLUMNS] for c in summary["comparisons"]])
     lines += ["", f"run directory: {summary['run_dir']}", f"browse MLflow: mlflow ui --backend-store-uri {summary['mlflow_uri']}"]
     return "\n".join(lines)
@@ -113,7 +145,10 @@ def print_estimated_budgets(cfg: ExperimentConfig) -> None:
             low, high = lut.latency_range(macro)
             source = lut.metadata.get("source", lut.metadata.get("device"))
             budgets = ", ".join(f"{b:.2f}" for b in tgt.budgets(low, high))
-            print(f"[raynas] {tgt.name}: {lut.metadata['provenance']} estimate ({source}); space {macro.name} spans {low:.2f}-{high:.2f} ms; budgets {budgets} ms", flush=True)
+            print(
+                f"[raynas] {tgt.name}: {lut.metadata['provenance']} estimate ({source}); space {macro.name} spans {low:.2f}-{high:.2f} ms; budgets {budgets} ms",
+                flush=True,
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,9 @@ class ComputeConfig:
 
     device: str = "auto"  # auto: CUDA when the trial/task/actor was given a GPU, else CPU; cpu | cuda force it
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a gradient scaler and needs CUDA)
-    channels_last: bool | None = None  # NHWC memory format for models and batches; None: on the CPU (1.4-2x faster training measured), off on CUDA
+    channels_last: bool | None = (
+        None  # NHWC memory format for models and batches; None: on the CPU (1.4-2x faster training measured), off on CUDA
+    )
     cudnn_benchmark: bool = True  # let cuDNN pick the fastest kernels for the fixed input shapes
 
 
@@ -41,7 +43,11 @@ def select_device(setting: str, gpu_granted: bool | None = None) -> torch.device
         raise DeviceError(f"compute.device {setting!r} is not one of {', '.join(DEVICES)}")
     has_gpu = torch.cuda.is_available() and (gpu_granted is None or gpu_granted)
     if setting == "cuda" and not has_gpu:
-        why = "no GPU was reserved for it (set ray.gpus_per_trial / ray.gpus_per_task)" if gpu_granted is False else "torch sees no CUDA device here"
+        why = (
+            "no GPU was reserved for it (set ray.gpus_per_trial / ray.gpus_per_task)"
+            if gpu_granted is False
+            else "torch sees no CUDA device here"
+        )
         raise DeviceError(f"compute.device is cuda but {why}; use compute.device: auto to run on the CPU instead")
     if setting == "cpu" or not has_gpu:
         return torch.device("cpu")

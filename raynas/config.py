@@ -93,8 +93,6 @@ class EvaluationConfig:
     asha: ASHAConfig = field(default_factory=ASHAConfig)  # random search with early stopping (standalone training, Tune scheduler)
 
 
-
-
 @dataclass(frozen=True)
 class TrackingConfig:
     mlflow_uri: str | None = None  # default: sqlite:///<run_dir>/mlflow.db
@@ -110,7 +108,9 @@ class RayConfig:
     gpus_per_task: float = 0  # GPUs of the one-off training tasks (supernet warm-up, OFA progressive shrinking)
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
-    checkpoint_seconds: float = 10.0  # a search trial saves its state after a step once this long has passed since the last save (0: every step)
+    checkpoint_seconds: float = (
+        10.0  # a search trial saves its state after a step once this long has passed since the last save (0: every step)
+    )
     storage_path: str | None = None  # Tune results; None: <run_dir>/tune. Multi-machine clusters need a URI or NFS path
 
 
@@ -200,7 +200,12 @@ def _expand_paths(cfg: ExperimentConfig) -> ExperimentConfig:
     """Data root and latency-table paths with their variables expanded and made absolute against the
     driver's directory, since trials run in directories of their own (the saved config holds the result)."""
     full = lambda text: os.path.abspath(expand_path(text))  # noqa: E731
-    targets = tuple(dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=full(t.estimate.table))) if t.estimate and t.estimate.table else t for t in cfg.targets)
+    targets = tuple(
+        dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=full(t.estimate.table)))
+        if t.estimate and t.estimate.table
+        else t
+        for t in cfg.targets
+    )
     data = dataclasses.replace(cfg.data, root=full(cfg.data.root)) if cfg.data.root else cfg.data
     return dataclasses.replace(cfg, targets=targets, data=data)
 
@@ -208,7 +213,11 @@ def _expand_paths(cfg: ExperimentConfig) -> ExperimentConfig:
 def check_dataset_folder(cfg: ExperimentConfig) -> None:
     """The dataset folder exists (every dataset but the embedded MNIST reads one)."""
     if cfg.data.dataset != "mnist-embedded":
-        _check(bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(), "data.root", f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk")
+        _check(
+            bool(cfg.data.root) and Path(cfg.data.root).expanduser().is_dir(),
+            "data.root",
+            f"{cfg.data.root!r} is not an existing directory; point it at the dataset on disk",
+        )
 
 
 def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
@@ -226,8 +235,14 @@ def _build(cls: type, raw: Any, prefix: str, extra: tuple[str, ...] = ()) -> Any
     names = {f.name for f in dataclasses.fields(cls)} - {"sections"}
     unknown = sorted(set(raw) - names, key=str)
     if unknown:
-        raise ConfigError(f"config field {prefix}{_shown(unknown[0])}: unknown key; valid keys here: {', '.join(sorted(names | set(extra)))}")
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(
+            f"config field {prefix}{_shown(unknown[0])}: unknown key; valid keys here: {', '.join(sorted(names | set(extra)))}"
+        )
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"config field {prefix}{missing[0]}: required but missing")
     return cls(**{key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in raw.items()})
@@ -260,9 +275,16 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
     _check(cfg.space in SPACES, "space", f"unknown search space {cfg.space!r}; valid: {', '.join(SPACES.names())}")
     _check(cfg.data.dataset in DATASETS, "data.dataset", f"unknown dataset {cfg.data.dataset!r}; valid: {', '.join(DATASETS)}")
-    _check(0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.val_fraction", "fractions must be in (0, 1) and sum below 1")
-    _check(any(c.name == cfg.strategy for c in strategies.values()), "strategy",
-           f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(sorted(c.name for c in strategies.values()))}")
+    _check(
+        0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1,
+        "data.val_fraction",
+        "fractions must be in (0, 1) and sum below 1",
+    )
+    _check(
+        any(c.name == cfg.strategy for c in strategies.values()),
+        "strategy",
+        f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(sorted(c.name for c in strategies.values()))}",
+    )
     _validate_compute(cfg, strategies)
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):
@@ -270,19 +292,39 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
         if tgt.estimated:
             _check_estimate(tgt.estimate, f"{where}.estimate")
         else:
-            _check(tgt.name in TARGETS, f"{where}.name", f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())} (or give `estimate:` for hardware you cannot reach)")
+            _check(
+                tgt.name in TARGETS,
+                f"{where}.name",
+                f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())} (or give `estimate:` for hardware you cannot reach)",
+            )
         _check(bool(tgt.budgets_ms) != bool(tgt.budget_fractions), where, "give exactly one of budgets_ms or budget_fractions (non-empty)")
         _check(all(b > 0 for b in tgt.budgets_ms), f"{where}.budgets_ms", "budgets must be positive milliseconds")
         _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
     ev = cfg.evaluation
     _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
     check(ev.asha.scheduler in SCHEDULERS, "evaluation.asha.scheduler", f"must be one of {', '.join(SCHEDULERS)}")
-    check(ev.asha.grace_epochs <= ev.asha.max_epochs and ev.asha.reduction_factor >= 2, "evaluation.asha", "grace_epochs at most max_epochs, reduction_factor at least 2")
+    check(
+        ev.asha.grace_epochs <= ev.asha.max_epochs and ev.asha.reduction_factor >= 2,
+        "evaluation.asha",
+        "grace_epochs at most max_epochs, reduction_factor at least 2",
+    )
     widths = ev.hand_designed_widths
-    _check(all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths), "evaluation.hand_designed_widths", "distinct width multipliers in (0, 4]")
+    _check(
+        all(0 < w <= 4 for w in widths) and len(set(widths)) == len(widths),
+        "evaluation.hand_designed_widths",
+        "distinct width multipliers in (0, 4]",
+    )
     names = [t.name for t in cfg.targets]
     _check(len(set(names)) == len(names), "targets", "each target may appear once; list several budgets under it instead")
-    for section, obj in (("retrain", cfg.retrain), ("profile", cfg.profile), ("data", cfg.data), ("ray", cfg.ray), ("evaluation", ev), ("compute", cfg.compute), *cfg.sections.items()):
+    for section, obj in (
+        ("retrain", cfg.retrain),
+        ("profile", cfg.profile),
+        ("data", cfg.data),
+        ("ray", cfg.ray),
+        ("evaluation", ev),
+        ("compute", cfg.compute),
+        *cfg.sections.items(),
+    ):
         _check_numbers(section, obj)
     for name, cls in strategies.items():
         cls().validate(cfg.sections[name], cfg)
@@ -296,23 +338,67 @@ def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> Non
     _check(c.device in DEVICES, "compute.device", f"must be one of {', '.join(DEVICES)}")
     _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}")
     for name, value in gpus.items():
-        _check(value >= 0 and (value <= 1 or float(value).is_integer()), name, f"must be 0, a fraction of one GPU, or a whole number of GPUs; got {value}")
-    _check(not (c.device == "cuda" and cfg.ray.gpus_per_trial == 0), "ray.gpus_per_trial", "compute.device is cuda, so trials need GPUs: set ray.gpus_per_trial (e.g. 1, or 0.25 to share)")
-    _check(not (c.precision == "fp16" and (c.device == "cpu" or cfg.ray.gpus_per_trial == 0)), "compute.precision", "fp16 runs on CUDA only: reserve GPUs (ray.gpus_per_trial) or use bf16 / fp32 on the CPU")
+        _check(
+            value >= 0 and (value <= 1 or float(value).is_integer()),
+            name,
+            f"must be 0, a fraction of one GPU, or a whole number of GPUs; got {value}",
+        )
+    _check(
+        not (c.device == "cuda" and cfg.ray.gpus_per_trial == 0),
+        "ray.gpus_per_trial",
+        "compute.device is cuda, so trials need GPUs: set ray.gpus_per_trial (e.g. 1, or 0.25 to share)",
+    )
+    _check(
+        not (c.precision == "fp16" and (c.device == "cpu" or cfg.ray.gpus_per_trial == 0)),
+        "compute.precision",
+        "fp16 runs on CUDA only: reserve GPUs (ray.gpus_per_trial) or use bf16 / fp32 on the CPU",
+    )
 
 
 def _check_estimate(est: EstimateConfig, where: str) -> None:
-    _check((est.table is None) != (est.device is None), where, "give exactly one of table (a per-op latency file) or device (a roofline spec)")
+    _check(
+        (est.table is None) != (est.device is None), where, "give exactly one of table (a per-op latency file) or device (a roofline spec)"
+    )
     if est.table is not None:
-        _check(Path(est.table).expanduser().is_file(), f"{where}.table", f"{est.table!r} is not a file; point it at a per-op latency table (YAML or JSON)")
+        _check(
+            Path(est.table).expanduser().is_file(),
+            f"{where}.table",
+            f"{est.table!r} is not a file; point it at a per-op latency table (YAML or JSON)",
+        )
     if est.device is not None:
-        _check(est.device.peak_gflops > 0 and est.device.bandwidth_gbs > 0 and est.device.op_overhead_us >= 0, f"{where}.device", "peak_gflops and bandwidth_gbs must be positive, op_overhead_us zero or more")
+        _check(
+            est.device.peak_gflops > 0 and est.device.bandwidth_gbs > 0 and est.device.op_overhead_us >= 0,
+            f"{where}.device",
+            "peak_gflops and bandwidth_gbs must be positive, op_overhead_us zero or more",
+        )
     _check(est.batch_size > 0, f"{where}.batch_size", "must be positive")
 
 
 # Numeric fields where zero is meaningful; every other number in a section must be positive.
-_MAY_BE_ZERO = {"settle_seconds", "reinforce_decay", "seed", "max_concurrent_trials", "warmup_epochs", "label_smoothing", "weight_decay", "momentum", "test_fraction", "calibration_archs", "random_train_fraction", "max_failures",
-                "kd_ratio", "gamma", "aim_floor", "sparsity", "checkpoint_seconds", "arch_every", "gpus_per_trial", "gpus_per_task", "replica_gpus", "num_workers"}
+_MAY_BE_ZERO = {
+    "settle_seconds",
+    "reinforce_decay",
+    "seed",
+    "max_concurrent_trials",
+    "warmup_epochs",
+    "label_smoothing",
+    "weight_decay",
+    "momentum",
+    "test_fraction",
+    "calibration_archs",
+    "random_train_fraction",
+    "max_failures",
+    "kd_ratio",
+    "gamma",
+    "aim_floor",
+    "sparsity",
+    "checkpoint_seconds",
+    "arch_every",
+    "gpus_per_trial",
+    "gpus_per_task",
+    "replica_gpus",
+    "num_workers",
+}
 
 
 def _check_numbers(section: str, obj: Any) -> None:

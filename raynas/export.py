@@ -30,7 +30,9 @@ class Deployment:
     recipe: dict
 
 
-def export_network(net: nn.Module, shape: tuple[int, ...], folder: Path, *, target: HardwareTarget | None, facts: dict | None = None) -> Deployment:
+def export_network(
+    net: nn.Module, shape: tuple[int, ...], folder: Path, *, target: HardwareTarget | None, facts: dict | None = None
+) -> Deployment:
     """Write ``net`` as ``target`` runs it, at input ``shape``, with its recipe (plus ``facts``: latencies,
     accuracy). ``target`` None: hardware raynas cannot reach (an estimated target) gets the TorchScript
     trace, to convert for its own runtime."""
@@ -45,8 +47,14 @@ def export_network(net: nn.Module, shape: tuple[int, ...], folder: Path, *, targ
     else:
         path = folder / "model.pt"
         trace(net, torch.randn(shape)).save(str(path))
-    runtime = target.recipe() if target is not None else {"runtime": "not measured here: latency estimated; convert the TorchScript file for the device's runtime"}
-    recipe = runtime | {"file": path.name, "input_shape": list(shape), "input_dtype": "float32", "output_shape": output_shape} | (facts or {})
+    runtime = (
+        target.recipe()
+        if target is not None
+        else {"runtime": "not measured here: latency estimated; convert the TorchScript file for the device's runtime"}
+    )
+    recipe = (
+        runtime | {"file": path.name, "input_shape": list(shape), "input_dtype": "float32", "output_shape": output_shape} | (facts or {})
+    )
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
     return Deployment(folder, path, recipe)
 

@@ -63,7 +63,9 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int, compute: 
         m.momentum = momentum
 
 
-def train_step(model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch (already on the device); returns the loss and the number of
     correct predictions as device tensors, so the caller decides when to synchronize."""
     optimizer.zero_grad(set_to_none=True)
@@ -75,7 +77,12 @@ def train_step(model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor,
 
 
 def train_epoch(
-    model: nn.Module, loader: DataLoader, optimizer, loss_fn: nn.Module, before_batch: Callable[[], None] | None = None, compute: Compute = CPU
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer,
+    loss_fn: nn.Module,
+    before_batch: Callable[[], None] | None = None,
+    compute: Compute = CPU,
 ) -> dict[str, float]:
     """One pass over ``loader``; ``before_batch`` lets a supernet resample its path per step.
     Sums stay on the device: one synchronization per epoch, not per step."""
@@ -94,7 +101,12 @@ def train_epoch(
 
 
 def retrain(
-    model: nn.Module, train: DataLoader, val: DataLoader, cfg: RetrainConfig, on_epoch: Callable[[int, dict], None] | None = None, compute: Compute = CPU
+    model: nn.Module,
+    train: DataLoader,
+    val: DataLoader,
+    cfg: RetrainConfig,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    compute: Compute = CPU,
 ) -> dict[str, float]:
     """Train ``model`` (already on ``compute``'s device) from its current weights; report per-epoch metrics to ``on_epoch``."""
     optimizer = sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)

@@ -130,7 +130,11 @@ TINY_SWEEP = {
     "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
     "retrain": {"epochs": 1},
     "profile": {"warmup": 2, "repeats": 10, "calibration_archs": 1, "settle_seconds": 0},
-    "evaluation": {"seeds": 2, "hand_designed_widths": [0.5], "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2, "candidates": 6}},
+    "evaluation": {
+        "seeds": 2,
+        "hand_designed_widths": [0.5],
+        "asha": {"enabled": True, "max_epochs": 2, "eval_batches": 2, "candidates": 6},
+    },
 }
 
 
@@ -142,7 +146,12 @@ def tiny_sweep(ray_session, tmp_path_factory, sqlite_store):
     root = tmp_path_factory.mktemp("runs")
     config = root / "tiny.yaml"
     tracking = {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny"}
-    config.write_text(yaml.safe_dump(TINY_SWEEP | {"run_root": str(root), "tracking": tracking, "profile": TINY_SWEEP["profile"] | {"cache_dir": str(root / "opcache")}}))
+    config.write_text(
+        yaml.safe_dump(
+            TINY_SWEEP
+            | {"run_root": str(root), "tracking": tracking, "profile": TINY_SWEEP["profile"] | {"cache_dir": str(root / "opcache")}}
+        )
+    )
     sweep, printed = load_script("experiments/budget_sweep.py"), io.StringIO()
     with contextlib.redirect_stdout(printed):
         summary = sweep.run_sweep(sweep.sweep_config(str(config), {}, None, None, False), log=lambda _: None)

@@ -37,13 +37,21 @@ from scipy.stats import kendalltau
 from raynas.config import ProfileConfig, parse_config
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.data.sources import DatasetError, data_folder
-from raynas.orchestration.ofa import OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet
+from raynas.orchestration.ofa import (
+    OFAConfig,
+    collect_and_fit_predictor,
+    predictor_payload,
+    resolution_spaces,
+    resolutions,
+    run_elastic_training,
+    train_elastic_supernet,
+)
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import connect
 from raynas.orchestration.tasks import on_target, profile_target
 from raynas.orchestration.trials import searcher_trial
 from raynas.search.evolution import EvolutionConfig, SubnetGenes, SubnetLatency
-from raynas.search.proxyless import SearchConfig, ProxylessSearch, warm_up
+from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.strategies import Job
@@ -84,14 +92,21 @@ def setting(dataset: str, smoke: bool) -> Setting:
         raise SystemExit(f"--data cifar10: {exc}") from None
     data = DataConfig(dataset="cifar10", root=str(root), limit=128 if smoke else 5000, eval_limit=128 if smoke else 2000)
     shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
-    return Setting(dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink, data if smoke else dataclasses.replace(data, eval_limit=None))
+    return Setting(
+        dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink, data if smoke else dataclasses.replace(data, eval_limit=None)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/bench/amortized")
     parser.add_argument("--rank-subnets", type=int, default=20)
-    parser.add_argument("--data", choices=("mnist", "cifar10"), default="mnist", help="mnist: the embedded subset; cifar10: the JPEG folders under $RAYNAS_DATA")
+    parser.add_argument(
+        "--data",
+        choices=("mnist", "cifar10"),
+        default="mnist",
+        help="mnist: the embedded subset; cifar10: the JPEG folders under $RAYNAS_DATA",
+    )
     parser.add_argument("--smoke-test", action="store_true", help="tiny data and epochs: checks the plumbing in a few minutes")
     args = parser.parse_args()
     smoke = args.smoke_test
@@ -100,10 +115,21 @@ def main() -> None:
     bench = setting(args.data, smoke)
     data, shrink, space, targets = bench.data, bench.shrink, bench.space, bench.targets
     evolution = EvolutionConfig(population=16, generations=3, recheck_top=2) if smoke else EvolutionConfig()
-    cfg = OFAConfig(shrink=shrink, evolution=evolution, replicas=2, calibration_batches=2 if smoke else 4, eval_batches=2 if smoke else 11, predictor_samples=12 if smoke else 200)
+    cfg = OFAConfig(
+        shrink=shrink,
+        evolution=evolution,
+        replicas=2,
+        calibration_batches=2 if smoke else 4,
+        eval_batches=2 if smoke else 11,
+        predictor_samples=12 if smoke else 200,
+    )
     search_cfg = SearchConfig(warmup_epochs=1 if smoke else 2, search_epochs=1 if smoke else 3, arch_lr=0.02)
     # smoke: uncalibrated tables (calibration is the latency benchmarks' subject; here its retries were the costliest phase)
-    profile = ProfileConfig(warmup=1, repeats=3, calibration_archs=0, settle_seconds=0) if smoke else ProfileConfig(warmup=10, repeats=100, calibration_archs=8, settle_seconds=10)
+    profile = (
+        ProfileConfig(warmup=1, repeats=3, calibration_archs=0, settle_seconds=0)
+        if smoke
+        else ProfileConfig(warmup=10, repeats=100, calibration_archs=8, settle_seconds=10)
+    )
     connect(None, 2, list(targets))
     rows, cost = [], {}
 
@@ -115,10 +141,18 @@ def main() -> None:
         return value
 
     tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, space, shrink, profile) for t in targets})
-    stats, state = phase("OFA: train elastic supernet (once)", 2, lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", space, data, shrink, 0, 2))
-    replicas, _weights = start_replicas(state, 2, space, shrink.min_depth, resolutions(get_space(space), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0)
+    stats, state = phase(
+        "OFA: train elastic supernet (once)",
+        2,
+        lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", space, data, shrink, 0, 2),
+    )
+    replicas, _weights = start_replicas(
+        state, 2, space, shrink.min_depth, resolutions(get_space(space), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0
+    )
     speedup, throughput = replica_throughput(replicas, bench, 4 if smoke else 32)
-    predictor, fit, _, _ = phase("OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, 0))
+    predictor, fit, _, _ = phase(
+        "OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, 0)
+    )
     log_predictor(predictor, fit, out)
     scenarios = scenario_list(tables, bench)
     found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, bench, out))
@@ -130,20 +164,24 @@ def main() -> None:
     report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, speedup, bench)
     once = cost["OFA: train elastic supernet (once)"] + cost["OFA: accuracy predictor (once)"]
     saving = pnas["search"] - marginal
-    print(json.dumps({
-        "marginal_cost_ratio": round(marginal / cost["OFA: train elastic supernet (once)"], 4),
-        "break_even_scenarios": math.ceil((once - pnas["warmup"]) / saving) if saving > 0 else None,
-        "replica_speedup_2v1": round(speedup, 3),
-        "kendall_tau": _finite(taus["all"]),
-        "kendall_tau_fast_half": _finite(taus["fast_half"]),
-        "kendall_tau_slow_half": _finite(taus["slow_half"]),
-        "predictor_rmse_heldout": round(fit["rmse_heldout"], 4),
-        "predictor_rmse_mean_baseline": round(fit["rmse_heldout_mean_baseline"], 4),
-        "rank_subnets": len(pairs),
-        "dataset": bench.dataset,
-        "scenarios": len(found),
-        "smoke_test": smoke,
-    }))
+    print(
+        json.dumps(
+            {
+                "marginal_cost_ratio": round(marginal / cost["OFA: train elastic supernet (once)"], 4),
+                "break_even_scenarios": math.ceil((once - pnas["warmup"]) / saving) if saving > 0 else None,
+                "replica_speedup_2v1": round(speedup, 3),
+                "kendall_tau": _finite(taus["all"]),
+                "kendall_tau_fast_half": _finite(taus["fast_half"]),
+                "kendall_tau_slow_half": _finite(taus["slow_half"]),
+                "predictor_rmse_heldout": round(fit["rmse_heldout"], 4),
+                "predictor_rmse_mean_baseline": round(fit["rmse_heldout_mean_baseline"], 4),
+                "rank_subnets": len(pairs),
+                "dataset": bench.dataset,
+                "scenarios": len(found),
+                "smoke_test": smoke,
+            }
+        )
+    )
 
 
 def _finite(value: float) -> float | None:
@@ -155,12 +193,17 @@ def profile_resolutions(target: str, space: str, shrink: ShrinkConfig, profile: 
     """The target's table for the space and each elastic resolution, all in the space table's unit."""
     base = ray.get(on_target(profile_target, target).remote(target, space, 10, profile, 0))
     others = [s for s in resolution_spaces(space, shrink) if s != space]  # one at a time: profiling tasks must not share the cores
-    return {space: base} | {s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others}
+    return {space: base} | {
+        s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others
+    }
 
 
 def replica_throughput(replicas: list, bench: Setting, n: int) -> tuple[float, dict[int, float]]:
     """Evaluations per second of 1 and of 2 replicas on the same subnets (after one warm call each)."""
-    net, gen = ElasticSupernet(get_space(bench.space), 10, bench.shrink.min_depth, bench.shrink.resolutions), torch.Generator().manual_seed(7)
+    net, gen = (
+        ElasticSupernet(get_space(bench.space), 10, bench.shrink.min_depth, bench.shrink.resolutions),
+        torch.Generator().manual_seed(7),
+    )
     archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), bench.shrink.resolutions) for _ in range(n)]
     ray.get([r.evaluate.remote([archs[0].to_dict()]) for r in replicas])
     rates = {}
@@ -188,18 +231,36 @@ def scenario_list(tables: dict, bench: Setting) -> list[dict]:
     for target in bench.targets:
         latency = SubnetLatency(tables[target])
         low, high = (latency(genes.architecture(genes.extreme(largest))) for largest in (False, True))
-        out += [{"key": f"ofa:{target}@{low + f * (high - low):.3f}ms", "target": target, "budget_ms": low + f * (high - low), "seed": 0} for f in FRACTIONS]
+        out += [
+            {"key": f"ofa:{target}@{low + f * (high - low):.3f}ms", "target": target, "budget_ms": low + f * (high - low), "seed": 0}
+            for f in FRACTIONS
+        ]
     return out
 
 
 def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict, cfg: OFAConfig, bench: Setting, out: Path) -> list:
     """The pipeline's own evolution trials (checkpointed searcher, replicas re-check), one per scenario."""
-    experiment = parse_config({"name": "amortized", "space": bench.space, "strategy": "ofa", "targets": [{"name": t, "budgets_ms": [1.0]} for t in bench.targets],
-                               "data": dataclasses.asdict(bench.data), "ofa": dataclasses.asdict(cfg)})
+    experiment = parse_config(
+        {
+            "name": "amortized",
+            "space": bench.space,
+            "strategy": "ofa",
+            "targets": [{"name": t, "budgets_ms": [1.0]} for t in bench.targets],
+            "data": dataclasses.asdict(bench.data),
+            "ofa": dataclasses.asdict(cfg),
+        }
+    )
     jobs = {s["key"]: Job(s["key"], "ofa", s["target"], 0, s["budget_ms"]) for s in scenarios}
     shared = {"replicas": {0: replicas}, "predictors": {0: predictor_payload(predictor)}, "tables": tables}
-    trainable = tune.with_resources(tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1})
-    grid = tune.Tuner(trainable, param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])}, tune_config=tune.TuneConfig(reuse_actors=True), run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0)).fit()
+    trainable = tune.with_resources(
+        tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1}
+    )
+    grid = tune.Tuner(
+        trainable,
+        param_space={"scenario": tune.grid_search([s["key"] for s in scenarios])},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name="evolution", storage_path=str(out / "tune"), verbose=0),
+    ).fit()
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise RuntimeError(f"{len(failed)} evolutionary search(es) failed: {failed[0].error}")
@@ -271,7 +332,9 @@ def rank_subnets(macro, min_depth: int, res: tuple[int, ...], latency: SubnetLat
     return sorted(found, key=lambda a: (latency(a), a.arch_id))
 
 
-def rank_check(state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, latency: SubnetLatency, n: int) -> tuple[dict[str, float], list]:
+def rank_check(
+    state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, latency: SubnetLatency, n: int
+) -> tuple[dict[str, float], list]:
     """Kendall tau between shared-weight and briefly fine-tuned accuracy of ``n`` subnets over the
     latency range, and within its faster and its slower half (neighbours in latency are harder to order)."""
     macro = get_space(bench.space)
@@ -288,7 +351,9 @@ def rank_check(state: dict, num_classes: int, bench: Setting, cfg: OFAConfig, la
 
 def report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, speedup, bench: Setting) -> None:
     supernet = cost["OFA: train elastic supernet (once)"]
-    print(f"\nphase costs (CPU-seconds = threads x wall-clock), data {bench.dataset}, space {bench.space}, targets {', '.join(bench.targets)}")
+    print(
+        f"\nphase costs (CPU-seconds = threads x wall-clock), data {bench.dataset}, space {bench.space}, targets {', '.join(bench.targets)}"
+    )
     print(f"{'phase':<40} {'threads':>7} {'cpu_s':>9}")
     for name, threads, cpu_s in rows:
         print(f"{name:<40} {threads:>7} {cpu_s:>9.1f}")
@@ -298,12 +363,22 @@ def report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, spee
     print(f"{'scenario':<34} {'cpu_s':>7} {'pred_ms':>8} {'pred_acc':>8} {'shared_acc':>10}  arch")
     for r in found:
         m = r.metrics
-        print(f"{r.config['scenario']:<34} {m['time_total_s']:>7.1f} {m['predicted_ms']:>8.3f} {m['predicted_acc']:>8.3f} {m['shared_acc']:>10.3f}  {m['space']} {m['arch']}")
-    print(f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)")
-    print(f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), {fit['n_train']} train / {fit['n_heldout']} held out")
+        print(
+            f"{r.config['scenario']:<34} {m['time_total_s']:>7.1f} {m['predicted_ms']:>8.3f} {m['predicted_acc']:>8.3f} {m['shared_acc']:>10.3f}  {m['space']} {m['arch']}"
+        )
+    print(
+        f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)"
+    )
+    print(
+        f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), {fit['n_train']} train / {fit['n_heldout']} held out"
+    )
     print(f"replicas: {throughput[1]:.2f} evaluations/s with 1, {throughput[2]:.2f} with 2 (x{speedup:.2f})")
-    print(f"ranking: Kendall tau {taus['all']:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets from the fastest to the slowest,")
-    print(f"  {taus['fast_half']:.3f} within the faster half and {taus['slow_half']:.3f} within the slower half ({'the whole validation split' if bench.rank_data.eval_limit is None else f'{bench.rank_data.eval_limit} validation images'})")
+    print(
+        f"ranking: Kendall tau {taus['all']:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets from the fastest to the slowest,"
+    )
+    print(
+        f"  {taus['fast_half']:.3f} within the faster half and {taus['slow_half']:.3f} within the slower half ({'the whole validation split' if bench.rank_data.eval_limit is None else f'{bench.rank_data.eval_limit} validation images'})"
+    )
     for arch, shared, tuned in pairs:
         print(f"  {arch.space:<14} {arch.to_string():<70} shared {shared:.3f}  fine-tuned {tuned:.3f}")
 

@@ -59,13 +59,23 @@ def search_run(supernet: Supernet, lut: LatencyTable, budget: float, cfg: Search
         curve.append(metrics["expected_latency_ms"] / budget)
         argmax_curve.append(metrics["argmax_latency_ms"] / budget)
     argmax_ms = argmax_curve[-1] * budget
-    return {"budget_ms": budget, "seed": seed, "loss": cfg.latency_loss, "window": (low, high), "argmax_ms": argmax_ms,
-            "hit": low - 1e-9 <= argmax_ms <= high + 1e-9, "curve": curve, "argmax_curve": argmax_curve}
+    return {
+        "budget_ms": budget,
+        "seed": seed,
+        "loss": cfg.latency_loss,
+        "window": (low, high),
+        "argmax_ms": argmax_ms,
+        "hit": low - 1e-9 <= argmax_ms <= high + 1e-9,
+        "curve": curve,
+        "argmax_curve": argmax_curve,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", type=float, nargs="+", default=[0.25, 0.5, 0.75], help="positions between the fastest and slowest network")
+    parser.add_argument(
+        "--budgets", type=float, nargs="+", default=[0.25, 0.5, 0.75], help="positions between the fastest and slowest network"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4, help="search epochs")
     parser.add_argument("--warmup-epochs", type=int, default=2)
@@ -73,12 +83,29 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=3.0, help="the new loss's pull from below the band")
     parser.add_argument("--arch-lr", type=float, default=0.06, help="Adam learning rate of alpha (both losses)")
     parser.add_argument("--aim", type=float, default=1.0, help="the new loss steers to at most aim x B")
-    parser.add_argument("--aim-floor", type=float, default=0.9, help="... and at least aim_floor x B, leaving CE alone inside (0: a point at aim x B)")
-    parser.add_argument("--temperature", type=float, default=0.25, help="the new loss's gradient comes from E[lat] under softmax(alpha / T)")
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default="cosine", help="alpha's learning rate over the search epochs (both losses)")
-    parser.add_argument("--estimate", choices=("expected", "derived"), default="derived", help="the new loss reads E[lat] or the derived path's latency (straight-through)")
-    parser.add_argument("--losses", nargs="+", choices=tuple(LOSSES), default=list(LOSSES), help="which losses to run (both for the reported comparison)")
-    parser.add_argument("--space", default="mnist-ofa", help="a registered space whose input matches the embedded MNIST (mnist-ofa: 12 layers; mnist-small: 6)")
+    parser.add_argument(
+        "--aim-floor", type=float, default=0.9, help="... and at least aim_floor x B, leaving CE alone inside (0: a point at aim x B)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.25, help="the new loss's gradient comes from E[lat] under softmax(alpha / T)"
+    )
+    parser.add_argument(
+        "--schedule", choices=("constant", "cosine"), default="cosine", help="alpha's learning rate over the search epochs (both losses)"
+    )
+    parser.add_argument(
+        "--estimate",
+        choices=("expected", "derived"),
+        default="derived",
+        help="the new loss reads E[lat] or the derived path's latency (straight-through)",
+    )
+    parser.add_argument(
+        "--losses", nargs="+", choices=tuple(LOSSES), default=list(LOSSES), help="which losses to run (both for the reported comparison)"
+    )
+    parser.add_argument(
+        "--space",
+        default="mnist-ofa",
+        help="a registered space whose input matches the embedded MNIST (mnist-ofa: 12 layers; mnist-small: 6)",
+    )
     parser.add_argument("--target", default="cpu-1t")
     parser.add_argument("--table", help="a saved latency table (Parquet) instead of profiling the target here")
     parser.add_argument("--repeats", type=int, default=30)
@@ -95,7 +122,10 @@ def main() -> None:
     budgets = [round(low + f * (high - low), 4) for f in args.budgets]
     costs = lut.layer_costs(macro, [spec.choices for spec in macro.layers()])
     density = {b: window_share(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, b, SearchConfig().budget_floor)) for b in budgets}
-    print("share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2g} %" for b, d in density.items()), flush=True)
+    print(
+        "share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2g} %" for b, d in density.items()),
+        flush=True,
+    )
     runs = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
@@ -104,9 +134,19 @@ def main() -> None:
         warm_up(supernet, loaders[0], SearchConfig(warmup_epochs=args.warmup_epochs), seed)
         for budget in budgets:
             for loss in args.losses:
-                cfg = replace(SearchConfig(), latency_loss=loss, beta=args.beta, gamma=args.gamma if loss == "ratio" else 0.0, arch_lr=args.arch_lr, arch_schedule=args.schedule, search_epochs=args.epochs,
-                              aim=args.aim if loss == "ratio" else 1.0, aim_floor=args.aim_floor if loss == "ratio" else 0.0, latency_temperature=args.temperature if loss == "ratio" else 1.0,
-                              latency_estimate=args.estimate if loss == "ratio" else "expected")
+                cfg = replace(
+                    SearchConfig(),
+                    latency_loss=loss,
+                    beta=args.beta,
+                    gamma=args.gamma if loss == "ratio" else 0.0,
+                    arch_lr=args.arch_lr,
+                    arch_schedule=args.schedule,
+                    search_epochs=args.epochs,
+                    aim=args.aim if loss == "ratio" else 1.0,
+                    aim_floor=args.aim_floor if loss == "ratio" else 0.0,
+                    latency_temperature=args.temperature if loss == "ratio" else 1.0,
+                    latency_estimate=args.estimate if loss == "ratio" else "expected",
+                )
                 runs.append(search_run(supernet, lut, budget, cfg, seed, loaders, args.epochs))
                 print(row(runs[-1]), flush=True)
     report(runs, args, Path(args.out), time.perf_counter() - start)
@@ -125,8 +165,10 @@ def window_share(costs: list[list[float]], fixed_ms: float, low: float, high: fl
 
 
 def row(r: dict) -> str:
-    return (f"{r['loss']:5s} B={r['budget_ms']:.3f} seed={r['seed']} window=[{r['window'][0]:.3f}, {r['window'][1]:.3f}] "
-            f"argmax={r['argmax_ms']:.3f} ({'hit' if r['hit'] else 'miss'}), argmax/B per epoch {' '.join(f'{c:.2f}' for c in r['argmax_curve'])}, E[lat]/B per epoch {' '.join(f'{c:.2f}' for c in r['curve'])}")
+    return (
+        f"{r['loss']:5s} B={r['budget_ms']:.3f} seed={r['seed']} window=[{r['window'][0]:.3f}, {r['window'][1]:.3f}] "
+        f"argmax={r['argmax_ms']:.3f} ({'hit' if r['hit'] else 'miss'}), argmax/B per epoch {' '.join(f'{c:.2f}' for c in r['argmax_curve'])}, E[lat]/B per epoch {' '.join(f'{c:.2f}' for c in r['curve'])}"
+    )
 
 
 def report(runs: list[dict], args, out: Path, seconds: float) -> None:
@@ -138,12 +180,30 @@ def report(runs: list[dict], args, out: Path, seconds: float) -> None:
     for loss, form in LOSSES.items():
         n = sum(r["loss"] == loss for r in runs)
         print(f"{loss:6s} {sum(r['hit'] for r in runs if r['loss'] == loss):5d} {n:3d} {rate(loss):9.2f} {over(loss):16.3f}  {form}")
-    print(f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim}, aim floor {args.aim_floor}, latency temperature {args.temperature}, latency estimate {args.estimate} (new loss); alpha's lr schedule {args.schedule}; {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}")
-    print(json.dumps({
-        "hit_rate": round(rate("ratio"), 3), "hit_rate_old_loss": round(rate("mul"), 3),
-        "median_lat_over_budget": round(over("ratio"), 3), "median_lat_over_budget_old_loss": round(over("mul"), 3),
-        "runs": len(runs), "budgets": len({r["budget_ms"] for r in runs}), "seeds": args.seeds, "beta": args.beta, "gamma": args.gamma, "arch_lr": args.arch_lr, "aim": args.aim, "aim_floor": args.aim_floor, "temperature": args.temperature, "schedule": args.schedule, "estimate": args.estimate,
-    }))
+    print(
+        f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim}, aim floor {args.aim_floor}, latency temperature {args.temperature}, latency estimate {args.estimate} (new loss); alpha's lr schedule {args.schedule}; {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}"
+    )
+    print(
+        json.dumps(
+            {
+                "hit_rate": round(rate("ratio"), 3),
+                "hit_rate_old_loss": round(rate("mul"), 3),
+                "median_lat_over_budget": round(over("ratio"), 3),
+                "median_lat_over_budget_old_loss": round(over("mul"), 3),
+                "runs": len(runs),
+                "budgets": len({r["budget_ms"] for r in runs}),
+                "seeds": args.seeds,
+                "beta": args.beta,
+                "gamma": args.gamma,
+                "arch_lr": args.arch_lr,
+                "aim": args.aim,
+                "aim_floor": args.aim_floor,
+                "temperature": args.temperature,
+                "schedule": args.schedule,
+                "estimate": args.estimate,
+            }
+        )
+    )
 
 
 def plot(runs: list[dict], path: Path) -> None:

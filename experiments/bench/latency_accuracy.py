@@ -68,17 +68,27 @@ def main() -> None:
     reexec_with(target.process_env())
     start = time.perf_counter()
     profile = ProfileConfig(warmup=2, calibration_archs=4) if args.smoke_test else ProfileConfig()  # 4: the fewest a fitted scale takes
-    table = build_latency_table(target, macro, 10, warmup=profile.warmup, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True)
+    table = build_latency_table(
+        target, macro, 10, warmup=profile.warmup, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True
+    )
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
     measured = target.measure(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
-    again = target.measure(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)  # the measurement's own noise
+    again = target.measure(
+        nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms
+    )  # the measurement's own noise
     ceiling = kendall_tau([measured[a.arch_id] for a in archs], [again[a.arch_id] for a in archs])
     offset_only = dataclasses.replace(table, scale=1.0, fixed={**table.fixed, "overhead": float(table.metadata["offset_only_overhead"])})
     default = "fitted_scale" if profile.fit_scale else "offset_only"  # the predictor the pipeline uses by default
     rows = []
     for a in archs:
-        row = {"arch": a.to_string(), "arch_id": a.arch_id, "offset_only_ms": offset_only.predict(a, macro), "fitted_scale_ms": table.predict(a, macro), "measured_ms": measured[a.arch_id]}
+        row = {
+            "arch": a.to_string(),
+            "arch_id": a.arch_id,
+            "offset_only_ms": offset_only.predict(a, macro),
+            "fitted_scale_ms": table.predict(a, macro),
+            "measured_ms": measured[a.arch_id],
+        }
         rows.append(row | {"predicted_ms": row[f"{default}_ms"]})
     truth = [r["measured_ms"] for r in rows]
     variants = {name: prediction_accuracy([r[f"{name}_ms"] for r in rows], truth) for name in ("offset_only", "fitted_scale")}
@@ -86,12 +96,26 @@ def main() -> None:
     report(rows, variants, default, table, target.name, macro.name, time.perf_counter() - start)
     print(f"the same networks measured twice agree at Kendall tau {ceiling:.3f}: no predictor can rank them much better")
     checked = archs[: 4 if args.smoke_test else args.harness_n]
-    harness = independent_timings(target, {a.arch_id: nets[a.arch_id] for a in checked}, passes=args.harness_passes, rounds=args.harness_rounds)
+    harness = independent_timings(
+        target, {a.arch_id: nets[a.arch_id] for a in checked}, passes=args.harness_passes, rounds=args.harness_rounds
+    )
     independent = independent_report(rows, harness, target)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
-    print(json.dumps({"target": target.name, "n": acc.n, "mape": round(acc.mape, 3), "within_10pct": round(acc.within_10pct, 3), "kendall_tau": round(acc.kendall_tau, 3), "remeasure_tau": round(ceiling, 3)}
-                     | independent | {k: _rounded(v) for k, v in variants.items()}))
+    print(
+        json.dumps(
+            {
+                "target": target.name,
+                "n": acc.n,
+                "mape": round(acc.mape, 3),
+                "within_10pct": round(acc.within_10pct, 3),
+                "kendall_tau": round(acc.kendall_tau, 3),
+                "remeasure_tau": round(ceiling, 3),
+            }
+            | independent
+            | {k: _rounded(v) for k, v in variants.items()}
+        )
+    )
 
 
 TIMER = Path(__file__).with_name("independent_timer.py")
@@ -122,8 +146,11 @@ def independent_timings(target: HardwareTarget, nets: dict, *, passes: int, roun
         files = {key: export_network(net, shape, folder / key, target=target) for key, (net, shape) in nets.items()}
         yard = export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
         for p in range(passes):
-            for key in (list(files) if p % 2 == 0 else list(files)[::-1]):
-                entries = {name: {"file": str(d.model_file.relative_to(folder)), "shape": d.recipe["input_shape"]} for name, d in (("net", files[key]), ("yardstick", yard))}
+            for key in list(files) if p % 2 == 0 else list(files)[::-1]:
+                entries = {
+                    name: {"file": str(d.model_file.relative_to(folder)), "shape": d.recipe["input_shape"]}
+                    for name, d in (("net", files[key]), ("yardstick", yard))
+                }
                 manifest = folder / f"{key}.json"
                 manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
                 subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
@@ -142,16 +169,35 @@ def independent_report(rows: list[dict], harness: Harness, target: HardwareTarge
     factor = statistics.median(steady[r["arch_id"]] / r["predicted_ms"] for r in mine)
     scaled = [r["predicted_ms"] * factor for r in mine]
     acc = prediction_accuracy(scaled, [steady[r["arch_id"]] for r in mine])
-    again = kendall_tau([steady[r["arch_id"]] for r in mine], [harness.steady(len(harness.passes) - 1)[r["arch_id"]] for r in mine]) if len(harness.passes) > 1 else None
-    print(f"\nindependent harness ({target.name}, allocator {target.allocator}; one fresh process per network, torch.utils.benchmark medians)")
-    print(f"unit factor {factor:.3f} wall-clock ms per table ms (median of harness / predicted; each harness timing at the median moment's speed, by the yardstick timed beside it)")
+    again = (
+        kendall_tau([steady[r["arch_id"]] for r in mine], [harness.steady(len(harness.passes) - 1)[r["arch_id"]] for r in mine])
+        if len(harness.passes) > 1
+        else None
+    )
+    print(
+        f"\nindependent harness ({target.name}, allocator {target.allocator}; one fresh process per network, torch.utils.benchmark medians)"
+    )
+    print(
+        f"unit factor {factor:.3f} wall-clock ms per table ms (median of harness / predicted; each harness timing at the median moment's speed, by the yardstick timed beside it)"
+    )
     print(f"{'architecture':36s} {'predicted x factor':>18s} {'harness':>9s} {'error':>7s}")
     for r, p in sorted(zip(mine, scaled), key=lambda x: -abs(x[1] / steady[x[0]["arch_id"]] - 1))[:6]:
         print(f"{r['arch']:36s} {p:18.3f} {steady[r['arch_id']]:9.3f} {100 * (p / steady[r['arch_id']] - 1):+6.1f}%")
-    print(f"MAPE {acc.mape:.2f} %, within 10 % {100 * acc.within_10pct:.1f} %, Kendall tau {acc.kendall_tau:.3f} over {acc.n} networks"
-          + (f"; the harness against its own second pass: tau {again:.3f}" if again is not None else ""))
-    out = {"independent_n": acc.n, "independent_mape": round(acc.mape, 3), "independent_within_10pct": round(acc.within_10pct, 3), "independent_kendall_tau": round(acc.kendall_tau, 3)}
-    return out | {"independent_remeasure_tau": None if again is None else round(again, 3), "unit_factor": round(factor, 4), "allocator": target.allocator}
+    print(
+        f"MAPE {acc.mape:.2f} %, within 10 % {100 * acc.within_10pct:.1f} %, Kendall tau {acc.kendall_tau:.3f} over {acc.n} networks"
+        + (f"; the harness against its own second pass: tau {again:.3f}" if again is not None else "")
+    )
+    out = {
+        "independent_n": acc.n,
+        "independent_mape": round(acc.mape, 3),
+        "independent_within_10pct": round(acc.within_10pct, 3),
+        "independent_kendall_tau": round(acc.kendall_tau, 3),
+    }
+    return out | {
+        "independent_remeasure_tau": None if again is None else round(again, 3),
+        "unit_factor": round(factor, 4),
+        "allocator": target.allocator,
+    }
 
 
 def _rounded(acc) -> dict:
@@ -163,7 +209,9 @@ def report(rows: list[dict], variants: dict, default: str, table, target: str, s
     print(f"{'architecture':36s} {'predicted':>10s} {'measured':>10s} {'error':>7s}")
     worst = sorted(rows, key=lambda r: -abs(r["predicted_ms"] / r["measured_ms"] - 1))[:8]
     for r in worst:
-        print(f"{r['arch']:36s} {r['predicted_ms']:10.3f} {r['measured_ms']:10.3f} {100 * (r['predicted_ms'] / r['measured_ms'] - 1):+6.1f}%")
+        print(
+            f"{r['arch']:36s} {r['predicted_ms']:10.3f} {r['measured_ms']:10.3f} {100 * (r['predicted_ms'] / r['measured_ms'] - 1):+6.1f}%"
+        )
     print(f"{'predictor':44s} {'MAPE %':>7s} {'within 10%':>11s} {'tau':>6s}")
     labels = {"offset_only": "sum of ops + overhead", "fitted_scale": "sum of ops x scale + overhead (fit_scale)"}
     for name, acc in variants.items():

@@ -98,8 +98,18 @@ def main() -> None:
     for name, r in rates.items():
         ratios[name] = r["nhwc"] / r["nchw"]
         print(f"{name:<28}{r['nchw']:>10.1f}{r['nhwc']:>10.1f}{ratios[name]:>11.2f}")
-    print(json.dumps({"device": where, "batch": args.batch, "nhwc_vs_nchw": {k: round(v, 3) for k, v in ratios.items()},
-                      "min_ratio": round(min(ratios.values()), 3), "max_ratio": round(max(ratios.values()), 3), "smoke_test": args.smoke_test}))
+    print(
+        json.dumps(
+            {
+                "device": where,
+                "batch": args.batch,
+                "nhwc_vs_nchw": {k: round(v, 3) for k, v in ratios.items()},
+                "min_ratio": round(min(ratios.values()), 3),
+                "max_ratio": round(max(ratios.values()), 3),
+                "smoke_test": args.smoke_test,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -126,15 +126,21 @@ def report(results: dict, args, device, macro) -> None:
     two = [results["a: two-path weight step"], results["a: two-path architecture step"]]
     two_mem, two_time = max(m for m, _ in two), statistics.mean(t for _, t in two)
     full_mem = results["c: supernet full, 7 candidates"][0]
-    print(json.dumps({
-        "memory_ratio_two": round(two_mem / base_mem, 3),
-        "time_ratio_two": round(two_time / base_time, 3),
-        "memory_ratio_full": round(full_mem / base_mem, 3),
-        "memory_ratio_full_by_candidates": {n: round(results[f"c: supernet full, {n} candidates"][0] / base_mem, 3) for n in (4, 6, 7)},
-        "candidates": 7,
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "memory_measure": kind,
-    }))
+    print(
+        json.dumps(
+            {
+                "memory_ratio_two": round(two_mem / base_mem, 3),
+                "time_ratio_two": round(two_time / base_time, 3),
+                "memory_ratio_full": round(full_mem / base_mem, 3),
+                "memory_ratio_full_by_candidates": {
+                    n: round(results[f"c: supernet full, {n} candidates"][0] / base_mem, 3) for n in (4, 6, 7)
+                },
+                "candidates": 7,
+                "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+                "memory_measure": kind,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

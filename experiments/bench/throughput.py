@@ -34,8 +34,8 @@ from torch import nn
 
 from raynas.compute import Compute, ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.data.sources import DatasetError, data_folder
 from raynas.data.loading import endless
+from raynas.data.sources import DatasetError, data_folder
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
@@ -45,6 +45,7 @@ from raynas.supernet.memory import cuda_peak_bytes, saved_activation_bytes
 from raynas.supernet.progressive import ShrinkConfig, phase_choices, shrinking_step
 from raynas.supernet.supernet import Supernet
 from raynas.training import sgd, train_epoch
+
 
 def data_config(name: str, batch: int, limit: int | None) -> tuple[DataConfig, str]:
     """The benchmark's dataset and the space that fits it."""
@@ -131,7 +132,14 @@ def timed(fn, n: int, compute: Compute) -> float:
 
 def measure(modes: Modes, steps: int, rounds: int) -> dict[str, float]:
     """Median images/s of each mode over interleaved rounds (one warm-up round first)."""
-    fns = {"bare": modes.bare, "retrain": modes.retrain, "search": modes.search_iterations, "search_sampled": modes.sampled_search_iterations, "ofa": modes.ofa_steps, "loader": modes.loader}
+    fns = {
+        "bare": modes.bare,
+        "retrain": modes.retrain,
+        "search": modes.search_iterations,
+        "search_sampled": modes.sampled_search_iterations,
+        "ofa": modes.ofa_steps,
+        "loader": modes.loader,
+    }
     images_per_step = {"search": 2, "search_sampled": 2}  # a training and a validation batch
     rates = {k: [] for k in fns}
     for r in range(rounds + 1):
@@ -154,8 +162,16 @@ def peak_memory(modes: Modes) -> tuple[int, int, str]:
         search.arch_step(x, y, pairs)
 
     if modes.compute.device.type == "cuda":
-        return cuda_peak_bytes(lambda: modes.bare(1), modes.compute.device), cuda_peak_bytes(search_step, modes.compute.device), "CUDA peak allocated"
-    return saved_activation_bytes(lambda: modes.bare(1)), max(saved_activation_bytes(lambda: search.weight_step(x, y, arch)), saved_activation_bytes(lambda: search.arch_step(x, y, pairs))), "bytes saved for backward"
+        return (
+            cuda_peak_bytes(lambda: modes.bare(1), modes.compute.device),
+            cuda_peak_bytes(search_step, modes.compute.device),
+            "CUDA peak allocated",
+        )
+    return (
+        saved_activation_bytes(lambda: modes.bare(1)),
+        max(saved_activation_bytes(lambda: search.weight_step(x, y, arch)), saved_activation_bytes(lambda: search.arch_step(x, y, pairs))),
+        "bytes saved for backward",
+    )
 
 
 def main() -> None:
@@ -164,7 +180,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default 64 on the CPU, 256 on CUDA")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC models and batches (default: raynas's, on for the CPU)")
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC models and batches (default: raynas's, on for the CPU)",
+    )
     parser.add_argument("--steps", type=int, default=20, help="training steps per mode and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--smoke-test", action="store_true", help="2 steps x 2 rounds, batch 16")
@@ -185,27 +206,41 @@ def main() -> None:
 
 def report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup) -> None:
     device = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if compute.channels_last else ''}; "
-          f"{args.rounds} rounds x {args.steps} steps; data loaded in {setup:.1f} s")
-    labels = {"bare": "(a) bare loop, tensors on device", "retrain": "(b) raynas retraining", "search": "(c) search iteration, largest path",
-              "search_sampled": "    search iteration, sampled paths", "ofa": "(d) OFA shrinking step", "loader": "loader alone"}
+    print(
+        f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if compute.channels_last else ''}; "
+        f"{args.rounds} rounds x {args.steps} steps; data loaded in {setup:.1f} s"
+    )
+    labels = {
+        "bare": "(a) bare loop, tensors on device",
+        "retrain": "(b) raynas retraining",
+        "search": "(c) search iteration, largest path",
+        "search_sampled": "    search iteration, sampled paths",
+        "ofa": "(d) OFA shrinking step",
+        "loader": "loader alone",
+    }
     print(f"{'mode':38s} {'images/s':>10s} {'vs bare':>8s}")
     for name, label in labels.items():
         print(f"{label:38s} {rates[name]:10.1f} {rates[name] / rates['bare']:8.2f}")
     print("(c) counts the training and the validation batch of each iteration; (d) trains sampled subnets with distillation")
     print(f"memory ({mem_kind}): bare step {bare_mem / 2**20:.2f} MiB, two-path search iteration {search_mem / 2**20:.2f} MiB")
-    print(json.dumps({
-        "device": device,
-        "retrain_vs_bare": round(rates["retrain"] / rates["bare"], 3),
-        "search_vs_bare": round(rates["search"] / rates["bare"], 3),
-        "search_sampled_vs_bare": round(rates["search_sampled"] / rates["bare"], 3),
-        "ofa_vs_bare": round(rates["ofa"] / rates["bare"], 3),
-        "loader_images_per_s": round(rates["loader"], 1),
-        "loader_vs_retrain": round(rates["loader"] / rates["retrain"], 2),
-        "peak_mem_ratio_two_path": round(search_mem / bare_mem, 3),
-        "images_per_s": {k: round(v, 1) for k, v in rates.items()},
-        "batch": batch, "data": args.data, "precision": args.precision,
-    }))
+    print(
+        json.dumps(
+            {
+                "device": device,
+                "retrain_vs_bare": round(rates["retrain"] / rates["bare"], 3),
+                "search_vs_bare": round(rates["search"] / rates["bare"], 3),
+                "search_sampled_vs_bare": round(rates["search_sampled"] / rates["bare"], 3),
+                "ofa_vs_bare": round(rates["ofa"] / rates["bare"], 3),
+                "loader_images_per_s": round(rates["loader"], 1),
+                "loader_vs_retrain": round(rates["loader"] / rates["retrain"], 2),
+                "peak_mem_ratio_two_path": round(search_mem / bare_mem, 3),
+                "images_per_s": {k: round(v, 1) for k, v in rates.items()},
+                "batch": batch,
+                "data": args.data,
+                "precision": args.precision,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

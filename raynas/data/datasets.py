@@ -22,7 +22,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from raynas.data.device_loader import DeviceLoader, TensorImages
-from raynas.data.sources import ArrayImages, DatasetError, ImageSource, read_cifar10, read_fashion_mnist, read_imagefolder, read_mnist_embedded
+from raynas.data.sources import (
+    ArrayImages,
+    DatasetError,
+    ImageSource,
+    read_cifar10,
+    read_fashion_mnist,
+    read_imagefolder,
+    read_mnist_embedded,
+)
 
 SMALL_IMAGES = 64  # up to this size images are augmented by crop-with-padding and may be held in memory
 STAT_SAMPLE = 256  # streamed images decoded to estimate the normalization of a large folder
@@ -39,14 +47,18 @@ class DataConfig:
     batch_size: int = 64
     limit: int | None = None  # keep only this many training images (quick runs)
     eval_limit: int | None = None  # keep at most this many validation and test images each (quick runs)
-    test_limit: int | None = None  # at most this many test images (None: eval_limit's); the test set is scored once, so it can be larger than validation
+    test_limit: int | None = (
+        None  # at most this many test images (None: eval_limit's); the test set is scored once, so it can be larger than validation
+    )
     image_size: int = 32  # imagefolder / cifar10 folders: images are resized and centre-cropped to this (match the space)
     in_memory: bool | None = None  # image folders decoded once and held as uint8; None: when they fit memory_limit_gb and are small
     memory_limit_gb: float = 4.0  # decoded size up to which in_memory=None holds a folder in memory
     num_workers: int = 0  # DataLoader worker processes (streamed folders; decoding in-memory folders)
     pin_memory: bool = True  # page-locked batches for asynchronous copies to a GPU (ignored on the CPU)
     persistent_workers: bool = False  # keep DataLoader workers alive between epochs
-    cache_dir: str | None = None  # decoded in-memory folders are saved here and reused by later trials (runs default to <run_dir>/data-cache)
+    cache_dir: str | None = (
+        None  # decoded in-memory folders are saved here and reused by later trials (runs default to <run_dir>/data-cache)
+    )
     seed: int = 0
 
 
@@ -70,13 +82,27 @@ class Splits:
         device = torch.device(device)
         self.check(batch_size)
         if isinstance(self.train, TensorImages):
-            make = lambda split, shuffle, bs, aug, s: DeviceLoader(split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=aug, seed=s)  # noqa: E731
-            return make(self.train, True, batch_size, self.augment, seed), make(self.val, True, batch_size, "none", seed + 1), make(self.test, False, 256, "none", seed + 2)
+            make = lambda split, shuffle, bs, aug, s: DeviceLoader(
+                split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=aug, seed=s
+            )  # noqa: E731
+            return (
+                make(self.train, True, batch_size, self.augment, seed),
+                make(self.val, True, batch_size, "none", seed + 1),
+                make(self.test, False, 256, "none", seed + 2),
+            )
         cfg = self.loading or DataConfig()
-        opts = dict(num_workers=cfg.num_workers, pin_memory=cfg.pin_memory and device.type == "cuda", persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)
+        opts = dict(
+            num_workers=cfg.num_workers,
+            pin_memory=cfg.pin_memory and device.type == "cuda",
+            persistent_workers=cfg.persistent_workers and cfg.num_workers > 0,
+        )
         return (
-            DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), drop_last=True, **opts),
-            DataLoader(self.val, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed + 1), drop_last=True, **opts),
+            DataLoader(
+                self.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), drop_last=True, **opts
+            ),
+            DataLoader(
+                self.val, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed + 1), drop_last=True, **opts
+            ),
             DataLoader(self.test, batch_size=256, shuffle=False, **opts),
         )
 
@@ -84,9 +110,13 @@ class Splits:
         """Refuse splits that would leave a phase with nothing to do (no batch, no test image)."""
         for name, split in (("training", self.train), ("validation", self.val)):
             if len(split) < batch_size:
-                raise DatasetError(f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)")
+                raise DatasetError(
+                    f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)"
+                )
         if len(self.test) == 0:
-            raise DatasetError("the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.test_limit / data.eval_limit), or use a dataset with its own test split")
+            raise DatasetError(
+                "the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.test_limit / data.eval_limit), or use a dataset with its own test split"
+            )
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -110,7 +140,11 @@ def _partition(source: ImageSource, cfg: DataConfig) -> tuple[tuple, tuple, tupl
     if own_test:
         test = np.random.default_rng(cfg.seed).permutation(len(source.test))
     test_set = source.test if own_test else source.train
-    return (source.train, _head(train, cfg.limit)), (source.train, _head(val, cfg.eval_limit)), (test_set, _head(test, cfg.eval_limit if cfg.test_limit is None else cfg.test_limit))
+    return (
+        (source.train, _head(train, cfg.limit)),
+        (source.train, _head(val, cfg.eval_limit)),
+        (test_set, _head(test, cfg.eval_limit if cfg.test_limit is None else cfg.test_limit)),
+    )
 
 
 def _hold_in_memory(source: ImageSource, cfg: DataConfig, count: int) -> bool:
@@ -119,7 +153,9 @@ def _hold_in_memory(source: ImageSource, cfg: DataConfig, count: int) -> bool:
     small = cfg.image_size <= SMALL_IMAGES
     if cfg.in_memory is not None:
         if cfg.in_memory and not small:
-            raise DatasetError(f"data.in_memory: true holds {cfg.image_size}px images, above the {SMALL_IMAGES}px that are augmented on the device; set it to false (streamed, RandomResizedCrop)")
+            raise DatasetError(
+                f"data.in_memory: true holds {cfg.image_size}px images, above the {SMALL_IMAGES}px that are augmented on the device; set it to false (streamed, RandomResizedCrop)"
+            )
         return cfg.in_memory
     return small and count * source.channels * cfg.image_size**2 <= cfg.memory_limit_gb * 1e9
 
@@ -137,7 +173,9 @@ def load_splits(cfg: DataConfig, materialize: bool = True) -> Splits:
         mean, std = _channel_stats(train.images[:5000].float() / 255.0) if len(train) else ((), ())
     else:
         mean, std = _channel_stats(parts[0][0].take(parts[0][1][:STAT_SAMPLE], cfg).images.float() / 255.0) if materialize else ((), ())
-        train, val, test = (images.stream(idx, training=n == 0, augment=augment, mean=mean, std=std) for n, (images, idx) in enumerate(parts))
+        train, val, test = (
+            images.stream(idx, training=n == 0, augment=augment, mean=mean, std=std) for n, (images, idx) in enumerate(parts)
+        )
     return Splits(train, val, test, source.num_classes, source.channels, source.size, mean, std, augment, cfg)
 
 
@@ -157,15 +195,22 @@ def _existing_root(cfg: DataConfig, name: str, what: str) -> Path:
 
 
 def _fashion(cfg: DataConfig) -> ImageSource:
-    return read_fashion_mnist(_existing_root(cfg, "fashion-mnist", "the folder with Fashion-MNIST's four IDX files (Debian: /usr/share/datasets/fashion-mnist)"))
+    return read_fashion_mnist(
+        _existing_root(cfg, "fashion-mnist", "the folder with Fashion-MNIST's four IDX files (Debian: /usr/share/datasets/fashion-mnist)")
+    )
 
 
 def _cifar(cfg: DataConfig) -> ImageSource:
-    return read_cifar10(_existing_root(cfg, "cifar10", "the folder that holds cifar-10-batches-py/ or train/ and test/ class folders"), cfg.image_size)
+    return read_cifar10(
+        _existing_root(cfg, "cifar10", "the folder that holds cifar-10-batches-py/ or train/ and test/ class folders"), cfg.image_size
+    )
 
 
 def _folder(cfg: DataConfig) -> ImageSource:
-    return read_imagefolder(_existing_root(cfg, "imagefolder", "a folder with one sub-folder of images per class (or train/ and test/ of those)"), cfg.image_size)
+    return read_imagefolder(
+        _existing_root(cfg, "imagefolder", "a folder with one sub-folder of images per class (or train/ and test/ of those)"),
+        cfg.image_size,
+    )
 
 
 DATASETS: dict[str, Callable[[DataConfig], ImageSource]] = {

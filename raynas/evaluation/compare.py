@@ -17,6 +17,7 @@ def nas_methods() -> list[str]:
 
     return strategy_names()
 
+
 # One row per (target, budget, method, seed); hand-designed rows have no budget, scaled ones no prediction.
 RESULTS_SCHEMA = pa.schema(
     [
@@ -30,7 +31,10 @@ RESULTS_SCHEMA = pa.schema(
         ("arch_id", pa.string()),
         ("width_mult", pa.float64()),
         ("predicted_ms", pa.float64()),
-        ("measured_ms", pa.float64()),  # in the unit of the target's latency table (its yardstick ms, raynas/hardware/timing.py); null on estimated targets
+        (
+            "measured_ms",
+            pa.float64(),
+        ),  # in the unit of the target's latency table (its yardstick ms, raynas/hardware/timing.py); null on estimated targets
         ("measured_wall_ms", pa.float64()),  # the same measurement in wall-clock ms of the moment it was taken
         ("estimated", pa.bool_()),  # the target's latency is an estimate (imported table or roofline), not a measurement
         ("val_acc", pa.float64()),  # the retrained network's validation accuracy: what tuning reads (experiments/tune_search.py)
@@ -38,7 +42,10 @@ RESULTS_SCHEMA = pa.schema(
         ("constrained", pa.bool_()),  # the search's own argmax left the budget window and the window picked the result
         ("argmax_ms", pa.float64()),  # predicted latency of the search's own argmax of alpha (ProxylessNAS), before the window
         ("search_seconds", pa.float64()),
-        ("evaluations", pa.int64()),  # architectures the search scored (shared weights, predictor samples included, or trained models); null where it counts none
+        (
+            "evaluations",
+            pa.int64(),
+        ),  # architectures the search scored (shared weights, predictor samples included, or trained models); null where it counts none
         ("retrain_seconds", pa.float64()),
     ]
 )
@@ -64,7 +71,9 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             grouped[(r["target"], r["budget_ms"])].setdefault(r["seed"], {})[r["method"]] = r
     out = []
     for (target, budget), by_seed in sorted(grouped.items()):
-        pairs = [(next(m[x] for x in nas if x in m), m[RANDOM]) for _, m in sorted(by_seed.items()) if RANDOM in m and any(x in m for x in nas)]
+        pairs = [
+            (next(m[x] for x in nas if x in m), m[RANDOM]) for _, m in sorted(by_seed.items()) if RANDOM in m and any(x in m for x in nas)
+        ]
         if not pairs:
             continue
         found, rnd = (np.array([p[i]["test_acc"] for p in pairs]) for i in (0, 1))
@@ -83,7 +92,9 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "p_value": paired_p_value(found, rnd),
                 "nas_ms_mean": float(np.mean([latency_ms(p[0]) for p in pairs])),
                 "random_ms_mean": float(np.mean([latency_ms(p[1]) for p in pairs])),
-            } | _versus_asha(pairs, asha.get((target, budget), {})) | versus_hand_curve([p[0] for p in pairs], {s: hand[(target, s)] for s in by_seed})
+            }
+            | _versus_asha(pairs, asha.get((target, budget), {}))
+            | versus_hand_curve([p[0] for p in pairs], {s: hand[(target, s)] for s in by_seed})
         )
     return out
 
@@ -104,8 +115,13 @@ def versus_hand_curve(found: list[dict[str, Any]], hand: dict[int, list[dict[str
         theirs.append(float(np.interp(ms, xs, ys)))
     if not ours:
         return {"hand_acc_at_nas_ms": None, "hand_gap_pp": None, "hand_p_value": None, "hand_seeds": 0, "hand_inside": 0}
-    return {"hand_acc_at_nas_ms": float(np.mean(theirs)), "hand_gap_pp": float(100 * (np.mean(ours) - np.mean(theirs))), "hand_p_value": paired_p_value(ours, theirs),
-            "hand_seeds": len(ours), "hand_inside": inside}
+    return {
+        "hand_acc_at_nas_ms": float(np.mean(theirs)),
+        "hand_gap_pp": float(100 * (np.mean(ours) - np.mean(theirs))),
+        "hand_p_value": paired_p_value(ours, theirs),
+        "hand_seeds": len(ours),
+        "hand_inside": inside,
+    }
 
 
 def _versus_asha(pairs: list[tuple[dict, dict]], asha: dict[int, float]) -> dict[str, Any]:
@@ -114,7 +130,11 @@ def _versus_asha(pairs: list[tuple[dict, dict]], asha: dict[int, float]) -> dict
     if not both:
         return {"asha_acc_mean": None, "asha_gap_pp": None, "asha_p_value": None}
     found, early = (np.array([b[i] for b in both]) for i in (0, 1))
-    return {"asha_acc_mean": float(early.mean()), "asha_gap_pp": float(100 * (found - early).mean()), "asha_p_value": paired_p_value(found, early)}
+    return {
+        "asha_acc_mean": float(early.mean()),
+        "asha_gap_pp": float(100 * (found - early).mean()),
+        "asha_p_value": paired_p_value(found, early),
+    }
 
 
 def latency_ms(row: dict[str, Any]) -> float:
@@ -155,7 +175,16 @@ def budget_steps(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         noise = 2 * 100 * float(np.sqrt(a["nas_acc_std"] ** 2 / a["seeds"] + b["nas_acc_std"] ** 2 / b["seeds"]))
         change = 100 * (b["nas_acc_mean"] - a["nas_acc_mean"])
-        steps.append({"target": a["target"], "from_ms": a["budget_ms"], "to_ms": b["budget_ms"], "change_pp": change, "noise_pp": noise, "beyond_noise": abs(change) > noise})
+        steps.append(
+            {
+                "target": a["target"],
+                "from_ms": a["budget_ms"],
+                "to_ms": b["budget_ms"],
+                "change_pp": change,
+                "noise_pp": noise,
+                "beyond_noise": abs(change) > noise,
+            }
+        )
     return steps
 
 
@@ -178,7 +207,10 @@ def summarize(rows: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dic
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: tuple(_sortable(v) for v in kv[0])):
         acc, ms = np.array([m["test_acc"] for m in members]), np.array([latency_ms(m) for m in members])
-        out.append(dict(zip(keys, key)) | {"n": len(members), "acc_mean": float(acc.mean()), "acc_std": _std(acc), "ms_mean": float(ms.mean()), "ms_std": _std(ms)})
+        out.append(
+            dict(zip(keys, key))
+            | {"n": len(members), "acc_mean": float(acc.mean()), "acc_std": _std(acc), "ms_mean": float(ms.mean()), "ms_std": _std(ms)}
+        )
     return out
 
 

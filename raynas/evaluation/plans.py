@@ -36,7 +36,9 @@ def load_plan(path: str, kind: str) -> VariantPlan:
     """Read and check a plan: a base config, shared switches, named variants (all validated up front)."""
     raw = read_yaml_mapping(path, f"{kind} plan", "pass one of experiments/configs/plans/*.yaml or a copy of it")
     if set(raw) - {"base", "set", "variants"} or not isinstance(raw.get("base"), str):
-        raise ConfigError(f"{kind} plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)")
+        raise ConfigError(
+            f"{kind} plan {path}: needs keys base (a config path), set (switches for every variant) and variants (name -> switches)"
+        )
     variants = raw.get("variants")
     if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
         raise ConfigError(f"{kind} plan {path}: variants must map each name to its switches (an empty mapping is the base itself)")

@@ -9,15 +9,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.patches import Rectangle  # noqa: E402
-
 import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from raynas.evaluation.compare import ASHA, HAND, RANDOM, summarize  # noqa: E402
 from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
 
-BASELINE_STYLE = {RANDOM: ("tab:blue", "s", "random search"), ASHA: ("tab:orange", "P", "random search + ASHA"), HAND: ("tab:gray", "^", "MobileNetV2-style")}
+BASELINE_STYLE = {
+    RANDOM: ("tab:blue", "s", "random search"),
+    ASHA: ("tab:orange", "P", "random search + ASHA"),
+    HAND: ("tab:gray", "^", "MobileNetV2-style"),
+}
 
 
 def method_styles() -> dict[str, tuple[str, str, str]]:
@@ -25,6 +28,8 @@ def method_styles() -> dict[str, tuple[str, str, str]]:
     from raynas.strategies import strategy_class, strategy_names
 
     return {name: (*strategy_class(name).style, strategy_class(name).label) for name in strategy_names()} | BASELINE_STYLE
+
+
 KERNEL_COLOURS = {3: "#4c72b0", 5: "#dd8452", 7: "#c44e52"}
 
 
@@ -37,14 +42,27 @@ def pareto_plot(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
         if not points:
             continue
         xs, ys = [p["ms_mean"] for p in points], [100 * p["acc_mean"] for p in points]
-        ax.errorbar(xs, ys, xerr=[p["ms_std"] for p in points], yerr=[100 * p["acc_std"] for p in points], color=colour, marker=marker, capsize=3, label=label)
+        ax.errorbar(
+            xs,
+            ys,
+            xerr=[p["ms_std"] for p in points],
+            yerr=[100 * p["acc_std"] for p in points],
+            color=colour,
+            marker=marker,
+            capsize=3,
+            label=label,
+        )
         if method == HAND:
             for p, x, y in zip(points, xs, ys):
                 ax.annotate(f"x{p['width_mult']:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8, color=colour)
     for budget in sorted({r["budget_ms"] for r in mine if r["budget_ms"] is not None}):
         ax.axvline(budget, color="0.8", linestyle="--", linewidth=0.8, zorder=0)
     kind = "estimated (not measured)" if any(r.get("estimated") for r in mine) else "measured"
-    ax.set(xlabel=f"{kind} latency on {target} (ms of its table's yardstick unit)", ylabel="test accuracy (%)", title=f"{target}: accuracy vs latency (mean +- std over seeds)")
+    ax.set(
+        xlabel=f"{kind} latency on {target} (ms of its table's yardstick unit)",
+        ylabel="test accuracy (%)",
+        title=f"{target}: accuracy vs latency (mean +- std over seeds)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -64,7 +82,11 @@ def frontier_plot(frontiers: list[dict], target: str, path: Path) -> Path:
                 front.append((x, y))
                 best = y
         ax.step(*zip(*front), where="post", color=colour, linewidth=1.2)
-    ax.set(xlabel=f"predicted latency on {target} (ms of its table's yardstick unit)", ylabel="validation accuracy (%)", title=f"{target}: search frontier (models trained during the search)")
+    ax.set(
+        xlabel=f"predicted latency on {target} (ms of its table's yardstick unit)",
+        ylabel="validation accuracy (%)",
+        title=f"{target}: search frontier (models trained during the search)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -80,10 +102,19 @@ def over_time_plot(curves: list[dict], target: str, path: Path) -> Path:
         mine = [c for c in curves if c["target"] == target and c["budget_ms"] == budget]
         for method in sorted({c["method"] for c in mine}):
             colour, _, label = styles.get(method, ("black", "o", method))
-            grid, mean, std = anytime_band([[(c["seconds"], c["score"]) for c in mine if c["method"] == method and c["seed"] == s] for s in sorted({c["seed"] for c in mine})])
+            grid, mean, std = anytime_band(
+                [
+                    [(c["seconds"], c["score"]) for c in mine if c["method"] == method and c["seed"] == s]
+                    for s in sorted({c["seed"] for c in mine})
+                ]
+            )
             ax.plot(grid, 100 * mean, color=colour, label=label)
             ax.fill_between(grid, 100 * (mean - std), 100 * (mean + std), color=colour, alpha=0.2)
-        ax.set(xlabel="device-seconds of the search (shared one-off phases excluded)", ylabel="validation accuracy (%)", title=f"{target} @ {budget:.3f} ms")
+        ax.set(
+            xlabel="device-seconds of the search (shared one-off phases excluded)",
+            ylabel="validation accuracy (%)",
+            title=f"{target} @ {budget:.3f} ms",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -107,7 +138,10 @@ def _latest(run: list[tuple[float, float]], t: float) -> float:
 def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path) -> Path:
     """One column per target, one row per found network: a block per layer, colour = kernel size,
     height = expansion ratio, a thin line where the layer is skipped (as drawn in ProxylessNAS)."""
-    found = {t: sorted((r for r in rows if r["target"] == t and r["method"] != HAND), key=lambda r: (r["method"], r["budget_ms"], r["seed"])) for t in targets}
+    found = {
+        t: sorted((r for r in rows if r["target"] == t and r["method"] != HAND), key=lambda r: (r["method"], r["budget_ms"], r["seed"]))
+        for t in targets
+    }
     height = max([len(v) for v in found.values()] + [1])
     fig_height = 0.45 * height + 1.6
     fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), fig_height), squeeze=False)
@@ -121,7 +155,15 @@ def architecture_plot(rows: list[dict[str, Any]], targets: list[str], path: Path
         ax.set(xlim=(-6, layers + 0.2), ylim=(-0.2, height), title=target)
         ax.axis("off")
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in KERNEL_COLOURS.values()]
-    fig.legend(handles, [f"kernel {k}" for k in KERNEL_COLOURS], loc="lower center", ncol=3, fontsize=8, title="block height: expansion ratio", title_fontsize=8)
+    fig.legend(
+        handles,
+        [f"kernel {k}" for k in KERNEL_COLOURS],
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        title="block height: expansion ratio",
+        title_fontsize=8,
+    )
     return _save(fig, path, bottom=0.7 / fig_height)
 
 

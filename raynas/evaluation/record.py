@@ -93,7 +93,10 @@ def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]]
             "protocol": "weights train on train, architecture steps and candidate scoring on val, reported accuracy on test",
         },
         "tuning": cfg.evaluation.tuning or "not stated (evaluation.tuning in the config says how the search settings were chosen)",
-        "hyperparameters": {k: dataclasses.asdict(getattr(cfg, k)) for k in (strategy_class(cfg.strategy).section, "retrain", "evaluation", "profile", "data", "ray")},
+        "hyperparameters": {
+            k: dataclasses.asdict(getattr(cfg, k))
+            for k in (strategy_class(cfg.strategy).section, "retrain", "evaluation", "profile", "data", "ray")
+        },
         "phase_seconds": dict(clock.seconds),
         "trial_seconds": trial_seconds(results),
     }

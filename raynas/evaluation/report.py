@@ -35,8 +35,12 @@ def write_report(run_dir: str | Path) -> list[Path]:
     if not results_path.is_file():
         failed = run_dir / "FAILED"
         if failed.is_file():
-            raise ReportError(f"{run_dir} is a run that stopped on an error ({failed.read_text().strip()}); fix it and continue with `raynas run --resume {run_dir}`")
-        raise ReportError(f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or of experiments/budget_sweep.py)")
+            raise ReportError(
+                f"{run_dir} is a run that stopped on an error ({failed.read_text().strip()}); fix it and continue with `raynas run --resume {run_dir}`"
+            )
+        raise ReportError(
+            f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or of experiments/budget_sweep.py)"
+        )
     rows = pq.read_table(results_path).to_pylist()
     record_path = run_dir / "record.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
@@ -62,8 +66,10 @@ def _constrained_count(rows: list[dict]) -> str:
     if not searched:
         return ""
     outside = sum(bool(r["constrained"]) for r in searched)
-    return (f"{outside} of {len(searched)} NAS results came from the budget window's fallback, not from the search's own argmax "
-            f"(which lay outside [floor x B, B]); the results table shows where that argmax was (argmax ms).")
+    return (
+        f"{outside} of {len(searched)} NAS results came from the budget window's fallback, not from the search's own argmax "
+        f"(which lay outside [floor x B, B]); the results table shows where that argmax was (argmax ms)."
+    )
 
 
 def _nas_names(rows: list[dict]) -> str:
@@ -79,51 +85,148 @@ def _frontiers(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run_dir / "frontiers").glob("*.json"))]
 
 
-def _document(name: str, rows: list[dict], targets: list[str], record: dict | None, with_frontier: set[str] = frozenset(), timed: set[str] = frozenset()) -> list[Block]:
+def _document(
+    name: str,
+    rows: list[dict],
+    targets: list[str],
+    record: dict | None,
+    with_frontier: set[str] = frozenset(),
+    timed: set[str] = frozenset(),
+) -> list[Block]:
     comparisons = paired_comparisons(rows)
     head = headline(comparisons)
     blocks = [
         Block("heading", (1, f"raynas report: {name}")),
-        Block("text", f"{_nas_names(rows)} against random search in the same latency window, pipeline and wall-clock budget, and against "
-                      f"MobileNetV2-style references, all retrained with one recipe. NAS beat random search in {head['nas_wins']} of "
-                      f"{head['comparisons']} (target, budget) comparisons; mean gap {_num(head['nas_minus_random_mean_pp'], '+.2f')} "
-                      f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed). {_constrained_count(rows)}"),
+        Block(
+            "text",
+            f"{_nas_names(rows)} against random search in the same latency window, pipeline and wall-clock budget, and against "
+            f"MobileNetV2-style references, all retrained with one recipe. NAS beat random search in {head['nas_wins']} of "
+            f"{head['comparisons']} (target, budget) comparisons; mean gap {_num(head['nas_minus_random_mean_pp'], '+.2f')} "
+            f"percentage points of test accuracy. p: paired t-test over seeds (n/a with one seed). {_constrained_count(rows)}",
+        ),
     ]
     for target in targets:
         mine = [c for c in comparisons if c["target"] == target]
         blocks += [Block("heading", (2, target)), Block("image", f"report/pareto-{target}.png")]
         if target in timed:
-            blocks += [Block("text", "Performance over time: the validation accuracy of the architecture each search would return if stopped then "
-                                     "(shared weights for ProxylessNAS, its random search and OFA; its own weights for Petridish), against the "
-                                     "search's own seconds; mean +- std over seeds. Shared one-off costs (warm-up, elastic training, predictor) "
-                                     "are in the phase table below."),
-                       Block("image", f"report/over-time-{target}.png")]
+            blocks += [
+                Block(
+                    "text",
+                    "Performance over time: the validation accuracy of the architecture each search would return if stopped then "
+                    "(shared weights for ProxylessNAS, its random search and OFA; its own weights for Petridish), against the "
+                    "search's own seconds; mean +- std over seeds. Shared one-off costs (warm-up, elastic training, predictor) "
+                    "are in the phase table below.",
+                ),
+                Block("image", f"report/over-time-{target}.png"),
+            ]
         if target in with_frontier:
-            blocks += [Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
-                       Block("image", f"report/frontier-{target}.png")]
+            blocks += [
+                Block("text", "One search grew every model below; each budget's finalist is the most accurate one within it."),
+                Block("image", f"report/frontier-{target}.png"),
+            ]
         if mine:
-            blocks += [Block("table", (["budget ms", "seeds", "NAS acc %", "random acc %", "gap pp", "p", "random + ASHA acc %", "gap pp", "p", "MobileNetV2-style at NAS ms, acc %", "gap pp", "p", "NAS ms", "random ms"], [
-                [f"{c['budget_ms']:.3f}", c["seeds"], _pm(c["nas_acc_mean"], c["nas_acc_std"]), _pm(c["random_acc_mean"], c["random_acc_std"]),
-                 f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}", _num(c["p_value"], ".3f"), _num(None if c.get("asha_acc_mean") is None else 100 * c["asha_acc_mean"], ".2f"),
-                 _num(c.get("asha_gap_pp"), "+.2f"), _num(c.get("asha_p_value"), ".3f"), _hand_cell(c), _num(c.get("hand_gap_pp"), "+.2f"),
-                 _num(c.get("hand_p_value"), ".3f"), f"{c['nas_ms_mean']:.3f}", f"{c['random_ms_mean']:.3f}"]
-                for c in mine
-            ])), Block("text", _trend(mine))]
+            blocks += [
+                Block(
+                    "table",
+                    (
+                        [
+                            "budget ms",
+                            "seeds",
+                            "NAS acc %",
+                            "random acc %",
+                            "gap pp",
+                            "p",
+                            "random + ASHA acc %",
+                            "gap pp",
+                            "p",
+                            "MobileNetV2-style at NAS ms, acc %",
+                            "gap pp",
+                            "p",
+                            "NAS ms",
+                            "random ms",
+                        ],
+                        [
+                            [
+                                f"{c['budget_ms']:.3f}",
+                                c["seeds"],
+                                _pm(c["nas_acc_mean"], c["nas_acc_std"]),
+                                _pm(c["random_acc_mean"], c["random_acc_std"]),
+                                f"{c['gap_pp']:+.2f} +- {c['gap_pp_std']:.2f}",
+                                _num(c["p_value"], ".3f"),
+                                _num(None if c.get("asha_acc_mean") is None else 100 * c["asha_acc_mean"], ".2f"),
+                                _num(c.get("asha_gap_pp"), "+.2f"),
+                                _num(c.get("asha_p_value"), ".3f"),
+                                _hand_cell(c),
+                                _num(c.get("hand_gap_pp"), "+.2f"),
+                                _num(c.get("hand_p_value"), ".3f"),
+                                f"{c['nas_ms_mean']:.3f}",
+                                f"{c['random_ms_mean']:.3f}",
+                            ]
+                            for c in mine
+                        ],
+                    ),
+                ),
+                Block("text", _trend(mine)),
+            ]
         hand = summarize([r for r in rows if r["target"] == target and r["method"] == HAND], ("width_mult",))
         if hand:
-            blocks.append(Block("table", (["MobileNetV2-style width", "seeds", "acc %", "measured ms"], [
-                [f"x{h['width_mult']:g}", h["n"], _pm(h["acc_mean"], h["acc_std"]), f"{h['ms_mean']:.3f} +- {h['ms_std']:.3f}"] for h in hand
-            ])))
-    blocks += [Block("heading", (2, "Found architectures")), Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
-               Block("image", "report/architectures.png"), Block("heading", (2, "All results")),
-               Block("text", "Latencies (budget, predicted, measured) are in the unit of each target's latency table: its yardstick ms "
-                     "(raynas/hardware/timing.py), wall-clock ms when the table was profiled. 'wall ms' is the same measurement in wall-clock ms of its moment."),
-               Block("table", (["target", "budget ms", "method", "seed", "arch", "predicted ms", "measured ms", "wall ms", "test acc", "constrained", "argmax ms"], [
-                   [r["target"], _num(r["budget_ms"], ".3f"), r["method"], r["seed"], r["arch"], _num(r["predicted_ms"], ".3f"), _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated",
-                    _num(r.get("measured_wall_ms"), ".3f"), f"{r['test_acc']:.4f}",
-                    "n/a" if r.get("constrained") is None else ("yes" if r["constrained"] else "no"), _num(r.get("argmax_ms"), ".3f")]
-                   for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
-               ]))]
+            blocks.append(
+                Block(
+                    "table",
+                    (
+                        ["MobileNetV2-style width", "seeds", "acc %", "measured ms"],
+                        [
+                            [f"x{h['width_mult']:g}", h["n"], _pm(h["acc_mean"], h["acc_std"]), f"{h['ms_mean']:.3f} +- {h['ms_std']:.3f}"]
+                            for h in hand
+                        ],
+                    ),
+                )
+            )
+    blocks += [
+        Block("heading", (2, "Found architectures")),
+        Block("text", "Colour: kernel size; block height: expansion ratio; thin line: skipped layer."),
+        Block("image", "report/architectures.png"),
+        Block("heading", (2, "All results")),
+        Block(
+            "text",
+            "Latencies (budget, predicted, measured) are in the unit of each target's latency table: its yardstick ms "
+            "(raynas/hardware/timing.py), wall-clock ms when the table was profiled. 'wall ms' is the same measurement in wall-clock ms of its moment.",
+        ),
+        Block(
+            "table",
+            (
+                [
+                    "target",
+                    "budget ms",
+                    "method",
+                    "seed",
+                    "arch",
+                    "predicted ms",
+                    "measured ms",
+                    "wall ms",
+                    "test acc",
+                    "constrained",
+                    "argmax ms",
+                ],
+                [
+                    [
+                        r["target"],
+                        _num(r["budget_ms"], ".3f"),
+                        r["method"],
+                        r["seed"],
+                        r["arch"],
+                        _num(r["predicted_ms"], ".3f"),
+                        _num(r["measured_ms"], ".3f") if r["measured_ms"] is not None else "estimated",
+                        _num(r.get("measured_wall_ms"), ".3f"),
+                        f"{r['test_acc']:.4f}",
+                        "n/a" if r.get("constrained") is None else ("yes" if r["constrained"] else "no"),
+                        _num(r.get("argmax_ms"), ".3f"),
+                    ]
+                    for r in sorted(rows, key=lambda r: (r["target"], r["method"], r["budget_ms"] or 0, r["seed"], r["width_mult"]))
+                ],
+            ),
+        ),
+    ]
     return blocks + _record_blocks(record)
 
 
@@ -136,18 +239,24 @@ def _trend(mine: list[dict]) -> str:
         trend = "it rises with the budget" if len(mine) > 1 else "one budget, so no trend"
     else:
         trend = "it does not rise everywhere: " + "; ".join(
-            f"{s['change_pp']:+.2f} points from {s['from_ms']:.3f} to {s['to_ms']:.3f} ms ({'beyond' if s['beyond_noise'] else 'within'} the seeds' noise, +-{s['noise_pp']:.2f})" for s in falls)
+            f"{s['change_pp']:+.2f} points from {s['from_ms']:.3f} to {s['to_ms']:.3f} ms ({'beyond' if s['beyond_noise'] else 'within'} the seeds' noise, +-{s['noise_pp']:.2f})"
+            for s in falls
+        )
     counts = {k: sum(dominance(c) == k for c in mine) for k in ("dominates", "dominated", "trade-off")}
-    return (f"NAS test accuracy over the budgets, tightest first: {path} %; {trend}. Against random search in accuracy and measured latency "
-            f"together, NAS is at least as good in both at {counts['dominates']}, at most as good in both at {counts['dominated']} and trades one for the other at "
-            f"{counts['trade-off']} of {len(mine)} budgets.")
+    return (
+        f"NAS test accuracy over the budgets, tightest first: {path} %; {trend}. Against random search in accuracy and measured latency "
+        f"together, NAS is at least as good in both at {counts['dominates']}, at most as good in both at {counts['dominated']} and trades one for the other at "
+        f"{counts['trade-off']} of {len(mine)} budgets."
+    )
 
 
 def _hand_cell(c: dict) -> str:
     """The MobileNetV2-style curve's accuracy at NAS's latency, saying on how many seeds it lay between two widths."""
     if c.get("hand_acc_at_nas_ms") is None:
         return "-"
-    where = "" if c["hand_inside"] == c["hand_seeds"] else f" ({c['hand_inside']}/{c['hand_seeds']} seeds between widths, else nearest width)"
+    where = (
+        "" if c["hand_inside"] == c["hand_seeds"] else f" ({c['hand_inside']}/{c['hand_seeds']} seeds between widths, else nearest width)"
+    )
     return f"{100 * c['hand_acc_at_nas_ms']:.2f}{where}"
 
 
@@ -158,15 +267,35 @@ def _record_blocks(record: dict | None) -> list[Block]:
     phases = [[k, f"{v:.1f}"] for k, v in record["phase_seconds"].items()] + [["total", f"{sum(record['phase_seconds'].values()):.1f}"]]
     trials = [[m, f"{v['search']:.1f}", f"{v['retrain']:.1f}", v["finalists"]] for m, v in record["trial_seconds"].items()]
     return blocks + [
-        Block("text", f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; strategy {record.get('strategy', 'proxyless')}; created {record['created']}."),
+        Block(
+            "text",
+            f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; strategy {record.get('strategy', 'proxyless')}; created {record['created']}.",
+        ),
         Block("table", (["phase (driver wall-clock)", "seconds"], phases)),
         Block("table", (["method", "search trial-seconds", "retrain trial-seconds", "finalists"], trials)),
-        Block("table", (["target", "backend", "device", "threads", "batch", "estimated", "latency calibration"], [
-            [t, h.get("backend", "?"), h.get("device", "?"), h.get("threads", "?"), h.get("batch_size", "?"), h.get("estimated", "false"), h.get("correction", "n/a")]
-            for t, h in record["hardware"].items()
-        ])),
+        Block(
+            "table",
+            (
+                ["target", "backend", "device", "threads", "batch", "estimated", "latency calibration"],
+                [
+                    [
+                        t,
+                        h.get("backend", "?"),
+                        h.get("device", "?"),
+                        h.get("threads", "?"),
+                        h.get("batch_size", "?"),
+                        h.get("estimated", "false"),
+                        h.get("correction", "n/a"),
+                    ]
+                    for t, h in record["hardware"].items()
+                ],
+            ),
+        ),
         Block("table", (["library", "version"], [[k, v] for k, v in record["libraries"].items()])),
-        Block("text", f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}."),
+        Block(
+            "text",
+            f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}.",
+        ),
         Block("text", f"How the search settings were chosen: {record.get('tuning', 'not recorded')}"),
         Block("code", json.dumps(record["hyperparameters"], indent=2)),
     ]
@@ -193,7 +322,9 @@ def _markdown(blocks: list[Block]) -> str:
             out.append(f"```json\n{b.content}\n```")
         else:
             header, body = b.content
-            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+                "| " + " | ".join(str(c) for c in row) + " |" for row in body
+            ]
         out.append("")
     return "\n".join(out)
 
@@ -214,4 +345,8 @@ def _html(blocks: list[Block], title: str) -> str:
             cells = "".join(f"<tr>{''.join(f'<td>{esc(str(c))}</td>' for c in row)}</tr>" for row in body)
             out.append(f"<table><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>{cells}</table>")
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}img{max-width:100%}"
-    return f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    return (
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style></head><body>\n"
+        + "\n".join(out)
+        + "\n</body></html>\n"
+    )

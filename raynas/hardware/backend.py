@@ -17,7 +17,11 @@ from torch import nn
 from raynas._registry import Registry
 
 Modules = dict[Hashable, tuple[nn.Module, tuple[int, ...]]]
-_MODULES = {"torch-cpu": "raynas.hardware.torch_cpu", "torch-cuda": "raynas.hardware.torch_cuda", "onnxruntime-cpu": "raynas.hardware.onnx_cpu"}
+_MODULES = {
+    "torch-cpu": "raynas.hardware.torch_cpu",
+    "torch-cuda": "raynas.hardware.torch_cuda",
+    "onnxruntime-cpu": "raynas.hardware.onnx_cpu",
+}
 
 
 class HardwareUnavailable(RuntimeError):
@@ -62,7 +66,9 @@ def yardstick() -> nn.Module:
     """The fixed reference block every CPU timing is paired with (raynas/hardware/timing.py): a small
     inverted residual (8 -> 48 -> 8 channels, depthwise 3x3) on the backend's ``yardstick_shape``."""
     return nn.Sequential(
-        nn.Conv2d(8, 48, 1, bias=False), nn.ReLU6(),
-        nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.ReLU6(),
+        nn.Conv2d(8, 48, 1, bias=False),
+        nn.ReLU6(),
+        nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False),
+        nn.ReLU6(),
         nn.Conv2d(48, 8, 1, bias=False),
     ).eval()

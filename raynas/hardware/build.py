@@ -13,14 +13,13 @@ from torch import nn
 from raynas.hardware.accuracy import sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
 from raynas.hardware.lut import LatencyTable
-from raynas.hardware.timing import Latencies
 from raynas.hardware.targets import HardwareTarget
+from raynas.hardware.timing import Latencies
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig, get_space
 from raynas.space.network import ChildNetwork, Head, ResidualLayer, build_stem
 from raynas.space.ops import SKIP
 from raynas.weights import load_numpy_state
-
 
 YARDSTICK_KEY = ("__yardstick__", "ms")  # the unit of cached op timings, kept beside them
 
@@ -101,7 +100,10 @@ def _needed(macro: MacroConfig, known: dict[tuple[str, str], float]) -> dict[tup
 def identity(target: HardwareTarget) -> dict[str, str]:
     """What must match for op timings to be reused: device, library, threads, batch."""
     meta = _metadata(target, 0, 0)
-    return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {"batch_size": str(target.batch_size), "timing": "TorchScript/ONNX file, warm yardstick, call cost apart"}
+    return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {
+        "batch_size": str(target.batch_size),
+        "timing": "TorchScript/ONNX file, warm yardstick, call cost apart",
+    }
 
 
 def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
@@ -130,7 +132,11 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
         if 0.5 <= slope <= 2.0:
             table.fixed["overhead"], table.scale = intercept, slope
         if table.latency_range(macro)[0] <= 0:  # a noisy line through few networks, extrapolated to the fastest
-            table.fixed["overhead"], table.scale, note = offset_only, 1.0, f" (scale fit rejected: it predicted {intercept + slope * min(ops):.3f} ms of ops for the fastest calibration network)"
+            table.fixed["overhead"], table.scale, note = (
+                offset_only,
+                1.0,
+                f" (scale fit rejected: it predicted {intercept + slope * min(ops):.3f} ms of ops for the fastest calibration network)",
+            )
     table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks{note}"
 
 
@@ -140,7 +146,12 @@ def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int
 
 
 def measure_networks(
-    nets: dict[Hashable, tuple[Architecture, dict | None]], target: HardwareTarget, num_classes: int, warmup: int, repeats: int, yardstick_ms: float | None = None
+    nets: dict[Hashable, tuple[Architecture, dict | None]],
+    target: HardwareTarget,
+    num_classes: int,
+    warmup: int,
+    repeats: int,
+    yardstick_ms: float | None = None,
 ) -> Latencies:
     """End-to-end latency in ms of several networks, timed in interleaved rounds: slow drifts of the
     machine hit them all alike, so their latencies compare fairly (NAS versus baselines, say).

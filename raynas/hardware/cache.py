@@ -50,7 +50,9 @@ class OpCache:
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
         except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
             raise LatencyTableError(f"op cache {self.path} is unreadable ({exc}); delete it to re-profile") from None
-        return CachedOps(meta, {(layer, op): ms for layer, op, ms in zip(*(table.column(c).to_pylist() for c in ("layer", "op", "latency_ms")))})
+        return CachedOps(
+            meta, {(layer, op): ms for layer, op, ms in zip(*(table.column(c).to_pylist() for c in ("layer", "op", "latency_ms")))}
+        )
 
     def load(self, identity: dict[str, str]) -> tuple[dict[tuple[str, str], float], str]:
         """Cached entries usable on ``identity``'s setting (empty if none) and a sentence saying why."""

@@ -55,7 +55,9 @@ def import_table(path: str | Path, macro: MacroConfig) -> LatencyTable:
         raise LatencyTableError(f"{path} lacks {len(missing)} ops of space {macro.name!r}: {', '.join(sorted(set(missing)))}")
     meta = {"provenance": "external", "estimated": "true", "source": str(path), "device": str(raw.get("device", "unknown"))}
     fixed = {k: float(v) for k, v in (raw.get("fixed") or {}).items()}
-    return LatencyTable(str(raw.get("target", path.stem)), macro.name, macro.space_hash(), int(raw.get("batch_size", 1)), entries, fixed, meta)
+    return LatencyTable(
+        str(raw.get("target", path.stem)), macro.name, macro.space_hash(), int(raw.get("batch_size", 1)), entries, fixed, meta
+    )
 
 
 def _read(path: Path) -> dict:
@@ -118,11 +120,19 @@ def roofline_table(device: DeviceSpec, macro: MacroConfig, batch: int = 1) -> La
     entries = {
         (spec.key, op): roofline_ms(*mbconv_cost(spec, op, batch), device) for spec in macro.layers() for op in spec.choices if op != SKIP
     }
-    meta = {"provenance": "roofline", "estimated": "true", "device": device.name, "peak_gflops": str(device.peak_gflops), "bandwidth_gbs": str(device.bandwidth_gbs)}
+    meta = {
+        "provenance": "roofline",
+        "estimated": "true",
+        "device": device.name,
+        "peak_gflops": str(device.peak_gflops),
+        "bandwidth_gbs": str(device.bandwidth_gbs),
+    }
     return LatencyTable(f"roofline:{device.name}", macro.name, macro.space_hash(), batch, entries, {}, meta)
 
 
-def estimated_table(target: str, macro: MacroConfig, table: str | Path | None = None, device: DeviceSpec | None = None, batch_size: int = 1) -> LatencyTable:
+def estimated_table(
+    target: str, macro: MacroConfig, table: str | Path | None = None, device: DeviceSpec | None = None, batch_size: int = 1
+) -> LatencyTable:
     """The latency table of an unreachable target: imported from ``table`` or a roofline of ``device``."""
     lut = import_table(table, macro) if table is not None else roofline_table(device, macro, batch_size)
     lut.target = target

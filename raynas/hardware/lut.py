@@ -68,7 +68,9 @@ class LatencyTable:
                 f"latency table of target {self.target!r} was built for space {self.space!r} "
                 f"(hash {self.space_hash}), not {macro.name!r} (hash {macro.space_hash()}); rebuild it for this space"
             )
-        missing = sorted({f"{spec.key}/{op}" for spec in macro.layers() for op in spec.choices if op != SKIP and (spec.key, op) not in self.entries})
+        missing = sorted(
+            {f"{spec.key}/{op}" for spec in macro.layers() for op in spec.choices if op != SKIP and (spec.key, op) not in self.entries}
+        )
         if missing:
             raise LatencyTableError(f"latency table of target {self.target!r} lacks {len(missing)} ops: {', '.join(missing)}")
 

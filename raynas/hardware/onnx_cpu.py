@@ -35,7 +35,9 @@ def export(module: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # resize_input's size check is constant per module
-        torch.onnx.export(module.eval(), (torch.randn(shape),), str(path), input_names=["x"], output_names=["y"], opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            module.eval(), (torch.randn(shape),), str(path), input_names=["x"], output_names=["y"], opset_version=OPSET, dynamo=False
+        )
     return path
 
 
@@ -49,12 +51,16 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def measure_onnx_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> Latencies:
+def measure_onnx_ms(
+    modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+) -> Latencies:
     """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
     against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py)."""
     _onnxruntime()
     with tempfile.TemporaryDirectory() as tmp:
-        calls = {key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads) for i, (key, (module, shape)) in enumerate(modules.items())}
+        calls = {
+            key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads) for i, (key, (module, shape)) in enumerate(modules.items())
+        }
         reference = _ort_call(yardstick(), BACKEND.yardstick_shape, Path(tmp) / "yardstick.onnx", threads)
     return paired_latency_ms(calls, reference, warmup, repeats, rounds, yardstick_ms=yardstick_ms)
 

@@ -41,7 +41,9 @@ class Allocator:
         if self.preload:
             path = _library_path(self.preload)
             if not path:
-                raise HardwareUnavailable(f"allocator {self.name!r} needs lib{self.preload} on the node: install it (Debian: apt install lib{self.preload}-dev)")
+                raise HardwareUnavailable(
+                    f"allocator {self.name!r} needs lib{self.preload} on the node: install it (Debian: apt install lib{self.preload}-dev)"
+                )
         return {"GLIBC_TUNABLES": self.tunables, "LD_PRELOAD": path}
 
 
@@ -57,10 +59,13 @@ def _library_path(name: str) -> str:
 
 ALLOCATORS: Registry[Allocator] = Registry("allocator")
 ALLOCATORS.add_named(Allocator("glibc-default", "glibc's malloc as a plain `python` process gets it"))
-ALLOCATORS.add_named(Allocator(
-    "glibc-tuned", "glibc's malloc keeping freed buffers (mmap threshold 32 MiB, trim threshold 64 MiB), as a tuned inference server",
-    tunables=f"glibc.malloc.mmap_threshold={KEEP_BYTES}:glibc.malloc.trim_threshold={2 * KEEP_BYTES}",
-))
+ALLOCATORS.add_named(
+    Allocator(
+        "glibc-tuned",
+        "glibc's malloc keeping freed buffers (mmap threshold 32 MiB, trim threshold 64 MiB), as a tuned inference server",
+        tunables=f"glibc.malloc.mmap_threshold={KEEP_BYTES}:glibc.malloc.trim_threshold={2 * KEEP_BYTES}",
+    )
+)
 ALLOCATORS.add_named(Allocator("jemalloc", "jemalloc preloaded (LD_PRELOAD)", preload="jemalloc"))
 ALLOCATORS.add_named(Allocator("tcmalloc", "tcmalloc preloaded (LD_PRELOAD)", preload="tcmalloc_minimal"))
 
@@ -92,7 +97,9 @@ def check_started_with(allocator: Allocator) -> None:
     describe another deployment."""
     want = allocator.env()
     if not started_with(want):
-        raise HardwareUnavailable(f"this process started with {started_env()}, not allocator {allocator.name!r} ({want}): start it with those variables")
+        raise HardwareUnavailable(
+            f"this process started with {started_env()}, not allocator {allocator.name!r} ({want}): start it with those variables"
+        )
 
 
 def reexec_with(env: dict[str, str]) -> None:

@@ -39,11 +39,25 @@ def import_published(path: Path, raw: dict, macro: MacroConfig) -> LatencyTable:
         for op in spec.choices:
             if op != SKIP:
                 kernel, expansion = parse_mbconv(op)
-                _take(layers, _block_key(spec.input_size, spec.in_channels, spec.out_channels, spec.stride, kernel, expansion, spec.residual, ofa), (spec.key, op), entries, missing)
+                _take(
+                    layers,
+                    _block_key(spec.input_size, spec.in_channels, spec.out_channels, spec.stride, kernel, expansion, spec.residual, ofa),
+                    (spec.key, op),
+                    entries,
+                    missing,
+                )
     fixed = {"stem": _sum(layers, _stem_keys(macro, ofa), missing), "head": _sum(layers, _head_keys(macro, layers), missing)}
     if missing:
-        raise LatencyTableError(f"{path} lacks {len(set(missing))} layers of space {macro.name!r} (in its {'Once-for-All' if ofa else 'ProxylessNAS'} key grammar): {', '.join(sorted(set(missing)))}")
-    meta = {"provenance": "external", "estimated": "true", "source": str(path), "format": "once-for-all" if ofa else "proxylessnas", "device": "as published (see source)"}
+        raise LatencyTableError(
+            f"{path} lacks {len(set(missing))} layers of space {macro.name!r} (in its {'Once-for-All' if ofa else 'ProxylessNAS'} key grammar): {', '.join(sorted(set(missing)))}"
+        )
+    meta = {
+        "provenance": "external",
+        "estimated": "true",
+        "source": str(path),
+        "format": "once-for-all" if ofa else "proxylessnas",
+        "device": "as published (see source)",
+    }
     return LatencyTable(path.stem, macro.name, macro.space_hash(), 1, entries, fixed, meta)
 
 
@@ -68,8 +82,15 @@ def _mean(value, key: str, path: Path) -> float:
 
 def _block_key(size: int, cin: int, cout: int, stride: int, kernel: int, expansion: int, idskip: bool, ofa: bool) -> Fields:
     out = (size + stride - 1) // stride
-    fields = [("type", BLOCK), ("input", f"{size}x{size}x{cin}"), ("output", f"{out}x{out}x{cout}"), ("expand", str(cin * expansion if ofa else expansion)),
-              ("kernel", str(kernel)), ("stride", str(stride)), ("idskip", str(int(idskip)))]
+    fields = [
+        ("type", BLOCK),
+        ("input", f"{size}x{size}x{cin}"),
+        ("output", f"{out}x{out}x{cout}"),
+        ("expand", str(cin * expansion if ofa else expansion)),
+        ("kernel", str(kernel)),
+        ("stride", str(stride)),
+        ("idskip", str(int(idskip))),
+    ]
     return tuple(fields + ([("se", "0"), ("hs", "0")] if ofa else []))
 
 

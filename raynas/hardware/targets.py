@@ -41,9 +41,22 @@ class HardwareTarget:
     def recipe(self) -> dict[str, str]:
         """How to run a network as this target measured it: runtime, threads, batch, process settings."""
         env = {k: v for k, v in self.process_env().items() if v}
-        threads = "all cores" if not self.threads else f"torch.set_num_threads({self.threads})" if self.backend.startswith("torch") else f"intra_op_num_threads={self.threads}"
+        threads = (
+            "all cores"
+            if not self.threads
+            else f"torch.set_num_threads({self.threads})"
+            if self.backend.startswith("torch")
+            else f"intra_op_num_threads={self.threads}"
+        )
         start = " ".join([*(f"{k}={v}" for k, v in env.items()), "python <your server>"])
-        return {"target": self.name, "backend": self.backend, "threads": threads, "batch_size": str(self.batch_size), "allocator": self.allocator, "start": start}
+        return {
+            "target": self.name,
+            "backend": self.backend,
+            "threads": threads,
+            "batch_size": str(self.batch_size),
+            "allocator": self.allocator,
+            "start": start,
+        }
 
     def task_resources(self) -> dict[str, float]:
         """Ray options for a task that measures on this target: its threads or GPU, its label, and
@@ -63,7 +76,16 @@ get_target = TARGETS.get
 
 register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "TorchScript, 1 CPU thread, batch 1 (single-image latency)"))
 register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "TorchScript, 1 CPU thread, batch 16 (compute-bound core)"))
-register_target(HardwareTarget("cpu-1t-b16-tuned", "torch-cpu", 1, 16, "cpu-1t-b16 in a process started with glibc's tuned thresholds (GLIBC_TUNABLES)", allocator="glibc-tuned"))
+register_target(
+    HardwareTarget(
+        "cpu-1t-b16-tuned",
+        "torch-cpu",
+        1,
+        16,
+        "cpu-1t-b16 in a process started with glibc's tuned thresholds (GLIBC_TUNABLES)",
+        allocator="glibc-tuned",
+    )
+)
 register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "TorchScript, all CPU threads of the node, batch 1"))
 register_target(HardwareTarget("ort-cpu-1t", "onnxruntime-cpu", 1, 1, "ONNX Runtime on 1 CPU thread, batch 1 (a deployment runtime)"))
 register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "TorchScript on one CUDA GPU, batch 1 (CUDA events)"))

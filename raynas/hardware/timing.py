@@ -24,6 +24,7 @@ from typing import Callable, Hashable
 
 STEADY_QUANTILE = 0.1
 
+
 class Latencies(dict):
     """Latency in ms per key, in the unit of a yardstick (see above), with ``wall_per_unit``: the
     wall-clock ms one unit ms took while these were timed (1.0 when timed in wall-clock ms)."""
@@ -56,7 +57,9 @@ def quantile(values: list[float], q: float = STEADY_QUANTILE) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def interleaved_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> dict[Hashable, list[float]]:
+def interleaved_ms(
+    calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms
+) -> dict[Hashable, list[float]]:
     """``repeats`` timed runs of every call, in ``rounds`` round-robin passes each preceded by
     ``warmup`` untimed runs, so slow drifts of the machine spread over all calls alike."""
     samples: dict[Hashable, list[float]] = {key: [] for key in calls}
@@ -76,7 +79,13 @@ def steady_latency_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, ro
 
 
 def paired_latency_ms(
-    calls: dict[Hashable, Call], yardstick: Call, warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms, yardstick_ms: float | None = None
+    calls: dict[Hashable, Call],
+    yardstick: Call,
+    warmup: int,
+    repeats: int,
+    rounds: int = 10,
+    timer: Timer = wall_clock_ms,
+    yardstick_ms: float | None = None,
 ) -> Latencies:
     """Latency in ms of each call, each timing paired with an adjacent yardstick timing (see above).
 

@@ -24,7 +24,9 @@ def require_cuda() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def measure_cuda_ms(modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None) -> Latencies:
+def measure_cuda_ms(
+    modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+) -> Latencies:
     """Steady GPU time in ms of each module, from CUDA events around each call. GPU time does not
     move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
     device = require_cuda()

@@ -34,6 +34,7 @@ from raynas.space.macro import MacroConfig
 from raynas.space.network import ChildNetwork
 from raynas.training import evaluate, sgd, train_epoch
 
+
 def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, floor: float, n: int, seed: int) -> list[str]:
     """``n`` architectures uniform over the budget window [floor * B, B] on the target's table."""
     costs = lut.layer_costs(macro)
@@ -143,7 +144,9 @@ class PerScenario(FIFOScheduler):
         return self.spent[key] >= self.budgets[key]
 
     def debug_string(self) -> str:
-        return "\n".join(f"{key}: {self.spent[key]:.1f}/{self.budgets[key]:.1f} device-s; {s.debug_string()}" for key, s in self.inner.items())
+        return "\n".join(
+            f"{key}: {self.spent[key]:.1f}/{self.budgets[key]:.1f} device-s; {s.debug_string()}" for key, s in self.inner.items()
+        )
 
     def _of(self, trial: Trial) -> TrialScheduler:
         return self.inner[trial.config["scenario"]]
@@ -165,7 +168,9 @@ class FinalRungHyperBand(HyperBandScheduler):
 def scheduler(cfg: ASHAConfig):
     if cfg.scheduler == "hyperband":
         return FinalRungHyperBand(time_attr="training_iteration", max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
-    return ASHAScheduler(time_attr="training_iteration", max_t=cfg.max_epochs, grace_period=cfg.grace_epochs, reduction_factor=cfg.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration", max_t=cfg.max_epochs, grace_period=cfg.grace_epochs, reduction_factor=cfg.reduction_factor
+    )
 
 
 def survivor(results: list[dict]) -> dict:

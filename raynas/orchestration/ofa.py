@@ -50,7 +50,13 @@ def resolution_spaces(space: str, cfg: ShrinkConfig) -> list[str]:
 
 @ray.remote
 def train_elastic_supernet(
-    space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, saved: dict[str, bytes], compute_cfg: ComputeConfig = ComputeConfig()
+    space: str,
+    data: DataConfig,
+    cfg: ShrinkConfig,
+    seed: int,
+    threads: int,
+    saved: dict[str, bytes],
+    compute_cfg: ComputeConfig = ComputeConfig(),
 ):
     """Progressive shrinking in one task on its device, as a generator: after every phase it yields
     ``("files", {name: bytes})``, the phase's checkpoint files for the driver to keep (this node's
@@ -74,7 +80,14 @@ def train_elastic_supernet(
 
 
 def run_elastic_training(
-    task, directory: Path, space: str, data: DataConfig, cfg: ShrinkConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
+    task,
+    directory: Path,
+    space: str,
+    data: DataConfig,
+    cfg: ShrinkConfig,
+    seed: int,
+    threads: int,
+    compute_cfg: ComputeConfig = ComputeConfig(),
 ) -> tuple[dict, dict]:
     """Drive ``train_elastic_supernet`` (``task``: it with its resources) from the driver: phase files
     it yields are written into ``directory`` (the run directory, which the driver can always reach),
@@ -110,4 +123,3 @@ def collect_and_fit_predictor(pool, space: str, cfg: OFAConfig, seed: int) -> tu
 def predictor_payload(predictor: AccuracyPredictor) -> dict:
     """The predictor as plain data for Tune trials (encoder fields and numpy weights)."""
     return {"encoder": dict(predictor.encoder.__dict__), "state": state_to_numpy(predictor)}
-

@@ -47,7 +47,6 @@ from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_u
 from raynas.tracking.sync import frontier_path, lut_path, record_finalist, record_outputs, sync_run, weights_path
 from raynas.tracking.tune_callback import MlflowTrialCallback
 
-
 CURVES_FILE = "curves.json"  # performance over time of every search (the report's over-time panels)
 FAILED_FILE = "FAILED"  # written when a run stops on an error: its reason; removed when a resumed run finishes
 
@@ -61,13 +60,19 @@ def new_run_dir(cfg: ExperimentConfig) -> Path:
     except FileExistsError:
         raise ConfigError(f"run directory {run_dir} already exists (two runs started in the same second); start again") from None
     except OSError as exc:
-        raise ConfigError(f"config field run_root: cannot create {run_dir} ({exc.strerror or exc}); point it at a writable folder") from None
+        raise ConfigError(
+            f"config field run_root: cannot create {run_dir} ({exc.strerror or exc}); point it at a writable folder"
+        ) from None
     return run_dir
 
 
 def written_paths(cfg: ExperimentConfig, run_dir: Path) -> dict[str, str | None]:
     """Folders the run writes besides the run directory, by config field."""
-    return {"ray.storage_path": tune_storage(cfg, run_dir), "profile.cache_dir": cfg.profile.cache_dir, "data.cache_dir": cfg.data.cache_dir}
+    return {
+        "ray.storage_path": tune_storage(cfg, run_dir),
+        "profile.cache_dir": cfg.profile.cache_dir,
+        "data.cache_dir": cfg.data.cache_dir,
+    }
 
 
 def run_experiment(
@@ -125,7 +130,9 @@ def sync_mlflow(run_dir: str | Path, uri: str | None = None) -> dict[str, int]:
     cfg = saved_config(run_dir)
     if not (run_dir / "results.parquet").is_file():
         raise ConfigError(f"{run_dir} has no results.parquet: the run did not finish; finish it first with `raynas run --resume {run_dir}`")
-    tracker = ExperimentTracker(uri or cfg.tracking.mlflow_uri or default_tracking_uri(run_dir), cfg.tracking.experiment, run_dir, run_name=run_dir.name)
+    tracker = ExperimentTracker(
+        uri or cfg.tracking.mlflow_uri or default_tracking_uri(run_dir), cfg.tracking.experiment, run_dir, run_name=run_dir.name
+    )
     if not tracker.resumed:
         tracker.log_params(tracker.parent_id, _flatten(cfg.to_dict()))
     return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), pq.read_table(run_dir / "results.parquet").to_pylist(), cfg.space)
@@ -159,7 +166,9 @@ class Experiment:
         self.splits = splits = load_splits(cfg.data, materialize=False)  # sizes and shapes; trials load the images
         splits.check(cfg.data.batch_size)  # an empty split is refused here, not after profiling
         if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
-            raise ConfigError(f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px")
+            raise ConfigError(
+                f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, data gives {splits.in_channels}x{splits.input_size}px"
+            )
         log(f"[raynas] profiling {len(cfg.targets)} targets on their nodes")
         with clock("profile"):
             self.luts = {t.name: self.profile(t.name) for t in cfg.targets}
@@ -167,7 +176,9 @@ class Experiment:
         scenarios = resolve_scenarios(cfg, self.luts, strategy.budget_ranges(self))
         began = time.perf_counter()
         strategy.prepare(self, sorted({s.seed for s in scenarios}))
-        prepare_share = (time.perf_counter() - began) * (cfg.ray.gpus_per_task or cluster_cpus()) / len(scenarios)  # device-seconds per scenario
+        prepare_share = (
+            (time.perf_counter() - began) * (cfg.ray.gpus_per_task or cluster_cpus()) / len(scenarios)
+        )  # device-seconds per scenario
         log(f"[raynas] {strategy.label}: {len(scenarios)} scenarios")
         with clock("search"):
             found = strategy.search(self, scenarios)
@@ -177,7 +188,9 @@ class Experiment:
             with clock("random_search"):
                 finalists += strategy.random_baseline(self, scenarios, found)
         if cfg.evaluation.asha.enabled:
-            log(f"[raynas] random search with early stopping ({cfg.evaluation.asha.scheduler}): standalone trials within each NAS search's device-seconds")
+            log(
+                f"[raynas] random search with early stopping ({cfg.evaluation.asha.scheduler}): standalone trials within each NAS search's device-seconds"
+            )
             spent = {f.key: f.search_seconds * trial_devices(cfg) + prepare_share for f in found}
             with clock("asha_search"):
                 finalists += self.early_stopped_random([Job.of(s, ASHA, budget_seconds=spent[s.key(strategy.name)]) for s in scenarios])
@@ -200,8 +213,12 @@ class Experiment:
         archs, seeds = {}, {job.key: job.seed for job in jobs}
         for job in jobs:
             self.open_child(job)
-            archs[job.key] = window_candidates(self.luts[job.target], get_space(cfg.space), job.budget_ms, cfg.search.budget_floor, asha.candidates, job.seed)
-        trainable = tune.with_resources(tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg), trial_resources(cfg))
+            archs[job.key] = window_candidates(
+                self.luts[job.target], get_space(cfg.space), job.budget_ms, cfg.search.budget_floor, asha.candidates, job.seed
+            )
+        trainable = tune.with_resources(
+            tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg), trial_resources(cfg)
+        )
         grid = self.finished_before("asha", trainable)
         if grid is None:
             grid = self.early_stopping_run(trainable, jobs, archs)
@@ -227,9 +244,20 @@ class Experiment:
         tuner = tune.Tuner(
             trainable,
             param_space={"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(asha.candidates)))},
-            tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=per_scenario, max_concurrent_trials=cfg.ray.max_concurrent_trials or None, reuse_actors=True),
-            run_config=tune.RunConfig(name="asha", storage_path=tune_storage(cfg, self.run_dir), callbacks=list(self.callbacks),
-                                      failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+            tune_config=tune.TuneConfig(
+                metric="val_acc",
+                mode="max",
+                scheduler=per_scenario,
+                max_concurrent_trials=cfg.ray.max_concurrent_trials or None,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name="asha",
+                storage_path=tune_storage(cfg, self.run_dir),
+                callbacks=list(self.callbacks),
+                failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
         )
         return tuner.fit()
 
@@ -237,18 +265,37 @@ class Experiment:
         """The job's finalist from its scenario's trials; its curve and costs go to the run's records."""
         frames = [r.metrics_dataframe for r in results if r.metrics_dataframe is not None and "val_acc" in r.metrics_dataframe]
         if not frames:
-            raise RuntimeError(f"{job.key}: no early-stopped random trial reported within {job.budget_seconds:.1f} device-seconds; raise the budget or lower evaluation.asha.max_epochs")
+            raise RuntimeError(
+                f"{job.key}: no early-stopped random trial reported within {job.budget_seconds:.1f} device-seconds; raise the budget or lower evaluation.asha.max_epochs"
+            )
         curve = anytime(frames, trial_devices(self.cfg))
         self.add_curve(job, curve)
         best = survivor([r.metrics for r in results if r.metrics and "val_acc" in r.metrics])
-        self.tracker.log_metrics(self.tracker.child(job.key), {"asha/device_seconds": curve[-1][0], "asha/budget_device_seconds": job.budget_seconds,
-                                                                "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
-                                                                "asha/trials": len(frames), "asha/val_acc": best["val_acc"]})
-        return Finalist.found(job, Architecture.from_string(self.cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)})
+        self.tracker.log_metrics(
+            self.tracker.child(job.key),
+            {
+                "asha/device_seconds": curve[-1][0],
+                "asha/budget_device_seconds": job.budget_seconds,
+                "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
+                "asha/trials": len(frames),
+                "asha/val_acc": best["val_acc"],
+            },
+        )
+        return Finalist.found(
+            job, Architecture.from_string(self.cfg.space, best["arch"]), {"search_seconds": curve[-1][0], "evaluations": len(frames)}
+        )
 
     def open_child(self, job: Job | Finalist) -> str:
         """The job's MLflow child run, tagged with its method, target, budget and seed (found again on resume)."""
-        return self.tracker.child(job.key, {"raynas.method": job.method, "raynas.target": str(job.target), "raynas.budget_ms": str(job.budget_ms), "raynas.seed": str(job.seed)})
+        return self.tracker.child(
+            job.key,
+            {
+                "raynas.method": job.method,
+                "raynas.target": str(job.target),
+                "raynas.budget_ms": str(job.budget_ms),
+                "raynas.seed": str(job.seed),
+            },
+        )
 
     def table(self, target: str, space: str) -> LatencyTable | None:
         """The target's table for ``space``: the run's, or one a strategy profiled (an OFA resolution)."""
@@ -265,8 +312,18 @@ class Experiment:
 
     def add_curve(self, job: Job, points: list[tuple[float, float]]) -> None:
         """Performance over time of one search: (its seconds so far, validation accuracy of what it would return then)."""
-        self.curves += [{"key": job.key, "method": job.method, "target": job.target, "budget_ms": job.budget_ms, "seed": job.seed,
-                         "seconds": round(float(t), 3), "score": float(score)} for t, score in points]
+        self.curves += [
+            {
+                "key": job.key,
+                "method": job.method,
+                "target": job.target,
+                "budget_ms": job.budget_ms,
+                "seed": job.seed,
+                "seconds": round(float(t), 3),
+                "score": float(score),
+            }
+            for t, score in points
+        ]
 
     def save_frontier(self, target: str, seed: int, label: str, models: list[dict]) -> Path:
         """A search's whole (predicted latency, validation accuracy) set, for the report's frontier panel."""
@@ -277,11 +334,21 @@ class Experiment:
     def finish(self, results: list[dict]) -> dict[str, Any]:
         """Results table, reproducibility record and report into the run directory, then MLflow."""
         write_json(self.run_dir / CURVES_FILE, self.curves)
-        write_outputs(self.run_dir, results, reproducibility_record(self.cfg, self.clock, results, self.luts, self.splits) | {"resumed": self.resume}, self.cfg.evaluation.report)
+        write_outputs(
+            self.run_dir,
+            results,
+            reproducibility_record(self.cfg, self.clock, results, self.luts, self.splits) | {"resumed": self.resume},
+            self.cfg.evaluation.report,
+        )
         record_outputs(self.tracker, self.run_dir)
         self.tracker.log_metrics(self.tracker.parent_id, {f"phase_seconds/{k}": v for k, v in self.clock.seconds.items()})
         self.tracker.finish()
-        return {"results": results, "comparisons": paired_comparisons(results), "mlflow_uri": self.tracker.uri, "run_dir": str(self.run_dir)}
+        return {
+            "results": results,
+            "comparisons": paired_comparisons(results),
+            "mlflow_uri": self.tracker.uri,
+            "run_dir": str(self.run_dir),
+        }
 
     def profile(self, target: str, space: str | None = None) -> LatencyTable:
         """The target's latency table for the run's space (or ``space``), profiled on its node; when
@@ -300,9 +367,22 @@ class Experiment:
         if profile.cache_dir:
             profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
         unit = self.luts[target].yardstick_ms if space and target in self.luts else None  # one unit for all of a target's tables
-        cache = OpCache(profile.cache_dir, target) if profile.cache_dir else None  # read and written here: the driver's disk, not the target node's
+        cache = (
+            OpCache(profile.cache_dir, target) if profile.cache_dir else None
+        )  # read and written here: the driver's disk, not the target node's
         cached = cache.read() if cache else None
-        lut = ray.get(on_target(profile_target, target).remote(target, space or self.cfg.space, self.splits.num_classes, profile, self.cfg.seed, unit, cached, str(cache.path) if cache else ""))
+        lut = ray.get(
+            on_target(profile_target, target).remote(
+                target,
+                space or self.cfg.space,
+                self.splits.num_classes,
+                profile,
+                self.cfg.seed,
+                unit,
+                cached,
+                str(cache.path) if cache else "",
+            )
+        )
         if cache:
             cache.save(cache_update(lut, cached))
         self.log(f"[raynas] {target}: {lut.metadata['cache']}")
@@ -375,7 +455,11 @@ class Experiment:
             if self.target(target).estimated:
                 continue  # unreachable hardware: its rows carry the estimate only
             unit = self.luts[target].yardstick_ms
-            times = ray.get(on_target(measure_latencies, target).remote(mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds, unit))
+            times = ray.get(
+                on_target(measure_latencies, target).remote(
+                    mine, target, self.splits.num_classes, p.warmup, p.repeats, p.settle_seconds, unit
+                )
+            )
             out |= {(key, target): (ms, ms * times.wall_per_unit) for key, ms in times.items()}
         return out
 
@@ -390,28 +474,30 @@ class Experiment:
             if predicted is None and (finalist.key, target) not in measured:
                 continue  # a scaled reference on an estimated target: no table covers it
             unit_ms, wall_ms = measured.get((finalist.key, target), (None, None))
-            rows.append({
-                "key": finalist.key,
-                "target": target,
-                "budget_ms": finalist.budget_ms,
-                "method": finalist.method,
-                "seed": finalist.seed,
-                "arch": arch.to_string(),
-                "space": arch.space,
-                "arch_id": arch.arch_id,
-                "width_mult": width_multiplier(arch.space),
-                "predicted_ms": None if predicted is None else round(predicted, 4),
-                "measured_ms": _rounded(unit_ms),
-                "measured_wall_ms": _rounded(wall_ms),
-                "estimated": self.target(target).estimated,
-                "val_acc": round(retrain_result.metrics["val_acc"], 4),
-                "test_acc": round(retrain_result.metrics["test_acc"], 4),
-                "constrained": finalist.constrained,
-                "argmax_ms": _rounded(finalist.argmax_ms),
-                "search_seconds": round(finalist.search_seconds, 2),
-                "evaluations": None if finalist.evaluations is None else int(finalist.evaluations),
-                "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
-            })
+            rows.append(
+                {
+                    "key": finalist.key,
+                    "target": target,
+                    "budget_ms": finalist.budget_ms,
+                    "method": finalist.method,
+                    "seed": finalist.seed,
+                    "arch": arch.to_string(),
+                    "space": arch.space,
+                    "arch_id": arch.arch_id,
+                    "width_mult": width_multiplier(arch.space),
+                    "predicted_ms": None if predicted is None else round(predicted, 4),
+                    "measured_ms": _rounded(unit_ms),
+                    "measured_wall_ms": _rounded(wall_ms),
+                    "estimated": self.target(target).estimated,
+                    "val_acc": round(retrain_result.metrics["val_acc"], 4),
+                    "test_acc": round(retrain_result.metrics["test_acc"], 4),
+                    "constrained": finalist.constrained,
+                    "argmax_ms": _rounded(finalist.argmax_ms),
+                    "search_seconds": round(finalist.search_seconds, 2),
+                    "evaluations": None if finalist.evaluations is None else int(finalist.evaluations),
+                    "retrain_seconds": round(retrain_result.metrics["retrain_seconds"], 2),
+                }
+            )
             self.export(net, rows[-1])
         record_finalist(self.tracker, self.run_dir, rows, arch)
         return rows
@@ -422,8 +508,28 @@ class Experiment:
         target = None if estimated else get_target(row["target"])
         batch = self.table(row["target"], row["space"]).batch_size if estimated else target.batch_size
         macro = get_space(row["space"])
-        facts = {k: row[k] for k in ("key", "method", "arch", "space", "budget_ms", "predicted_ms", "measured_ms", "measured_wall_ms", "test_acc", "estimated")}
-        export_network(net, (batch, macro.in_channels, macro.input_size, macro.input_size), deployment_path(self.run_dir, row["key"], row["target"]), target=target, facts=facts)
+        facts = {
+            k: row[k]
+            for k in (
+                "key",
+                "method",
+                "arch",
+                "space",
+                "budget_ms",
+                "predicted_ms",
+                "measured_ms",
+                "measured_wall_ms",
+                "test_acc",
+                "estimated",
+            )
+        }
+        export_network(
+            net,
+            (batch, macro.in_channels, macro.input_size, macro.input_size),
+            deployment_path(self.run_dir, row["key"], row["target"]),
+            target=target,
+            facts=facts,
+        )
 
 
 def trial_curve(result) -> list[tuple[float, float]]:
@@ -437,7 +543,11 @@ def trial_curve(result) -> list[tuple[float, float]]:
 
 def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[Finalist]:
     """MobileNetV2-style references at each width multiplier and seed; measured on every target."""
-    return [Finalist(f"{HAND}:w{w:g}#s{seed}", HAND, seed, mobilenet_v2_like(cfg.space, w)) for w in cfg.evaluation.hand_designed_widths for seed in seeds]
+    return [
+        Finalist(f"{HAND}:w{w:g}#s{seed}", HAND, seed, mobilenet_v2_like(cfg.space, w))
+        for w in cfg.evaluation.hand_designed_widths
+        for seed in seeds
+    ]
 
 
 def trial_devices(cfg: ExperimentConfig) -> float:
@@ -463,7 +573,9 @@ def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
     return f"{cfg.ray.storage_path.rstrip('/')}/{run_dir.name}"
 
 
-def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable], ranges: dict[str, tuple[float, float]] | None = None) -> list[Scenario]:
+def resolve_scenarios(
+    cfg: ExperimentConfig, luts: dict[str, LatencyTable], ranges: dict[str, tuple[float, float]] | None = None
+) -> list[Scenario]:
     """One scenario per (target, budget, seed); fractional budgets resolve inside each target's latency
     range (``ranges``: the strategy's own, e.g. OFA's subnets; default the space's)."""
     macro, scenarios = get_space(cfg.space), []
@@ -471,7 +583,9 @@ def resolve_scenarios(cfg: ExperimentConfig, luts: dict[str, LatencyTable], rang
         low, high = ranges[tgt.name] if ranges else luts[tgt.name].latency_range(macro)
         for b in tgt.budgets(low, high):
             if b < low:
-                raise ConfigError(f"config field targets ({tgt.name}): budget {b:.3f} ms is below the fastest network the search can return ({low:.3f} ms on this target); raise it")
+                raise ConfigError(
+                    f"config field targets ({tgt.name}): budget {b:.3f} ms is below the fastest network the search can return ({low:.3f} ms on this target); raise it"
+                )
             scenarios += [Scenario(tgt.name, round(b, 4), seed) for seed in range(cfg.seed, cfg.seed + cfg.evaluation.seeds)]
     return scenarios
 

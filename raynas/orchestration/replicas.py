@@ -28,8 +28,17 @@ class SupernetReplica:
     """One copy of the elastic supernet with a fixed calibration set and validation subset."""
 
     def __init__(
-        self, weights: list[ray.ObjectRef], space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int,
-        threads: int = 1, compute_cfg: ComputeConfig = ComputeConfig(),
+        self,
+        weights: list[ray.ObjectRef],
+        space: str,
+        min_depth: int,
+        resolutions: tuple[int, ...],
+        data: DataConfig,
+        calibration_batches: int,
+        eval_batches: int,
+        seed: int,
+        threads: int = 1,
+        compute_cfg: ComputeConfig = ComputeConfig(),
     ) -> None:
         torch.set_num_threads(threads)
         self.compute = worker_compute(compute_cfg)
@@ -71,13 +80,25 @@ class ReplicaPool:
 
 
 def start_replicas(
-    state: dict, count: int, space: str, min_depth: int, resolutions: tuple[int, ...], data: DataConfig, calibration_batches: int, eval_batches: int, seed: int,
-    cpus: float = 0.5, gpus: float = 0, compute_cfg: ComputeConfig = ComputeConfig(),
+    state: dict,
+    count: int,
+    space: str,
+    min_depth: int,
+    resolutions: tuple[int, ...],
+    data: DataConfig,
+    calibration_batches: int,
+    eval_batches: int,
+    seed: int,
+    cpus: float = 0.5,
+    gpus: float = 0,
+    compute_cfg: ComputeConfig = ComputeConfig(),
 ) -> tuple[list, ray.ObjectRef]:
     """Put the weights once (the caller owns them) and start ``count`` replicas reading them (on a GPU share each when ``gpus``)."""
     ref = ray.put(state)
     replicas = [
-        SupernetReplica.options(num_cpus=cpus, num_gpus=gpus).remote([ref], space, min_depth, resolutions, data, calibration_batches, eval_batches, seed, compute_cfg=compute_cfg)
+        SupernetReplica.options(num_cpus=cpus, num_gpus=gpus).remote(
+            [ref], space, min_depth, resolutions, data, calibration_batches, eval_batches, seed, compute_cfg=compute_cfg
+        )
         for _ in range(count)
     ]
     return replicas, ref

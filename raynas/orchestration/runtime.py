@@ -36,7 +36,9 @@ def connect(address: str | None, num_cpus: int | None, target_names: list[str]) 
             ray.init(address=address or "auto", include_dashboard=False, log_to_driver=True)
         except ConnectionError:
             if address:
-                raise ClusterError(f"cannot reach the Ray cluster at {address!r}; start it (ray up / ray start) or unset the address") from None
+                raise ClusterError(
+                    f"cannot reach the Ray cluster at {address!r}; start it (ray up / ray start) or unset the address"
+                ) from None
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, resources=target_resources(target_names))
             started = True
     _check_targets(target_names)
@@ -52,7 +54,9 @@ def _check_targets(target_names: list[str]) -> None:
             raise ClusterError(f"no Ray node offers {target.resource}; add it to the resources of the nodes that have that hardware")
         gpus = target.task_resources().get("num_gpus", 0)
         if gpus and available.get("GPU", 0) < gpus:
-            raise ClusterError(f"target {name!r} measures on a GPU but this Ray cluster has none; add a GPU node labelled {target.resource}")
+            raise ClusterError(
+                f"target {name!r} measures on a GPU but this Ray cluster has none; add a GPU node labelled {target.resource}"
+            )
 
 
 def worker_compute(cfg: ComputeConfig) -> Compute:
@@ -68,7 +72,9 @@ def check_gpus(requests: dict[str, float]) -> None:
     per_node = max((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
     for field, n in wanted.items():
         if per_node == 0:
-            raise ClusterError(f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)")
+            raise ClusterError(
+                f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)"
+            )
         if n > per_node:
             raise ClusterError(f"config field {field}: asks for {n:g} GPUs but the largest node has {per_node:g}; lower it")
 
@@ -80,8 +86,10 @@ def check_cpus(held: dict[str, float], trial_cpus: float) -> None:
     total = sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])
     if fields and cpus + trial_cpus > total:
         named = ", ".join(fields)
-        raise ClusterError(f"config field {named}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
-                           f"but the cluster has {total:g} CPUs; lower {named} (a replica's CPU share is a reservation, not a thread count) or add nodes")
+        raise ClusterError(
+            f"config field {named}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
+            f"but the cluster has {total:g} CPUs; lower {named} (a replica's CPU share is a reservation, not a thread count) or add nodes"
+        )
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -98,7 +106,9 @@ def check_data_root(path: str, probe=_has_directory) -> None:
     """``data.root`` must exist on every node that may run a trial: one task per node looks, and the
     nodes that lack it are named before anything trains (else each trial fails ``max_failures`` times)."""
     nodes = trial_nodes()
-    found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path) for n in nodes])
+    found = ray.get(
+        [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path) for n in nodes]
+    )
     missing = [f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n, ok in zip(nodes, found) if not ok]
     if missing:
         raise ClusterError(
@@ -120,7 +130,9 @@ def check_writable(paths: dict[str, str | None]) -> None:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise ClusterError(f"config field {field}: cannot create or write {folder} ({exc.strerror or exc}); point it at a writable folder") from None
+            raise ClusterError(
+                f"config field {field}: cannot create or write {folder} ({exc.strerror or exc}); point it at a writable folder"
+            ) from None
 
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "glusterfs", "ceph", "9p", "fuse.")

@@ -31,7 +31,14 @@ def on_target(remote_fn, target_name: str):
 
 @ray.remote
 def profile_target(
-    target_name: str, space: str, num_classes: int, profile: ProfileConfig, seed: int, yardstick_ms: float | None = None, cached: CachedOps | None = None, cache_path: str = ""
+    target_name: str,
+    space: str,
+    num_classes: int,
+    profile: ProfileConfig,
+    seed: int,
+    yardstick_ms: float | None = None,
+    cached: CachedOps | None = None,
+    cache_path: str = "",
 ) -> LatencyTable:
     """Profile on the target's node after ``settle_seconds``: right after ``ray.init`` the node is
     still prestarting workers, which inflated op latencies by 16% on a 2-core machine.
@@ -44,7 +51,10 @@ def profile_target(
     if cached is not None:
         known, reason = cached.usable_for(mine, cache_path)
     else:
-        known, reason = {}, (f"no op cache at {cache_path}: profiling every op" if cache_path else "no op cache configured: profiling every op")
+        known, reason = (
+            {},
+            (f"no op cache at {cache_path}: profiling every op" if cache_path else "no op cache configured: profiling every op"),
+        )
     if yardstick_ms:
         known[YARDSTICK_KEY] = yardstick_ms
     time.sleep(p.settle_seconds)
@@ -63,7 +73,13 @@ def cache_update(table: LatencyTable, cached: CachedOps | None) -> CachedOps:
 
 @ray.remote
 def measure_latencies(
-    nets: dict[str, tuple[dict, dict | None]], target_name: str, num_classes: int, warmup: int, repeats: int, settle_seconds: float = 0.0, yardstick_ms: float | None = None
+    nets: dict[str, tuple[dict, dict | None]],
+    target_name: str,
+    num_classes: int,
+    warmup: int,
+    repeats: int,
+    settle_seconds: float = 0.0,
+    yardstick_ms: float | None = None,
 ) -> dict[str, float]:
     """Latency of each network (architecture dict, numpy weights) on the target, interleaved in one
     task, in the unit of the target's latency table (``yardstick_ms``, raynas/hardware/timing.py).
@@ -78,7 +94,9 @@ def measure_latencies(
 
 
 @ray.remote
-def warm_up_supernet(space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()) -> tuple[dict, dict]:
+def warm_up_supernet(
+    space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
+) -> tuple[dict, dict]:
     """Train the shared weights with uniform path sampling on the task's device; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
 

@@ -27,7 +27,9 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def searcher_trial(config: dict, jobs: dict[str, Job], build: Callable[[Job, Any, ExperimentConfig], Searcher], shared: Any, cfg: ExperimentConfig) -> None:
+def searcher_trial(
+    config: dict, jobs: dict[str, Job], build: Callable[[Job, Any, ExperimentConfig], Searcher], shared: Any, cfg: ExperimentConfig
+) -> None:
     """Step the job's searcher to the end, reporting after every step and saving its state after a step
     once ``ray.checkpoint_seconds`` have passed since the last save (and after the last step); a
     retried trial (its node died) loads the last checkpoint and goes on from the step after it, so it
@@ -74,7 +76,9 @@ def retrain_trial(config: dict, jobs: dict[str, Finalist], cfg: ExperimentConfig
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
     train, val, test = splits.loaders(cfg.data.batch_size, finalist.seed, compute.device)
-    model = strategy_class(cfg.strategy).initial_model(finalist, payload, cfg, splits.num_classes) if finalist.init_seed is not None else None
+    model = (
+        strategy_class(cfg.strategy).initial_model(finalist, payload, cfg, splits.num_classes) if finalist.init_seed is not None else None
+    )
     model = compute.module(model if model is not None else ChildNetwork(finalist.arch, splits.num_classes))
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {finalist.key}")
     start = time.perf_counter()
@@ -87,7 +91,10 @@ def retrain_trial(config: dict, jobs: dict[str, Finalist], cfg: ExperimentConfig
             return
         with tempfile.TemporaryDirectory() as tmp:
             torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, Path(tmp) / WEIGHTS_FILE)
-            tune.report(metrics | {"test_acc": evaluate(model, test, compute=compute), "device": str(compute.device)}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                metrics | {"test_acc": evaluate(model, test, compute=compute), "device": str(compute.device)},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
 
     retrain(model, train, val, cfg.retrain, _report, compute)
     bar.close()

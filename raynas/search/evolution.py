@@ -43,10 +43,11 @@ class SubnetLatency:
 
     def __call__(self, arch: Architecture) -> float:
         if arch.space not in self._costs:
-            raise KeyError(f"no latency table for {arch.space!r}; profile the target for every elastic resolution ({', '.join(self._costs)})")
+            raise KeyError(
+                f"no latency table for {arch.space!r}; profile the target for every elastic resolution ({', '.join(self._costs)})"
+            )
         fixed, rows = self._costs[arch.space]
         return fixed + sum(row[op] for row, op in zip(rows, arch.ops))
-
 
     def extremes(self, genes: "SubnetGenes") -> tuple[float, float]:
         """Latency of the fastest and of the slowest subnet: per resolution, the cheapest MBConv of each
@@ -107,7 +108,12 @@ class SubnetGenes:
     def mutate(self, genes: dict, prob: float, rng: np.random.Generator) -> dict:
         fresh = self.random(rng)
         pick = lambda mine, new: [n if rng.random() < prob else m for m, n in zip(mine, new)]  # noqa: E731
-        return {"k": pick(genes["k"], fresh["k"]), "e": pick(genes["e"], fresh["e"]), "d": pick(genes["d"], fresh["d"]), "r": fresh["r"] if rng.random() < prob else genes["r"]}
+        return {
+            "k": pick(genes["k"], fresh["k"]),
+            "e": pick(genes["e"], fresh["e"]),
+            "d": pick(genes["d"], fresh["d"]),
+            "r": fresh["r"] if rng.random() < prob else genes["r"],
+        }
 
     def crossover(self, a: dict, b: dict, rng: np.random.Generator) -> dict:
         mix = lambda x, y: [p if rng.random() < 0.5 else q for p, q in zip(x, y)]  # noqa: E731
@@ -121,7 +127,9 @@ class SubnetGenes:
         return Architecture(self.macro.at_resolution(genes["r"]).name, tuple(ops))
 
 
-def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator, tries: int = 5000) -> tuple[dict, Architecture]:
+def draw_feasible(
+    make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator, tries: int = 5000
+) -> tuple[dict, Architecture]:
     """Genes from ``make`` whose subnet fits the budget: rejection (uniform over the feasible draws)
     for ``tries`` draws; for a budget near the fastest subnet, where feasible draws are too rare, the
     last draw is then shrunk one random gene at a time until it fits (no longer uniform)."""
@@ -133,13 +141,19 @@ def draw_feasible(make: Callable[[], dict], genes: SubnetGenes, latency: SubnetL
     return _shrink_until_fits(drawn, genes, latency, budget_ms, rng)
 
 
-def _shrink_until_fits(drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator) -> tuple[dict, Architecture]:
+def _shrink_until_fits(
+    drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator
+) -> tuple[dict, Architecture]:
     floor = genes.extreme(largest=False)
     drawn = {k: list(v) if isinstance(v, list) else v for k, v in drawn.items()}
     while latency(genes.architecture(drawn)) > budget_ms:
-        options = [(key, i) for key in "ked" for i, v in enumerate(drawn[key]) if v > floor[key][i]] + ([("r", None)] if drawn["r"] > floor["r"] else [])
+        options = [(key, i) for key in "ked" for i, v in enumerate(drawn[key]) if v > floor[key][i]] + (
+            [("r", None)] if drawn["r"] > floor["r"] else []
+        )
         if not options:
-            raise ValueError(f"no subnet fits {budget_ms:.3f} ms: even the fastest takes {latency(genes.architecture(floor)):.3f} ms; raise the budget")
+            raise ValueError(
+                f"no subnet fits {budget_ms:.3f} ms: even the fastest takes {latency(genes.architecture(floor)):.3f} ms; raise the budget"
+            )
         key, i = options[rng.integers(len(options))]
         choices = {"k": genes.macro.kernels, "e": genes.macro.expansions, "r": genes.resolutions}.get(key)
         if key == "d":
@@ -155,9 +169,24 @@ class EvolutionarySearch:
     """Maximise predicted accuracy subject to predicted latency <= budget, one generation per step;
     the last step re-checks the top candidates with ``evaluate`` (shared-weight accuracy)."""
 
-    def __init__(self, genes: SubnetGenes, latency: SubnetLatency, predictor: AccuracyPredictor, budget_ms: float, cfg: EvolutionConfig, seed: int,
-                 evaluate: Callable[[list[Architecture]], list[float]] | None = None) -> None:
-        self.genes, self.latency, self.predictor, self.budget_ms, self.cfg, self.evaluate = genes, latency, predictor, budget_ms, cfg, evaluate
+    def __init__(
+        self,
+        genes: SubnetGenes,
+        latency: SubnetLatency,
+        predictor: AccuracyPredictor,
+        budget_ms: float,
+        cfg: EvolutionConfig,
+        seed: int,
+        evaluate: Callable[[list[Architecture]], list[float]] | None = None,
+    ) -> None:
+        self.genes, self.latency, self.predictor, self.budget_ms, self.cfg, self.evaluate = (
+            genes,
+            latency,
+            predictor,
+            budget_ms,
+            cfg,
+            evaluate,
+        )
         self.rng = np.random.default_rng(seed)
         self.population: list[dict] = []
         self.generation, self.spent, self.result = 0, 0.0, None
@@ -203,7 +232,14 @@ class EvolutionarySearch:
     def _best_predicted(self) -> dict:
         best = self._ranked()[0]
         acc = float(self.predictor.predict([best])[0])
-        return {"arch": best.to_string(), "space": best.space, "predicted_ms": self.latency(best), "predicted_acc": acc, "score": acc, "evaluations": 0}
+        return {
+            "arch": best.to_string(),
+            "space": best.space,
+            "predicted_ms": self.latency(best),
+            "predicted_acc": acc,
+            "score": acc,
+            "evaluations": 0,
+        }
 
     def _recheck(self) -> dict:
         top = self._ranked()[: self.cfg.recheck_top]
@@ -227,19 +263,46 @@ class EvolutionarySearch:
         return metrics
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "population": self.population, "generation": self.generation, "spent": self.spent, "result": self.result}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "population": self.population,
+            "generation": self.generation,
+            "spent": self.spent,
+            "result": self.result,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.population, self.generation, self.spent, self.result = state["population"], state["generation"], state["spent"], state["result"]
+        self.population, self.generation, self.spent, self.result = (
+            state["population"],
+            state["generation"],
+            state["spent"],
+            state["result"],
+        )
 
 
 class RandomSubnetSearch:
     """The OFA random baseline: uniform feasible subnets scored by ``evaluate`` (shared weights) in
     batches of ``batch``, until ``evaluations`` have been spent; the best one is the result."""
 
-    def __init__(self, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, seed: int, evaluate: Callable[[list[Architecture]], list[float]], evaluations: int, batch: int) -> None:
-        self.genes, self.latency, self.budget_ms, self.evaluate, self.evaluations, self.batch = genes, latency, budget_ms, evaluate, evaluations, batch
+    def __init__(
+        self,
+        genes: SubnetGenes,
+        latency: SubnetLatency,
+        budget_ms: float,
+        seed: int,
+        evaluate: Callable[[list[Architecture]], list[float]],
+        evaluations: int,
+        batch: int,
+    ) -> None:
+        self.genes, self.latency, self.budget_ms, self.evaluate, self.evaluations, self.batch = (
+            genes,
+            latency,
+            budget_ms,
+            evaluate,
+            evaluations,
+            batch,
+        )
         self.rng = np.random.default_rng(seed)
         self.scored, self.spent, self.best = 0, 0.0, (-1.0, "", "")
 
@@ -250,13 +313,23 @@ class RandomSubnetSearch:
     def step(self) -> dict:
         begin = time.perf_counter()
         n = min(self.batch, max(self.evaluations, 1) - self.scored)
-        archs = [draw_feasible(lambda: self.genes.random(self.rng), self.genes, self.latency, self.budget_ms, self.rng)[1] for _ in range(n)]
+        archs = [
+            draw_feasible(lambda: self.genes.random(self.rng), self.genes, self.latency, self.budget_ms, self.rng)[1] for _ in range(n)
+        ]
         for arch, acc in zip(archs, self.evaluate(archs)):
             self.best = max(self.best, (acc, arch.space, arch.to_string()), key=lambda t: t[0])
         self.scored += n
         self.spent += time.perf_counter() - begin
         acc, space, arch = self.best
-        return {"arch": arch, "space": space, "predicted_ms": self.latency(Architecture.from_string(space, arch)), "shared_acc": acc, "score": acc, "evaluations": self.scored, "search_seconds": self.spent}
+        return {
+            "arch": arch,
+            "space": space,
+            "predicted_ms": self.latency(Architecture.from_string(space, arch)),
+            "shared_acc": acc,
+            "score": acc,
+            "evaluations": self.scored,
+            "search_seconds": self.spent,
+        }
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "scored": self.scored, "spent": self.spent, "best": list(self.best)}

@@ -69,7 +69,15 @@ class AccuracyPredictor(nn.Module):
         self.eval()
         return self(self.encoder.encode_many(archs)).numpy()
 
-    def fit(self, archs: Sequence[Architecture], accuracies: Sequence[float], seed: int, holdout: float = 0.2, epochs: int = 300, lr: float = 3e-3) -> dict[str, float]:
+    def fit(
+        self,
+        archs: Sequence[Architecture],
+        accuracies: Sequence[float],
+        seed: int,
+        holdout: float = 0.2,
+        epochs: int = 300,
+        lr: float = 3e-3,
+    ) -> dict[str, float]:
         """Full-batch Adam on MSE over a random (1 - holdout) split; RMSE in accuracy points (0..1)."""
         if len(archs) < 5:
             raise ValueError(f"the accuracy predictor needs at least 5 evaluated architectures, got {len(archs)}")
@@ -91,7 +99,13 @@ class AccuracyPredictor(nn.Module):
             self.eval()
             rmse = lambda idx: float(((self(x[idx]) - y[idx]) ** 2).mean().sqrt())  # noqa: E731
             baseline = float(((y[test] - y[train].mean()) ** 2).mean().sqrt())
-            return {"rmse_train": rmse(train), "rmse_heldout": rmse(test), "rmse_heldout_mean_baseline": baseline, "n_train": len(train), "n_heldout": len(test)}
+            return {
+                "rmse_train": rmse(train),
+                "rmse_heldout": rmse(test),
+                "rmse_heldout_mean_baseline": baseline,
+                "n_train": len(train),
+                "n_heldout": len(test),
+            }
 
     def save(self, directory: str | Path, report: dict | None = None) -> Path:
         """``predictor.pt`` (state dict), ``predictor.json`` (encoder) and the fit report, safe to load anywhere."""

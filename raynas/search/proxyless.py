@@ -50,13 +50,19 @@ class SearchConfig:
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
     arch_schedule: str = "constant"  # constant | cosine: alpha's learning rate falls to 0 over search_epochs, so the argmax settles
     arch_every: int = 1  # one architecture step after every N weight steps (0: none, alpha stays uniform: the ablation)
-    latency_loss: str = "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
+    latency_loss: str = (
+        "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
+    )
     beta: float = 0.6
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
     aim: float = 1.0  # the latency loss steers E[lat] to aim x B (0.95: the middle of the window [0.9 B, B])
     aim_floor: float = 0.0  # ratio loss: above 0, it steers into the band [aim_floor x B, aim x B] and leaves CE alone inside it
-    latency_temperature: float = 1.0  # E[lat] under softmax(alpha / T): below 1 it tracks the argmax path's latency, which is what is derived
-    latency_estimate: str = "expected"  # expected: the loss reads E[lat] ; derived: the argmax path's latency, with E[lat]'s gradient (straight-through)
+    latency_temperature: float = (
+        1.0  # E[lat] under softmax(alpha / T): below 1 it tracks the argmax path's latency, which is what is derived
+    )
+    latency_estimate: str = (
+        "expected"  # expected: the loss reads E[lat] ; derived: the argmax path's latency, with E[lat]'s gradient (straight-through)
+    )
     lam: float = 0.1
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
@@ -70,7 +76,12 @@ def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
 
 
 def warm_up(
-    supernet: Supernet, train: DataLoader, cfg: SearchConfig, seed: int, on_epoch: Callable[[int, dict], None] | None = None, compute: Compute = CPU
+    supernet: Supernet,
+    train: DataLoader,
+    cfg: SearchConfig,
+    seed: int,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    compute: Compute = CPU,
 ) -> dict:
     """Train shared weights (on ``compute``'s device) with one uniformly sampled path per step, so every op is trained."""
     gen = torch.Generator().manual_seed(seed)
@@ -86,7 +97,9 @@ def warm_up(
 class ProxylessSearch:
     """One architecture search of a supernet for one latency table and budget."""
 
-    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, *, compute: Compute = CPU) -> None:
+    def __init__(
+        self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, *, compute: Compute = CPU
+    ) -> None:
         """``supernet`` must already live on ``compute``'s device."""
         self.supernet, self.lut, self.budget_ms, self.cfg, self.compute = supernet, lut, budget_ms, cfg, compute
         self.costs = lut.layer_costs(supernet.macro, self.choices)  # checks the space once, not per step
@@ -121,7 +134,16 @@ class ProxylessSearch:
 
     def objective(self, ce: torch.Tensor, latency_ms: torch.Tensor) -> torch.Tensor:
         floor = self.cfg.aim_floor * self.budget_ms if self.cfg.aim_floor else None
-        return latency_aware_loss(ce, latency_ms, self.cfg.aim * self.budget_ms, self.cfg.latency_loss, self.cfg.beta, self.cfg.lam, self.cfg.gamma, floor_ms=floor)
+        return latency_aware_loss(
+            ce,
+            latency_ms,
+            self.cfg.aim * self.budget_ms,
+            self.cfg.latency_loss,
+            self.cfg.beta,
+            self.cfg.lam,
+            self.cfg.gamma,
+            floor_ms=floor,
+        )
 
     def epoch(self, train: DataLoader, val: DataLoader) -> dict[str, float | str]:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""
@@ -155,7 +177,13 @@ class ProxylessSearch:
                 group["lr"] = self.cfg.arch_lr * scale
 
     def step(
-        self, x: torch.Tensor, y: torch.Tensor, val_batches: Iterator, *, arch: Architecture | None = None, pairs: list[tuple[int, int]] | None = None
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        val_batches: Iterator,
+        *,
+        arch: Architecture | None = None,
+        pairs: list[tuple[int, int]] | None = None,
     ) -> tuple[torch.Tensor, float | None]:
         """One search iteration: a weight step on a training batch (on the device), then, every
         ``arch_every`` iterations, an architecture step on the next validation batch. ``arch`` and
@@ -263,8 +291,15 @@ class ProxylessSearch:
     def state_dict(self) -> dict:
         """Everything a resumed search needs (weights, alpha, optimizers, sampler, reward baseline);
         tensors and plain values only, so ``torch.load(weights_only=True)`` reads it."""
-        return {"supernet": self.supernet.state_dict(), "weight_opt": self.weight_opt.state_dict(), "arch_opt": self.arch_opt.state_dict(),
-                "gen": self.gen.get_state(), "baseline": self.baseline.value, "steps": self._steps, "epochs": self._epochs}
+        return {
+            "supernet": self.supernet.state_dict(),
+            "weight_opt": self.weight_opt.state_dict(),
+            "arch_opt": self.arch_opt.state_dict(),
+            "gen": self.gen.get_state(),
+            "baseline": self.baseline.value,
+            "steps": self._steps,
+            "epochs": self._epochs,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])

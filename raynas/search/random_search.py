@@ -47,7 +47,9 @@ def sample_in_window(
     kept, drawn, batch = [], 0, 4096
     while sum(map(len, kept)) < n:
         if drawn >= max_draws:
-            raise EmptyWindowError(f"{drawn:,} uniform draws gave {sum(map(len, kept))} of {n} architectures in [{low:.3f}, {high:.3f}] ms; widen the budget window")
+            raise EmptyWindowError(
+                f"{drawn:,} uniform draws gave {sum(map(len, kept))} of {n} architectures in [{low:.3f}, {high:.3f}] ms; widen the budget window"
+            )
         picks = (rng.random((batch, len(costs))) * sizes).astype(np.int64)
         latency = fixed_ms + table[np.arange(len(costs)), picks].sum(1)
         kept.append(picks[(latency >= low) & (latency <= high)])
@@ -63,7 +65,17 @@ class RandomSearch:
     whose state survives a restart; ``run`` does them all.
     """
 
-    def __init__(self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, train_fraction: float, *, compute: Compute = CPU) -> None:
+    def __init__(
+        self,
+        supernet: Supernet,
+        lut: LatencyTable,
+        budget_ms: float,
+        cfg: SearchConfig,
+        seed: int,
+        train_fraction: float,
+        *,
+        compute: Compute = CPU,
+    ) -> None:
         """``supernet`` must already live on ``compute``'s device."""
         self.supernet, self.lut, self.cfg, self.train_fraction, self.compute = supernet, lut, cfg, train_fraction, compute
         self.choices = [layer.choices for layer in supernet.layers]
@@ -127,7 +139,9 @@ class RandomSearch:
             "arch": arch or "",
             "val_acc": acc,
             "score": acc if arch else None,
-            "derived_latency_ms": self.lut.predict(Architecture.from_string(self.supernet.macro.name, arch), self.supernet.macro) if arch else float("nan"),
+            "derived_latency_ms": self.lut.predict(Architecture.from_string(self.supernet.macro.name, arch), self.supernet.macro)
+            if arch
+            else float("nan"),
             "candidates": self.scored,
             "evaluations": self.scored,
             "weight_steps": self.steps,
@@ -143,9 +157,18 @@ class RandomSearch:
         return metrics
 
     def state_dict(self) -> dict:
-        return {"supernet": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state, "pool": [a.to_string() for a in self._pool],
-                "spent": self.spent, "steps": self.steps, "scored": self.scored, "trained": self.trained, "best": list(self.best),
-                "loaders": [generator_state(loader) for loader in self.loaders or ()]}
+        return {
+            "supernet": self.supernet.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "pool": [a.to_string() for a in self._pool],
+            "spent": self.spent,
+            "steps": self.steps,
+            "scored": self.scored,
+            "trained": self.trained,
+            "best": list(self.best),
+            "loaders": [generator_state(loader) for loader in self.loaders or ()],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])

@@ -62,9 +62,7 @@ class ChildNetwork(nn.Module):
         macro = get_space(arch.space)
         self.arch = arch
         self.stem = build_stem(macro)
-        self.layers = nn.Sequential(
-            *(ResidualLayer(spec, op) for spec, op in zip(macro.layers(), arch.ops) if op != SKIP)
-        )
+        self.layers = nn.Sequential(*(ResidualLayer(spec, op) for spec, op in zip(macro.layers(), arch.ops) if op != SKIP))
         self.head = Head(macro, num_classes)
         self.input_size = macro.input_size
 

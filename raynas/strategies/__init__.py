@@ -26,7 +26,9 @@ def strategy_class(name: str) -> type[Strategy]:
     if name not in _MODULES:
         raise KeyError(f"unknown search strategy {name!r}; valid: {', '.join(strategy_names())}")
     module = importlib.import_module(_MODULES[name])
-    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, Strategy) and getattr(obj, "name", None) == name]
+    found = [
+        obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, Strategy) and getattr(obj, "name", None) == name
+    ]
     if len(found) != 1:
         raise TypeError(f"{_MODULES[name]} must define exactly one Strategy subclass named {name!r}")
     return found[0]

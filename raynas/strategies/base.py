@@ -71,8 +71,17 @@ class Finalist:
         """The finalist of a finished search or baseline job, from its last reported metrics."""
         constrained = metrics.get("constrained")
         return cls(
-            job.key, job.method, job.seed, arch, float(metrics.get("search_seconds", 0.0)), job.target, job.budget_ms,
-            None if constrained is None else bool(constrained), metrics.get("argmax_latency_ms"), evaluations=metrics.get("evaluations"), **extra,
+            job.key,
+            job.method,
+            job.seed,
+            arch,
+            float(metrics.get("search_seconds", 0.0)),
+            job.target,
+            job.budget_ms,
+            None if constrained is None else bool(constrained),
+            metrics.get("argmax_latency_ms"),
+            evaluations=metrics.get("evaluations"),
+            **extra,
         )
 
 

@@ -15,7 +15,13 @@ from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
 from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.ofa import (
-    OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions, run_elastic_training, train_elastic_supernet,
+    OFAConfig,
+    collect_and_fit_predictor,
+    predictor_payload,
+    resolution_spaces,
+    resolutions,
+    run_elastic_training,
+    train_elastic_supernet,
 )
 from raynas.orchestration.replicas import ReplicaPool, start_replicas
 from raynas.orchestration.runtime import cluster_cpus
@@ -36,13 +42,22 @@ class OnceForAll(Strategy):
     config_type = OFAConfig
     style = ("tab:green", "D")
     phases = ("evolution", "random")
-    smoke = {"shrink": {"min_depth": 1, "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
-             "evolution": {"population": 8, "generations": 2, "recheck_top": 2}, "calibration_batches": 1, "eval_batches": 1, "predictor_samples": 12}
+    smoke = {
+        "shrink": {"min_depth": 1, "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
+        "evolution": {"population": 8, "generations": 2, "recheck_top": 2},
+        "calibration_batches": 1,
+        "eval_batches": 1,
+        "predictor_samples": 12,
+    }
 
     def validate(self, s: OFAConfig, cfg: ExperimentConfig) -> None:
         check(all(8 < r <= 1024 for r in s.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
         e = s.evolution
-        check(0 < e.parent_fraction < 1 and e.mutation_prob <= 1 and e.mutation_share <= 1, "ofa.evolution", "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]")
+        check(
+            0 < e.parent_fraction < 1 and e.mutation_prob <= 1 and e.mutation_share <= 1,
+            "ofa.evolution",
+            "parent_fraction in (0, 1), mutation_prob and mutation_share in (0, 1]",
+        )
 
     def gpu_requests(self, cfg: ExperimentConfig) -> dict[str, float]:
         return {"ofa.replica_gpus": cfg.ofa.replica_gpus}
@@ -104,7 +119,9 @@ class OnceForAll(Strategy):
         scorer = SubnetScorer(net, problem.train, problem.val, cfg.calibration_batches, cfg.eval_batches, compute)
         predictor, *_ = collect_and_fit_predictor(scorer, problem.space, cfg, seed)
         genes = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink))
-        return EvolutionarySearch(genes, SubnetLatency({problem.space: problem.lut}), predictor, problem.budget_ms, cfg.evolution, seed, scorer.evaluate)
+        return EvolutionarySearch(
+            genes, SubnetLatency({problem.space: problem.lut}), predictor, problem.budget_ms, cfg.evolution, seed, scorer.evaluate
+        )
 
     def retrain_payload(self) -> Any:
         return {seed: [ref] for seed, ref in getattr(self, "weight_refs", {}).items()}
@@ -121,7 +138,12 @@ class OnceForAll(Strategy):
 def finalists(jobs: list[Job], results: dict, finetune: bool) -> list[Finalist]:
     """Each job's pick; with ``finetune`` retrained from its seed's supernet weights."""
     picks = {j.key: results[j.key].metrics for j in jobs}
-    return [Finalist.found(j, Architecture.from_string(picks[j.key]["space"], picks[j.key]["arch"]), picks[j.key], init_seed=j.seed if finetune else None) for j in jobs]
+    return [
+        Finalist.found(
+            j, Architecture.from_string(picks[j.key]["space"], picks[j.key]["arch"]), picks[j.key], init_seed=j.seed if finetune else None
+        )
+        for j in jobs
+    ]
 
 
 def train_elastic(run: Any, seed: int) -> dict:
@@ -138,8 +160,18 @@ def train_elastic(run: Any, seed: int) -> dict:
 def replicas(run: Any, seed: int, state: dict) -> tuple[list, Any]:
     ofa = run.cfg.ofa
     return start_replicas(
-        state, ofa.replicas, run.cfg.space, ofa.shrink.min_depth, resolutions(get_space(run.cfg.space), ofa.shrink), run.cfg.data, ofa.calibration_batches, ofa.eval_batches, seed,
-        ofa.replica_cpus, ofa.replica_gpus, run.cfg.compute,
+        state,
+        ofa.replicas,
+        run.cfg.space,
+        ofa.shrink.min_depth,
+        resolutions(get_space(run.cfg.space), ofa.shrink),
+        run.cfg.data,
+        ofa.calibration_batches,
+        ofa.eval_batches,
+        seed,
+        ofa.replica_cpus,
+        ofa.replica_gpus,
+        run.cfg.compute,
     )
 
 
@@ -150,7 +182,9 @@ def fit_predictor(run: Any, seed: int, pool: list) -> dict:
     run.tracker.log_metrics(run.tracker.parent_id, {f"predictor_{k}/s{seed}": float(v) for k, v in report.items()})
     for path in sorted(directory.iterdir()):
         run.tracker.log_file(run.tracker.parent_id, path, f"predictor/s{seed}")
-    run.log(f"[raynas] accuracy predictor (seed {seed}): held-out RMSE {report['rmse_heldout']:.4f}, predicting the mean {report['rmse_heldout_mean_baseline']:.4f}")
+    run.log(
+        f"[raynas] accuracy predictor (seed {seed}): held-out RMSE {report['rmse_heldout']:.4f}, predicting the mean {report['rmse_heldout_mean_baseline']:.4f}"
+    )
     return predictor_payload(predictor)
 
 

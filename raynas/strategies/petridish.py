@@ -71,9 +71,17 @@ class GrowingNet(nn.Module):
         macro = get_space(arch.space)
         self.arch, self.specs, self.input_size = arch, macro.layers(), macro.input_size
         self.stem, self.head = build_stem(macro), Head(macro, num_classes)
-        self.ops = nn.ModuleDict({str(i): build_op(op, s.in_channels, s.out_channels, s.stride) for i, (s, op) in enumerate(zip(self.specs, arch.ops)) if op != SKIP})
+        self.ops = nn.ModuleDict(
+            {
+                str(i): build_op(op, s.in_channels, s.out_channels, s.stride)
+                for i, (s, op) in enumerate(zip(self.specs, arch.ops))
+                if op != SKIP
+            }
+        )
         self.candidates = candidates
-        self.weak = nn.ModuleDict({f"{i}_{op}": build_op(op, self.specs[i].in_channels, self.specs[i].out_channels, self.specs[i].stride) for i, op in candidates})
+        self.weak = nn.ModuleDict(
+            {f"{i}_{op}": build_op(op, self.specs[i].in_channels, self.specs[i].out_channels, self.specs[i].stride) for i, op in candidates}
+        )
         self.alpha = nn.Parameter(torch.zeros(len(candidates)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,7 +153,17 @@ def lower_hull(points: list[tuple[float, float]]) -> list[int]:
 class PetridishSearch:
     """One Petridish run for one target: the parent in the first step, one growth round per later step."""
 
-    def __init__(self, macro: MacroConfig, lut: LatencyTable, num_classes: int, cfg: PetridishConfig, loaders, *, max_ms: float, compute: Compute = CPU) -> None:
+    def __init__(
+        self,
+        macro: MacroConfig,
+        lut: LatencyTable,
+        num_classes: int,
+        cfg: PetridishConfig,
+        loaders,
+        *,
+        max_ms: float,
+        compute: Compute = CPU,
+    ) -> None:
         """``loaders``: (train, val); data order and initial weights follow the caller's seeds."""
         self.macro, self.lut, self.num_classes, self.cfg, self.compute, self.max_ms = macro, lut, num_classes, cfg, compute, max_ms
         self.train, self.val = loaders
@@ -183,8 +201,12 @@ class PetridishSearch:
     def _candidates(self, arch: Architecture) -> tuple[tuple[int, str], ...]:
         """Every (layer, op) dearer than the layer's op whose child stays within ``max_ms``."""
         base = self.latency(arch)
-        return tuple((i, op) for i, current in enumerate(arch.ops) for op, ms in self.costs[i].items()
-                     if op != SKIP and ms > self.costs[i][current] and base + ms - self.costs[i][current] <= self.max_ms)
+        return tuple(
+            (i, op)
+            for i, current in enumerate(arch.ops)
+            for op, ms in self.costs[i].items()
+            if op != SKIP and ms > self.costs[i][current] and base + ms - self.costs[i][current] <= self.max_ms
+        )
 
     def _grow(self, parent: dict) -> None:
         parent["expansions"] += 1
@@ -231,17 +253,37 @@ class PetridishSearch:
 
     def metrics(self) -> dict[str, Any]:
         best = max(self.models, key=lambda m: m["val_acc"])
-        return {"arch": best["arch"], "val_acc": best["val_acc"], "score": best["val_acc"], "derived_latency_ms": best["latency_ms"], "models": len(self.models),
-                "hull": len(self.hull()), "round": self.round, "frontier": json.dumps([{k: m[k] for k in ("arch", "latency_ms", "val_acc", "seconds")} for m in self.models])}
+        return {
+            "arch": best["arch"],
+            "val_acc": best["val_acc"],
+            "score": best["val_acc"],
+            "derived_latency_ms": best["latency_ms"],
+            "models": len(self.models),
+            "hull": len(self.hull()),
+            "round": self.round,
+            "frontier": json.dumps([{k: m[k] for k in ("arch", "latency_ms", "val_acc", "seconds")} for m in self.models]),
+        }
 
     def state_dict(self) -> dict:
         """Models, hull weights, the data position and the RNG that initialises weak learners: a resumed
         search continues exactly as an uninterrupted one would."""
-        return {"models": [dict(m) for m in self.models], "weights": self.weights, "round": self.round, "spent": self.spent, "batches": self.batches.state_dict(),
-                "val": generator_state(self.val), "rng": torch.get_rng_state()}
+        return {
+            "models": [dict(m) for m in self.models],
+            "weights": self.weights,
+            "round": self.round,
+            "spent": self.spent,
+            "batches": self.batches.state_dict(),
+            "val": generator_state(self.val),
+            "rng": torch.get_rng_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.models, self.weights, self.round, self.spent = [dict(m) for m in state["models"]], state["weights"], state["round"], state["spent"]
+        self.models, self.weights, self.round, self.spent = (
+            [dict(m) for m in state["models"]],
+            state["weights"],
+            state["round"],
+            state["spent"],
+        )
         self.batches.load_state_dict(state["batches"])
         set_generator_state(self.val, state["val"])
         torch.set_rng_state(state["rng"])
@@ -257,11 +299,25 @@ class StandaloneRandomSearch:
     """Petridish's baseline: uniform architectures in the budget window, each trained from scratch
     for ``steps`` batches and scored like a Petridish model, until ``seconds`` are spent."""
 
-    def __init__(self, macro: MacroConfig, lut: LatencyTable, num_classes: int, cfg: PetridishConfig, seed: int, loaders, *, budget_ms: float, seconds: float, compute: Compute = CPU) -> None:
+    def __init__(
+        self,
+        macro: MacroConfig,
+        lut: LatencyTable,
+        num_classes: int,
+        cfg: PetridishConfig,
+        seed: int,
+        loaders,
+        *,
+        budget_ms: float,
+        seconds: float,
+        compute: Compute = CPU,
+    ) -> None:
         self.inner = PetridishSearch(macro, lut, num_classes, cfg, loaders, max_ms=budget_ms, compute=compute)
         costs = lut.layer_costs(macro)
         self.choices = [spec.choices for spec in macro.layers()]
-        picks = sample_in_window(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, budget_ms, cfg.budget_floor), 256, np.random.default_rng(seed))
+        picks = sample_in_window(
+            costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, budget_ms, cfg.budget_floor), 256, np.random.default_rng(seed)
+        )
         self.pool = [Architecture(macro.name, tuple(c[i] for c, i in zip(self.choices, row))).to_string() for row in picks]
         self.steps, self.seconds, self.spent = cfg.parent_steps + cfg.child_steps, seconds, 0.0
 
@@ -299,8 +355,15 @@ class Petridish(Strategy):
 
     def local_search(self, problem: LocalProblem, seed: int) -> PetridishSearch:
         """A growth run up to ``problem``'s budget; its answer is the most accurate model grown."""
-        return PetridishSearch(get_space(problem.space), problem.lut, problem.num_classes, problem.config, (problem.train, problem.val),
-                               max_ms=problem.budget_ms, compute=problem.compute or CPU)
+        return PetridishSearch(
+            get_space(problem.space),
+            problem.lut,
+            problem.num_classes,
+            problem.config,
+            (problem.train, problem.val),
+            max_ms=problem.budget_ms,
+            compute=problem.compute or CPU,
+        )
 
     def search(self, run: Any, scenarios: list[Scenario]) -> list[Finalist]:
         """One growth run per (target, seed), up to the target's largest budget; each scenario takes the
@@ -349,4 +412,6 @@ def build_search(job: Job, shared: dict, cfg: ExperimentConfig) -> PetridishSear
 
 def build_random(job: Job, shared: dict, cfg: ExperimentConfig) -> StandaloneRandomSearch:
     macro, lut, classes, loaders, compute = _setting(job, shared, cfg)
-    return StandaloneRandomSearch(macro, lut, classes, cfg.petridish, job.seed, loaders, budget_ms=job.budget_ms, seconds=job.budget_seconds, compute=compute)
+    return StandaloneRandomSearch(
+        macro, lut, classes, cfg.petridish, job.seed, loaders, budget_ms=job.budget_ms, seconds=job.budget_seconds, compute=compute
+    )

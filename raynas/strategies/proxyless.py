@@ -18,15 +18,21 @@ from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.host import SupernetHost
 from raynas.orchestration.runtime import cluster_cpus, worker_compute
 from raynas.orchestration.tasks import warm_up_supernet
-from raynas.search.proxyless import ARCH_SCHEDULES, BINARIZATIONS, LATENCY_ESTIMATES, WEIGHT_OPTIMIZERS, ProxylessSearch, SearchConfig, warm_up
+from raynas.search.proxyless import (
+    ARCH_SCHEDULES,
+    BINARIZATIONS,
+    LATENCY_ESTIMATES,
+    WEIGHT_OPTIMIZERS,
+    ProxylessSearch,
+    SearchConfig,
+    warm_up,
+)
 from raynas.search.random_search import RandomSearch
 from raynas.space.macro import get_space
 from raynas.strategies.base import Finalist, Job, LocalProblem, Scenario, Strategy, finalists_in
 from raynas.supernet.loss import LATENCY_LOSSES
 from raynas.supernet.supernet import Supernet
 from raynas.weights import load_numpy_state
-
-
 
 
 class ProxylessNAS(Strategy):
@@ -44,7 +50,11 @@ class ProxylessNAS(Strategy):
         check(s.weight_optimizer in WEIGHT_OPTIMIZERS, "search.weight_optimizer", f"must be one of {', '.join(WEIGHT_OPTIMIZERS)}")
         check(0 < s.budget_floor <= 1, "search.budget_floor", "must lie in (0, 1]")
         check(0 < s.aim <= 1, "search.aim", "must lie in (0, 1]: the share of the budget the latency loss steers to")
-        check(0 <= s.aim_floor <= s.aim, "search.aim_floor", "must lie in [0, search.aim]: the lower edge of the band the ratio loss steers into (0: none)")
+        check(
+            0 <= s.aim_floor <= s.aim,
+            "search.aim_floor",
+            "must lie in [0, search.aim]: the lower edge of the band the ratio loss steers into (0: none)",
+        )
         check(s.latency_estimate in LATENCY_ESTIMATES, "search.latency_estimate", f"must be one of {', '.join(LATENCY_ESTIMATES)}")
         check(s.arch_schedule in ARCH_SCHEDULES, "search.arch_schedule", f"must be one of {', '.join(ARCH_SCHEDULES)}")
         check(0 <= s.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
@@ -72,7 +82,12 @@ class ProxylessNAS(Strategy):
         cfg, compute = problem.config, problem.compute or CPU
         supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes))
         warm_up(supernet, problem.train, cfg, seed, compute=compute)
-        return EpochSearch(ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg, seed, compute=compute), problem.train, problem.val, cfg.search_epochs)
+        return EpochSearch(
+            ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg, seed, compute=compute),
+            problem.train,
+            problem.val,
+            cfg.search_epochs,
+        )
 
 
 def warm_up_on_cluster(run: Any, seed: int):
@@ -120,7 +135,11 @@ class EpochSearch:
 
     def state_dict(self) -> dict:
         """The search's state and the loaders' generators after the epoch: the next epoch sees the batches it would have."""
-        return {"search": self.search.state_dict(), "epoch": self.epoch, "loaders": [generator_state(self.train), generator_state(self.val)]}
+        return {
+            "search": self.search.state_dict(),
+            "epoch": self.epoch,
+            "loaders": [generator_state(self.train), generator_state(self.val)],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.search.load_state_dict(state["search"])
@@ -137,5 +156,7 @@ def build_search(job: Job, shared: dict, cfg: ExperimentConfig) -> EpochSearch:
 
 def build_random(job: Job, shared: dict, cfg: ExperimentConfig) -> RandomSearch:
     supernet, train, val, compute = shared_supernet(job, shared, cfg)
-    search = RandomSearch(supernet, shared["luts"][job.target], job.budget_ms, cfg.search, job.seed, cfg.evaluation.random_train_fraction, compute=compute)
+    search = RandomSearch(
+        supernet, shared["luts"][job.target], job.budget_ms, cfg.search, job.seed, cfg.evaluation.random_train_fraction, compute=compute
+    )
     return search.start(train, val, job.budget_seconds)

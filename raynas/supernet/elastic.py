@@ -36,8 +36,14 @@ def sliced_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> tor
         bn.num_batches_tracked.add_(1)
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     return F.batch_norm(
-        x, bn.running_mean[:channels], bn.running_var[:channels], bn.weight[:channels], bn.bias[:channels],
-        bn.training or not bn.track_running_stats, factor, bn.eps,
+        x,
+        bn.running_mean[:channels],
+        bn.running_var[:channels],
+        bn.weight[:channels],
+        bn.bias[:channels],
+        bn.training or not bn.track_running_stats,
+        factor,
+        bn.eps,
     )
 
 
@@ -142,7 +148,9 @@ class ElasticSupernet(PathScoring, nn.Module):
             ops = [arch.ops[i] for i in stage]
             depth = sum(op != SKIP for op in ops)
             if SKIP in ops[:depth] or depth < min(self.min_depth, len(stage)):
-                raise ValueError(f"stage {n}: {'|'.join(ops)} is not a depth-{self.min_depth}+ prefix (OFA keeps the first layers of a stage)")
+                raise ValueError(
+                    f"stage {n}: {'|'.join(ops)} is not a depth-{self.min_depth}+ prefix (OFA keeps the first layers of a stage)"
+                )
 
     def architecture(self) -> Architecture:
         """The active subnet as an ``Architecture``."""
@@ -158,7 +166,10 @@ class ElasticSupernet(PathScoring, nn.Module):
         ops = []
         for stage in macro.stage_layers():
             depth = pick([d for d in (depths or (len(stage),)) if d <= len(stage)] or [len(stage)])
-            ops += [f"k{pick(kernels or (max(macro.kernels),))}e{pick(expansions or (max(macro.expansions),))}" if n < depth else SKIP for n in range(len(stage))]
+            ops += [
+                f"k{pick(kernels or (max(macro.kernels),))}e{pick(expansions or (max(macro.expansions),))}" if n < depth else SKIP
+                for n in range(len(stage))
+            ]
         arch = Architecture(macro.at_resolution(pick(resolutions or (max(self.resolutions),))).name, tuple(ops))
         self.set_architecture(arch)
         return arch

@@ -64,8 +64,13 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 
 
 def train_progressive(
-    supernet: ElasticSupernet, train: DataLoader, cfg: ShrinkConfig, seed: int, checkpoint_dir: str | Path,
-    on_epoch: Callable[[str, int, dict], None] | None = None, compute: Compute = CPU,
+    supernet: ElasticSupernet,
+    train: DataLoader,
+    cfg: ShrinkConfig,
+    seed: int,
+    checkpoint_dir: str | Path,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+    compute: Compute = CPU,
 ) -> dict[str, float]:
     """All phases in order on ``compute``'s device (``supernet`` already there); a phase whose
     checkpoint exists is loaded instead of trained.
@@ -79,8 +84,13 @@ def train_progressive(
 
 
 def progressive_phases(
-    supernet: ElasticSupernet, train: DataLoader, cfg: ShrinkConfig, seed: int, checkpoint_dir: str | Path,
-    on_epoch: Callable[[str, int, dict], None] | None = None, compute: Compute = CPU,
+    supernet: ElasticSupernet,
+    train: DataLoader,
+    cfg: ShrinkConfig,
+    seed: int,
+    checkpoint_dir: str | Path,
+    on_epoch: Callable[[str, int, dict], None] | None = None,
+    compute: Compute = CPU,
 ) -> Iterator[tuple[dict[str, float], list[Path]]]:
     """``train_progressive`` one phase at a time: after each phase, the stats so far and the files it
     wrote (none for a phase loaded from its checkpoint), so a caller can ship them off the node."""

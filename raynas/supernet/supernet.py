@@ -36,7 +36,9 @@ class Supernet(PathScoring, nn.Module):
         self.macro = macro
         self.num_classes = num_classes
         self.stem = build_stem(macro)
-        self.layers = nn.ModuleList(MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers())
+        self.layers = nn.ModuleList(
+            MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers()
+        )
         self.head = Head(macro, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,4 +94,3 @@ class Supernet(PathScoring, nn.Module):
         for child_layer, source in zip(child.layers, kept):
             child_layer.op.load_state_dict(source.state_dict())
         return child
-

@@ -65,7 +65,11 @@ class ExperimentTracker:
             self.experiment_id = self._experiment(experiment, run_dir)
             found = self._search(f"tags.`{RUN_DIR_TAG}` = '{tag}'")
             parents = [r for r in found if PARENT_TAG not in r.data.tags]
-            self.parent_id = parents[0].info.run_id if parents else self.client.create_run(self.experiment_id, run_name=run_name, tags={RUN_DIR_TAG: tag}).info.run_id
+            self.parent_id = (
+                parents[0].info.run_id
+                if parents
+                else self.client.create_run(self.experiment_id, run_name=run_name, tags={RUN_DIR_TAG: tag}).info.run_id
+            )
             children = self._search(f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
         except Exception as exc:  # noqa: BLE001 - any store failure means the same thing to the user
             raise TrackingError(f"MLflow tracking store {uri} is unusable: {exc}; check the URI or start the server") from None
@@ -86,8 +90,14 @@ class ExperimentTracker:
             return action(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any store failure means the same: stop writing, keep results
             self.offline = True
-            self.pending.write_text(f"MLflow store {self.uri} failed mid-run: {exc}\nUpload later with: raynas sync-mlflow {self.pending.parent}\n")
-            print(f"[raynas] MLflow store {self.uri} failed ({exc}); continuing without it. Upload later: raynas sync-mlflow {self.pending.parent}", file=sys.stderr, flush=True)
+            self.pending.write_text(
+                f"MLflow store {self.uri} failed mid-run: {exc}\nUpload later with: raynas sync-mlflow {self.pending.parent}\n"
+            )
+            print(
+                f"[raynas] MLflow store {self.uri} failed ({exc}); continuing without it. Upload later: raynas sync-mlflow {self.pending.parent}",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
 
     def _search(self, filter_string: str) -> list:
@@ -110,7 +120,12 @@ class ExperimentTracker:
     def child(self, key: str, tags: dict[str, str] | None = None) -> str:
         """Run id of the scenario's child run, created on first use (``OFFLINE`` while the store is down)."""
         if key not in self.children:
-            run = self._safe(self.client.create_run, self.experiment_id, run_name=key, tags={PARENT_TAG: self.parent_id, SCENARIO_TAG: key, **(tags or {})})
+            run = self._safe(
+                self.client.create_run,
+                self.experiment_id,
+                run_name=key,
+                tags={PARENT_TAG: self.parent_id, SCENARIO_TAG: key, **(tags or {})},
+            )
             if run is None:
                 return OFFLINE
             self.children[key] = run.info.run_id
@@ -120,7 +135,11 @@ class ExperimentTracker:
         self._safe(lambda: [self.client.log_param(run_id, k, str(v)[:6000]) for k, v in params.items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int | None = None, prefix: str = "") -> None:
-        finite = {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        finite = {
+            f"{prefix}{k}": float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
         self._safe(lambda: [self.client.log_metric(run_id, k, v, step=step or 0) for k, v in finite.items()])
 
     def log_json(self, run_id: str, data: Any, artifact_file: str) -> None:
@@ -140,7 +159,9 @@ class ExperimentTracker:
             if self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
                 return None
             if not self.client.search_registered_models(f"name = '{name}'"):
-                self.client.create_registered_model(name, description="raynas: the NAS finalist of one (target, budget); versions are seeds and reruns")
+                self.client.create_registered_model(
+                    name, description="raynas: the NAS finalist of one (target, budget); versions are seeds and reruns"
+                )
             source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
             return self.client.create_model_version(name, source, run_id=run_id, tags=tags).version
 

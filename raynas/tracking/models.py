@@ -33,7 +33,8 @@ def save_model(deployment: Path, into: Path) -> Path:
     recipe = json.loads((deployment / RECIPE_FILE).read_text())
     shape, out = recipe["input_shape"], recipe["output_shape"]
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape[1:]))]), outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out[1:]))])
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out[1:]))]),
     )
     runtime = ["onnxruntime"] if recipe["file"].endswith(".onnx") else [f"torch=={torch.__version__.split('+')[0]}"]
     mlflow.pyfunc.save_model(

@@ -20,11 +20,14 @@ from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
 from raynas.tracking.models import log_model, registered_name
 from raynas.tracking.tune_callback import trial_metrics
 
+
 def phases() -> list[str]:
     """Tune experiments a run may hold: every registered strategy's, then the retraining."""
     from raynas.strategies import strategy_class, strategy_names
 
     return list(dict.fromkeys(p for name in strategy_names() for p in strategy_class(name).phases)) + ["retrain"]
+
+
 PARENT_FILES = ("config.yaml", "results.parquet", "results.json", "record.json", "curves.json", "report.md", "report.html")
 
 
@@ -50,8 +53,17 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
     for r in rows:
         suffix = f"/{r['target']}" if per_target else ""
         tracker.log_metrics(run_id, {f"measured_ms{suffix}": r["measured_ms"], f"predicted_ms{suffix}": r["predicted_ms"]})
-    tracker.log_params(run_id, {"method": first["method"], "target": None if per_target else first["target"], "budget_ms": first["budget_ms"],
-                                "arch": first["arch"], "arch_id": first["arch_id"], "seed": first["seed"]})
+    tracker.log_params(
+        run_id,
+        {
+            "method": first["method"],
+            "target": None if per_target else first["target"],
+            "budget_ms": first["budget_ms"],
+            "arch": first["arch"],
+            "arch_id": first["arch_id"],
+            "seed": first["seed"],
+        },
+    )
     tracker.log_metrics(run_id, {"test_acc": first["test_acc"]})
     tracker.log_json(run_id, arch.to_dict(), "architecture.json")
     tracker.log_file(run_id, weights_path(run_dir, first["key"]), "retrained")
@@ -69,7 +81,13 @@ def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, ro
     tracker.log_dir(run_id, folder, f"deploy/{row['target']}")
     if row["method"] in (RANDOM, ASHA, HAND):
         return
-    tags = {"seed": str(row["seed"]), "test_acc": str(row["test_acc"]), "predicted_ms": str(row["predicted_ms"]), "measured_ms": str(row["measured_ms"]), "arch": row["arch"]}
+    tags = {
+        "seed": str(row["seed"]),
+        "test_acc": str(row["test_acc"]),
+        "predicted_ms": str(row["predicted_ms"]),
+        "measured_ms": str(row["measured_ms"]),
+        "arch": row["arch"],
+    }
     log_model(tracker, run_id, folder, register_as=registered_name(tracker.experiment, row["target"], row["budget_ms"]), tags=tags)
 
 
@@ -113,11 +131,15 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list
     for r in rows:
         by_key.setdefault(r["key"], []).append(r)
     for key, mine in by_key.items():
-        record_finalist(tracker, run_dir, mine, Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]))
+        record_finalist(
+            tracker,
+            run_dir,
+            mine,
+            Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]),
+        )
     record_outputs(tracker, run_dir)
     tracker.finish()
     if tracker.offline or tracker.child(rows[0]["key"]) == OFFLINE:
         raise RuntimeError(f"MLflow store {tracker.uri} failed during the sync; run it again when the store is up")
     tracker.pending.unlink(missing_ok=True)
     return {"finalists": len(by_key), "results_replayed": replayed}
-

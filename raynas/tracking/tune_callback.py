@@ -6,7 +6,6 @@ from ray import tune
 
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 
-
 _TUNE_KEYS = {"epoch", "training_iteration", "iterations_since_restore", "timestamp", "pid", "done"}
 
 

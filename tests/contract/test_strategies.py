@@ -68,7 +68,9 @@ def test_strategy_finds_a_near_best_architecture_within_budget_and_resumes_to_th
     pick = Architecture.from_string(metrics.get("space") or TOY.name, metrics["arch"])
     assert table().predict(pick, TOY) <= BUDGET_MS + 1e-9
     best = max(answers.values())  # every architecture within the budget
-    assert answers[pick.to_string()] >= best - MARGIN, f"{name} picked {pick} ({answers[pick.to_string()]:.3f}); best fitting scores {best:.3f}"
+    assert answers[pick.to_string()] >= best - MARGIN, (
+        f"{name} picked {pick} ({answers[pick.to_string()]:.3f}); best fitting scores {best:.3f}"
+    )
     if len(states) < 2:
         pytest.fail(f"{name} ran as one step: nothing to resume from")
     assert resumed(name, states[len(states) // 2 - 1])["arch"] == metrics["arch"]  # a fresh searcher from mid-search state

@@ -17,7 +17,17 @@ from raynas.space.network import ChildNetwork
 from raynas.space.ops import SKIP, parse_mbconv
 from raynas.training import evaluate, sgd
 
-TOY = MacroConfig(name="toy-contract", input_size=16, in_channels=1, stem_channels=8, stem_stride=2, stages=(Stage(8, 2, 1),), head_channels=32, kernels=(3, 5), expansions=(1, 3))
+TOY = MacroConfig(
+    name="toy-contract",
+    input_size=16,
+    in_channels=1,
+    stem_channels=8,
+    stem_stride=2,
+    stages=(Stage(8, 2, 1),),
+    head_channels=32,
+    kernels=(3, 5),
+    expansions=(1, 3),
+)
 if TOY.name not in SPACES:
     register_space(TOY)
 CLASSES = 4
@@ -38,8 +48,10 @@ def loaders(seed: int = 0, n: int = 512) -> tuple[DataLoader, DataLoader]:
         r, q = divmod(c, 2)
         x[i, 0, 8 * r + 2 : 8 * r + 6, 8 * q + 2 : 8 * q + 6] += 1.0
     train, val = TensorDataset(x[:n], y[:n]), TensorDataset(x[n:], y[n:])
-    return (DataLoader(train, batch_size=32, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(seed)),
-            DataLoader(val, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed + 1)))
+    return (
+        DataLoader(train, batch_size=32, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(seed)),
+        DataLoader(val, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed + 1)),
+    )
 
 
 def architectures() -> list[Architecture]:

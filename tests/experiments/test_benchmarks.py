@@ -58,9 +58,24 @@ def budget_hit_smoke(out: Path) -> tuple[dict, Path]:
 @pytest.mark.background.with_args(latency_accuracy_smoke)  # it restarts itself in its target's environment: a subprocess
 def test_latency_accuracy_reports_headline_keys():
     out, tmp_path = background.result(latency_accuracy_smoke)
-    assert {"target", "n", "mape", "within_10pct", "kendall_tau", "remeasure_tau", "independent_within_10pct", "independent_kendall_tau", "unit_factor"} <= set(out)
+    assert {
+        "target",
+        "n",
+        "mape",
+        "within_10pct",
+        "kendall_tau",
+        "remeasure_tau",
+        "independent_within_10pct",
+        "independent_kendall_tau",
+        "unit_factor",
+    } <= set(out)
     assert out["n"] == 10 and 0 <= out["within_10pct"] <= 1 and -1 <= out["kendall_tau"] <= 1
-    assert out["independent_n"] == 4 and 0 <= out["independent_within_10pct"] <= 1 and out["unit_factor"] > 0 and out["allocator"] == "glibc-default"
+    assert (
+        out["independent_n"] == 4
+        and 0 <= out["independent_within_10pct"] <= 1
+        and out["unit_factor"] > 0
+        and out["allocator"] == "glibc-default"
+    )
     assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
 
 
@@ -74,7 +89,14 @@ def amortized_search_smoke(out: Path) -> tuple[dict, Path, str]:
 @pytest.mark.background.with_args(amortized_search_smoke)  # a whole OFA run on a Ray of its own, beside the one-core tests
 def test_amortized_search_reports_costs_and_replica_speedup():
     out, tmp_path, data = background.result(amortized_search_smoke)
-    assert {"marginal_cost_ratio", "break_even_scenarios", "replica_speedup_2v1", "kendall_tau", "predictor_rmse_heldout", "predictor_rmse_mean_baseline"} <= set(out)
+    assert {
+        "marginal_cost_ratio",
+        "break_even_scenarios",
+        "replica_speedup_2v1",
+        "kendall_tau",
+        "predictor_rmse_heldout",
+        "predictor_rmse_mean_baseline",
+    } <= set(out)
     assert out["dataset"] == data and out["scenarios"] == 6 and 0 < out["marginal_cost_ratio"] and out["replica_speedup_2v1"] > 0
     assert (tmp_path / "predictor" / "predictor.pt").is_file() and (tmp_path / "mlflow.db").is_file()
     assert list(tmp_path.glob("mlartifacts/*/artifacts/predictor/predictor.pt"))  # artifacts beside the store, not in ./mlruns
@@ -103,5 +125,11 @@ def test_budget_hit_reports_hit_rates_of_both_losses():
 
 def test_memory_format_reports_both_layouts_for_every_network():
     out = run_smoke_here("experiments/bench/memory_format.py")
-    assert set(out["nhwc_vs_nchw"]) == {"MobileNetV2-style x0.25", "MobileNetV2-style x0.5", "MobileNetV2-style x1", "kernel-7 architecture", "supernet, sampled path"}
+    assert set(out["nhwc_vs_nchw"]) == {
+        "MobileNetV2-style x0.25",
+        "MobileNetV2-style x0.5",
+        "MobileNetV2-style x1",
+        "kernel-7 architecture",
+        "supernet, sampled path",
+    }
     assert all(r > 0 for r in out["nhwc_vs_nchw"].values()) and out["min_ratio"] <= out["max_ratio"]

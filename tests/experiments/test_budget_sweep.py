@@ -21,12 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sweep_prints_the_comparison_and_headline(tiny_sweep):
     _, run_dir, out = tiny_sweep
     line = json.loads(out[-1])
-    assert {"rows": 16, "budgets": 2, "seeds": 2, "comparisons": 2} == {k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")}  # 4 NAS, 4 random, 4 ASHA, 2 hand x 2 targets
+    assert {"rows": 16, "budgets": 2, "seeds": 2, "comparisons": 2} == {
+        k: line[k] for k in ("rows", "budgets", "seeds", "comparisons")
+    }  # 4 NAS, 4 random, 4 ASHA, 2 hand x 2 targets
     assert 0 <= line["nas_wins"] <= 2 and isinstance(line["nas_minus_random_mean_pp"], float)
     assert any(row.startswith("NAS versus random search") for row in out)
     assert Path(line["run_dir"]) == run_dir
     table = pq.read_table(run_dir / "results.parquet").to_pylist()
-    assert sorted({(r["method"], r["seed"]) for r in table}) == [(m, s) for m in ("asha", "hand-designed", "proxyless", "random") for s in (0, 1)]
+    assert sorted({(r["method"], r["seed"]) for r in table}) == [
+        (m, s) for m in ("asha", "hand-designed", "proxyless", "random") for s in (0, 1)
+    ]
     assert any("asha_acc_mean" in row for row in out)  # the comparison table's early-stopped random search column
     assert (run_dir / "report.html").is_file() and (run_dir / "record.json").is_file()
 
@@ -46,7 +50,17 @@ def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
     """The CIFAR-10 sweep's smoke version on a 512-image slice: every row tested on a shuffled test
     split (a class-ordered one read 0 % for every net), the JSON line naming the dataset."""
     root = shared_data("cifar10")
-    argv = [sys.executable, "experiments/budget_sweep.py", "--config", "experiments/configs/cifar10-sweep.yaml", "--smoke-test", "--set", f"run_root={tmp_path}", "--set", f"data.root={root}"]
+    argv = [
+        sys.executable,
+        "experiments/budget_sweep.py",
+        "--config",
+        "experiments/configs/cifar10-sweep.yaml",
+        "--smoke-test",
+        "--set",
+        f"run_root={tmp_path}",
+        "--set",
+        f"data.root={root}",
+    ]
     line = run_json(argv, cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
     assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 2
     table = pq.read_table(Path(line["run_dir"]) / "results.parquet").to_pylist()

@@ -26,7 +26,23 @@ def test_widths_are_separated_only_when_every_adjacent_gap_beats_both_spreads():
 def test_a_real_check_trains_every_width_and_seed_and_ends_with_its_json(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = ROOT / "experiments/configs/smoke.yaml"
-    code = recipe_check().main(["--config", str(config), "--set", "retrain.epochs=1", "--set", "data.limit=256", "--widths", "0.5", "1.0", "--seeds", "2", "--workers", "1"])
+    code = recipe_check().main(
+        [
+            "--config",
+            str(config),
+            "--set",
+            "retrain.epochs=1",
+            "--set",
+            "data.limit=256",
+            "--widths",
+            "0.5",
+            "1.0",
+            "--seeds",
+            "2",
+            "--workers",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     line = json.loads(out[-1])

@@ -22,7 +22,12 @@ def _row(method: str, val: float, test: float, measured: float = 0.9) -> dict:
 
 
 def test_the_score_reads_validation_accuracy_and_never_test_accuracy():
-    rows = [_row("proxyless", 0.6, 0.1), _row("proxyless", 0.7, 0.2, measured=1.2), _row("random", 0.55, 0.9), _row("hand-designed", 0.99, 0.99)]
+    rows = [
+        _row("proxyless", 0.6, 0.1),
+        _row("proxyless", 0.7, 0.2, measured=1.2),
+        _row("random", 0.55, 0.9),
+        _row("hand-designed", 0.99, 0.99),
+    ]
     module = tuning()
     score = module.score(rows)
     assert score.nas_val == pytest.approx(0.65) and score.random_val == pytest.approx(0.55) and score.gap_pp == pytest.approx(10.0)
@@ -77,6 +82,8 @@ def test_a_finished_variant_is_read_back_not_rerun(ray_session, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     rows = [_row("proxyless", 0.6, 0.1), _row("random", 0.5, 0.2)]
-    module.write_json(out / "as-is.json", {"switches": {}, "config": configs["as-is"].to_dict(), "rows": rows, "core_seconds": 12.0, "run_dir": "r"})
+    module.write_json(
+        out / "as-is.json", {"switches": {}, "config": configs["as-is"].to_dict(), "rows": rows, "core_seconds": 12.0, "run_dir": "r"}
+    )
     scores, costs, run_dirs = module.run_variants(plan, configs, out)
     assert scores["as-is"].nas_val == pytest.approx(0.6) and costs == {"as-is": 12.0} and run_dirs == {"as-is": "r"}

@@ -118,7 +118,13 @@ def last_results(run_dir: Path, phase: str) -> dict[str, float]:
 def lost_run_job(root: Path):
     """The run whose worker node and then driver died, resumed: (node-loss observations, search
     timestamps at the kill, the resumed summary, run directory)."""
-    killed = subprocess.Popen([sys.executable, "-c", SCRIPT, "start", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    killed = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "start", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _, stderr = killed.communicate(timeout=500)
     finally:

@@ -12,8 +12,8 @@ from raynas.config import parse_config
 from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 from raynas.space.architecture import Architecture
-from raynas.supernet.elastic import ElasticSupernet
 from raynas.space.macro import get_space
+from raynas.supernet.elastic import ElasticSupernet
 
 OFA = "ofa"
 
@@ -31,7 +31,11 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
             "run_root": str(root),
             "targets": [
                 {"name": "cpu-1t-b16", "budget_fractions": [0.6]},
-                {"name": "phone", "budget_fractions": [0.6], "estimate": {"device": {"name": "phone-ish", "peak_gflops": 20.0, "bandwidth_gbs": 8.0, "op_overhead_us": 40.0}}},
+                {
+                    "name": "phone",
+                    "budget_fractions": [0.6],
+                    "estimate": {"device": {"name": "phone-ish", "peak_gflops": 20.0, "bandwidth_gbs": 8.0, "op_overhead_us": 40.0}},
+                },
             ],
             "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
             "retrain": {"epochs": 1},
@@ -39,11 +43,17 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
             # took two thirds of this run's profiling
             "profile": {"warmup": 1, "repeats": 3, "calibration_archs": 0, "settle_seconds": 0},
             "evaluation": {"hand_designed_widths": []},
-            "ray": {"max_concurrent_trials": 1},  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
+            "ray": {
+                "max_concurrent_trials": 1
+            },  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
             "ofa": {
                 "shrink": {"resolutions": [24, 28], "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
                 "evolution": {"population": 8, "generations": 2, "recheck_top": 2},
-                "replicas": 2, "calibration_batches": 1, "eval_batches": 1, "predictor_samples": 12, "finetune": True,
+                "replicas": 2,
+                "calibration_batches": 1,
+                "eval_batches": 1,
+                "predictor_samples": 12,
+                "finetune": True,
             },
             "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-ofa"},
         }
@@ -66,9 +76,18 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
     assert [c["nas_method"] for c in summary["comparisons"]] == [OFA, OFA]
     luts = sorted(p.name for p in (run_dir / "luts").iterdir())
     assert luts == ["cpu-1t-b16-mnist-ofa@r24.parquet", "cpu-1t-b16.parquet", "phone-mnist-ofa@r24.parquet", "phone.parquet"]
-    phone_rows = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("| phone |") and ("| ofa |" in line or "| random |" in line)]
+    phone_rows = [
+        line
+        for line in (run_dir / "report.md").read_text().splitlines()
+        if line.startswith("| phone |") and ("| ofa |" in line or "| random |" in line)
+    ]
     assert len(phone_rows) == 2 and all("| estimated |" in line for line in phone_rows)
-    assert sorted(p.name for p in (run_dir / "supernet" / "ofa-s0").glob("?-*[!r].pt")) == ["0-largest.pt", "1-kernel.pt", "2-depth.pt", "3-width.pt"]
+    assert sorted(p.name for p in (run_dir / "supernet" / "ofa-s0").glob("?-*[!r].pt")) == [
+        "0-largest.pt",
+        "1-kernel.pt",
+        "2-depth.pt",
+        "3-width.pt",
+    ]
     assert len(list((run_dir / "supernet" / "ofa-s0").glob("*.loader.pt"))) == 4  # the data order after each phase, for --resume
 
 
@@ -81,4 +100,7 @@ def test_phases_predictor_and_mlflow_records(ofa_run):
     client = MlflowClient(summary["mlflow_uri"])
     parent = client.search_runs([client.get_experiment_by_name("tiny-ofa").experiment_id], "tags.`raynas.run_dir` != ''")[0]
     assert "predictor_rmse_heldout/s0" in parent.data.metrics
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "predictor/s0")} >= {"predictor/s0/predictor.pt", "predictor/s0/report.json"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "predictor/s0")} >= {
+        "predictor/s0/predictor.pt",
+        "predictor/s0/report.json",
+    }

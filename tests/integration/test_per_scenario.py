@@ -20,7 +20,10 @@ def test_hyperband_per_scenario_stops_only_the_spent_scenario(ray_session, tmp_p
         for epoch in range(0 if state is None else state["epoch"] + 1, 3):  # later candidates are better
             report_epoch({"val_acc": config["candidate"] / 10 + epoch / 100, "epoch": epoch}, {"epoch": epoch})
 
-    per_scenario, stranded = PerScenario(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3), {"spent": 0.0, "free": 1e9}, devices=1), Stranded()
+    per_scenario, stranded = (
+        PerScenario(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3), {"spent": 0.0, "free": 1e9}, devices=1),
+        Stranded(),
+    )
     candidates = 5  # HyperBand (max_t 3, eta 3): 2 trials run 3 epochs, then a bracket of 3 keeps 1 after its first
     grid = tune.Tuner(
         tune.with_resources(toy_trial, {"cpu": 1}),
@@ -43,6 +46,7 @@ def test_hyperband_bracket_finishing_beside_a_pause_leaves_no_trial_paused(ray_s
     """Two trials of one final-rung bracket report their last epoch at the same instant: under Ray's own
     HyperBand the first is paused, the second finishes the bracket before that pause lands, and the
     paused trial is never stopped or resumed (the run hangs). ``scheduler`` stops a trial at max_t instead."""
+
     def lockstep_trial(config: dict) -> None:  # both start, then report each epoch at the same wall-clock instant
         import pathlib
         import time
@@ -60,7 +64,12 @@ def test_hyperband_bracket_finishing_beside_a_pause_leaves_no_trial_paused(ray_s
     tune.Tuner(  # max_t 3, eta 3: the first bracket holds these two trials and runs them to max_t
         tune.with_resources(lockstep_trial, {"cpu": 1}),
         param_space={"candidate": tune.grid_search([0, 1]), "folder": str(tmp_path)},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=scheduler(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3)), time_budget_s=120),
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            scheduler=scheduler(ASHAConfig(scheduler="hyperband", max_epochs=3, reduction_factor=3)),
+            time_budget_s=120,
+        ),
         run_config=tune.RunConfig(name="lockstep", storage_path=str(tmp_path), stop=stranded, callbacks=[stranded]),
     ).fit()
     assert not stranded.stop_all()

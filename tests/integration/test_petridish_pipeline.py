@@ -19,17 +19,28 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def petridish_run(ray_session, tmp_path_factory, sqlite_store):
     root = tmp_path_factory.mktemp("petridish-runs")
-    cfg = parse_config({
-        "name": "tiny-petridish", "strategy": "petridish", "run_root": str(root),
-        "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}],
-        "data": {"limit": 256, "eval_limit": 256, "batch_size": 32},
-        "retrain": {"epochs": 1},
-        "petridish": strategy_class("petridish").smoke,
-        "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 0, "settle_seconds": 0},  # uncalibrated: the tiny sweep checks calibration
-        "evaluation": {"hand_designed_widths": []},
-        "ray": {"max_concurrent_trials": 1},  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
-        "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-petridish"},
-    })
+    cfg = parse_config(
+        {
+            "name": "tiny-petridish",
+            "strategy": "petridish",
+            "run_root": str(root),
+            "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}],
+            "data": {"limit": 256, "eval_limit": 256, "batch_size": 32},
+            "retrain": {"epochs": 1},
+            "petridish": strategy_class("petridish").smoke,
+            "profile": {
+                "warmup": 1,
+                "repeats": 5,
+                "calibration_archs": 0,
+                "settle_seconds": 0,
+            },  # uncalibrated: the tiny sweep checks calibration
+            "evaluation": {"hand_designed_widths": []},
+            "ray": {
+                "max_concurrent_trials": 1
+            },  # on 2 cores a second actor costs more to start than it gains; the tiny sweep runs trials concurrently
+            "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-petridish"},
+        }
+    )
     run_dir = new_run_dir(cfg)
     return run_experiment(cfg, run_dir, log=lambda _: None), run_dir, cfg
 
@@ -42,7 +53,9 @@ def test_the_pipeline_completes(petridish_run):
 def test_one_growth_run_serves_every_budget_and_each_pick_fits(petridish_run):
     summary, run_dir, _ = petridish_run
     rows = summary["results"]
-    assert sorted((r["method"], r["budget_ms"]) for r in rows) == sorted((m, b) for m in ("petridish", RANDOM) for b in {r["budget_ms"] for r in rows})
+    assert sorted((r["method"], r["budget_ms"]) for r in rows) == sorted(
+        (m, b) for m in ("petridish", RANDOM) for b in {r["budget_ms"] for r in rows}
+    )
     frontier = json.loads((run_dir / "frontiers" / "cpu-1t-s0.json").read_text())
     assert frontier["method"] == "Petridish" and len(frontier["models"]) >= 3
     for r in (r for r in rows if r["method"] == "petridish"):
@@ -59,5 +72,9 @@ def test_record_and_mlflow_name_the_strategy_and_keep_the_frontier(petridish_run
     record = json.loads((run_dir / "record.json").read_text())
     assert record["strategy"] == "petridish" and "petridish" in record["hyperparameters"]
     client = MlflowClient(cfg.tracking.mlflow_uri)
-    [parent] = [r for r in client.search_runs([client.get_experiment_by_name("tiny-petridish").experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    [parent] = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("tiny-petridish").experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
     assert "frontiers/cpu-1t-s0.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "frontiers")}

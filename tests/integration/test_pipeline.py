@@ -64,7 +64,14 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
     assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, ASHA, HAND}
     assert record["seeds"] == list(SEEDS) and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
     assert record["hyperparameters"]["search"]["search_epochs"] == 2
-    for name in ("report.md", "report.html", "report/pareto-cpu-1t.png", "report/pareto-cpu-1t-b16.png", "report/architectures.png", "report/over-time-cpu-1t.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "report/pareto-cpu-1t.png",
+        "report/pareto-cpu-1t-b16.png",
+        "report/architectures.png",
+        "report/over-time-cpu-1t.png",
+    ):
         assert (run_dir / name).stat().st_size > 0
 
 
@@ -87,7 +94,9 @@ def test_the_early_stopped_random_search_keeps_to_its_budget_and_window(tiny_run
     assert len(early) == len(TARGETS) * len(SEEDS)
     for r in early:
         m = r.data.metrics
-        assert m["asha/trials"] >= 1 and m["asha/device_seconds"] <= m["asha/budget_device_seconds"] + 2 * m["asha/longest_epoch_seconds"]  # the stopper acts between epochs
+        assert (
+            m["asha/trials"] >= 1 and m["asha/device_seconds"] <= m["asha/budget_device_seconds"] + 2 * m["asha/longest_epoch_seconds"]
+        )  # the stopper acts between epochs
     for row in (r for r in summary["results"] if r["method"] == ASHA):
         assert 0.9 * row["budget_ms"] - 1e-6 <= row["predicted_ms"] <= row["budget_ms"] + 1e-6
 
@@ -110,7 +119,9 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         if method == PROXYLESS:
             assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
         if method == RANDOM:
-            assert max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2  # one step trains, later ones score
+            assert (
+                max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2
+            )  # one step trains, later ones score
         assert len(client.get_metric_history(run_id, "retrain/val_acc")) == 1
         if method == ASHA:
             continue  # its Tune runs report no per-step curve to MLflow; checked above
@@ -123,7 +134,9 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
             assert child.data.metrics["measured_ms"] == pytest.approx(row["measured_ms"])
         paths = {a.path for a in client.list_artifacts(run_id)}
         assert {"architecture.json", "retrained", "lut"} <= paths
-        assert [a.path for a in client.list_artifacts(run_id, "retrained")] == [f"retrained/{weights_path(Path('.'), child.data.tags['raynas.scenario']).name}"]
+        assert [a.path for a in client.list_artifacts(run_id, "retrained")] == [
+            f"retrained/{weights_path(Path('.'), child.data.tags['raynas.scenario']).name}"
+        ]
         local = client.download_artifacts(run_id, "architecture.json", str(tmp_path))
         assert Architecture.from_json(open(local).read()).to_string() == child.data.params["arch"]
 
@@ -153,7 +166,9 @@ def test_sync_mlflow_uploads_a_finished_run_to_a_fresh_store_once(tiny_run, tmp_
     summary, run_dir = tiny_run
     uri = sqlite_store(tmp_path / "fresh.db")
     first = sync_mlflow(run_dir, uri)
-    assert first["finalists"] == FINALISTS and first["results_replayed"] >= len(TARGETS) * len(SEEDS) * (2 + 1) + FINALISTS  # NAS epochs, random, retraining
+    assert (
+        first["finalists"] == FINALISTS and first["results_replayed"] >= len(TARGETS) * len(SEEDS) * (2 + 1) + FINALISTS
+    )  # NAS epochs, random, retraining
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tiny")
     runs = client.search_runs([exp.experiment_id])

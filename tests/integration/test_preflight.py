@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 def _tiny(root, store, **extra) -> dict:
     return {
-        "name": "gpu", "run_root": str(root),
+        "name": "gpu",
+        "run_root": str(root),
         "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}],
         "data": {"limit": 128, "batch_size": 32},
         "search": {"warmup_epochs": 1, "search_epochs": 1, "eval_batches": 2},
@@ -43,7 +44,9 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
         run_experiment(cfg, run_dir, log=lambda _: None)
     assert not (run_dir / "results.parquet").exists()
     assert (run_dir / "FAILED").read_text().startswith("ClusterError: config field ray.gpus_per_task")
-    runs = MlflowClient(cfg.tracking.mlflow_uri).search_runs([MlflowClient(cfg.tracking.mlflow_uri).get_experiment_by_name("gpu").experiment_id])
+    runs = MlflowClient(cfg.tracking.mlflow_uri).search_runs(
+        [MlflowClient(cfg.tracking.mlflow_uri).get_experiment_by_name("gpu").experiment_id]
+    )
     assert [r.info.status for r in runs] == ["FAILED"] and "ray.gpus_per_task" in runs[0].data.tags["raynas.failure"]
     assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.0, "ray.gpus_per_task": 1.0}
 
@@ -52,7 +55,9 @@ def test_gpu_requests_on_a_cluster_without_gpus_are_refused_naming_the_field(ray
 def test_replicas_that_leave_no_cpu_for_a_search_trial_are_refused_before_training(ray_session, tmp_path, sqlite_store):
     check_cpus({"ofa.replica_cpus": 1.0}, 1.0)  # 2 CPUs: one for the replicas, one for a trial
     ofa = {"replicas": 2, "replica_cpus": 0.5}  # 3 seeds x 2 replicas x 0.5 = 3 CPUs of the session Ray's 2
-    cfg = parse_config(_tiny(tmp_path, sqlite_store, space="mnist-ofa", strategy="ofa", ofa=ofa, evaluation={"seeds": 3, "hand_designed_widths": []}))
+    cfg = parse_config(
+        _tiny(tmp_path, sqlite_store, space="mnist-ofa", strategy="ofa", ofa=ofa, evaluation={"seeds": 3, "hand_designed_widths": []})
+    )
     run_dir = new_run_dir(cfg)
     with pytest.raises(ClusterError, match=r"config field ofa.replica_cpus: its actors hold 3 CPUs .* the cluster has 2 CPUs"):
         run_experiment(cfg, run_dir, log=lambda _: None)
@@ -76,7 +81,14 @@ def test_tiny_pipeline_trains_every_phase_on_cuda_with_amp(ray_session, tmp_path
 
     if not ray.cluster_resources().get("GPU", 0):
         pytest.skip("the session Ray sees no GPU")
-    cfg = parse_config(_tiny(tmp_path, sqlite_store, compute={"device": "cuda", "precision": precision, "channels_last": True}, ray={"gpus_per_trial": 0.5, "gpus_per_task": 1}))
+    cfg = parse_config(
+        _tiny(
+            tmp_path,
+            sqlite_store,
+            compute={"device": "cuda", "precision": precision, "channels_last": True},
+            ray={"gpus_per_trial": 0.5, "gpus_per_task": 1},
+        )
+    )
     summary = run_experiment(cfg, new_run_dir(cfg), log=lambda _: None)
     rows = summary["results"]
     assert rows and all(0.0 <= r["test_acc"] <= 1.0 for r in rows)

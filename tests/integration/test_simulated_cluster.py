@@ -82,7 +82,9 @@ def cluster_run() -> dict:
 
 def test_a_node_without_the_dataset_is_named_before_training(cluster_run):
     out = cluster_run
-    assert "config field data.root" in out["refused"] and "missing on 1 of 2 nodes" in out["refused"] and out["without"][:8] in out["refused"]
+    assert (
+        "config field data.root" in out["refused"] and "missing on 1 of 2 nodes" in out["refused"] and out["without"][:8] in out["refused"]
+    )
 
 
 def test_resume_finds_every_ofa_phase_after_the_training_node_is_gone(cluster_run):

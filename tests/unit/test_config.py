@@ -130,23 +130,43 @@ def test_odd_keys_are_named_readably():
 
 
 @pytest.mark.faults
-@pytest.mark.parametrize("estimate,field", [
-    ({}, "targets[0].estimate"),
-    ({"table": "t.yaml", "device": {"name": "d", "peak_gflops": 1.0, "bandwidth_gbs": 1.0}}, "targets[0].estimate"),
-    ({"table": "/nonexistent/pixel1.yaml"}, "targets[0].estimate.table"),
-    ({"device": {"name": "d", "peak_gflops": 0.0, "bandwidth_gbs": 1.0}}, "targets[0].estimate.device"),
-])
+@pytest.mark.parametrize(
+    "estimate,field",
+    [
+        ({}, "targets[0].estimate"),
+        ({"table": "t.yaml", "device": {"name": "d", "peak_gflops": 1.0, "bandwidth_gbs": 1.0}}, "targets[0].estimate"),
+        ({"table": "/nonexistent/pixel1.yaml"}, "targets[0].estimate.table"),
+        ({"device": {"name": "d", "peak_gflops": 0.0, "bandwidth_gbs": 1.0}}, "targets[0].estimate.device"),
+    ],
+)
 def test_estimated_targets_need_exactly_one_valid_source(estimate, field):
     with pytest.raises(ConfigError, match=re.escape(f"config field {field}:")):
         parse_config({"name": "t", "targets": [{"name": "pixel1", "budgets_ms": [5.0], "estimate": estimate}]})
 
 
 def test_an_estimated_target_may_have_any_name(tmp_path):
-    cfg = parse_config({"name": "t", "targets": [{"name": "pixel1", "budgets_ms": [5.0], "estimate": {"device": {"name": "pixel1", "peak_gflops": 10.0, "bandwidth_gbs": 5.0}}}]})
+    cfg = parse_config(
+        {
+            "name": "t",
+            "targets": [
+                {
+                    "name": "pixel1",
+                    "budgets_ms": [5.0],
+                    "estimate": {"device": {"name": "pixel1", "peak_gflops": 10.0, "bandwidth_gbs": 5.0}},
+                }
+            ],
+        }
+    )
     assert cfg.targets[0].estimated and cfg.targets[0].estimate.device.peak_gflops == 10.0
 
 
 def test_gpu_settings_parse_with_fractions_and_whole_numbers():
-    cfg = parse_config(minimal(compute={"device": "cuda", "precision": "fp16", "channels_last": True}, ray={"gpus_per_trial": 0.25, "gpus_per_task": 2}, ofa={"replica_gpus": 0.5}))
+    cfg = parse_config(
+        minimal(
+            compute={"device": "cuda", "precision": "fp16", "channels_last": True},
+            ray={"gpus_per_trial": 0.25, "gpus_per_task": 2},
+            ofa={"replica_gpus": 0.5},
+        )
+    )
     assert (cfg.ray.gpus_per_trial, cfg.ray.gpus_per_task, cfg.ofa.replica_gpus) == (0.25, 2.0, 0.5)
     assert cfg.compute.precision == "fp16" and cfg.compute.channels_last

@@ -27,7 +27,11 @@ def test_a_torch_target_ships_the_trace_it_timed_with_its_recipe(tmp_path):
         assert torch.allclose(loaded(x), net(x), atol=1e-5)
     recipe = json.loads((tmp_path / "d" / RECIPE_FILE).read_text())
     assert recipe["input_shape"] == [16, 1, 28, 28] and recipe["output_shape"] == [16, 10] and recipe["measured_ms"] == 3.2
-    assert recipe["allocator"] == "glibc-tuned" and recipe["start"].startswith("GLIBC_TUNABLES=") and recipe["threads"] == "torch.set_num_threads(1)"
+    assert (
+        recipe["allocator"] == "glibc-tuned"
+        and recipe["start"].startswith("GLIBC_TUNABLES=")
+        and recipe["threads"] == "torch.set_num_threads(1)"
+    )
 
 
 def test_an_onnx_runtime_target_ships_an_onnx_file(tmp_path):

@@ -194,7 +194,9 @@ def test_real_fashion_mnist_has_its_published_sizes():
 
 def test_decoded_folders_are_cached_for_later_trials_and_a_broken_cache_is_decoded_again(tmp_path):
     _image_folders(tmp_path / "images", per_class=10)
-    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path / "images"), val_fraction=0.2, test_fraction=0.2, cache_dir=str(tmp_path / "cache"))
+    cfg = DataConfig(
+        dataset="imagefolder", root=str(tmp_path / "images"), val_fraction=0.2, test_fraction=0.2, cache_dir=str(tmp_path / "cache")
+    )
     first = load_splits(cfg)
     files = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(files) == 3  # train, validation, test

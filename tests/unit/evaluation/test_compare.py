@@ -7,12 +7,24 @@ PROXYLESS = "proxyless"
 
 
 def row(method, seed, acc, ms=1.0, target="cpu-1t", budget=2.0, width=1.0):
-    return {"target": target, "budget_ms": None if method == HAND else budget, "method": method, "seed": seed, "test_acc": acc, "measured_ms": ms, "width_mult": width}
+    return {
+        "target": target,
+        "budget_ms": None if method == HAND else budget,
+        "method": method,
+        "seed": seed,
+        "test_acc": acc,
+        "measured_ms": ms,
+        "width_mult": width,
+    }
 
 
 def test_gap_is_paired_by_seed_and_p_value_is_the_paired_t_test():
     nas, rnd = [0.95, 0.96, 0.94], [0.93, 0.95, 0.90]
-    rows = [row(PROXYLESS, s, a, ms=1.8) for s, a in enumerate(nas)] + [row(RANDOM, s, a, ms=1.7) for s, a in enumerate(rnd)] + [row(HAND, 0, 0.99)]
+    rows = (
+        [row(PROXYLESS, s, a, ms=1.8) for s, a in enumerate(nas)]
+        + [row(RANDOM, s, a, ms=1.7) for s, a in enumerate(rnd)]
+        + [row(HAND, 0, 0.99)]
+    )
     [c] = paired_comparisons(rows)
     assert c["seeds"] == 3 and c["gap_pp"] == pytest.approx(100 * (sum(nas) - sum(rnd)) / 3)
     assert c["nas_acc_mean"] == pytest.approx(0.95) and c["random_ms_mean"] == pytest.approx(1.7)
@@ -39,8 +51,18 @@ def test_unpaired_seeds_are_left_out_and_one_seed_has_no_p_value():
 
 
 def test_headline_counts_wins_over_comparisons():
-    rows = [row(PROXYLESS, 0, 0.9, budget=1.0), row(RANDOM, 0, 0.8, budget=1.0), row(PROXYLESS, 0, 0.7, budget=2.0), row(RANDOM, 0, 0.8, budget=2.0)]
-    assert headline(paired_comparisons(rows)) == {"nas_minus_random_mean_pp": pytest.approx(0.0), "nas_wins": 1, "comparisons": 2, "nas_minus_hand_curve_mean_pp": None}
+    rows = [
+        row(PROXYLESS, 0, 0.9, budget=1.0),
+        row(RANDOM, 0, 0.8, budget=1.0),
+        row(PROXYLESS, 0, 0.7, budget=2.0),
+        row(RANDOM, 0, 0.8, budget=2.0),
+    ]
+    assert headline(paired_comparisons(rows)) == {
+        "nas_minus_random_mean_pp": pytest.approx(0.0),
+        "nas_wins": 1,
+        "comparisons": 2,
+        "nas_minus_hand_curve_mean_pp": None,
+    }
     assert headline([]) == {"nas_minus_random_mean_pp": None, "nas_wins": 0, "comparisons": 0, "nas_minus_hand_curve_mean_pp": None}
 
 
@@ -53,12 +75,19 @@ def test_summarize_groups_hand_designed_by_width():
 def test_budget_steps_weigh_each_change_against_the_seeds_noise():
     """Budget 1 ms: 80 / 82 %; 2 ms: 90 / 92 % (a rise of 10 points, far beyond noise); 3 ms: 89 / 91 % (a fall of 1 within it)."""
     accs = {1.0: (0.80, 0.82), 2.0: (0.90, 0.92), 3.0: (0.89, 0.91)}
-    rows = [row(m, s, a if m == PROXYLESS else 0.5, budget=b) for b, pair in accs.items() for s, a in enumerate(pair) for m in (PROXYLESS, RANDOM)]
+    rows = [
+        row(m, s, a if m == PROXYLESS else 0.5, budget=b)
+        for b, pair in accs.items()
+        for s, a in enumerate(pair)
+        for m in (PROXYLESS, RANDOM)
+    ]
     rows += [row(PROXYLESS, 0, 0.7, budget=1.0, target="other"), row(RANDOM, 0, 0.6, budget=1.0, target="other")]
     steps = budget_steps(paired_comparisons(rows))
     assert [(s["from_ms"], s["to_ms"]) for s in steps] == [(1.0, 2.0), (2.0, 3.0)]  # no step across targets
     noise = 2 * 100 * (2 * 0.0141421356**2 / 2) ** 0.5  # two seeds each, std 1.41 points
-    assert steps[0]["change_pp"] == pytest.approx(10.0) and steps[0]["noise_pp"] == pytest.approx(noise, rel=1e-4) and steps[0]["beyond_noise"]
+    assert (
+        steps[0]["change_pp"] == pytest.approx(10.0) and steps[0]["noise_pp"] == pytest.approx(noise, rel=1e-4) and steps[0]["beyond_noise"]
+    )
     assert steps[1]["change_pp"] == pytest.approx(-1.0) and not steps[1]["beyond_noise"]
 
 

@@ -15,7 +15,9 @@ MACRO = get_space("mnist-small")
 def test_random_search_over_time_is_monotone_and_ends_at_the_returned_architectures_score():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
-    search = RandomSearch(Supernet(MACRO, 10), table, low + 0.5 * (high - low), SearchConfig(eval_batches=1), seed=0, train_fraction=0.2).start(*loaders(), 2.0)
+    search = RandomSearch(
+        Supernet(MACRO, 10), table, low + 0.5 * (high - low), SearchConfig(eval_batches=1), seed=0, train_fraction=0.2
+    ).start(*loaders(), 2.0)
     scores = []
     while not search.done:
         metrics = search.step()
@@ -33,7 +35,12 @@ def test_anytime_band_holds_each_runs_latest_score_and_averages_over_seeds():
 
 
 def test_over_time_plot_draws_a_panel_per_budget(tmp_path):
-    curves = [{"key": f"{m}:{b}", "method": m, "target": "cpu-1t", "budget_ms": b, "seed": s, "seconds": t, "score": 0.5 + 0.1 * t}
-              for m in ("proxyless", "random") for b in (1.0, 2.0) for s in (0, 1) for t in (1.0, 2.0, 3.0)]
+    curves = [
+        {"key": f"{m}:{b}", "method": m, "target": "cpu-1t", "budget_ms": b, "seed": s, "seconds": t, "score": 0.5 + 0.1 * t}
+        for m in ("proxyless", "random")
+        for b in (1.0, 2.0)
+        for s in (0, 1)
+        for t in (1.0, 2.0, 3.0)
+    ]
     path = over_time_plot(curves, "cpu-1t", tmp_path / "over-time.png")
     assert path.read_bytes()[:4] == b"\x89PNG"

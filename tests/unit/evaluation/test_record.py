@@ -26,7 +26,10 @@ def test_trial_seconds_count_each_finalist_once():
     base = {"budget_ms": 1.0, "seed": 0, "arch_id": "a", "search_seconds": 10.0, "retrain_seconds": 5.0}
     rows = [base | {"method": PROXYLESS, "target": "cpu-1t"}, base | {"method": PROXYLESS, "target": "cpu-1t-b16"}]
     rows += [base | {"method": HAND, "target": t, "budget_ms": None, "search_seconds": 0.0} for t in ("cpu-1t", "cpu-1t-b16")]
-    assert trial_seconds(rows) == {PROXYLESS: {"search": 20.0, "retrain": 10.0, "finalists": 2}, HAND: {"search": 0.0, "retrain": 5.0, "finalists": 1}}
+    assert trial_seconds(rows) == {
+        PROXYLESS: {"search": 20.0, "retrain": 10.0, "finalists": 2},
+        HAND: {"search": 0.0, "retrain": 5.0, "finalists": 1},
+    }
 
 
 def test_versions_commit_and_json_without_nan(tmp_path):

@@ -20,22 +20,61 @@ def saved_results(run_dir, record=True):
         for i, budget in enumerate((1.5 * scale, 2.0 * scale)):
             for seed in range(2):
                 for method, acc in ((PROXYLESS, 0.95), (RANDOM, 0.93)):
-                    rows.append({"target": target, "budget_ms": budget, "method": method, "seed": seed, "arch": "k3e3|skip|k5e6|k7e3|k3e6|k5e3",
-                                 "arch_id": "a", "width_mult": 1.0, "predicted_ms": 0.9 * budget, "measured_ms": 0.95 * budget,
-                                 "test_acc": acc + 0.01 * i + 0.001 * seed, "constrained": False, "search_seconds": 30.0, "retrain_seconds": 20.0})
-        rows.append({"target": target, "budget_ms": None, "method": HAND, "seed": 0, "arch": "|".join(["k3e6"] * 6), "arch_id": "h", "width_mult": 0.5,
-                     "predicted_ms": None, "measured_ms": 3.0 * scale, "test_acc": 0.9712, "constrained": None, "search_seconds": 0.0, "retrain_seconds": 20.0})
+                    rows.append(
+                        {
+                            "target": target,
+                            "budget_ms": budget,
+                            "method": method,
+                            "seed": seed,
+                            "arch": "k3e3|skip|k5e6|k7e3|k3e6|k5e3",
+                            "arch_id": "a",
+                            "width_mult": 1.0,
+                            "predicted_ms": 0.9 * budget,
+                            "measured_ms": 0.95 * budget,
+                            "test_acc": acc + 0.01 * i + 0.001 * seed,
+                            "constrained": False,
+                            "search_seconds": 30.0,
+                            "retrain_seconds": 20.0,
+                        }
+                    )
+        rows.append(
+            {
+                "target": target,
+                "budget_ms": None,
+                "method": HAND,
+                "seed": 0,
+                "arch": "|".join(["k3e6"] * 6),
+                "arch_id": "h",
+                "width_mult": 0.5,
+                "predicted_ms": None,
+                "measured_ms": 3.0 * scale,
+                "test_acc": 0.9712,
+                "constrained": None,
+                "search_seconds": 0.0,
+                "retrain_seconds": 20.0,
+            }
+        )
         rows.append(rows[-1] | {"width_mult": 1.0, "measured_ms": 4.0 * scale, "test_acc": 0.98})
     run_dir.mkdir(exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA), run_dir / "results.parquet")
     if record:
-        (run_dir / "record.json").write_text(json.dumps({
-            "git_commit": "abc123", "seeds": [0, 1], "space": "mnist-small", "created": "now", "phase_seconds": {"profile": 12.5, "search": 100.0},
-            "trial_seconds": {PROXYLESS: {"search": 120.0, "retrain": 80.0, "finalists": 8}}, "libraries": {"torch": "2.14.1"},
-            "hardware": {"cpu-1t": {"backend": "torch-cpu", "device": "AMD EPYC", "threads": "1", "batch_size": 1}},
-            "data": {"dataset": "mnist-embedded", "sizes": {"train": 1, "val": 1, "test": 1}, "split_seed": 0, "protocol": "p"},
-            "hyperparameters": {"search": {"search_epochs": 3}}, "tuning": "arch lr from two runs on validation data",
-        }))
+        (run_dir / "record.json").write_text(
+            json.dumps(
+                {
+                    "git_commit": "abc123",
+                    "seeds": [0, 1],
+                    "space": "mnist-small",
+                    "created": "now",
+                    "phase_seconds": {"profile": 12.5, "search": 100.0},
+                    "trial_seconds": {PROXYLESS: {"search": 120.0, "retrain": 80.0, "finalists": 8}},
+                    "libraries": {"torch": "2.14.1"},
+                    "hardware": {"cpu-1t": {"backend": "torch-cpu", "device": "AMD EPYC", "threads": "1", "batch_size": 1}},
+                    "data": {"dataset": "mnist-embedded", "sizes": {"train": 1, "val": 1, "test": 1}, "split_seed": 0, "protocol": "p"},
+                    "hyperparameters": {"search": {"search_epochs": 3}},
+                    "tuning": "arch lr from two runs on validation data",
+                }
+            )
+        )
     return rows
 
 
@@ -53,8 +92,14 @@ def test_report_renders_from_a_saved_results_table(tmp_path):
     assert "| x0.5 | 1 | 97.12 +- 0.00 |" in md
     assert "| profile | 12.5 |" in md and "| total | 112.5 |" in md and "abc123" in md
     assert "How the search settings were chosen: arch lr from two runs on validation data" in md
-    assert "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a | n/a | n/a | n/a | 97.12 (0/1 seeds between widths, else nearest width) | -2.12 |" in md
-    assert "NAS test accuracy over the budgets, tightest first: 95.05 -> 96.05 %; it rises with the budget. Against random search in accuracy and measured latency together, NAS is at least as good in both at 2, at most as good in both at 0 and trades one for the other at 0 of 2 budgets." in md
+    assert (
+        "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a | n/a | n/a | n/a | 97.12 (0/1 seeds between widths, else nearest width) | -2.12 |"
+        in md
+    )
+    assert (
+        "NAS test accuracy over the budgets, tightest first: 95.05 -> 96.05 %; it rises with the budget. Against random search in accuracy and measured latency together, NAS is at least as good in both at 2, at most as good in both at 0 and trades one for the other at 0 of 2 budgets."
+        in md
+    )
     assert "<table>" in page and "report/pareto-cpu-1t.png" in page and "abc123" in page
 
 

@@ -1,8 +1,8 @@
 import pytest
 
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, measure_network, measure_networks
-from raynas.hardware.torch_cpu import measure_ms
 from raynas.hardware.targets import TARGETS, get_target
+from raynas.hardware.torch_cpu import measure_ms
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 
@@ -90,8 +90,12 @@ def _noisy_target(name: str, calm_after: int | None):
         if nets:
             calls.append(repeats)
         calm = calm_after is not None and len(calls) > calm_after
-        return {k: ((2.0 + sum(op != "skip" for op in m.arch.ops)) if calm else 0.1) if isinstance(m, ChildNetwork) else (0.0 if k == "call" else 1.0)
-                for k, (m, _) in modules.items()}
+        return {
+            k: ((2.0 + sum(op != "skip" for op in m.arch.ops)) if calm else 0.1)
+            if isinstance(m, ChildNetwork)
+            else (0.0 if k == "call" else 1.0)
+            for k, (m, _) in modules.items()
+        }
 
     register_backend(Backend(name, measure, lambda threads: {"num_cpus": 1}))
     return HardwareTarget(f"{name}-target", name, 1, 1, "a deterministic noisy backend"), calls

@@ -100,7 +100,10 @@ def test_the_published_pixel1_table_imports_as_published():
     table = import_table(path, MOBILE)
     table.check_space(MOBILE)
     first = MOBILE.layers()[0]
-    assert table.entries[(first.key, "k3e3")] == raw["expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0"]["mean"]
+    assert (
+        table.entries[(first.key, "k3e3")]
+        == raw["expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0"]["mean"]
+    )
     all_k3e6 = Architecture(MOBILE.name, tuple("k3e6" for _ in MOBILE.layers()))
     assert table.predict(all_k3e6, MOBILE) == pytest.approx(sum(raw[k]["mean"] for k in _all_k3e6_keys()))
     assert table.metadata["format"] == "proxylessnas" and table.metadata["estimated"] == "true"
@@ -119,7 +122,12 @@ def _ofa_table(with_plain: bool) -> dict:
             if with_plain:
                 table[base + "-se:0-hs:0"] = {"count": 1, "mean": 0.1 * k + e, "var": 0.0}
     table[_block(112, 32, 16, 1, 32, 3, "-se:0-hs:0")] = {"count": 1, "mean": 1.0, "var": 0.0}
-    for key in ("Conv-input:224x224x3-output:112x112x32", "Conv_1-input:7x7x320-output:7x7x1280", "AvgPool2D-input:7x7x1280-output:1x1x1280", "Logits-input:1x1x1280-output:1000"):
+    for key in (
+        "Conv-input:224x224x3-output:112x112x32",
+        "Conv_1-input:7x7x320-output:7x7x1280",
+        "AvgPool2D-input:7x7x1280-output:1x1x1280",
+        "Logits-input:1x1x1280-output:1000",
+    ):
         table[key] = {"count": 1, "mean": 0.5, "var": 0.0}
     return table
 
@@ -134,8 +142,13 @@ def test_once_for_all_keys_map_mid_channels_and_skip_squeeze_excite(tmp_path):
 
 def test_a_published_table_without_the_spaces_ops_names_the_missing_keys(tmp_path):
     (tmp_path / "se-only.yaml").write_text(yaml.safe_dump(_ofa_table(with_plain=False)))
-    with pytest.raises(LatencyTableError, match=r"lacks 66 layers .*Once-for-All.*expanded_conv-input:112x112x16-output:56x56x24-expand:48-kernel:3-stride:2-idskip:0-se:0-hs:0"):
+    with pytest.raises(
+        LatencyTableError,
+        match=r"lacks 66 layers .*Once-for-All.*expanded_conv-input:112x112x16-output:56x56x24-expand:48-kernel:3-stride:2-idskip:0-se:0-hs:0",
+    ):
         import_table(tmp_path / "se-only.yaml", MOBILE)
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"expanded_conv-input:1x1x1-output:1x1x1-expand:1-kernel:3-stride:1-idskip:0": {"count": 3}}))
+    (tmp_path / "bad.yaml").write_text(
+        yaml.safe_dump({"expanded_conv-input:1x1x1-output:1x1x1-expand:1-kernel:3-stride:1-idskip:0": {"count": 3}})
+    )
     with pytest.raises(LatencyTableError, match="needs a numeric 'mean'"):
         import_table(tmp_path / "bad.yaml", MOBILE)

@@ -16,7 +16,9 @@ def synthetic_table(scale: float = 1.0) -> LatencyTable:
         for op in spec.choices:
             if op != SKIP:
                 entries[(spec.key, op)] = (int(op[1]) + int(op[3])) * 0.01 * (spec.index + 1) * scale
-    return LatencyTable("cpu-1t", MACRO.name, MACRO.space_hash(), 1, entries, {"stem": 0.1, "head": 0.2, "overhead": 0.05}, {"device": "test"})
+    return LatencyTable(
+        "cpu-1t", MACRO.name, MACRO.space_hash(), 1, entries, {"stem": 0.1, "head": 0.2, "overhead": 0.05}, {"device": "test"}
+    )
 
 
 def test_predict_is_fixed_plus_the_chosen_ops():
@@ -42,7 +44,9 @@ def test_expected_latency_is_the_probability_weighted_sum_and_differentiable():
 def test_latency_range_brackets_every_architecture():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
-    fastest = Architecture(MACRO.name, tuple(min(s.choices, key=lambda o: 0 if o == SKIP else int(o[1]) + int(o[3])) for s in MACRO.layers()))
+    fastest = Architecture(
+        MACRO.name, tuple(min(s.choices, key=lambda o: 0 if o == SKIP else int(o[1]) + int(o[3])) for s in MACRO.layers())
+    )
     assert table.predict(fastest, MACRO) == pytest.approx(low)
     assert low < table.predict(Architecture(MACRO.name, ("k7e6",) * 6), MACRO) == pytest.approx(high)
 

@@ -68,4 +68,6 @@ def test_ray_tasks_of_a_target_start_with_its_allocator(ray_session):
     for name in ("cpu-1t-b16", "cpu-1t-b16-tuned"):
         target = get_target(name)
         assert ray_session.get(inside.options(**target.task_resources()).remote(target.process_env()))
-    assert not ray_session.get(inside.options(**get_target("cpu-1t-b16").task_resources()).remote(get_target("cpu-1t-b16-tuned").process_env()))
+    assert not ray_session.get(
+        inside.options(**get_target("cpu-1t-b16").task_resources()).remote(get_target("cpu-1t-b16-tuned").process_env())
+    )

@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
@@ -55,13 +54,19 @@ def test_a_scenarios_budget_stops_its_own_trials_only():
 
 
 def test_the_survivor_is_the_best_of_the_trials_that_trained_longest():
-    results = [{"training_iteration": 1, "val_acc": 0.9, "arch": "a"}, {"training_iteration": 3, "val_acc": 0.6, "arch": "b"}, {"training_iteration": 3, "val_acc": 0.7, "arch": "c"}]
+    results = [
+        {"training_iteration": 1, "val_acc": 0.9, "arch": "a"},
+        {"training_iteration": 3, "val_acc": 0.6, "arch": "b"},
+        {"training_iteration": 3, "val_acc": 0.7, "arch": "c"},
+    ]
     assert survivor(results)["arch"] == "c"
 
 
 def test_anytime_is_monotone_over_device_seconds_in_finishing_order():
-    frames = [pd.DataFrame({"timestamp": [1, 3], "time_this_iter_s": [1.0, 1.0], "val_acc": [0.2, 0.5]}),
-              pd.DataFrame({"timestamp": [2], "time_this_iter_s": [2.0], "val_acc": [0.4]})]
+    frames = [
+        pd.DataFrame({"timestamp": [1, 3], "time_this_iter_s": [1.0, 1.0], "val_acc": [0.2, 0.5]}),
+        pd.DataFrame({"timestamp": [2], "time_this_iter_s": [2.0], "val_acc": [0.4]}),
+    ]
     points = anytime(frames, devices=1)
     assert points == [(1.0, 0.2), (3.0, 0.4), (4.0, 0.5)]
     assert np.all(np.diff([p[1] for p in points]) >= 0)

@@ -24,13 +24,21 @@ def test_trials_reserve_fractional_gpus_and_tune_accepts_them():
     from raynas.config import parse_config
     from raynas.orchestration.pipeline import gpu_requests, trial_resources
 
-    cfg = parse_config({"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "ray": {"gpus_per_trial": 0.25, "cpus_per_trial": 2, "gpus_per_task": 1}})
+    cfg = parse_config(
+        {
+            "name": "t",
+            "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}],
+            "ray": {"gpus_per_trial": 0.25, "cpus_per_trial": 2, "gpus_per_task": 1},
+        }
+    )
     assert trial_resources(cfg) == {"cpu": 2, "gpu": 0.25}
     trainable = tune.with_resources(lambda config: None, trial_resources(cfg))
     bundles = trainable._resources.bundles if hasattr(trainable._resources, "bundles") else None
     assert bundles == [{"CPU": 2, "GPU": 0.25}]
     assert gpu_requests(cfg) == {"ray.gpus_per_trial": 0.25, "ray.gpus_per_task": 1.0}
-    ofa = parse_config({"name": "t", "strategy": "ofa", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "ofa": {"replica_gpus": 0.5}})
+    ofa = parse_config(
+        {"name": "t", "strategy": "ofa", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "ofa": {"replica_gpus": 0.5}}
+    )
     assert gpu_requests(ofa)["ofa.replica_gpus"] == 0.5
 
 

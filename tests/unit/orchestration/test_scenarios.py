@@ -18,7 +18,9 @@ def test_fractions_resolve_inside_each_targets_latency_range():
 
 
 def test_every_budget_is_replicated_over_the_configured_seeds():
-    cfg = parse_config({"name": "t", "seed": 5, "targets": [{"name": "cpu-1t", "budget_fractions": [0.25, 0.75]}], "evaluation": {"seeds": 3}})
+    cfg = parse_config(
+        {"name": "t", "seed": 5, "targets": [{"name": "cpu-1t", "budget_fractions": [0.25, 0.75]}], "evaluation": {"seeds": 3}}
+    )
     scenarios = resolve_scenarios(cfg, {"cpu-1t": synthetic_table()})
     assert sorted((s.budget_ms, s.seed) for s in scenarios) == sorted((s.budget_ms, seed) for s in scenarios[::3] for seed in (5, 6, 7))
     assert len({s.pair for s in scenarios}) == 6

@@ -24,7 +24,9 @@ def test_samples_lie_in_the_window():
 
 def test_sampler_is_uniform_over_the_constrained_space():
     """Chi-square against the uniform law over every architecture in the window (enumerated)."""
-    inside = [c for c in itertools.product(*(range(len(r)) for r in COSTS)) if 4.0 <= 0.2 + sum(COSTS[i][j] for i, j in enumerate(c)) <= 6.0]
+    inside = [
+        c for c in itertools.product(*(range(len(r)) for r in COSTS)) if 4.0 <= 0.2 + sum(COSTS[i][j] for i, j in enumerate(c)) <= 6.0
+    ]
     picks = sample_in_window(COSTS, 0.2, 4.0, 6.0, 300 * len(inside), np.random.default_rng(1))
     counts = [int((picks == np.array(c)).all(1).sum()) for c in inside]
     assert sum(counts) == len(picks)  # nothing outside the enumerated set

@@ -17,7 +17,7 @@ def test_round_trips_through_dict_json_and_string():
 
 
 def test_id_is_stable_across_processes():
-    code = "from raynas.space.architecture import Architecture as A;" f"print(A.from_json({ARCH.to_json()!r}).arch_id)"
+    code = f"from raynas.space.architecture import Architecture as A;print(A.from_json({ARCH.to_json()!r}).arch_id)"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123"})
     assert other.stdout.strip() == ARCH.arch_id
     assert Architecture("mnist-small", ("k3e3",) * 6).arch_id != ARCH.arch_id

@@ -6,7 +6,15 @@ import torch
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.ops import SKIP
-from raynas.strategies.petridish import GrowingNet, PetridishConfig, PetridishSearch, StandaloneRandomSearch, cheapest_parent, lower_hull, pick_within
+from raynas.strategies.petridish import (
+    GrowingNet,
+    PetridishConfig,
+    PetridishSearch,
+    StandaloneRandomSearch,
+    cheapest_parent,
+    lower_hull,
+    pick_within,
+)
 from tests.unit.hardware.test_lut import synthetic_table
 from tests.unit.search.test_proxyless import loaders
 

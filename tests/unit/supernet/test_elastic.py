@@ -79,10 +79,13 @@ def test_sliced_batch_norm_recalibration_matches_the_extracted_networks_own():
     assert torch.allclose(net.eval()(x), child.eval()(x), atol=1e-4)
 
 
-@pytest.mark.parametrize("ops,message", [
-    (("k3e3", "skip", "k3e3", "k3e3") + ("k3e3",) * 8, "prefix"),
-    (("k3e3", "skip", "skip", "skip") + ("k3e3",) * 8, "prefix"),
-])
+@pytest.mark.parametrize(
+    "ops,message",
+    [
+        (("k3e3", "skip", "k3e3", "k3e3") + ("k3e3",) * 8, "prefix"),
+        (("k3e3", "skip", "skip", "skip") + ("k3e3",) * 8, "prefix"),
+    ],
+)
 def test_subnets_that_skip_inside_a_stage_or_go_too_shallow_are_refused(ops, message):
     with pytest.raises(ValueError, match=message):
         _net().set_architecture(Architecture("mnist-ofa", ops))

@@ -43,7 +43,9 @@ def test_ratio_form_is_unit_free_and_pulls_toward_the_budget_from_both_sides(sca
     at, _ = loss_and_grad(1.5)
     over, pull_over = loss_and_grad(1.5 * 1.41)
     under, pull_under = loss_and_grad(1.5 * 0.5)
-    assert at == pytest.approx(2.0) and over == pytest.approx(2.0 * 1.41**0.6, rel=1e-5) and under == pytest.approx(2.0 * 0.5**-0.1, rel=1e-5)
+    assert (
+        at == pytest.approx(2.0) and over == pytest.approx(2.0 * 1.41**0.6, rel=1e-5) and under == pytest.approx(2.0 * 0.5**-0.1, rel=1e-5)
+    )
     assert pull_over > 0 > pull_under  # gradient descent moves E[lat] down above B and up below it
 
 

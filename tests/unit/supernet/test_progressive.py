@@ -46,7 +46,9 @@ def test_a_resumed_run_sees_the_batches_an_uninterrupted_one_would(tmp_path):
     from raynas.data.device_loader import DeviceLoader, TensorImages
 
     images = TensorImages(torch.randint(0, 256, (24, 1, 28, 28), dtype=torch.uint8), torch.arange(24) % 10, torch.arange(24))
-    loader = lambda: DeviceLoader(images, 4, device=torch.device("cpu"), mean=(0.5,), std=(0.3,), shuffle=True, drop_last=True, augment="crop-flip", seed=7)  # noqa: E731
+    loader = lambda: DeviceLoader(
+        images, 4, device=torch.device("cpu"), mean=(0.5,), std=(0.3,), shuffle=True, drop_last=True, augment="crop-flip", seed=7
+    )  # noqa: E731
     cfg = ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
     torch.manual_seed(0)
     net = ElasticSupernet(SPACE, 10, 2)
