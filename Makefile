@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.raynas-installed
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?= experiments/configs/smoke.yaml
 
-.PHONY: install bytecode run test clean
+.PHONY: install bytecode lint run test clean
 
 install: $(STAMP)
 
@@ -25,7 +25,12 @@ bytecode: install
 run: bytecode
 	$(PY) experiments/run_all_targets.py --config $(CONFIG)
 
-test: bytecode
+# ruff: pyflakes, pycodestyle (140 columns) and import order; lint-imports: the layers in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check raynas experiments tests
+	$(VENV)/bin/lint-imports
+
+test: lint bytecode
 	$(PY) -m pytest -q --durations=15
 
 clean:

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         over = "-" if r["argmax_over_budget"] is None else f"{r['argmax_over_budget']:.2f}"
         print(
-            f"{r['target']:<12}{r['budget_ms']:>10.3f}  {r['variant']:<24}{r['seeds']:>6}{100 * r['acc_mean']:>11.2f} +- {100 * r['acc_std']:<4.2f}{r['window_picked']:>15}{over:>12}"
+            f"{r['target']:<12}{r['budget_ms']:>10.3f}  {r['variant']:<24}{r['seeds']:>6}"
+            f"{100 * r['acc_mean']:>11.2f} +- {100 * r['acc_std']:<4.2f}{r['window_picked']:>15}{over:>12}"
         )
     print(json.dumps({"variants": list(results), "rows": rows, "run_dirs": run_dirs}), flush=True)
     return 0

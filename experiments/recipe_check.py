@@ -51,7 +51,7 @@ def train_one(cfg: ExperimentConfig, job: Job) -> tuple[float, float]:
     splits = load_splits(cfg.data)
     train, val, _ = splits.loaders(cfg.data.batch_size, job.seed, compute.device)
     model = compute.module(ChildNetwork(mobilenet_v2_like(cfg.space, job.width), splits.num_classes))
-    metrics = retrain(model, train, val, cfg.retrain, compute=compute)
+    metrics = retrain(model, train, val, cfg=cfg.retrain, compute=compute)
     return metrics["val_acc"], time.process_time() - start
 
 
@@ -81,7 +81,8 @@ def run(cfg: ExperimentConfig, widths: list[float], seeds: int, workers: int) ->
 def report(cfg: ExperimentConfig, accs: dict[float, list[float]], cpu_seconds: float) -> dict:
     """The table and the JSON line (returned too)."""
     print(
-        f"recipe: {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}, batch {cfg.data.batch_size}, {cfg.data.limit or 'all'} training images; validation accuracy %"
+        f"recipe: {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}, batch {cfg.data.batch_size}, "
+        f"{cfg.data.limit or 'all'} training images; validation accuracy %"
     )
     print(f"{'width':>6} {'per seed':<28} {'mean':>6} {'spread':>6}")
     for w, values in sorted(accs.items()):
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = args.seeds or cfg.evaluation.seeds
         if len(widths) < 2 or seeds < 2 or args.workers < 1:
             raise ConfigError(
-                "recipe_check needs at least two widths (--widths), two seeds (--seeds) and one worker (--workers): a spread needs seeds and a separation needs widths"
+                "recipe_check needs at least two widths (--widths), two seeds (--seeds) and one worker (--workers): "
+                "a spread needs seeds and a separation needs widths"
             )
         cache = cfg.data.cache_dir or str(Path("runs") / "recipe-check" / "data-cache")
         report(cfg, *run(replace(cfg, data=replace(cfg.data, cache_dir=cache)), widths, seeds, args.workers))

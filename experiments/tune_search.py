@@ -30,8 +30,8 @@ from raynas.evaluation import plans
 from raynas.evaluation.compare import RANDOM, nas_methods
 from raynas.evaluation.plans import VariantPlan
 from raynas.evaluation.record import write_json
+from raynas.execution.runtime import cluster_cpus, connect
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
-from raynas.orchestration.runtime import cluster_cpus, connect
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ def report(plan: VariantPlan, scores: dict[str, Score], costs: dict[str, float],
     for v, s in scores.items():
         switches = "; ".join(f"{k}={x}" for k, x in plan.variants[v].items()) or "(the base config)"
         print(
-            f"{v:<20} {switches:<44} {100 * s.nas_val:>9.2f} {fmt(None if s.random_val is None else 100 * s.random_val, '>12.2f'):>12} {fmt(s.gap_pp, '+7.2f'):>7} {s.within_budget:>9.0%} {costs[v]:>8.0f}"
+            f"{v:<20} {switches:<44} {100 * s.nas_val:>9.2f} {fmt(None if s.random_val is None else 100 * s.random_val, '>12.2f'):>12} "
+            f"{fmt(s.gap_pp, '+7.2f'):>7} {s.within_budget:>9.0%} {costs[v]:>8.0f}"
         )
     best = max(scores, key=lambda v: scores[v].nas_val)
     total = sum(costs.values())

@@ -10,17 +10,18 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from raynas.api import strategy_class, strategy_names
 from raynas.checkpoints import CheckpointError
 from raynas.config import ConfigError, ExperimentConfig, check_dataset_folder, load_config
 from raynas.data.datasets import DatasetError
 from raynas.evaluation.report import ReportError, write_report
+from raynas.execution.runtime import ClusterError
 from raynas.hardware.backend import HardwareUnavailable
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
-from raynas.orchestration.runtime import ClusterError
+from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment, sync_mlflow
 from raynas.space.macro import SPACES, get_space
-from raynas.strategies import strategy_class, strategy_names
 from raynas.tracking.mlflow_tracker import TrackingError
 
 USER_ERRORS = (ConfigError, DatasetError, LatencyTableError, CheckpointError, ClusterError, TrackingError, HardwareUnavailable, ReportError)
@@ -72,13 +73,15 @@ def format_table(summary: dict[str, Any]) -> str:
     rows = [[_cell(r.get(c)) for c in COLUMNS[:-1]] + [_constrained(r), _ratio(r)] for r in results]
     lines = _aligned(list(COLUMNS) + ["meas/pred"], rows)
     lines += [
-        "(latencies: ms in the unit of each target's latency table, its yardstick; measured_wall_ms: the same measurement in wall-clock ms of its moment)"
+        "(latencies: ms in the unit of each target's latency table, its yardstick; "
+        "measured_wall_ms: the same measurement in wall-clock ms of its moment)"
     ]
     if summary.get("comparisons"):
         lines += [
             "",
             "NAS versus random search (test accuracy; gap in percentage points; p: paired t-test over seeds)",
-            "and versus the MobileNetV2-style widths at NAS's measured latency (hand_gap_pp; linear between widths, the nearest width outside them)",
+            "and versus the MobileNetV2-style widths at NAS's measured latency "
+            "(hand_gap_pp; linear between widths, the nearest width outside them)",
         ]
         lines += _aligned(list(COMPARISON_COLUMNS), [[_cell(c.get(k)) for k in COMPARISON_COLUMNS] for c in summary["comparisons"]])
     lines += ["", f"run directory: {summary['run_dir']}", f"browse MLflow: mlflow ui --backend-store-uri {summary['mlflow_uri']}"]
@@ -113,8 +116,6 @@ def _cell(value: Any) -> str:
 
 
 def run_command(config: str, overrides: Sequence[str], resume: str | None = None) -> dict[str, Any]:
-    from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment
-
     if resume:
         if overrides:
             raise ConfigError("--resume continues a run with the config it started with; drop the --set overrides")
@@ -141,12 +142,13 @@ def print_estimated_budgets(cfg: ExperimentConfig) -> None:
     for tgt in cfg.targets:
         if tgt.estimated:
             est = tgt.estimate
-            lut = estimated_table(tgt.name, macro, est.table, est.device, est.batch_size)
+            lut = estimated_table(tgt.name, macro, table=est.table, device=est.device, batch_size=est.batch_size)
             low, high = lut.latency_range(macro)
             source = lut.metadata.get("source", lut.metadata.get("device"))
             budgets = ", ".join(f"{b:.2f}" for b in tgt.budgets(low, high))
             print(
-                f"[raynas] {tgt.name}: {lut.metadata['provenance']} estimate ({source}); space {macro.name} spans {low:.2f}-{high:.2f} ms; budgets {budgets} ms",
+                f"[raynas] {tgt.name}: {lut.metadata['provenance']} estimate ({source}); "
+                f"space {macro.name} spans {low:.2f}-{high:.2f} ms; budgets {budgets} ms",
                 flush=True,
             )
 
@@ -189,8 +191,6 @@ def _dispatch(args: argparse.Namespace) -> None:
     if args.command == "run":
         run_command(args.config, args.overrides, args.resume)
     elif args.command == "sync-mlflow":
-        from raynas.orchestration.pipeline import sync_mlflow
-
         print(json.dumps(sync_mlflow(args.run_dir, args.uri)))
     elif args.command == "report":
         for path in write_report(args.run_dir):

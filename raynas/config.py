@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from raynas.api import strategy_class, strategy_names
 from raynas.compute import DEVICES, PRECISIONS, ComputeConfig
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.estimates import DeviceSpec
@@ -77,6 +78,7 @@ class ASHAConfig:
     grace_epochs: int = 1  # epochs before a trial may be stopped
     reduction_factor: int = 3
     candidates: int = 64  # architectures drawn from the window; the compute budget usually ends the run first
+    budget_floor: float = 0.9  # candidates are drawn from the latency window [floor * B, B] of each budget B
     eval_batches: int = 8  # validation batches scoring each epoch
 
 
@@ -170,8 +172,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, ch
 
 def parse_config(raw: dict[str, Any], *, check_data: bool = True) -> ExperimentConfig:
     """Build and validate; each registered strategy's section is parsed into that strategy's dataclass."""
-    from raynas.strategies import strategy_class, strategy_names
-
     if not isinstance(raw, dict):
         raise ConfigError(f"config field (top level): expected a mapping, got {raw!r}")
     if "sections" in raw:
@@ -295,13 +295,15 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
             _check(
                 tgt.name in TARGETS,
                 f"{where}.name",
-                f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())} (or give `estimate:` for hardware you cannot reach)",
+                f"unknown hardware target {tgt.name!r}; valid: {', '.join(TARGETS.names())} "
+                "(or give `estimate:` for hardware you cannot reach)",
             )
         _check(bool(tgt.budgets_ms) != bool(tgt.budget_fractions), where, "give exactly one of budgets_ms or budget_fractions (non-empty)")
         _check(all(b > 0 for b in tgt.budgets_ms), f"{where}.budgets_ms", "budgets must be positive milliseconds")
         _check(all(0 < f <= 1 for f in tgt.budget_fractions), f"{where}.budget_fractions", "fractions must lie in (0, 1]")
     ev = cfg.evaluation
     _check(ev.random_train_fraction < 1, "evaluation.random_train_fraction", "must lie in [0, 1): the rest of the time scores candidates")
+    check(0 < ev.asha.budget_floor <= 1, "evaluation.asha.budget_floor", "must lie in (0, 1]")
     check(ev.asha.scheduler in SCHEDULERS, "evaluation.asha.scheduler", f"must be one of {', '.join(SCHEDULERS)}")
     check(
         ev.asha.grace_epochs <= ev.asha.max_epochs and ev.asha.reduction_factor >= 2,

@@ -23,12 +23,12 @@ class RetrainConfig:
     label_smoothing: float = 0.0
 
 
-def sgd(params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
+def sgd(params: Iterable[nn.Parameter], lr: float, *, momentum: float, weight_decay: float) -> torch.optim.SGD:
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, max_batches: int | None = None, compute: Compute = CPU) -> float:
+def evaluate(model: nn.Module, loader: DataLoader, *, max_batches: int | None = None, compute: Compute = CPU) -> float:
     """Top-1 accuracy in [0, 1]; counts stay on the device until the end (one sync)."""
     model.eval()
     correct, total = torch.zeros((), dtype=torch.long, device=compute.device), 0
@@ -42,7 +42,7 @@ def evaluate(model: nn.Module, loader: DataLoader, max_batches: int | None = Non
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int, compute: Compute = CPU) -> None:
+def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int, *, compute: Compute = CPU) -> None:
     """Re-estimate BatchNorm running statistics for the currently active path.
 
     Shared BN statistics in a supernet mix every sampled path, so a single path evaluated with
@@ -64,7 +64,7 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int, compute: 
 
 
 def train_step(
-    model: nn.Module, optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU
+    model: nn.Module, optimizer, loss_fn: nn.Module, *, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch (already on the device); returns the loss and the number of
     correct predictions as device tensors, so the caller decides when to synchronize."""
@@ -80,6 +80,7 @@ def train_epoch(
     model: nn.Module,
     loader: DataLoader,
     optimizer,
+    *,
     loss_fn: nn.Module,
     before_batch: Callable[[], None] | None = None,
     compute: Compute = CPU,
@@ -93,7 +94,7 @@ def train_epoch(
     for x, y in iterate_on(compute, loader):
         if before_batch is not None:
             before_batch()
-        loss, hits = train_step(model, optimizer, loss_fn, x, y, compute)
+        loss, hits = train_step(model, optimizer, loss_fn, x=x, y=y, compute=compute)
         loss_sum += loss.float() * len(y)
         correct += hits
         total += len(y)
@@ -104,17 +105,18 @@ def retrain(
     model: nn.Module,
     train: DataLoader,
     val: DataLoader,
+    *,
     cfg: RetrainConfig,
     on_epoch: Callable[[int, dict], None] | None = None,
     compute: Compute = CPU,
 ) -> dict[str, float]:
     """Train ``model`` (already on ``compute``'s device) from its current weights; report per-epoch metrics to ``on_epoch``."""
-    optimizer = sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+    optimizer = sgd(model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     metrics: dict[str, float] = {}
     for epoch in range(cfg.epochs):
-        stats = train_epoch(model, train, optimizer, loss_fn, compute=compute)
+        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, compute=compute)
         schedule.step()
         metrics = {"train_loss": stats["loss"], "train_acc": stats["acc"], "val_acc": evaluate(model, val, compute=compute)}
         if on_epoch is not None:

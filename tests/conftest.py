@@ -91,8 +91,8 @@ def ray_session():
     """A 2-CPU local Ray whose node offers every registered target's label; started once."""
     import ray
 
+    from raynas.execution.runtime import target_resources
     from raynas.hardware.targets import TARGETS
-    from raynas.orchestration.runtime import target_resources
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, resources=target_resources(TARGETS.names()), log_to_driver=False)
     yield ray

@@ -34,28 +34,21 @@ import torch
 from ray import tune
 from scipy.stats import kendalltau
 
+from raynas.api import Job
 from raynas.config import ProfileConfig, parse_config
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.data.sources import DatasetError, data_folder
-from raynas.orchestration.ofa import (
-    OFAConfig,
-    collect_and_fit_predictor,
-    predictor_payload,
-    resolution_spaces,
-    resolutions,
-    run_elastic_training,
-    train_elastic_supernet,
-)
-from raynas.orchestration.replicas import ReplicaPool, start_replicas
-from raynas.orchestration.runtime import connect
-from raynas.orchestration.tasks import on_target, profile_target
-from raynas.orchestration.trials import searcher_trial
+from raynas.execution.ofa import run_elastic_training, train_elastic_supernet
+from raynas.execution.replicas import ReplicaPool, start_replicas
+from raynas.execution.runtime import connect
+from raynas.execution.tasks import on_target, profile_target
+from raynas.execution.trials import searcher_trial
 from raynas.search.evolution import EvolutionConfig, SubnetGenes, SubnetLatency
+from raynas.search.ofa import OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions
 from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
-from raynas.strategies import Job
-from raynas.strategies.ofa import build_evolution
+from raynas.strategies.ofa import OFAShared, build_evolution
 from raynas.supernet.elastic import ElasticSupernet, SubnetScorer
 from raynas.supernet.progressive import ShrinkConfig
 from raynas.supernet.supernet import Supernet
@@ -140,22 +133,22 @@ def main() -> None:
         rows.append((name, threads, cost[name]))
         return value
 
-    tables = phase("profile latency tables (shared)", 1, lambda: {t: profile_resolutions(t, space, shrink, profile) for t in targets})
+    tables = phase("profile latency tables (shared)", 1, fn=lambda: {t: profile_resolutions(t, space, shrink, profile) for t in targets})
     stats, state = phase(
         "OFA: train elastic supernet (once)",
         2,
-        lambda: run_elastic_training(train_elastic_supernet.options(num_cpus=2), out / "supernet", space, data, shrink, 0, 2),
+        fn=lambda: run_elastic_training(
+            train_elastic_supernet.options(num_cpus=2), out / "supernet", space=space, data=data, shrink=shrink, seed=0, threads=2
+        ),
     )
-    replicas, _weights = start_replicas(
-        state, 2, space, shrink.min_depth, resolutions(get_space(space), shrink), data, cfg.calibration_batches, cfg.eval_batches, 0
-    )
+    replicas, _weights = start_replicas(state, space, cfg, data=data, seed=0)
     speedup, throughput = replica_throughput(replicas, bench, 4 if smoke else 32)
     predictor, fit, _, _ = phase(
-        "OFA: accuracy predictor (once)", 2, lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, 0)
+        "OFA: accuracy predictor (once)", 2, fn=lambda: collect_and_fit_predictor(ReplicaPool(replicas), space, cfg, seed=0)
     )
     log_predictor(predictor, fit, out)
     scenarios = scenario_list(tables, bench)
-    found = phase("OFA: all evolutionary searches", 2, lambda: run_searches(scenarios, replicas, predictor, tables, cfg, bench, out))
+    found = phase("OFA: all evolutionary searches", 2, fn=lambda: run_searches(scenarios, replicas, predictor, tables, cfg, bench, out))
     marginal = float(np.mean([r.metrics["time_total_s"] for r in found]))
     pnas = proxyless_cost(tables[targets[1]][space], scenarios[len(FRACTIONS) + 1]["budget_ms"], bench, search_cfg)
     for replica in replicas:  # done with them: the rank check's fine-tunes take both cores
@@ -191,20 +184,21 @@ def _finite(value: float) -> float | None:
 
 def profile_resolutions(target: str, space: str, shrink: ShrinkConfig, profile: ProfileConfig) -> dict:
     """The target's table for the space and each elastic resolution, all in the space table's unit."""
-    base = ray.get(on_target(profile_target, target).remote(target, space, 10, profile, 0))
+    base = ray.get(on_target(profile_target, target).remote(target, space, 10, profile=profile, seed=0))
     others = [s for s in resolution_spaces(space, shrink) if s != space]  # one at a time: profiling tasks must not share the cores
-    return {space: base} | {
-        s: ray.get(on_target(profile_target, target).remote(target, s, 10, profile, 0, base.yardstick_ms)) for s in others
-    }
+    task = on_target(profile_target, target)
+    return {space: base} | {s: ray.get(task.remote(target, s, 10, profile=profile, seed=0, yardstick_ms=base.yardstick_ms)) for s in others}
 
 
 def replica_throughput(replicas: list, bench: Setting, n: int) -> tuple[float, dict[int, float]]:
     """Evaluations per second of 1 and of 2 replicas on the same subnets (after one warm call each)."""
     net, gen = (
-        ElasticSupernet(get_space(bench.space), 10, bench.shrink.min_depth, bench.shrink.resolutions),
+        ElasticSupernet(get_space(bench.space), 10, min_depth=bench.shrink.min_depth, resolutions=bench.shrink.resolutions),
         torch.Generator().manual_seed(7),
     )
-    archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), bench.shrink.resolutions) for _ in range(n)]
+    archs = [
+        net.sample(gen, kernels=(3, 5, 7), expansions=(3, 4, 6), depths=(2, 3, 4), resolutions=bench.shrink.resolutions) for _ in range(n)
+    ]
     ray.get([r.evaluate.remote([archs[0].to_dict()]) for r in replicas])
     rates = {}
     for count in (1, 2, 1, 2):  # twice, interleaved; the better of each
@@ -250,8 +244,8 @@ def run_searches(scenarios: list[dict], replicas: list, predictor, tables: dict,
             "ofa": dataclasses.asdict(cfg),
         }
     )
-    jobs = {s["key"]: Job(s["key"], "ofa", s["target"], 0, s["budget_ms"]) for s in scenarios}
-    shared = {"replicas": {0: replicas}, "predictors": {0: predictor_payload(predictor)}, "tables": tables}
+    jobs = {s["key"]: Job(s["key"], "ofa", s["target"], seed=0, budget_ms=s["budget_ms"]) for s in scenarios}
+    shared = OFAShared({0: replicas}, {0: predictor_payload(predictor)}, tables)
     trainable = tune.with_resources(
         tune.with_parameters(searcher_trial, jobs=jobs, build=build_evolution, shared=shared, cfg=experiment), {"cpu": 1}
     )
@@ -276,9 +270,9 @@ def _proxyless(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> dict
     train, val, _ = splits.loaders(bench.data.batch_size, 0)
     supernet = Supernet(get_space(bench.space), splits.num_classes)
     start = time.perf_counter()
-    warm_up(supernet, train, cfg, 0)
+    warm_up(supernet, train, cfg, seed=0)
     warm = time.perf_counter() - start
-    search = ProxylessSearch(supernet, lut, budget_ms, cfg, 0)
+    search = ProxylessSearch(supernet, lut, budget_ms, cfg=cfg, seed=0)
     for _ in range(cfg.search_epochs):
         metrics = search.epoch(train, val)
     return {"warmup": warm, "search": time.perf_counter() - start - warm, "arch": metrics["arch"]}
@@ -290,7 +284,7 @@ def proxyless_cost(lut, budget_ms: float, bench: Setting, cfg: SearchConfig) -> 
 
 def _supernet(state: dict, num_classes: int, bench: Setting) -> ElasticSupernet:
     """The elastic supernet of the bench's space with the trained weights."""
-    net = ElasticSupernet(get_space(bench.space), num_classes, bench.shrink.min_depth, bench.shrink.resolutions)
+    net = ElasticSupernet(get_space(bench.space), num_classes, min_depth=bench.shrink.min_depth, resolutions=bench.shrink.resolutions)
     load_numpy_state(net, state)
     return net
 
@@ -301,7 +295,9 @@ def _shared_accuracy(state: dict, archs: list[dict], num_classes: int, bench: Se
     recalibrated on RANK_CALIBRATION training batches), on one thread."""
     torch.set_num_threads(1)
     net, (train, val, _) = _supernet(state, num_classes, bench), load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
-    return SubnetScorer(net, train, val, RANK_CALIBRATION, len(val)).evaluate([Architecture.from_dict(a) for a in archs])
+    return SubnetScorer(net, train, val, calibration_batches=RANK_CALIBRATION, eval_batches=len(val)).evaluate(
+        [Architecture.from_dict(a) for a in archs]
+    )
 
 
 @ray.remote(num_cpus=1)
@@ -311,9 +307,9 @@ def _fine_tune(state: dict, arch: dict, num_classes: int, bench: Setting, epochs
     torch.manual_seed(0)
     child = _supernet(state, num_classes, bench).extract(Architecture.from_dict(arch))
     train, val, _ = load_splits(bench.rank_data).loaders(bench.data.batch_size, 0)
-    optimizer = sgd(child.parameters(), 0.01, 0.9, 4e-5)
+    optimizer = sgd(child.parameters(), 0.01, momentum=0.9, weight_decay=4e-5)
     for _ in range(epochs):
-        train_epoch(child, train, optimizer, torch.nn.CrossEntropyLoss())
+        train_epoch(child, train, optimizer, loss_fn=torch.nn.CrossEntropyLoss())
     return evaluate(child, val)
 
 
@@ -364,20 +360,25 @@ def report(rows, found, marginal, pnas, cost, fit, taus, pairs, throughput, spee
     for r in found:
         m = r.metrics
         print(
-            f"{r.config['scenario']:<34} {m['time_total_s']:>7.1f} {m['predicted_ms']:>8.3f} {m['predicted_acc']:>8.3f} {m['shared_acc']:>10.3f}  {m['space']} {m['arch']}"
+            f"{r.config['scenario']:<34} {m['time_total_s']:>7.1f} {m['predicted_ms']:>8.3f} {m['predicted_acc']:>8.3f} "
+            f"{m['shared_acc']:>10.3f}  {m['space']} {m['arch']}"
         )
     print(
-        f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)"
+        f"\nmarginal cost per scenario {marginal:.1f} s = {marginal / supernet:.2%} of the supernet training ({supernet:.1f} s); "
+        f"one ProxylessNAS search {pnas['search']:.1f} s (+ {pnas['warmup']:.1f} s warm-up per space)"
     )
     print(
-        f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), {fit['n_train']} train / {fit['n_heldout']} held out"
+        f"accuracy predictor: held-out RMSE {fit['rmse_heldout']:.4f} (predicting the mean: {fit['rmse_heldout_mean_baseline']:.4f}), "
+        f"{fit['n_train']} train / {fit['n_heldout']} held out"
     )
     print(f"replicas: {throughput[1]:.2f} evaluations/s with 1, {throughput[2]:.2f} with 2 (x{speedup:.2f})")
     print(
-        f"ranking: Kendall tau {taus['all']:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets from the fastest to the slowest,"
+        f"ranking: Kendall tau {taus['all']:.3f} between shared-weight and 1-epoch fine-tuned accuracy of {len(pairs)} subnets "
+        "from the fastest to the slowest,"
     )
     print(
-        f"  {taus['fast_half']:.3f} within the faster half and {taus['slow_half']:.3f} within the slower half ({'the whole validation split' if bench.rank_data.eval_limit is None else f'{bench.rank_data.eval_limit} validation images'})"
+        f"  {taus['fast_half']:.3f} within the faster half and {taus['slow_half']:.3f} within the slower half "
+        f"({'the whole validation split' if bench.rank_data.eval_limit is None else f'{bench.rank_data.eval_limit} validation images'})"
     )
     for arch, shared, tuned in pairs:
         print(f"  {arch.space:<14} {arch.to_string():<70} shared {shared:.3f}  fine-tuned {tuned:.3f}")

@@ -51,7 +51,7 @@ def latency_table(args, macro) -> LatencyTable:
 def search_run(supernet: Supernet, lut: LatencyTable, budget: float, cfg: SearchConfig, seed: int, loaders, epochs: int) -> dict:
     """One search; per epoch E[lat]/B and the unconstrained argmax's latency / B."""
     torch.manual_seed(seed)
-    search = ProxylessSearch(copy.deepcopy(supernet), lut, budget, cfg, seed)
+    search = ProxylessSearch(copy.deepcopy(supernet), lut, budget, cfg=cfg, seed=seed)
     low, high = search.window()
     curve, argmax_curve = [], []
     for _ in range(epochs):
@@ -121,7 +121,8 @@ def main() -> None:
     low, high = lut.latency_range(macro)
     budgets = [round(low + f * (high - low), 4) for f in args.budgets]
     costs = lut.layer_costs(macro, [spec.choices for spec in macro.layers()])
-    density = {b: window_share(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, b, SearchConfig().budget_floor)) for b in budgets}
+    floor = SearchConfig().budget_floor
+    density = {b: window_share(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, b, floor=floor)) for b in budgets}
     print(
         "share of the space's networks in each budget's window: " + ", ".join(f"B={b:.3f}: {100 * d:.2g} %" for b, d in density.items()),
         flush=True,
@@ -131,7 +132,7 @@ def main() -> None:
         torch.manual_seed(seed)
         loaders = splits.loaders(64, seed)[:2]
         supernet = Supernet(macro, splits.num_classes)
-        warm_up(supernet, loaders[0], SearchConfig(warmup_epochs=args.warmup_epochs), seed)
+        warm_up(supernet, loaders[0], SearchConfig(warmup_epochs=args.warmup_epochs), seed=seed)
         for budget in budgets:
             for loss in args.losses:
                 cfg = replace(
@@ -167,7 +168,9 @@ def window_share(costs: list[list[float]], fixed_ms: float, low: float, high: fl
 def row(r: dict) -> str:
     return (
         f"{r['loss']:5s} B={r['budget_ms']:.3f} seed={r['seed']} window=[{r['window'][0]:.3f}, {r['window'][1]:.3f}] "
-        f"argmax={r['argmax_ms']:.3f} ({'hit' if r['hit'] else 'miss'}), argmax/B per epoch {' '.join(f'{c:.2f}' for c in r['argmax_curve'])}, E[lat]/B per epoch {' '.join(f'{c:.2f}' for c in r['curve'])}"
+        f"argmax={r['argmax_ms']:.3f} ({'hit' if r['hit'] else 'miss'}), "
+        f"argmax/B per epoch {' '.join(f'{c:.2f}' for c in r['argmax_curve'])}, "
+        f"E[lat]/B per epoch {' '.join(f'{c:.2f}' for c in r['curve'])}"
     )
 
 
@@ -181,7 +184,9 @@ def report(runs: list[dict], args, out: Path, seconds: float) -> None:
         n = sum(r["loss"] == loss for r in runs)
         print(f"{loss:6s} {sum(r['hit'] for r in runs if r['loss'] == loss):5d} {n:3d} {rate(loss):9.2f} {over(loss):16.3f}  {form}")
     print(
-        f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim}, aim floor {args.aim_floor}, latency temperature {args.temperature}, latency estimate {args.estimate} (new loss); alpha's lr schedule {args.schedule}; {args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}"
+        f"beta {args.beta}, gamma {args.gamma}, arch_lr {args.arch_lr}, aim {args.aim}, aim floor {args.aim_floor}, "
+        f"latency temperature {args.temperature}, latency estimate {args.estimate} (new loss); alpha's lr schedule {args.schedule}; "
+        f"{args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}"
     )
     print(
         json.dumps(

@@ -178,7 +178,8 @@ def independent_report(rows: list[dict], harness: Harness, target: HardwareTarge
         f"\nindependent harness ({target.name}, allocator {target.allocator}; one fresh process per network, torch.utils.benchmark medians)"
     )
     print(
-        f"unit factor {factor:.3f} wall-clock ms per table ms (median of harness / predicted; each harness timing at the median moment's speed, by the yardstick timed beside it)"
+        f"unit factor {factor:.3f} wall-clock ms per table ms (median of harness / predicted; "
+        "each harness timing at the median moment's speed, by the yardstick timed beside it)"
     )
     print(f"{'architecture':36s} {'predicted x factor':>18s} {'harness':>9s} {'error':>7s}")
     for r, p in sorted(zip(mine, scaled), key=lambda x: -abs(x[1] / steady[x[0]["arch_id"]] - 1))[:6]:

@@ -45,7 +45,7 @@ class Trainer:
 
     def __init__(self, make, compute: Compute, batch: int) -> None:
         self.model, self.compute = compute.module(make()), compute
-        self.optimizer, self.loss_fn = sgd(self.model.parameters(), 0.05, 0.9, 4e-5), nn.CrossEntropyLoss()
+        self.optimizer, self.loss_fn = sgd(self.model.parameters(), 0.05, momentum=0.9, weight_decay=4e-5), nn.CrossEntropyLoss()
         self.x, self.y = compute.batch(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,)))
         self.generator = torch.Generator().manual_seed(0)
         self.model.train()
@@ -57,7 +57,7 @@ class Trainer:
         for _ in range(n):
             if isinstance(self.model, Supernet):
                 self.model.sample_single(self.generator, uniform=True)
-            train_step(self.model, self.optimizer, self.loss_fn, self.x, self.y, self.compute)
+            train_step(self.model, self.optimizer, self.loss_fn, x=self.x, y=self.y, compute=self.compute)
         self.compute.synchronize()
         return time.perf_counter() - start
 
@@ -90,7 +90,7 @@ def main() -> None:
         args.batch, args.steps, args.rounds = 8, 2, 1
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
-    rates = measure(device, args.batch, args.steps, args.rounds)
+    rates = measure(device, args.batch, steps=args.steps, rounds=args.rounds)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({args.threads} thread{'s' * (args.threads > 1)})"
     print(f"{SPACE}, batch {args.batch}, {where}, fp32; {args.rounds} rounds x {args.steps} steps; training images/s")
     print(f"{'network':<28}{'NCHW':>10}{'NHWC':>10}{'NHWC/NCHW':>11}")

@@ -48,7 +48,7 @@ def search_for(macro, classes: int, ops, mode: str, device) -> ProxylessSearch:
     supernet = Supernet(macro, classes, ops).to(device)
     table = flat_table(macro)
     budget = 0.8 * table.latency_range(macro)[1]
-    return ProxylessSearch(supernet, table, budget, SearchConfig(binarization=mode), seed=0, compute=Compute(device))
+    return ProxylessSearch(supernet, table, budget, cfg=SearchConfig(binarization=mode), seed=0, compute=Compute(device))
 
 
 def worst_pairs(search: ProxylessSearch) -> list[tuple[int, int]]:
@@ -57,7 +57,7 @@ def worst_pairs(search: ProxylessSearch) -> list[tuple[int, int]]:
 
 def standalone_step(macro, classes: int, device):
     net = ChildNetwork(Architecture(macro.name, (LARGEST,) * len(macro.layers())), classes).to(device).train()
-    opt, ce = sgd(net.parameters(), 0.01, 0.9, 0.0), nn.CrossEntropyLoss()
+    opt, ce = sgd(net.parameters(), 0.01, momentum=0.9, weight_decay=0.0), nn.CrossEntropyLoss()
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
@@ -112,7 +112,7 @@ def main() -> None:
     for n, ops in ((4, CANDIDATE_SETS[4]), (6, CANDIDATE_SETS[6]), (7, None)):
         full = search_for(macro, classes, ops, "full", device)
         steps[f"c: supernet full, {n} candidates"] = full.arch_step
-    results = measure(steps, x, y, device, warmup=1, repeats=args.repeats)
+    results = measure(steps, x, y, device=device, warmup=1, repeats=args.repeats)
     report(results, args, device, macro)
 
 

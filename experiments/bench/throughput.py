@@ -17,7 +17,11 @@ validation batch of a search iteration (both pass through the network). Peak mem
 of a search iteration against a bare step is CUDA's peak allocation on a GPU, else the bytes
 autograd saves for backward. Prints a table; the last line is one JSON object.
 
-    python experiments/bench/throughput.py [--data cifar10] [--batch 128] [--precision bf16] [--smoke-test]
+The results page goes to ``<out>/throughput/`` (pages.py: results.json, results.csv, README.md), ``--out``
+being the repo's ``benchmarks/`` by default. A ``--smoke-test`` run writes no page unless ``--out`` is
+given, so that a quick check never overwrites the real page.
+
+    python experiments/bench/throughput.py [--data cifar10] [--batch 128] [--precision bf16] [--out DIR] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import itertools
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from pages import write_page  # this folder: the benchmark page writer
 from supernet_cost import LARGEST, flat_table, worst_pairs  # this folder: the same unit table and worst-case paths
 from torch import nn
 
@@ -77,17 +83,18 @@ class Modes:
 
     def _net(self):
         net = self.compute.module(ChildNetwork(largest(self.macro), 10)).train()
-        return net, sgd(net.parameters(), 0.01, 0.9, 4e-5)
+        return net, sgd(net.parameters(), 0.01, momentum=0.9, weight_decay=4e-5)
 
     def _search(self, classes: int) -> ProxylessSearch:
         supernet = self.compute.module(Supernet(self.macro, classes))
         table = flat_table(self.macro)
-        return ProxylessSearch(supernet, table, 0.8 * table.latency_range(self.macro)[1], SearchConfig(), seed=0, compute=self.compute)
+        return ProxylessSearch(supernet, table, 0.8 * table.latency_range(self.macro)[1], cfg=SearchConfig(), seed=0, compute=self.compute)
 
     def _ofa(self, classes: int):
         net = self.compute.module(ElasticSupernet(self.macro, classes))
         teacher = self.compute.module(net.extract(net.largest())).eval()
-        return net, teacher, sgd(net.parameters(), 0.01, 0.9, 4e-5), phase_choices(net, "width"), torch.Generator().manual_seed(0)
+        optimizer = sgd(net.parameters(), 0.01, momentum=0.9, weight_decay=4e-5)
+        return net, teacher, optimizer, phase_choices(net, "width"), torch.Generator().manual_seed(0)
 
     def bare(self, n: int) -> None:
         ce = nn.CrossEntropyLoss()
@@ -99,7 +106,9 @@ class Modes:
             self.compute.step(loss, self.bare_opt)
 
     def retrain(self, n: int) -> None:
-        train_epoch(self.retrain_net, itertools.islice(self.stream, n), self.retrain_opt, nn.CrossEntropyLoss(), compute=self.compute)
+        train_epoch(
+            self.retrain_net, itertools.islice(self.stream, n), self.retrain_opt, loss_fn=nn.CrossEntropyLoss(), compute=self.compute
+        )
 
     def search_iterations(self, n: int) -> None:
         """Worst case: largest path in the weight step, (largest, second largest) in the architecture step."""
@@ -115,7 +124,16 @@ class Modes:
         net, teacher, opt, choices, gen = self.ofa
         net.train()
         for x, y in itertools.islice(self.stream, n):
-            shrinking_step(net, *self.compute.batch(x, y), gen, choices, teacher, ShrinkConfig(), opt, self.compute)
+            shrinking_step(
+                net,
+                *self.compute.batch(x, y),
+                gen=gen,
+                choices=choices,
+                teacher=teacher,
+                cfg=ShrinkConfig(),
+                optimizer=opt,
+                compute=self.compute,
+            )
 
     def loader(self, n: int) -> None:
         for x, _ in itertools.islice(self.stream, n):
@@ -188,6 +206,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="training steps per mode and round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="page under OUT/throughput (default: the repo's benchmarks/; no page in --smoke-test)"
+    )
     parser.add_argument("--smoke-test", action="store_true", help="2 steps x 2 rounds, batch 16")
     args = parser.parse_args()
     if args.smoke_test:
@@ -204,43 +225,62 @@ def main() -> None:
     report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup)
 
 
+LABELS = {
+    "bare": "(a) bare loop, tensors on device",
+    "retrain": "(b) raynas retraining",
+    "search": "(c) search iteration, largest path",
+    "search_sampled": "    search iteration, sampled paths",
+    "ofa": "(d) OFA shrinking step",
+    "loader": "loader alone",
+}
+NOTES = """Images/s of each mode at one batch size, medians over interleaved rounds (one warm-up round first):
+(a) a bare PyTorch loop of the largest path over batches already on the device; (b) raynas's retraining through
+its data pipeline; (c) ProxylessNAS search iterations (the training and the validation batch of each counted),
+worst case (largest path) and as sampled; (d) OFA progressive-shrinking steps; and the loader alone.
+``*_vs_bare`` are ratios to (a); ``peak_mem_ratio_two_path`` is a search iteration's peak memory over a bare step's."""
+
+
 def report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, setup) -> None:
     device = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(
-        f"data {args.data}, space {space}, batch {batch}, device {device}, {args.precision}{', channels_last' if compute.channels_last else ''}; "
+        f"data {args.data}, space {space}, batch {batch}, device {device}, "
+        f"{args.precision}{', channels_last' if compute.channels_last else ''}; "
         f"{args.rounds} rounds x {args.steps} steps; data loaded in {setup:.1f} s"
     )
-    labels = {
-        "bare": "(a) bare loop, tensors on device",
-        "retrain": "(b) raynas retraining",
-        "search": "(c) search iteration, largest path",
-        "search_sampled": "    search iteration, sampled paths",
-        "ofa": "(d) OFA shrinking step",
-        "loader": "loader alone",
-    }
     print(f"{'mode':38s} {'images/s':>10s} {'vs bare':>8s}")
-    for name, label in labels.items():
+    for name, label in LABELS.items():
         print(f"{label:38s} {rates[name]:10.1f} {rates[name] / rates['bare']:8.2f}")
     print("(c) counts the training and the validation batch of each iteration; (d) trains sampled subnets with distillation")
     print(f"memory ({mem_kind}): bare step {bare_mem / 2**20:.2f} MiB, two-path search iteration {search_mem / 2**20:.2f} MiB")
-    print(
-        json.dumps(
-            {
-                "device": device,
-                "retrain_vs_bare": round(rates["retrain"] / rates["bare"], 3),
-                "search_vs_bare": round(rates["search"] / rates["bare"], 3),
-                "search_sampled_vs_bare": round(rates["search_sampled"] / rates["bare"], 3),
-                "ofa_vs_bare": round(rates["ofa"] / rates["bare"], 3),
-                "loader_images_per_s": round(rates["loader"], 1),
-                "loader_vs_retrain": round(rates["loader"] / rates["retrain"], 2),
-                "peak_mem_ratio_two_path": round(search_mem / bare_mem, 3),
-                "images_per_s": {k: round(v, 1) for k, v in rates.items()},
-                "batch": batch,
-                "data": args.data,
-                "precision": args.precision,
-            }
-        )
-    )
+    headline = {
+        "device": device,
+        "retrain_vs_bare": round(rates["retrain"] / rates["bare"], 3),
+        "search_vs_bare": round(rates["search"] / rates["bare"], 3),
+        "search_sampled_vs_bare": round(rates["search_sampled"] / rates["bare"], 3),
+        "ofa_vs_bare": round(rates["ofa"] / rates["bare"], 3),
+        "loader_images_per_s": round(rates["loader"], 1),
+        "loader_vs_retrain": round(rates["loader"] / rates["retrain"], 2),
+        "peak_mem_ratio_two_path": round(search_mem / bare_mem, 3),
+        "images_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "batch": batch,
+        "data": args.data,
+        "precision": args.precision,
+        "space": space,
+        "channels_last": compute.channels_last,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "setup_s": round(setup, 1),
+        "memory": {"kind": mem_kind, "bare_step_mib": round(bare_mem / 2**20, 2), "search_iteration_mib": round(search_mem / 2**20, 2)},
+    }
+    rows = [
+        {"mode": name, "label": label.strip(), "images_per_s": round(rates[name], 1), "vs_bare": round(rates[name] / rates["bare"], 3)}
+        for name, label in LABELS.items()
+    ]
+    if args.out is not None or not args.smoke_test:
+        title = f"Training throughput against a bare PyTorch loop ({args.data}, batch {batch}, {device})"
+        folder = write_page("throughput", summary=headline, rows=rows, title=title, notes=NOTES, root=args.out)
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
 
 
 if __name__ == "__main__":

@@ -82,13 +82,16 @@ class Splits:
         device = torch.device(device)
         self.check(batch_size)
         if isinstance(self.train, TensorImages):
-            make = lambda split, shuffle, bs, aug, s: DeviceLoader(
-                split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=aug, seed=s
-            )  # noqa: E731
+
+            def make(split, bs, *, shuffle, augment, seed):
+                return DeviceLoader(
+                    split, bs, device=device, mean=self.mean, std=self.std, shuffle=shuffle, drop_last=shuffle, augment=augment, seed=seed
+                )
+
             return (
-                make(self.train, True, batch_size, self.augment, seed),
-                make(self.val, True, batch_size, "none", seed + 1),
-                make(self.test, False, 256, "none", seed + 2),
+                make(self.train, batch_size, shuffle=True, augment=self.augment, seed=seed),
+                make(self.val, batch_size, shuffle=True, augment="none", seed=seed + 1),
+                make(self.test, 256, shuffle=False, augment="none", seed=seed + 2),
             )
         cfg = self.loading or DataConfig()
         opts = dict(
@@ -111,15 +114,17 @@ class Splits:
         for name, split in (("training", self.train), ("validation", self.val)):
             if len(split) < batch_size:
                 raise DatasetError(
-                    f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): lower data.batch_size or use more data (data.limit, data.val_fraction)"
+                    f"the {name} split has {len(split)} images, fewer than one batch (data.batch_size {batch_size}): "
+                    "lower data.batch_size or use more data (data.limit, data.val_fraction)"
                 )
         if len(self.test) == 0:
             raise DatasetError(
-                "the test split is empty, so every test accuracy would read 0: raise data.test_fraction (or data.test_limit / data.eval_limit), or use a dataset with its own test split"
+                "the test split is empty, so every test accuracy would read 0: raise data.test_fraction "
+                "(or data.test_limit / data.eval_limit), or use a dataset with its own test split"
             )
 
 
-def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+def split_indices(n: int, val_fraction: float, test_fraction: float, *, seed: int) -> tuple[np.ndarray, ...]:
     """A seeded permutation of ``n`` items cut into train, validation and test indices."""
     perm = np.random.default_rng(seed).permutation(n)
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
@@ -136,7 +141,7 @@ def _partition(source: ImageSource, cfg: DataConfig) -> tuple[tuple, tuple, tupl
     An own test set is shuffled too: class folders list it class by class, so its first
     ``eval_limit`` images would otherwise hold one or two classes."""
     own_test = source.test is not None
-    train, val, test = split_indices(len(source.train), cfg.val_fraction, 0.0 if own_test else cfg.test_fraction, cfg.seed)
+    train, val, test = split_indices(len(source.train), cfg.val_fraction, 0.0 if own_test else cfg.test_fraction, seed=cfg.seed)
     if own_test:
         test = np.random.default_rng(cfg.seed).permutation(len(source.test))
     test_set = source.test if own_test else source.train
@@ -154,7 +159,8 @@ def _hold_in_memory(source: ImageSource, cfg: DataConfig, count: int) -> bool:
     if cfg.in_memory is not None:
         if cfg.in_memory and not small:
             raise DatasetError(
-                f"data.in_memory: true holds {cfg.image_size}px images, above the {SMALL_IMAGES}px that are augmented on the device; set it to false (streamed, RandomResizedCrop)"
+                f"data.in_memory: true holds {cfg.image_size}px images, above the {SMALL_IMAGES}px that are augmented on the device; "
+                "set it to false (streamed, RandomResizedCrop)"
             )
         return cfg.in_memory
     return small and count * source.channels * cfg.image_size**2 <= cfg.memory_limit_gb * 1e9

@@ -191,7 +191,8 @@ def _idx_file(root: Path, stem: str) -> Path:
         if (root / name).is_file():
             return root / name
     raise DatasetError(
-        f"data.root {root} has no {stem}[.gz]; it needs Fashion-MNIST's four IDX files (apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
+        f"data.root {root} has no {stem}[.gz]; it needs Fashion-MNIST's four IDX files "
+        "(apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
     )
 
 
@@ -233,7 +234,8 @@ def read_cifar10(root: Path, size: int) -> ImageSource:
     if (root / "train").is_dir() and (root / "test").is_dir():
         return read_imagefolder(root, size)
     raise DatasetError(
-        f"data.root {root} has no cifar-10-batches-py/ folder (nor train/ and test/ class folders); extract cifar-10-python.tar.gz there (raynas never downloads)"
+        f"data.root {root} has no cifar-10-batches-py/ folder (nor train/ and test/ class folders); "
+        "extract cifar-10-python.tar.gz there (raynas never downloads)"
     )
 
 
@@ -245,7 +247,8 @@ def read_imagefolder(root: Path, size: int) -> ImageSource:
         test, test_classes = _folder_samples(test_dir)
         if train_classes != test_classes:
             raise DatasetError(
-                f"data.root {root}: train/ and {test_dir.name}/ hold different class folders ({len(train_classes)} vs {len(test_classes)}); give both the same classes"
+                f"data.root {root}: train/ and {test_dir.name}/ hold different class folders "
+                f"({len(train_classes)} vs {len(test_classes)}); give both the same classes"
             )
         return ImageSource(FileImages(train, size), FileImages(test, size), len(train_classes), 3, size, "crop-flip")
     samples, classes = _folder_samples(root)

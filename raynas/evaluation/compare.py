@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
 
-RANDOM, ASHA, HAND = "random", "asha", "hand-designed"  # the baselines; every other method is a registered search strategy
+from raynas.api import ASHA, HAND, RANDOM, strategy_names
 
 
 def nas_methods() -> list[str]:
     """Every registered strategy's name (the ``method`` of its results)."""
-    from raynas.strategies import strategy_names
-
     return strategy_names()
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One finalist measured on one target: a row of ``results.parquet`` (``RESULTS_SCHEMA`` has a comment per column)."""
+
+    key: str
+    target: str
+    budget_ms: float | None
+    method: str
+    seed: int
+    arch: str
+    space: str
+    arch_id: str
+    width_mult: float
+    predicted_ms: float | None
+    measured_ms: float | None
+    measured_wall_ms: float | None
+    estimated: bool
+    val_acc: float
+    test_acc: float
+    constrained: bool | None
+    argmax_ms: float | None
+    search_seconds: float
+    evaluations: int | None
+    retrain_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 # One row per (target, budget, method, seed); hand-designed rows have no budget, scaled ones no prediction.

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from raynas.api import strategy_class, strategy_names  # noqa: E402
 from raynas.evaluation.compare import ASHA, HAND, RANDOM, summarize  # noqa: E402
 from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
@@ -25,8 +26,6 @@ BASELINE_STYLE = {
 
 def method_styles() -> dict[str, tuple[str, str, str]]:
     """Colour, marker and label of every method: each registered strategy's own, then the baselines."""
-    from raynas.strategies import strategy_class, strategy_names
-
     return {name: (*strategy_class(name).style, strategy_class(name).label) for name in strategy_names()} | BASELINE_STYLE
 
 

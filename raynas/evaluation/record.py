@@ -6,8 +6,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import importlib.metadata
-import json
-import math
 import platform
 import subprocess
 import time
@@ -15,8 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from raynas.evaluation.compare import HAND
-from raynas.strategies import strategy_class
+from raynas.api import HAND, strategy_class
+from raynas.files import write_json  # noqa: F401  (re-exported: the run's JSON files are written with it)
 
 LIBRARIES = ("torch", "torchvision", "ray", "mlflow", "numpy", "pyarrow", "scipy", "matplotlib")
 
@@ -74,7 +72,7 @@ def trial_seconds(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {m: {k: round(v, 2) for k, v in d.items()} for m, d in out.items()}
 
 
-def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]], luts: dict, splits) -> dict[str, Any]:
+def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]], *, luts: dict, splits) -> dict[str, Any]:
     """Everything needed to rerun and judge the experiment, in one JSON-able dict."""
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -100,21 +98,3 @@ def reproducibility_record(cfg, clock: PhaseClock, results: list[dict[str, Any]]
         "phase_seconds": dict(clock.seconds),
         "trial_seconds": trial_seconds(results),
     }
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """JSON with NaN/inf written as null, atomically (a reader never sees half a file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2))
-    tmp.replace(path)
-    return path
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from raynas.api import strategy_class, strategy_names
 from raynas.evaluation.compare import HAND, RANDOM, budget_steps, dominance, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, frontier_plot, over_time_plot, pareto_plot
 
@@ -36,7 +37,8 @@ def write_report(run_dir: str | Path) -> list[Path]:
         failed = run_dir / "FAILED"
         if failed.is_file():
             raise ReportError(
-                f"{run_dir} is a run that stopped on an error ({failed.read_text().strip()}); fix it and continue with `raynas run --resume {run_dir}`"
+                f"{run_dir} is a run that stopped on an error ({failed.read_text().strip()}); "
+                f"fix it and continue with `raynas run --resume {run_dir}`"
             )
         raise ReportError(
             f"{results_path} does not exist; pass a run directory of a finished `raynas run` (or of experiments/budget_sweep.py)"
@@ -53,7 +55,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
     timed = {c["target"] for c in curves}
     images += [over_time_plot(curves, t, run_dir / "report" / f"over-time-{t}.png") for t in targets if t in timed]
     images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
-    blocks = _document(run_dir.name, rows, targets, record, {t for t in targets if frontiers[t]}, timed)
+    blocks = _document(run_dir.name, rows, targets, record=record, with_frontier={t for t in targets if frontiers[t]}, timed=timed)
     md, page = run_dir / "report.md", run_dir / "report.html"
     md.write_text(_markdown(blocks))
     page.write_text(_html(blocks, run_dir.name))
@@ -74,8 +76,6 @@ def _constrained_count(rows: list[dict]) -> str:
 
 def _nas_names(rows: list[dict]) -> str:
     """The NAS methods this run compared, by their registered labels."""
-    from raynas.strategies import strategy_class, strategy_names
-
     ran = [strategy_class(m).label for m in strategy_names() if any(r["method"] == m for r in rows)]
     return " and ".join(ran) or "NAS"
 
@@ -89,6 +89,7 @@ def _document(
     name: str,
     rows: list[dict],
     targets: list[str],
+    *,
     record: dict | None,
     with_frontier: set[str] = frozenset(),
     timed: set[str] = frozenset(),
@@ -190,7 +191,8 @@ def _document(
         Block(
             "text",
             "Latencies (budget, predicted, measured) are in the unit of each target's latency table: its yardstick ms "
-            "(raynas/hardware/timing.py), wall-clock ms when the table was profiled. 'wall ms' is the same measurement in wall-clock ms of its moment.",
+            "(raynas/hardware/timing.py), wall-clock ms when the table was profiled. "
+            "'wall ms' is the same measurement in wall-clock ms of its moment.",
         ),
         Block(
             "table",
@@ -239,13 +241,15 @@ def _trend(mine: list[dict]) -> str:
         trend = "it rises with the budget" if len(mine) > 1 else "one budget, so no trend"
     else:
         trend = "it does not rise everywhere: " + "; ".join(
-            f"{s['change_pp']:+.2f} points from {s['from_ms']:.3f} to {s['to_ms']:.3f} ms ({'beyond' if s['beyond_noise'] else 'within'} the seeds' noise, +-{s['noise_pp']:.2f})"
+            f"{s['change_pp']:+.2f} points from {s['from_ms']:.3f} to {s['to_ms']:.3f} ms "
+            f"({'beyond' if s['beyond_noise'] else 'within'} the seeds' noise, +-{s['noise_pp']:.2f})"
             for s in falls
         )
     counts = {k: sum(dominance(c) == k for c in mine) for k in ("dominates", "dominated", "trade-off")}
     return (
         f"NAS test accuracy over the budgets, tightest first: {path} %; {trend}. Against random search in accuracy and measured latency "
-        f"together, NAS is at least as good in both at {counts['dominates']}, at most as good in both at {counts['dominated']} and trades one for the other at "
+        f"together, NAS is at least as good in both at {counts['dominates']}, at most as good in both at {counts['dominated']} "
+        "and trades one for the other at "
         f"{counts['trade-off']} of {len(mine)} budgets."
     )
 
@@ -269,7 +273,8 @@ def _record_blocks(record: dict | None) -> list[Block]:
     return blocks + [
         Block(
             "text",
-            f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; strategy {record.get('strategy', 'proxyless')}; created {record['created']}.",
+            f"git commit {record['git_commit']}; seeds {record['seeds']}; space {record['space']}; "
+            f"strategy {record.get('strategy', 'proxyless')}; created {record['created']}.",
         ),
         Block("table", (["phase (driver wall-clock)", "seconds"], phases)),
         Block("table", (["method", "search trial-seconds", "retrain trial-seconds", "finalists"], trials)),
@@ -294,7 +299,8 @@ def _record_blocks(record: dict | None) -> list[Block]:
         Block("table", (["library", "version"], [[k, v] for k, v in record["libraries"].items()])),
         Block(
             "text",
-            f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} (split seed {record['data']['split_seed']}); {record['data']['protocol']}.",
+            f"Data: {record['data']['dataset']}, split sizes {record['data']['sizes']} "
+            f"(split seed {record['data']['split_seed']}); {record['data']['protocol']}.",
         ),
         Block("text", f"How the search settings were chosen: {record.get('tuning', 'not recorded')}"),
         Block("code", json.dumps(record["hyperparameters"], indent=2)),
@@ -344,7 +350,10 @@ def _html(blocks: list[Block], title: str) -> str:
             header, body = b.content
             cells = "".join(f"<tr>{''.join(f'<td>{esc(str(c))}</td>' for c in row)}</tr>" for row in body)
             out.append(f"<table><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>{cells}</table>")
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}img{max-width:100%}"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}img{max-width:100%}"
+    )
     return (
         f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style></head><body>\n"
         + "\n".join(out)

@@ -31,7 +31,7 @@ class HardwareUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Backend:
     name: str
-    measure: Callable[..., dict[Hashable, float]]  # (modules, threads, warmup, repeats, yardstick_ms=None) -> ms per key
+    measure: Callable[..., dict[Hashable, float]]  # (modules, threads, *, warmup, repeats, yardstick_ms=None) -> ms per key
     task_resources: Callable[[int], dict[str, float]]  # threads -> Ray task options (num_cpus / num_gpus)
     yardstick_size: int = 14  # side of the yardstick's input: long enough that compute, not call overhead, dominates it
 

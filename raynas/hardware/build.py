@@ -28,6 +28,7 @@ def build_latency_table(
     target: HardwareTarget,
     macro: MacroConfig,
     num_classes: int,
+    *,
     warmup: int,
     repeats: int,
     calibration_archs: int,
@@ -54,7 +55,7 @@ def build_latency_table(
     modules["call"] = (nn.Identity(), (b, 1, 1, 1))  # the runtime's cost of any call, paid once per network
     modules["yardstick"] = (yardstick(), get_backend(target.backend).yardstick_shape)  # the table's unit: this session's, or the op cache's
     unit = known.get(YARDSTICK_KEY)
-    ms = target.measure(modules, warmup, repeats, unit)
+    ms = target.measure(modules, warmup=warmup, repeats=repeats, yardstick_ms=unit)
     call = ms["call"]
     table = LatencyTable(
         target=target.name,
@@ -65,20 +66,32 @@ def build_latency_table(
         fixed={"stem": max(ms["stem"] - call, 0.0), "head": max(ms["head"] - call, 0.0), "call": call},
         metadata=_metadata(target, warmup, repeats) | {"yardstick_ms": str(unit or ms["yardstick"])},
     )
-    calibrate_plausibly(table, target, macro, num_classes, warmup, repeats, calibration_archs, seed, fit_scale)
+    calibrate_plausibly(
+        table,
+        target,
+        macro,
+        num_classes=num_classes,
+        warmup=warmup,
+        repeats=repeats,
+        n=calibration_archs,
+        seed=seed,
+        fit_scale=fit_scale,
+    )
     return table
 
 
 CALIBRATION_RETRIES = 2  # each retry doubles the calibration networks (at least 4) and the repeats
 
 
-def calibrate_plausibly(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
+def calibrate_plausibly(table: LatencyTable, target, macro, *, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
     """Calibrate; while the result predicts a non-positive latency for the fastest network (a busy
     machine, few networks), measure again with more networks and repeats; after ``CALIBRATION_RETRIES``
     use the offset-free table (summed ops, scale 1), saying so in its metadata. Never aborts a run."""
     tries = []
     for attempt in range(CALIBRATION_RETRIES + 1):
-        _calibrate(table, target, macro, num_classes, warmup, repeats, n, seed + attempt, fit_scale)
+        _calibrate(
+            table, target, macro, num_classes=num_classes, warmup=warmup, repeats=repeats, n=n, seed=seed + attempt, fit_scale=fit_scale
+        )
         fastest = table.latency_range(macro)[0]
         if fastest > 0:
             break
@@ -106,7 +119,7 @@ def identity(target: HardwareTarget) -> dict[str, str]:
     }
 
 
-def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
+def _calibrate(table: LatencyTable, target, macro, *, num_classes, warmup, repeats, n, seed, fit_scale: bool) -> None:
     """Calibrate whole networks = stem + head + overhead + scale * (sum of isolated ops) on ``n`` random nets.
 
     Without ``fit_scale`` only the overhead is fitted (median gap, scale 1). With it and 4 or more
@@ -120,7 +133,7 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
         return
     archs = sample_architectures(macro, n, seed)
     nets = {a.arch_id: (ChildNetwork(a, num_classes), input_shape(macro, target)) for a in archs}
-    measured = target.measure(nets, warmup, repeats, table.yardstick_ms)
+    measured = target.measure(nets, warmup=warmup, repeats=repeats, yardstick_ms=table.yardstick_ms)
     ops = [table.predict(a, macro) - table.fixed_ms for a in archs]
     gaps = [measured[a.arch_id] - table.fixed_ms for a in archs]
     offset_only = statistics.median(g - o for g, o in zip(gaps, ops))
@@ -140,15 +153,16 @@ def _calibrate(table: LatencyTable, target, macro, num_classes, warmup, repeats,
     table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks{note}"
 
 
-def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, warmup: int, repeats: int, state=None) -> float:
+def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, *, warmup: int, repeats: int, state=None) -> float:
     """End-to-end latency in ms of the standalone network of ``arch`` on ``target``."""
-    return measure_networks({"net": (arch, state)}, target, num_classes, warmup, repeats)["net"]
+    return measure_networks({"net": (arch, state)}, target, num_classes, warmup=warmup, repeats=repeats)["net"]
 
 
 def measure_networks(
     nets: dict[Hashable, tuple[Architecture, dict | None]],
     target: HardwareTarget,
     num_classes: int,
+    *,
     warmup: int,
     repeats: int,
     yardstick_ms: float | None = None,
@@ -162,7 +176,7 @@ def measure_networks(
         if state is not None:
             load_numpy_state(net, state)
         modules[key] = (net, input_shape(get_space(arch.space), target))
-    return target.measure(modules, warmup, repeats, yardstick_ms)
+    return target.measure(modules, warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
 
 def input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:

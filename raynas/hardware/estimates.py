@@ -99,7 +99,7 @@ class DeviceSpec:
     op_overhead_us: float = 0.0  # launch / dispatch cost per op
 
 
-def mbconv_cost(spec: LayerSpec, op: str, batch: int, bytes_per_value: int = 4) -> tuple[float, float]:
+def mbconv_cost(spec: LayerSpec, op: str, batch: int, *, bytes_per_value: int = 4) -> tuple[float, float]:
     """(FLOPs, bytes moved) of one MBConv call: expand 1x1, depthwise kxk, project 1x1."""
     kernel, expansion = parse_mbconv(op)
     h, cin, cout = spec.input_size, spec.in_channels, spec.out_channels
@@ -131,7 +131,7 @@ def roofline_table(device: DeviceSpec, macro: MacroConfig, batch: int = 1) -> La
 
 
 def estimated_table(
-    target: str, macro: MacroConfig, table: str | Path | None = None, device: DeviceSpec | None = None, batch_size: int = 1
+    target: str, macro: MacroConfig, *, table: str | Path | None = None, device: DeviceSpec | None = None, batch_size: int = 1
 ) -> LatencyTable:
     """The latency table of an unreachable target: imported from ``table`` or a roofline of ``device``."""
     lut = import_table(table, macro) if table is not None else roofline_table(device, macro, batch_size)

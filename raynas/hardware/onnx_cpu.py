@@ -52,20 +52,21 @@ def session(path: Path, threads: int):
 
 
 def measure_onnx_ms(
-    modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
     """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
     against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py)."""
     _onnxruntime()
     with tempfile.TemporaryDirectory() as tmp:
         calls = {
-            key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads) for i, (key, (module, shape)) in enumerate(modules.items())
+            key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads=threads)
+            for i, (key, (module, shape)) in enumerate(modules.items())
         }
-        reference = _ort_call(yardstick(), BACKEND.yardstick_shape, Path(tmp) / "yardstick.onnx", threads)
-    return paired_latency_ms(calls, reference, warmup, repeats, rounds, yardstick_ms=yardstick_ms)
+        reference = _ort_call(yardstick(), BACKEND.yardstick_shape, Path(tmp) / "yardstick.onnx", threads=threads)
+    return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
 
 
-def _ort_call(module: torch.nn.Module, shape: tuple[int, ...], path: Path, threads: int):
+def _ort_call(module: torch.nn.Module, shape: tuple[int, ...], path: Path, *, threads: int):
     """One inference of ``module`` in its own ONNX Runtime session, on a fixed random input."""
     return functools.partial(session(export(module, shape, path), threads).run, None, {"x": torch.randn(shape).numpy()})
 

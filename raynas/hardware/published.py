@@ -39,17 +39,22 @@ def import_published(path: Path, raw: dict, macro: MacroConfig) -> LatencyTable:
         for op in spec.choices:
             if op != SKIP:
                 kernel, expansion = parse_mbconv(op)
-                _take(
-                    layers,
-                    _block_key(spec.input_size, spec.in_channels, spec.out_channels, spec.stride, kernel, expansion, spec.residual, ofa),
-                    (spec.key, op),
-                    entries,
-                    missing,
+                block = _block_key(
+                    spec.input_size,
+                    spec.in_channels,
+                    spec.out_channels,
+                    stride=spec.stride,
+                    kernel=kernel,
+                    expansion=expansion,
+                    idskip=spec.residual,
+                    ofa=ofa,
                 )
+                _take(layers, block, into_key=(spec.key, op), into=entries, missing=missing)
     fixed = {"stem": _sum(layers, _stem_keys(macro, ofa), missing), "head": _sum(layers, _head_keys(macro, layers), missing)}
     if missing:
         raise LatencyTableError(
-            f"{path} lacks {len(set(missing))} layers of space {macro.name!r} (in its {'Once-for-All' if ofa else 'ProxylessNAS'} key grammar): {', '.join(sorted(set(missing)))}"
+            f"{path} lacks {len(set(missing))} layers of space {macro.name!r} "
+            f"(in its {'Once-for-All' if ofa else 'ProxylessNAS'} key grammar): {', '.join(sorted(set(missing)))}"
         )
     meta = {
         "provenance": "external",
@@ -80,7 +85,7 @@ def _mean(value, key: str, path: Path) -> float:
     return float(value["mean"])
 
 
-def _block_key(size: int, cin: int, cout: int, stride: int, kernel: int, expansion: int, idskip: bool, ofa: bool) -> Fields:
+def _block_key(size: int, cin: int, cout: int, *, stride: int, kernel: int, expansion: int, idskip: bool, ofa: bool) -> Fields:
     out = (size + stride - 1) // stride
     fields = [
         ("type", BLOCK),
@@ -98,7 +103,9 @@ def _stem_keys(macro: MacroConfig, ofa: bool) -> list[Fields]:
     size, out = macro.input_size, (macro.input_size + macro.stem_stride - 1) // macro.stem_stride
     keys = [(("type", "Conv"), ("input", f"{size}x{size}x{macro.in_channels}"), ("output", f"{out}x{out}x{macro.stem_channels}"))]
     if macro.first_block_channels:  # raynas's first block has no shortcut (build_stem)
-        keys.append(_block_key(out, macro.stem_channels, macro.first_block_channels, 1, 3, 1, False, ofa))
+        keys.append(
+            _block_key(out, macro.stem_channels, macro.first_block_channels, stride=1, kernel=3, expansion=1, idskip=False, ofa=ofa)
+        )
     return keys
 
 
@@ -113,7 +120,7 @@ def _head_keys(macro: MacroConfig, layers: dict[Fields, float]) -> list[Fields]:
     return keys + (logits[:1] or [(("type", "Logits"), ("input", f"{size}x{size}x{h}"), ("output", "<classes>"))])
 
 
-def _take(layers: dict[Fields, float], key: Fields, into_key, into: dict, missing: list[str]) -> None:
+def _take(layers: dict[Fields, float], key: Fields, *, into_key, into: dict, missing: list[str]) -> None:
     if key in layers:
         into[into_key] = layers[key]
     else:

@@ -29,10 +29,10 @@ class HardwareTarget:
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
-    def measure(self, modules: Modules, warmup: int, repeats: int, yardstick_ms: float | None = None) -> Latencies:
+    def measure(self, modules: Modules, *, warmup: int, repeats: int, yardstick_ms: float | None = None) -> Latencies:
         """Latency in ms of each module on this target's backend, in units of ``yardstick_ms``
         when given (see raynas/hardware/timing.py)."""
-        return get_backend(self.backend).measure(modules, self.num_threads(), warmup, repeats, yardstick_ms=yardstick_ms)
+        return get_backend(self.backend).measure(modules, self.num_threads(), warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
     def process_env(self) -> dict[str, str]:
         """Environment variables the measuring (and deployed) process starts with."""

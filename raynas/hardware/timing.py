@@ -58,7 +58,7 @@ def quantile(values: list[float], q: float = STEADY_QUANTILE) -> float:
 
 
 def interleaved_ms(
-    calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms
+    calls: dict[Hashable, Call], *, warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms
 ) -> dict[Hashable, list[float]]:
     """``repeats`` timed runs of every call, in ``rounds`` round-robin passes each preceded by
     ``warmup`` untimed runs, so slow drifts of the machine spread over all calls alike."""
@@ -72,15 +72,19 @@ def interleaved_ms(
     return samples
 
 
-def steady_latency_ms(calls: dict[Hashable, Call], warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms) -> Latencies:
+def steady_latency_ms(
+    calls: dict[Hashable, Call], *, warmup: int, repeats: int, rounds: int = 10, timer: Timer = wall_clock_ms
+) -> Latencies:
     """Latency in ms of each call on an unloaded machine: the low quantile of interleaved timings
     (for devices whose own clock is not shared, such as a GPU timed with CUDA events)."""
-    return Latencies({key: quantile(times) for key, times in interleaved_ms(calls, warmup, repeats, rounds, timer).items()})
+    samples = interleaved_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=timer)
+    return Latencies({key: quantile(times) for key, times in samples.items()})
 
 
 def paired_latency_ms(
     calls: dict[Hashable, Call],
     yardstick: Call,
+    *,
     warmup: int,
     repeats: int,
     rounds: int = 10,
@@ -101,7 +105,7 @@ def paired_latency_ms(
         yard.append(reference)
         return timer(call) / reference
 
-    ratios = interleaved_ms(calls, warmup, repeats, rounds, ratio)
+    ratios = interleaved_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=ratio)
     now = quantile(yard)
     scale = yardstick_ms or now
     return Latencies({key: statistics.median(r) * scale for key, r in ratios.items()}, wall_per_unit=now / scale)

@@ -21,6 +21,7 @@ from raynas.hardware.timing import Latencies, paired_latency_ms
 def measure_ms(
     modules: dict[Hashable, tuple[nn.Module, tuple[int, ...]]],
     threads: int,
+    *,
     warmup: int = 10,
     repeats: int = 60,
     rounds: int = 10,
@@ -32,7 +33,7 @@ def measure_ms(
     calls = {key: _traced_call(module, shape) for key, (module, shape) in modules.items()}
     reference = _traced_call(yardstick(), BACKEND.yardstick_shape)
     with torch.inference_mode():
-        return paired_latency_ms(calls, reference, warmup, repeats, rounds, yardstick_ms=yardstick_ms)
+        return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
 
 
 def _traced_call(module: nn.Module, shape: tuple[int, ...]):

@@ -25,7 +25,7 @@ def require_cuda() -> torch.device:
 
 
 def measure_cuda_ms(
-    modules: Modules, threads: int, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
     """Steady GPU time in ms of each module, from CUDA events around each call. GPU time does not
     move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
@@ -34,7 +34,7 @@ def measure_cuda_ms(
     nets = {key: trace(module.to(device), inputs[key]) for key, (module, _) in modules.items()}
     calls = {key: functools.partial(net, inputs[key]) for key, net in nets.items()}
     with torch.inference_mode():
-        return steady_latency_ms(calls, warmup, repeats, rounds, timer=cuda_event_ms)
+        return steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
 
 
 def cuda_event_ms(call) -> float:

@@ -8,6 +8,7 @@ stops the weak ones. Every scenario's trials run in one Tune experiment (actors 
 cluster is shared), but each scenario has its own scheduler and its own budget: its trials stop
 once their device-seconds reach the paired NAS search's (its warm-up share included). The survivor,
 the best of the trials that went furthest, is retrained with the shared recipe like every finalist.
+The window is the baseline's own (``evaluation.asha.budget_floor``), whichever strategy runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -23,27 +24,32 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
-from raynas.config import ASHAConfig
+from raynas.api import Finalist, Job
+from raynas.config import ASHAConfig, ExperimentConfig
 from raynas.data.datasets import load_splits
+from raynas.execution.runtime import worker_compute
 from raynas.hardware.lut import LatencyTable
-from raynas.orchestration.runtime import worker_compute
+from raynas.hardware.models import LatencyModels
+from raynas.orchestration.context import PipelineContext
+from raynas.orchestration.tuner import trial_devices, trial_resources
 from raynas.search.derive import budget_window
 from raynas.search.random_search import sample_in_window
 from raynas.space.architecture import Architecture
-from raynas.space.macro import MacroConfig
+from raynas.space.macro import MacroConfig, get_space
 from raynas.space.network import ChildNetwork
 from raynas.training import evaluate, sgd, train_epoch
 
 
-def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, floor: float, n: int, seed: int) -> list[str]:
+def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, *, floor: float, n: int, seed: int) -> list[str]:
     """``n`` architectures uniform over the budget window [floor * B, B] on the target's table."""
     costs = lut.layer_costs(macro)
-    picks = sample_in_window(costs, lut.fixed_ms, *budget_window(costs, lut.fixed_ms, budget_ms, floor), n, np.random.default_rng(seed))
+    low, high = budget_window(costs, lut.fixed_ms, budget_ms, floor=floor)
+    picks = sample_in_window(costs, lut.fixed_ms, low=low, high=high, n=n, rng=np.random.default_rng(seed))
     choices = [spec.choices for spec in macro.layers()]
     return [Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row))).to_string() for row in picks]
 
 
-def standalone_trial(config: dict, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: Any) -> None:
+def standalone_trial(config: dict, *, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: ExperimentConfig) -> None:
     """Train one candidate of one scenario from scratch with the retraining recipe's optimizer, one epoch per report."""
     arch = archs[config["scenario"]][config["candidate"]]
     torch.set_num_threads(cfg.ray.cpus_per_trial)
@@ -53,7 +59,7 @@ def standalone_trial(config: dict, archs: dict[str, list[str]], seeds: dict[str,
     train, val, _ = splits.loaders(cfg.data.batch_size, seeds[config["scenario"]], compute.device)
     model = compute.module(ChildNetwork(Architecture.from_string(space, arch), splits.num_classes))
     r = cfg.retrain
-    optimizer = sgd(model.parameters(), r.lr, r.momentum, r.weight_decay)
+    optimizer = sgd(model.parameters(), r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
     first = 0
     if (state := restored_state()) is not None:
@@ -63,8 +69,8 @@ def standalone_trial(config: dict, archs: dict[str, list[str]], seeds: dict[str,
     pausable = pauses(cfg.evaluation.asha)
     for epoch in range(first, cfg.evaluation.asha.max_epochs):
         start = time.perf_counter()
-        stats = train_epoch(model, train, optimizer, loss_fn, None, compute)
-        acc = evaluate(model, val, cfg.evaluation.asha.eval_batches, compute)
+        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, before_batch=None, compute=compute)
+        acc = evaluate(model, val, max_batches=cfg.evaluation.asha.eval_batches, compute=compute)
         metrics = {"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start}
         report_epoch(metrics, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch} if pausable else None)
 
@@ -102,7 +108,7 @@ class PerScenario(FIFOScheduler):
     are judged by their own ASHA / HyperBand, never against another scenario's, and all of them stop
     once their summed seconds times ``devices`` reach that scenario's budget."""
 
-    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], devices: float) -> None:
+    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float) -> None:
         super().__init__()
         self.inner = {key: scheduler(cfg) for key in budgets}
         self.budgets, self.devices, self.spent = budgets, devices, dict.fromkeys(budgets, 0.0)
@@ -189,3 +195,63 @@ def anytime(frames: list, devices: float) -> list[tuple[float, float]]:
         best = max(best, acc)
         points.append((spent, best))
     return points
+
+
+def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: list[Job]) -> list[Finalist]:
+    """For each job, random architectures from its scenario's window trained standalone under a Tune
+    scheduler until its trials' device-seconds reach ``job.budget_seconds``; each scenario's survivor
+    is its finalist. One Tune run holds every scenario, each judged and budgeted on its own."""
+    cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
+    archs, seeds = {}, {job.key: job.seed for job in jobs}
+    for job in jobs:
+        ctx.open_child(job)
+        table, macro = latency.table(job.target), get_space(cfg.space)
+        archs[job.key] = window_candidates(table, macro, job.budget_ms, floor=asha.budget_floor, n=asha.candidates, seed=job.seed)
+    trainable = tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg)
+    resourced = tune.with_resources(trainable, trial_resources(cfg))
+    grid = ctx.tuner.finished_before("asha", resourced)
+    if grid is None:
+        grid = early_stopping_run(ctx, resourced, jobs=jobs, archs=archs)
+    ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
+    return [asha_survivor(ctx, job, [r for r in ran if r.config["scenario"] == job.key]) for job in jobs]
+
+
+def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
+    cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
+    per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(asha.candidates)))},
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            scheduler=per_scenario,
+            max_concurrent_trials=cfg.ray.max_concurrent_trials or None,
+            reuse_actors=True,
+        ),
+        run_config=ctx.tuner.run_config("asha", ()),
+    )
+    return tuner.fit()
+
+
+def asha_survivor(ctx: PipelineContext, job: Job, results: list) -> Finalist:
+    """The job's finalist from its scenario's trials; its curve and costs go to the run's records."""
+    frames = [r.metrics_dataframe for r in results if r.metrics_dataframe is not None and "val_acc" in r.metrics_dataframe]
+    if not frames:
+        raise RuntimeError(
+            f"{job.key}: no early-stopped random trial reported within {job.budget_seconds:.1f} device-seconds; "
+            "raise the budget or lower evaluation.asha.max_epochs"
+        )
+    curve = anytime(frames, trial_devices(ctx.cfg))
+    ctx.add_curve(job, curve)
+    best = survivor([r.metrics for r in results if r.metrics and "val_acc" in r.metrics])
+    costs = {
+        "asha/device_seconds": curve[-1][0],
+        "asha/budget_device_seconds": job.budget_seconds,
+        "asha/longest_epoch_seconds": max(float(f["time_this_iter_s"].max()) for f in frames),
+        "asha/trials": len(frames),
+        "asha/val_acc": best["val_acc"],
+    }
+    ctx.tracker.log_metrics(ctx.tracker.child(job.key), costs)
+    arch = Architecture.from_string(ctx.cfg.space, best["arch"])
+    return Finalist.found(job, arch, {"search_seconds": curve[-1][0], "evaluations": len(frames)})

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 
-def budget_window(costs: Sequence[Sequence[float]], fixed_ms: float, budget_ms: float, floor: float) -> tuple[float, float]:
+def budget_window(costs: Sequence[Sequence[float]], fixed_ms: float, budget_ms: float, *, floor: float) -> tuple[float, float]:
     """Latency window a search under ``budget_ms`` must land in: [floor * B, B] when B is below the
     slowest network (so a search cannot undershoot wildly), else [fastest, B]; never below the fastest."""
     fastest, slowest = fixed_ms + sum(map(min, costs)), fixed_ms + sum(map(max, costs))
@@ -38,7 +38,7 @@ def most_probable_within(log_probs: Sequence[Sequence[float]], costs: Sequence[S
 
 
 def most_probable_in_window(
-    log_probs: Sequence[Sequence[float]], costs: Sequence[Sequence[float]], lower: float, upper: float, resolution: float | None = None
+    log_probs: Sequence[Sequence[float]], costs: Sequence[Sequence[float]], *, lower: float, upper: float, resolution: float | None = None
 ) -> list[int] | None:
     """Choice per layer maximizing sum(log p) subject to lower <= sum(cost) <= upper; None if none fits.
 

@@ -95,7 +95,10 @@ class SubnetGenes:
         span the whole latency range (uniform draws crowd its middle)."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-        step = lambda options: sorted(options)[int(rng.binomial(len(options) - 1, fraction))]  # noqa: E731
+
+        def step(options):
+            return sorted(options)[int(rng.binomial(len(options) - 1, fraction))]
+
         layers = len(self.macro.layers())
         floors = [min(self.min_depth, len(s)) for s in self.stages]
         return {
@@ -107,7 +110,10 @@ class SubnetGenes:
 
     def mutate(self, genes: dict, prob: float, rng: np.random.Generator) -> dict:
         fresh = self.random(rng)
-        pick = lambda mine, new: [n if rng.random() < prob else m for m, n in zip(mine, new)]  # noqa: E731
+
+        def pick(mine, new):
+            return [n if rng.random() < prob else m for m, n in zip(mine, new)]
+
         return {
             "k": pick(genes["k"], fresh["k"]),
             "e": pick(genes["e"], fresh["e"]),
@@ -116,7 +122,9 @@ class SubnetGenes:
         }
 
     def crossover(self, a: dict, b: dict, rng: np.random.Generator) -> dict:
-        mix = lambda x, y: [p if rng.random() < 0.5 else q for p, q in zip(x, y)]  # noqa: E731
+        def mix(x, y):
+            return [p if rng.random() < 0.5 else q for p, q in zip(x, y)]
+
         return {"k": mix(a["k"], b["k"]), "e": mix(a["e"], b["e"]), "d": mix(a["d"], b["d"]), "r": a["r"] if rng.random() < 0.5 else b["r"]}
 
     def architecture(self, genes: dict) -> Architecture:
@@ -128,7 +136,7 @@ class SubnetGenes:
 
 
 def draw_feasible(
-    make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator, tries: int = 5000
+    make: Callable[[], dict], genes: SubnetGenes, latency: SubnetLatency, *, budget_ms: float, rng: np.random.Generator, tries: int = 5000
 ) -> tuple[dict, Architecture]:
     """Genes from ``make`` whose subnet fits the budget: rejection (uniform over the feasible draws)
     for ``tries`` draws; for a budget near the fastest subnet, where feasible draws are too rare, the
@@ -138,11 +146,11 @@ def draw_feasible(
         arch = genes.architecture(drawn)
         if latency(arch) <= budget_ms:
             return drawn, arch
-    return _shrink_until_fits(drawn, genes, latency, budget_ms, rng)
+    return _shrink_until_fits(drawn, genes, latency, budget_ms=budget_ms, rng=rng)
 
 
 def _shrink_until_fits(
-    drawn: dict, genes: SubnetGenes, latency: SubnetLatency, budget_ms: float, rng: np.random.Generator
+    drawn: dict, genes: SubnetGenes, latency: SubnetLatency, *, budget_ms: float, rng: np.random.Generator
 ) -> tuple[dict, Architecture]:
     floor = genes.extreme(largest=False)
     drawn = {k: list(v) if isinstance(v, list) else v for k, v in drawn.items()}
@@ -174,6 +182,7 @@ class EvolutionarySearch:
         genes: SubnetGenes,
         latency: SubnetLatency,
         predictor: AccuracyPredictor,
+        *,
         budget_ms: float,
         cfg: EvolutionConfig,
         seed: int,
@@ -192,7 +201,7 @@ class EvolutionarySearch:
         self.generation, self.spent, self.result = 0, 0.0, None
 
     def feasible(self, make: Callable[[], dict]) -> tuple[dict, Architecture]:
-        return draw_feasible(make, self.genes, self.latency, self.budget_ms, self.rng)
+        return draw_feasible(make, self.genes, self.latency, budget_ms=self.budget_ms, rng=self.rng)
 
     @property
     def done(self) -> bool:
@@ -289,6 +298,7 @@ class RandomSubnetSearch:
         self,
         genes: SubnetGenes,
         latency: SubnetLatency,
+        *,
         budget_ms: float,
         seed: int,
         evaluate: Callable[[list[Architecture]], list[float]],
@@ -314,7 +324,8 @@ class RandomSubnetSearch:
         begin = time.perf_counter()
         n = min(self.batch, max(self.evaluations, 1) - self.scored)
         archs = [
-            draw_feasible(lambda: self.genes.random(self.rng), self.genes, self.latency, self.budget_ms, self.rng)[1] for _ in range(n)
+            draw_feasible(lambda: self.genes.random(self.rng), self.genes, self.latency, budget_ms=self.budget_ms, rng=self.rng)[1]
+            for _ in range(n)
         ]
         for arch, acc in zip(archs, self.evaluate(archs)):
             self.best = max(self.best, (acc, arch.space, arch.to_string()), key=lambda t: t[0])

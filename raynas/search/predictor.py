@@ -73,6 +73,7 @@ class AccuracyPredictor(nn.Module):
         self,
         archs: Sequence[Architecture],
         accuracies: Sequence[float],
+        *,
         seed: int,
         holdout: float = 0.2,
         epochs: int = 300,
@@ -97,7 +98,10 @@ class AccuracyPredictor(nn.Module):
             optimizer.step()
         with torch.no_grad():
             self.eval()
-            rmse = lambda idx: float(((self(x[idx]) - y[idx]) ** 2).mean().sqrt())  # noqa: E731
+
+            def rmse(idx):
+                return float(((self(x[idx]) - y[idx]) ** 2).mean().sqrt())
+
             baseline = float(((y[test] - y[train].mean()) ** 2).mean().sqrt())
             return {
                 "rmse_train": rmse(train),

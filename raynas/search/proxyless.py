@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from raynas.compute import CPU, Compute, iterate_on
-from raynas.data.loading import endless
+from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable, expected_latency
 from raynas.search.derive import budget_window, most_probable_in_window, most_probable_within
 from raynas.space.architecture import Architecture
@@ -72,13 +72,14 @@ class SearchConfig:
 def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
     if cfg.weight_optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.weight_lr, weight_decay=cfg.weight_decay)
-    return sgd(params, cfg.weight_lr, cfg.momentum, cfg.weight_decay)
+    return sgd(params, cfg.weight_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def warm_up(
     supernet: Supernet,
     train: DataLoader,
     cfg: SearchConfig,
+    *,
     seed: int,
     on_epoch: Callable[[int, dict], None] | None = None,
     compute: Compute = CPU,
@@ -88,7 +89,14 @@ def warm_up(
     optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
     stats: dict = {}
     for epoch in range(cfg.warmup_epochs):
-        stats = train_epoch(supernet, train, optimizer, nn.CrossEntropyLoss(), lambda: supernet.sample_single(gen, uniform=True), compute)
+        stats = train_epoch(
+            supernet,
+            train,
+            optimizer,
+            loss_fn=nn.CrossEntropyLoss(),
+            before_batch=lambda: supernet.sample_single(gen, uniform=True),
+            compute=compute,
+        )
         if on_epoch is not None:
             on_epoch(epoch, stats)
     return stats
@@ -98,7 +106,7 @@ class ProxylessSearch:
     """One architecture search of a supernet for one latency table and budget."""
 
     def __init__(
-        self, supernet: Supernet, lut: LatencyTable, budget_ms: float, cfg: SearchConfig, seed: int, *, compute: Compute = CPU
+        self, supernet: Supernet, lut: LatencyTable, budget_ms: float, *, cfg: SearchConfig, seed: int, compute: Compute = CPU
     ) -> None:
         """``supernet`` must already live on ``compute``'s device."""
         self.supernet, self.lut, self.budget_ms, self.cfg, self.compute = supernet, lut, budget_ms, cfg, compute
@@ -138,10 +146,10 @@ class ProxylessSearch:
             ce,
             latency_ms,
             self.cfg.aim * self.budget_ms,
-            self.cfg.latency_loss,
-            self.cfg.beta,
-            self.cfg.lam,
-            self.cfg.gamma,
+            form=self.cfg.latency_loss,
+            beta=self.cfg.beta,
+            lam=self.cfg.lam,
+            gamma=self.cfg.gamma,
             floor_ms=floor,
         )
 
@@ -160,7 +168,7 @@ class ProxylessSearch:
         return {
             "train_loss": float(torch.stack(weight_losses).float().mean()) if weight_losses else 0.0,
             "arch_loss": sum(arch_losses) / max(len(arch_losses), 1),
-            "val_acc": self.supernet.score(arch, train, val, self.cfg.eval_batches, self.compute),
+            "val_acc": self.supernet.score(arch, train, val, batches=self.cfg.eval_batches, compute=self.compute),
             "expected_latency_ms": self.expected_latency(1.0).item(),
             "derived_latency_ms": self.lut.predict(arch, self.supernet.macro),
             "entropy": self.entropy(),
@@ -207,7 +215,7 @@ class ProxylessSearch:
             self.supernet.activate_all()
         else:
             self.supernet.sample_single(self.gen)
-        return train_step(self.supernet, self.weight_opt, self.ce, x, y, self.compute)[0]
+        return train_step(self.supernet, self.weight_opt, self.ce, x=x, y=y, compute=self.compute)[0]
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, pairs: list[tuple[int, int]] | None = None) -> float:
         """One update of alpha on a validation batch; shared weights are frozen for it.
@@ -277,7 +285,7 @@ class ProxylessSearch:
             return arch, False
         log_probs = [torch.log_softmax(layer.alpha.detach(), 0).tolist() for layer in self.supernet.layers]
         fixed = self.lut.fixed_ms
-        choice = most_probable_in_window(log_probs, self.costs, max(low - fixed, 0.0), high - fixed)
+        choice = most_probable_in_window(log_probs, self.costs, lower=max(low - fixed, 0.0), upper=high - fixed)
         if choice is None:  # a window narrower than the DP's grid (a budget just above the fastest net): the budget alone, exactly
             choice = most_probable_within(log_probs, self.costs, high - fixed)
         if choice is None:
@@ -286,7 +294,7 @@ class ProxylessSearch:
 
     def window(self) -> tuple[float, float]:
         """[floor * B, B] when B is below the slowest network of this supernet's choices, else [fastest, B]."""
-        return budget_window(self.costs, self.lut.fixed_ms, self.budget_ms, self.cfg.budget_floor)
+        return budget_window(self.costs, self.lut.fixed_ms, self.budget_ms, floor=self.cfg.budget_floor)
 
     def state_dict(self) -> dict:
         """Everything a resumed search needs (weights, alpha, optimizers, sampler, reward baseline);
@@ -313,3 +321,33 @@ class ProxylessSearch:
         """Mean per-layer entropy of softmax(alpha), in nats (log 7 = 1.95 is uniform)."""
         ents = [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in self.supernet.probabilities()]
         return sum(ents) / max(len(ents), 1)
+
+
+class EpochSearch:
+    """ProxylessNAS as steps: one search epoch per step."""
+
+    def __init__(self, search: ProxylessSearch, train, val, *, epochs: int) -> None:
+        self.search, self.train, self.val, self.epochs, self.epoch = search, train, val, epochs, 0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.epochs
+
+    def step(self) -> dict:
+        self.epoch += 1
+        metrics = self.search.epoch(self.train, self.val)
+        return metrics | {"score": metrics["val_acc"]}  # the derived architecture's shared-weight accuracy
+
+    def state_dict(self) -> dict:
+        """The search's state and the loaders' generators after the epoch: the next epoch sees the batches it would have."""
+        return {
+            "search": self.search.state_dict(),
+            "epoch": self.epoch,
+            "loaders": [generator_state(self.train), generator_state(self.val)],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.search.load_state_dict(state["search"])
+        self.epoch = state["epoch"]
+        for loader, saved in zip((self.train, self.val), state["loaders"]):
+            set_generator_state(loader, saved)

@@ -33,7 +33,14 @@ class EmptyWindowError(ValueError):
 
 
 def sample_in_window(
-    costs: Sequence[Sequence[float]], fixed_ms: float, low: float, high: float, n: int, rng: np.random.Generator, max_draws: int = 1 << 24
+    costs: Sequence[Sequence[float]],
+    fixed_ms: float,
+    *,
+    low: float,
+    high: float,
+    n: int,
+    rng: np.random.Generator,
+    max_draws: int = 1 << 24,
 ) -> np.ndarray:
     """``n`` choice vectors (n x layers) uniform over architectures with ``low <= latency <= high``.
 
@@ -48,7 +55,8 @@ def sample_in_window(
     while sum(map(len, kept)) < n:
         if drawn >= max_draws:
             raise EmptyWindowError(
-                f"{drawn:,} uniform draws gave {sum(map(len, kept))} of {n} architectures in [{low:.3f}, {high:.3f}] ms; widen the budget window"
+                f"{drawn:,} uniform draws gave {sum(map(len, kept))} of {n} architectures in [{low:.3f}, {high:.3f}] ms; "
+                "widen the budget window"
             )
         picks = (rng.random((batch, len(costs))) * sizes).astype(np.int64)
         latency = fixed_ms + table[np.arange(len(costs)), picks].sum(1)
@@ -70,17 +78,17 @@ class RandomSearch:
         supernet: Supernet,
         lut: LatencyTable,
         budget_ms: float,
+        *,
         cfg: SearchConfig,
         seed: int,
         train_fraction: float,
-        *,
         compute: Compute = CPU,
     ) -> None:
         """``supernet`` must already live on ``compute``'s device."""
         self.supernet, self.lut, self.cfg, self.train_fraction, self.compute = supernet, lut, cfg, train_fraction, compute
         self.choices = [layer.choices for layer in supernet.layers]
         self.costs = lut.layer_costs(supernet.macro, self.choices)
-        self.window = budget_window(self.costs, lut.fixed_ms, budget_ms, cfg.budget_floor)
+        self.window = budget_window(self.costs, lut.fixed_ms, budget_ms, floor=cfg.budget_floor)
         self.rng = np.random.default_rng(seed)
         self.optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
         self._pool: list[Architecture] = []
@@ -92,7 +100,8 @@ class RandomSearch:
     def sample(self) -> Architecture:
         """One architecture uniform over the latency window (drawn in blocks for speed)."""
         if not self._pool:
-            picks = sample_in_window(self.costs, self.lut.fixed_ms, *self.window, 256, self.rng)
+            low, high = self.window
+            picks = sample_in_window(self.costs, self.lut.fixed_ms, low=low, high=high, n=256, rng=self.rng)
             self._pool = [Architecture(self.supernet.macro.name, tuple(c[i] for c, i in zip(self.choices, row))) for row in picks]
         return self._pool.pop()
 
@@ -120,7 +129,8 @@ class RandomSearch:
         while self.spent + time.perf_counter() - begin < self.train_fraction * self.seconds:
             self.supernet.train()
             self.supernet.set_architecture(self.sample())
-            train_step(self.supernet, self.optimizer, loss_fn, *self.compute.batch(*next(batches)), self.compute)
+            x, y = self.compute.batch(*next(batches))
+            train_step(self.supernet, self.optimizer, loss_fn, x=x, y=y, compute=self.compute)
             self.steps += 1
         self.compute.synchronize()  # scoring time must not include queued training work
         self.trained = True
@@ -129,7 +139,7 @@ class RandomSearch:
         stretch = min(self.seconds - self.spent, self.seconds / 4)
         while self.scored < MIN_CANDIDATES or time.perf_counter() - begin < stretch:
             arch = self.sample()
-            acc = self.supernet.score(arch, *self.loaders, self.cfg.eval_batches, self.compute)
+            acc = self.supernet.score(arch, *self.loaders, batches=self.cfg.eval_batches, compute=self.compute)
             self.scored += 1
             self.best = max(self.best, (acc, arch.to_string()), key=lambda t: t[0])
 

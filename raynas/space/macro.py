@@ -155,9 +155,9 @@ def get_space(name: str) -> MacroConfig:
     for variant in variants:
         kind, value = variant[:1], variant[1:]
         if kind == "w":
-            macro = macro.scaled(_number(name, value, float, "width multiplier", 0, 4))
+            macro = macro.scaled(_number(name, value, float, what="width multiplier", low=0, high=4))
         elif kind == "r":
-            macro = macro.at_resolution(_number(name, value, int, "input size", 8, 1024))
+            macro = macro.at_resolution(_number(name, value, int, what="input size", low=8, high=1024))
         else:
             raise KeyError(f"search space {name!r}: unknown variant {'@' + variant!r}; use @w<width multiplier> or @r<input size>")
     return macro
@@ -168,7 +168,7 @@ def base_name(space: str) -> str:
     return space.split("@")[0]
 
 
-def _number(name: str, text: str, kind: type, what: str, low: float, high: float):
+def _number(name: str, text: str, kind: type, *, what: str, low: float, high: float):
     try:
         value = kind(text)
     except ValueError:

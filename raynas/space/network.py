@@ -13,10 +13,10 @@ from raynas.space.ops import SKIP, MBConv, build_op, conv_bn_act
 
 def build_stem(macro: MacroConfig) -> nn.Module:
     """3x3 conv, then the fixed first MBConv (kernel 3, expansion 1) where the space has one."""
-    stem = conv_bn_act(macro.in_channels, macro.stem_channels, 3, macro.stem_stride)
+    stem = conv_bn_act(macro.in_channels, macro.stem_channels, 3, stride=macro.stem_stride)
     if not macro.first_block_channels:
         return stem
-    return nn.Sequential(stem, MBConv(macro.stem_channels, macro.first_block_channels, 3, 1, 1))
+    return nn.Sequential(stem, MBConv(macro.stem_channels, macro.first_block_channels, kernel=3, expansion=1, stride=1))
 
 
 class Head(nn.Module):
@@ -24,7 +24,7 @@ class Head(nn.Module):
 
     def __init__(self, macro: MacroConfig, num_classes: int) -> None:
         super().__init__()
-        self.conv = conv_bn_act(macro.last_channels, macro.head_channels, 1, 1)
+        self.conv = conv_bn_act(macro.last_channels, macro.head_channels, 1, stride=1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(macro.head_channels, num_classes)
 
@@ -37,7 +37,7 @@ class ResidualLayer(nn.Module):
 
     def __init__(self, spec: LayerSpec, op: str) -> None:
         super().__init__()
-        self.op = build_op(op, spec.in_channels, spec.out_channels, spec.stride)
+        self.op = build_op(op, spec.in_channels, spec.out_channels, stride=spec.stride)
         self.residual = spec.residual
 
     def forward(self, x):

@@ -32,18 +32,18 @@ def parse_mbconv(op: str) -> tuple[int, int]:
 class MBConv(nn.Module):
     """Mobile inverted bottleneck: 1x1 expand, kxk depthwise, 1x1 linear project."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, expansion: int, stride: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, *, kernel: int, expansion: int, stride: int) -> None:
         super().__init__()
         mid = in_ch * expansion
-        self.expand = _conv_bn(in_ch, mid, 1, 1, groups=1, act=True) if expansion != 1 else nn.Identity()
-        self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid, act=True)
-        self.project = _conv_bn(mid, out_ch, 1, 1, groups=1, act=False)
+        self.expand = _conv_bn(in_ch, mid, 1, stride=1, groups=1, act=True) if expansion != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, kernel, stride=stride, groups=mid, act=True)
+        self.project = _conv_bn(mid, out_ch, 1, stride=1, groups=1, act=False)
 
     def forward(self, x):
         return self.project(self.depthwise(self.expand(x)))
 
 
-def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, act: bool) -> nn.Sequential:
+def _conv_bn(in_ch: int, out_ch: int, kernel: int, *, stride: int, groups: int, act: bool) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(out_ch),
@@ -53,17 +53,17 @@ def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, act
     return nn.Sequential(*layers)
 
 
-def conv_bn_act(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
+def conv_bn_act(in_ch: int, out_ch: int, kernel: int, *, stride: int) -> nn.Sequential:
     """Plain conv + BN + ReLU6, used by stems and heads."""
-    return _conv_bn(in_ch, out_ch, kernel, stride, groups=1, act=True)
+    return _conv_bn(in_ch, out_ch, kernel, stride=stride, groups=1, act=True)
 
 
-def build_op(op: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+def build_op(op: str, in_ch: int, out_ch: int, *, stride: int) -> nn.Module:
     """One candidate op as a module; ``skip`` is the ProxylessNAS zero op (contributes nothing)."""
     if op == SKIP:
         return Zero()
     kernel, expansion = parse_mbconv(op)
-    return MBConv(in_ch, out_ch, kernel, expansion, stride)
+    return MBConv(in_ch, out_ch, kernel=kernel, expansion=expansion, stride=stride)
 
 
 class Zero(nn.Module):

@@ -108,7 +108,7 @@ class ElasticMBConv(nn.Module):
 class ElasticSupernet(PathScoring, nn.Module):
     """Shared weights of every OFA subnet of a space: kernel, expansion, depth and resolution."""
 
-    def __init__(self, macro: MacroConfig, num_classes: int, min_depth: int = 2, resolutions: tuple[int, ...] = ()) -> None:
+    def __init__(self, macro: MacroConfig, num_classes: int, *, min_depth: int = 2, resolutions: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.macro, self.num_classes, self.min_depth = macro, num_classes, min_depth
         self.resolutions = tuple(sorted(resolutions or (macro.input_size,)))
@@ -159,10 +159,13 @@ class ElasticSupernet(PathScoring, nn.Module):
             ops += [f"k{self.layers[i].kernel}e{self.layers[i].expansion}" if n < depth else SKIP for n, i in enumerate(stage)]
         return Architecture(self.macro.at_resolution(self.resolution).name, tuple(ops))
 
-    def sample(self, generator: torch.Generator, kernels=None, expansions=None, depths=None, resolutions=None) -> Architecture:
+    def sample(self, generator: torch.Generator, *, kernels=None, expansions=None, depths=None, resolutions=None) -> Architecture:
         """Activate a uniformly random subnet among the given choices (default: the space's largest)."""
         macro = self.macro
-        pick = lambda options: options[int(torch.randint(len(options), (), generator=generator))]  # noqa: E731
+
+        def pick(options):
+            return options[int(torch.randint(len(options), (), generator=generator))]
+
         ops = []
         for stage in macro.stage_layers():
             depth = pick([d for d in (depths or (len(stage),)) if d <= len(stage)] or [len(stage)])
@@ -198,7 +201,7 @@ class SubnetScorer:
     """Shared-weight accuracy of subnets: BatchNorm recalibrated on fixed training batches, then
     accuracy on fixed validation batches (what replicas serve, and what a local OFA search uses)."""
 
-    def __init__(self, net: ElasticSupernet, train, val, calibration_batches: int, eval_batches: int, compute: Compute = CPU) -> None:
+    def __init__(self, net: ElasticSupernet, train, val, *, calibration_batches: int, eval_batches: int, compute: Compute = CPU) -> None:
         self.net, self.compute = net, compute
         self.calibration = list(itertools.islice(train, calibration_batches))
         self.val = list(itertools.islice(val, eval_batches))
@@ -208,7 +211,7 @@ class SubnetScorer:
         out = []
         for arch in archs:
             self.net.set_architecture(arch)
-            recalibrate_bn(self.net, self.calibration, len(self.calibration), self.compute)
+            recalibrate_bn(self.net, self.calibration, len(self.calibration), compute=self.compute)
             out.append(evaluate(self.net, self.val, compute=self.compute))
             self.evaluated += 1
         return out

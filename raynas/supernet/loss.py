@@ -11,11 +11,11 @@ def latency_aware_loss(
     ce: torch.Tensor,
     expected_ms: torch.Tensor,
     budget_ms: float,
+    *,
     form: str = "mul",
     beta: float = 0.6,
     lam: float = 0.1,
     gamma: float = 0.0,
-    *,
     floor_ms: float | None = None,
 ) -> torch.Tensor:
     """Combine cross-entropy with the expected latency E[lat] against a budget.

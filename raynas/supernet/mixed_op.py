@@ -26,7 +26,7 @@ class MixedLayer(nn.Module):
         super().__init__()
         self.spec = spec
         self.choices = choices or spec.choices
-        self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, spec.stride) for op in self.choices)
+        self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, stride=spec.stride) for op in self.choices)
         self.alpha = nn.Parameter(torch.zeros(len(self.choices)))
         self.active = 0
         self.pair: tuple[int, int] | None = None

@@ -67,6 +67,7 @@ def train_progressive(
     supernet: ElasticSupernet,
     train: DataLoader,
     cfg: ShrinkConfig,
+    *,
     seed: int,
     checkpoint_dir: str | Path,
     on_epoch: Callable[[str, int, dict], None] | None = None,
@@ -78,7 +79,7 @@ def train_progressive(
     Returns seconds and last-epoch loss per phase (a loaded phase reports 0 seconds).
     """
     stats: dict[str, float] = {}
-    for stats, _ in progressive_phases(supernet, train, cfg, seed, checkpoint_dir, on_epoch, compute):
+    for stats, _ in progressive_phases(supernet, train, cfg, seed=seed, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch, compute=compute):
         pass
     return stats
 
@@ -87,6 +88,7 @@ def progressive_phases(
     supernet: ElasticSupernet,
     train: DataLoader,
     cfg: ShrinkConfig,
+    *,
     seed: int,
     checkpoint_dir: str | Path,
     on_epoch: Callable[[str, int, dict], None] | None = None,
@@ -109,7 +111,7 @@ def progressive_phases(
             if phase == "width":
                 supernet.sort_channels()
             gen = torch.Generator().manual_seed(seed * len(PHASES) + n)  # per phase: a resumed phase samples as it would have
-            loss = _train_phase(supernet, train, cfg, phase, gen, teacher, on_epoch, compute)
+            loss = _train_phase(supernet, train, cfg, phase=phase, gen=gen, teacher=teacher, on_epoch=on_epoch, compute=compute)
             written = [p for p in (_save_order(train, path), _save(supernet, path)) if p is not None]
             stats[f"{phase}_loss"] = loss
         stats[f"{phase}_seconds"] = time.perf_counter() - start
@@ -120,17 +122,17 @@ def progressive_phases(
         yield stats, written
 
 
-def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, on_epoch, compute: Compute) -> float:
+def _train_phase(supernet, train, cfg: ShrinkConfig, *, phase: str, gen, teacher, on_epoch, compute: Compute) -> float:
     epochs, choices = cfg.epochs(phase), phase_choices(supernet, phase)
     lr = cfg.lr if phase == "largest" else cfg.lr * cfg.shrink_lr_scale
-    optimizer = sgd(supernet.parameters(), lr, cfg.momentum, cfg.weight_decay)
+    optimizer = sgd(supernet.parameters(), lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(train), 1))
     loss_sum, seen = 0.0, 0
     for epoch in range(epochs):
         supernet.train()
         total, seen = torch.zeros((), device=compute.device), 0
         for x, y in iterate_on(compute, train):
-            loss = shrinking_step(supernet, x, y, gen, choices, teacher, cfg, optimizer, compute)
+            loss = shrinking_step(supernet, x, y, gen=gen, choices=choices, teacher=teacher, cfg=cfg, optimizer=optimizer, compute=compute)
             schedule.step()
             total, seen = total + loss.float() * len(y), seen + len(y)
         loss_sum = float(total)  # one device sync per epoch
@@ -139,7 +141,7 @@ def _train_phase(supernet, train, cfg: ShrinkConfig, phase: str, gen, teacher, o
     return loss_sum / max(seen, 1)
 
 
-def shrinking_step(supernet, x, y, gen, choices: dict, teacher, cfg: ShrinkConfig, optimizer, compute: Compute = CPU) -> torch.Tensor:
+def shrinking_step(supernet, x, y, *, gen, choices: dict, teacher, cfg: ShrinkConfig, optimizer, compute: Compute = CPU) -> torch.Tensor:
     """One progressive-shrinking step: sample a subnet among ``choices``, CE plus distillation from
     ``teacher``; returns the loss on the device."""
     supernet.sample(gen, **choices)

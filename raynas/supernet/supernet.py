@@ -19,12 +19,12 @@ from raynas.training import evaluate, recalibrate_bn
 class PathScoring:
     """Shared-weight evaluation of one architecture, for any supernet with ``set_architecture``."""
 
-    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, batches: int, compute: Compute = CPU) -> float:
+    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, *, batches: int, compute: Compute = CPU) -> float:
         """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
         ``batches`` training batches (shared BN statistics mix every path)."""
         self.set_architecture(arch)
-        recalibrate_bn(self, train, batches, compute)
-        return evaluate(self, val, batches, compute)
+        recalibrate_bn(self, train, batches, compute=compute)
+        return evaluate(self, val, max_batches=batches, compute=compute)
 
 
 class Supernet(PathScoring, nn.Module):

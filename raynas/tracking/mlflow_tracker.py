@@ -53,7 +53,7 @@ class ExperimentTracker:
     when a run is resumed, with its children, so a resumed run never duplicates MLflow runs.
     """
 
-    def __init__(self, uri: str, experiment: str, run_dir: Path, run_name: str) -> None:
+    def __init__(self, uri: str, experiment: str, run_dir: Path, *, run_name: str) -> None:
         self.uri, self.experiment = uri, experiment
         if uri.startswith(("http://", "https://")):  # a server that dies mid-run should cost seconds, not minutes of retries
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -94,7 +94,8 @@ class ExperimentTracker:
                 f"MLflow store {self.uri} failed mid-run: {exc}\nUpload later with: raynas sync-mlflow {self.pending.parent}\n"
             )
             print(
-                f"[raynas] MLflow store {self.uri} failed ({exc}); continuing without it. Upload later: raynas sync-mlflow {self.pending.parent}",
+                f"[raynas] MLflow store {self.uri} failed ({exc}); continuing without it. "
+                f"Upload later: raynas sync-mlflow {self.pending.parent}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -134,7 +135,7 @@ class ExperimentTracker:
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         self._safe(lambda: [self.client.log_param(run_id, k, str(v)[:6000]) for k, v in params.items()])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int | None = None, prefix: str = "") -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], *, step: int | None = None, prefix: str = "") -> None:
         finite = {
             f"{prefix}{k}": float(v)
             for k, v in metrics.items()
@@ -151,7 +152,7 @@ class ExperimentTracker:
     def log_dir(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         self._safe(self.client.log_artifacts, run_id, str(path), artifact_path)
 
-    def register(self, name: str, run_id: str, artifact_path: str, tags: dict[str, str]) -> str | None:
+    def register(self, name: str, run_id: str, *, artifact_path: str, tags: dict[str, str]) -> str | None:
         """Register the run's model at ``artifact_path`` as a new version of ``name`` (once per run:
         a resumed run does not add a second version). Returns the version, None if already there."""
 

@@ -53,4 +53,4 @@ def log_model(tracker, run_id: str, deployment: Path, *, register_as: str | None
     with tempfile.TemporaryDirectory() as tmp:
         tracker.log_dir(run_id, save_model(deployment, Path(tmp) / "model"), "model")
     if register_as:
-        tracker.register(register_as, run_id, "model", tags)
+        tracker.register(register_as, run_id, artifact_path="model", tags=tags)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from raynas.evaluation.compare import ASHA, HAND, RANDOM
+from raynas.api import ASHA, HAND, RANDOM, strategy_class, strategy_names
 from raynas.export import deployment_path
 from raynas.space.architecture import Architecture
 from raynas.space.macro import scaled_name
@@ -23,8 +23,6 @@ from raynas.tracking.tune_callback import trial_metrics
 
 def phases() -> list[str]:
     """Tune experiments a run may hold: every registered strategy's, then the retraining."""
-    from raynas.strategies import strategy_class, strategy_names
-
     return list(dict.fromkeys(p for name in strategy_names() for p in strategy_class(name).phases)) + ["retrain"]
 
 
@@ -35,9 +33,13 @@ def weights_path(run_dir: Path, key: str) -> Path:
     return run_dir / "weights" / f"{key.replace(':', '_').replace('#', '_')}.pt"
 
 
-def frontier_path(run_dir: Path, target: str, seed: int) -> Path:
-    """A frontier search's models on ``target`` (Petridish): what the report's frontier panel draws."""
-    return run_dir / "frontiers" / f"{target}-s{seed}.json"
+ARTIFACTS_FILE = "artifacts.json"  # files a strategy added to the run (``RunContext.add_artifact``): path and MLflow folder
+
+
+def read_artifacts(run_dir: Path) -> list[dict[str, str]]:
+    """The strategy artifacts listed in the run directory, each ``{"path": relative path, "folder": MLflow folder}``."""
+    path = run_dir / ARTIFACTS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
@@ -45,7 +47,7 @@ def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
     return run_dir / "luts" / (f"{target}.parquet" if space is None else f"{target}-{space}.parquet")
 
 
-def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], arch: Architecture) -> None:
+def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], *, arch: Architecture) -> None:
     """A finalist's child run: its measured rows (one per target), architecture, weights and tables."""
     first = rows[0]
     run_id = tracker.child(first["key"])
@@ -69,10 +71,10 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
     tracker.log_file(run_id, weights_path(run_dir, first["key"]), "retrained")
     for r in rows:
         tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
-        record_deployment(tracker, run_id, run_dir, r)
+        record_deployment(tracker, run_id, run_dir, row=r)
 
 
-def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, row: dict[str, Any]) -> None:
+def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, *, row: dict[str, Any]) -> None:
     """The finalist's export for one target; a NAS finalist's also as an MLflow Model, registered
     under its (target, budget) so users find it by name (``models:/raynas-<experiment>-<target>-<budget>ms/<version>``)."""
     folder = deployment_path(run_dir, row["key"], row["target"])
@@ -100,8 +102,8 @@ def record_outputs(tracker: ExperimentTracker, run_dir: Path) -> None:
         tracker.log_file(tracker.parent_id, path, "luts")
     for path in sorted((run_dir / "report").glob("*.png")):
         tracker.log_file(tracker.parent_id, path, "report")
-    for path in sorted((run_dir / "frontiers").glob("*.json")):
-        tracker.log_file(tracker.parent_id, path, "frontiers")
+    for entry in read_artifacts(run_dir):
+        tracker.log_file(tracker.parent_id, run_dir / entry["path"], entry["folder"])
 
 
 def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, set[str]]) -> int:
@@ -123,7 +125,7 @@ def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, s
     return replayed
 
 
-def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list[dict[str, Any]], space: str) -> dict[str, int]:
+def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, *, rows: list[dict[str, Any]], space: str) -> dict[str, int]:
     """Upload a finished run to ``tracker``'s store; idempotent for runs and files, never duplicating a curve."""
     already = {key: set(tracker.client.get_run(run_id).data.metrics) for key, run_id in tracker.children.items()}
     replayed = replay_curves(tracker, storage, already)
@@ -135,7 +137,7 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, rows: list
             tracker,
             run_dir,
             mine,
-            Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]),
+            arch=Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]),
         )
     record_outputs(tracker, run_dir)
     tracker.finish()

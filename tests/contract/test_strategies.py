@@ -12,8 +12,8 @@ import io
 import pytest
 import torch
 
+from raynas.api import LocalProblem, strategy_class, strategy_names
 from raynas.space.architecture import Architecture
-from raynas.strategies import LocalProblem, strategy_class, strategy_names
 from tests.contract.toy import CLASSES, TOY, ground_truth, loaders, table
 
 BUDGET_MS = 0.30  # 11 of the 25 toy architectures fit: with a 5x5 kernel somewhere they score 0.93-0.99, without 0.25-0.9
@@ -23,7 +23,7 @@ MARGIN = 0.05  # accuracy the pick may lose to the best fitting architecture (tr
 def problem(name: str, seed: int = 0) -> LocalProblem:
     cls = strategy_class(name)
     train, val = loaders(seed)
-    return LocalProblem(TOY.name, table(), BUDGET_MS, train, val, CLASSES, cls.config_type())
+    return LocalProblem(TOY.name, table(), BUDGET_MS, train=train, val=val, num_classes=CLASSES, config=cls.config_type())
 
 
 def run(name: str, seed: int = 0):

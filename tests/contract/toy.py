@@ -75,7 +75,7 @@ def train_alone(arch: Architecture, steps: int) -> float:
     torch.manual_seed(0)
     train, val = loaders()
     net, batches = ChildNetwork(arch, CLASSES), itertools.cycle(train)
-    opt = sgd(net.parameters(), 0.05, 0.9, 4e-5)
+    opt = sgd(net.parameters(), 0.05, momentum=0.9, weight_decay=4e-5)
     net.train()
     for _ in range(steps):
         x, y = next(batches)

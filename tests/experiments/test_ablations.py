@@ -38,13 +38,12 @@ def test_a_bad_switch_names_its_variant_before_anything_runs(tmp_path):
 
 
 def test_the_table_reports_accuracy_window_share_and_argmax_per_variant():
-    rows = lambda acc, constrained: (
-        [
-            {"method": "proxyless", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": a, "constrained": c, "argmax_ms": 1.2 if c else 0.95}  # noqa: E731
+    def rows(acc, constrained):
+        return [
+            {"method": "proxyless", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": a, "constrained": c, "argmax_ms": 1.2 if c else 0.95}
             for a, c in zip(acc, constrained)
-        ]
-        + [{"method": "random", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": 0.1}]
-    )
+        ] + [{"method": "random", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": 0.1}]
+
     out = load_script().table({"default": rows([0.9, 0.92], [False, True]), "no-latency-loss": rows([0.8, 0.84], [True, True])})
     by = {r["variant"]: r for r in out}
     assert by["default"]["acc_mean"] == pytest.approx(0.91) and by["default"]["window_picked"] == 1 and by["default"]["seeds"] == 2
@@ -53,10 +52,10 @@ def test_the_table_reports_accuracy_window_share_and_argmax_per_variant():
 
 def test_no_latency_loss_is_cross_entropy_and_no_arch_steps_leave_alpha_uniform():
     ce = torch.tensor(2.0)
-    assert latency_aware_loss(ce, torch.tensor(5.0), 1.0, "none") is ce
+    assert latency_aware_loss(ce, torch.tensor(5.0), 1.0, form="none") is ce
     macro, table = get_space("mnist-small"), synthetic_table()
     search = ProxylessSearch(
-        Supernet(macro, 10), table, table.latency_range(macro)[1] * 0.5, SearchConfig(arch_every=0, eval_batches=1), seed=0
+        Supernet(macro, 10), table, table.latency_range(macro)[1] * 0.5, cfg=SearchConfig(arch_every=0, eval_batches=1), seed=0
     )
     search.epoch(*loaders())
     assert all(torch.allclose(p, torch.full_like(p, 1 / len(p))) for p in search.supernet.probabilities())

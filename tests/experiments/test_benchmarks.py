@@ -27,13 +27,17 @@ def run_smoke(script: str, *args: str) -> dict:
 
 def run_smoke_here(script: str, *args: str) -> dict:
     """The benchmark's ``main()`` with ``--smoke-test`` in this process, as its command line would call it
-    (on the session Ray where it uses one): no interpreter, torch import or Ray start of its own."""
-    module, printed, argv, threads = load_script(script), io.StringIO(), sys.argv, torch.get_num_threads()
+    (on the session Ray where it uses one): no interpreter, torch import or Ray start of its own. Its folder
+    comes first on sys.path, as ``python <script>`` puts it, for the sibling modules it imports by bare name."""
+    printed, argv, threads, folder = io.StringIO(), sys.argv, torch.get_num_threads(), str((ROOT / script).parent)
     sys.argv = [str(ROOT / script), "--smoke-test", *args]
+    sys.path.insert(0, folder)
     try:
+        module = load_script(script)
         with contextlib.redirect_stdout(printed):
             module.main()
     finally:
+        sys.path.remove(folder)
         sys.argv = argv
         torch.set_num_threads(threads)
     return json.loads(printed.getvalue().strip().splitlines()[-1])
@@ -102,17 +106,32 @@ def test_amortized_search_reports_costs_and_replica_speedup():
     assert list(tmp_path.glob("mlartifacts/*/artifacts/predictor/predictor.pt"))  # artifacts beside the store, not in ./mlruns
 
 
-def test_throughput_reports_ratios_against_the_bare_loop():
-    out = run_smoke_here("experiments/bench/throughput.py")
+def test_throughput_reports_ratios_against_the_bare_loop(tmp_path):
+    out = run_smoke_here("experiments/bench/throughput.py", "--out", str(tmp_path))
     assert {"device", "retrain_vs_bare", "search_vs_bare", "loader_images_per_s", "peak_mem_ratio_two_path"} <= set(out)
     assert out["retrain_vs_bare"] > 0 and out["search_vs_bare"] > 0 and out["loader_images_per_s"] > 0
     assert out["peak_mem_ratio_two_path"] >= 1.0  # a search iteration holds at least one path's activations
+    # its page: the data as printed, six modes in the table, and a README.md that shows them with the commit
+    page = tmp_path / "throughput"
+    results = json.loads((page / "results.json").read_text())
+    assert results["summary"] == out and [r["mode"] for r in results["rows"]] == list(out["images_per_s"])
+    assert (page / "results.csv").read_text().splitlines()[0] == "mode,label,images_per_s,vs_bare"
+    readme = (page / "README.md").read_text()
+    assert f"- commit: `{results['provenance']['commit']}`" in readme and results["provenance"]["commit"] != "unknown"
+    assert "--smoke-test --out" in results["provenance"]["command"]
+    for key in ("retrain_vs_bare", "search_vs_bare", "ofa_vs_bare", "peak_mem_ratio_two_path", "loader_images_per_s"):
+        assert f"| {key} | {results['summary'][key]} |" in readme
+    for row in results["rows"]:
+        assert f"| {row['mode']} | {row['label']} | {row['images_per_s']} | {row['vs_bare']} |" in readme
 
 
 def test_throughput_on_a_real_cifar10_slice():
     shared_data("cifar10")
+    page = ROOT / "benchmarks" / "throughput" / "results.json"
+    before = page.read_bytes() if page.exists() else None
     out = run_smoke_here("experiments/bench/throughput.py", "--data", "cifar10")
     assert out["data"] == "cifar10" and out["images_per_s"]["bare"] > 0
+    assert (page.read_bytes() if page.exists() else None) == before  # a smoke run without --out leaves the repo's page alone
 
 
 @pytest.mark.background.with_args(budget_hit_smoke)  # it restarts itself in its target's environment: a subprocess

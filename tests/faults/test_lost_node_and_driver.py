@@ -38,10 +38,12 @@ SCRIPT = textwrap.dedent(
     from ray.cluster_utils import Cluster
     from raynas.config import parse_config
     from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment
-    from raynas.orchestration.runtime import ClusterError, connect
+    from raynas.execution.runtime import ClusterError, connect
 
     mode, root = sys.argv[1], sys.argv[2]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}}
+    )
     b16 = cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
     nodes = {"cpu-1t": cluster.head_node.node_id, "cpu-1t-b16": b16.node_id}
     doomed = cluster.add_node(num_cpus=1) if mode == "start" else None
@@ -69,7 +71,8 @@ SCRIPT = textwrap.dedent(
         def on_trial_save(self, iteration, trials, trial, **info):
             # once Tune holds a search trial's first epoch checkpoint, the node under it goes
             main, last = sys.modules["__main__"], trial.last_result
-            if main.doomed is not None and not self.removed and last.get("node_id") == main.doomed.node_id and last.get("epoch") == 0 and "restored_step" in last:
+            if (main.doomed is not None and not self.removed and last.get("node_id") == main.doomed.node_id
+                    and last.get("epoch") == 0 and "restored_step" in last):
                 main.cluster.remove_node(main.doomed)
                 self.removed, self.victim = True, trial.config["scenario"]
 
@@ -85,10 +88,14 @@ SCRIPT = textwrap.dedent(
                 "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
                 "retrain": {"epochs": 1},
                 "ray": {"checkpoint_seconds": 0},  # every epoch saved: the loss lands right after the first
-                "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 0, "settle_seconds": 0},  # uncalibrated: the tiny sweep checks calibration
+                # uncalibrated: the tiny sweep checks calibration
+                "profile": {"warmup": 1, "repeats": 5, "calibration_archs": 0, "settle_seconds": 0},
                 # NAS and the early-stopped random search alone (keeps the fault tests short); the latter finished
                 # before the driver dies, so the resumed run must keep its results
-                "evaluation": {"random_search": False, "hand_designed_widths": [], "asha": {"enabled": True, "candidates": 2, "max_epochs": 1, "eval_batches": 1}},
+                "evaluation": {
+                    "random_search": False, "hand_designed_widths": [],
+                    "asha": {"enabled": True, "candidates": 2, "max_epochs": 1, "eval_batches": 1},
+                },
             })
             run_experiment(cfg, new_run_dir(cfg), log=lambda _: None, callbacks=[LoseNodeThenDriver()])
         else:

@@ -69,7 +69,8 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
     for (target, method), r in rows.items():
         assert r["space"] in ("mnist-ofa", "mnist-ofa@r24") and 0 <= r["test_acc"] <= 1
         assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6
-        ElasticSupernet(get_space("mnist-ofa"), 10, 2, (24, 28)).check(Architecture.from_string(r["space"], r["arch"]))
+        net = ElasticSupernet(get_space("mnist-ofa"), 10, min_depth=2, resolutions=(24, 28))
+        net.check(Architecture.from_string(r["space"], r["arch"]))
         assert r["estimated"] == (target == "phone") and (r["measured_ms"] is None) == (target == "phone")
         assert r["measured_ms"] is None or r["measured_ms"] > 0
         assert r["evaluations"] == 12 + 2  # the random baseline scores as many subnets as OFA spent: predictor samples + re-checks

@@ -8,10 +8,10 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raynas.api import strategy_class
 from raynas.config import parse_config
 from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
-from raynas.strategies import strategy_class
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ from mlflow.tracking import MlflowClient
 
 from raynas.config import parse_config
 from raynas.data.datasets import DatasetError
-from raynas.orchestration.pipeline import gpu_requests, new_run_dir, run_experiment
-from raynas.orchestration.runtime import ClusterError, check_cpus, check_gpus
+from raynas.execution.runtime import ClusterError, check_cpus, check_gpus
+from raynas.orchestration.pipeline import new_run_dir, run_experiment
+from raynas.orchestration.rundir import gpu_requests
 
 pytestmark = pytest.mark.integration
 

@@ -9,24 +9,27 @@ import numpy as np
 import torch
 
 from raynas.data.datasets import DataConfig
-from raynas.orchestration.replicas import ReplicaPool, start_replicas
+from raynas.execution.replicas import ReplicaPool, start_replicas
+from raynas.search.ofa import OFAConfig
 from raynas.space.macro import get_space
 from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.progressive import ShrinkConfig
 from raynas.weights import state_to_numpy
 
 DATA = DataConfig(batch_size=32, limit=256)
 
 
 def _subnets(n):
-    net, gen = ElasticSupernet(get_space("mnist-ofa"), 10, 2, (24, 28)), torch.Generator().manual_seed(1)
-    archs = [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), (24, 28)) for _ in range(n)]
+    net, gen = ElasticSupernet(get_space("mnist-ofa"), 10, min_depth=2, resolutions=(24, 28)), torch.Generator().manual_seed(1)
+    archs = [net.sample(gen, kernels=(3, 5, 7), expansions=(3, 4, 6), depths=(2, 3, 4), resolutions=(24, 28)) for _ in range(n)]
     return state_to_numpy(net), archs
 
 
 def test_replicas_agree_and_a_killed_replica_loses_no_evaluation(ray_session):
     ray = ray_session
     state, archs = _subnets(12)
-    replicas, _ref = start_replicas(state, 2, "mnist-ofa", 2, (24, 28), DATA, calibration_batches=2, eval_batches=2, seed=0)
+    ofa = OFAConfig(shrink=ShrinkConfig(min_depth=2, resolutions=(24, 28)), replicas=2, calibration_batches=2, eval_batches=2)
+    replicas, _ref = start_replicas(state, "mnist-ofa", ofa, data=DATA, seed=0)
     pool = ReplicaPool(replicas, chunk=2)
     clean = pool.evaluate(archs)
     assert len(clean) == 12 and all(0 <= a <= 1 for a in clean)

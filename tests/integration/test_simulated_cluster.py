@@ -23,9 +23,10 @@ SCRIPT = textwrap.dedent(
     import numpy as np, ray
     from ray.cluster_utils import Cluster
     from raynas.data.datasets import DataConfig
-    from raynas.orchestration.ofa import run_elastic_training, train_elastic_supernet
-    from raynas.orchestration.replicas import start_replicas
-    from raynas.orchestration.runtime import ClusterError, check_data_root, connect
+    from raynas.execution.ofa import run_elastic_training, train_elastic_supernet
+    from raynas.execution.replicas import start_replicas
+    from raynas.execution.runtime import ClusterError, check_data_root, connect
+    from raynas.search.ofa import OFAConfig
     from raynas.supernet.progressive import ShrinkConfig
 
     @ray.remote(num_cpus=0, max_retries=0)
@@ -36,7 +37,8 @@ SCRIPT = textwrap.dedent(
         return os.path.isdir(path) and "without_data" not in labels
 
     directory = Path(sys.argv[1]) / "supernet" / "ofa-s0"
-    data, shrink = DataConfig(limit=64, eval_limit=64, batch_size=16), ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
+    data = DataConfig(limit=64, eval_limit=64, batch_size=16)
+    shrink = ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     worker = cluster.add_node(num_cpus=2)
     without = cluster.add_node(num_cpus=1, resources={"without_data": 1})
@@ -51,14 +53,15 @@ SCRIPT = textwrap.dedent(
             out["refused"] = str(exc)
         check_data_root(sys.argv[1])  # the real probe: the simulated nodes share this machine's disk
         task = train_elastic_supernet.options(num_cpus=2, max_retries=0)  # only the 2-CPU worker can run it
-        out["first"], state = run_elastic_training(task, directory, "mnist-ofa", data, shrink, 0, 2)
+        out["first"], state = run_elastic_training(task, directory, space="mnist-ofa", data=data, shrink=shrink, seed=0, threads=2)
         out["files"] = sorted(p.name for p in directory.iterdir())
         cluster.remove_node(worker)
         cluster.add_node(num_cpus=2)
         cluster.wait_for_nodes()
-        out["again"], state_again = run_elastic_training(task, directory, "mnist-ofa", data, shrink, 0, 2)
+        out["again"], state_again = run_elastic_training(task, directory, space="mnist-ofa", data=data, shrink=shrink, seed=0, threads=2)
         out["same"] = all(np.array_equal(state[k], state_again[k]) for k in state)
-        replicas, _ = start_replicas(state, 2, "mnist-ofa", shrink.min_depth, (28,), data, 1, 1, 0)
+        ofa = OFAConfig(shrink=shrink, replicas=2, calibration_batches=1, eval_batches=1)
+        replicas, _ = start_replicas(state, "mnist-ofa", ofa, data=data, seed=0)
         out["replica_nodes"] = ray.get([r.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()) for r in replicas])
         print(json.dumps(out))
     finally:

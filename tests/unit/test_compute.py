@@ -44,7 +44,7 @@ def _search(compute: Compute) -> ProxylessSearch:
     macro = get_space("mnist-small")
     supernet = compute.module(Supernet(macro, 10))
     lut = synthetic_table()
-    return ProxylessSearch(supernet, lut, lut.latency_range(macro)[1] * 0.6, SearchConfig(), seed=0, compute=compute)
+    return ProxylessSearch(supernet, lut, lut.latency_range(macro)[1] * 0.6, cfg=SearchConfig(), seed=0, compute=compute)
 
 
 def test_bf16_trains_weights_while_the_architecture_step_stays_fp32():

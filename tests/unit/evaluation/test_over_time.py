@@ -16,7 +16,7 @@ def test_random_search_over_time_is_monotone_and_ends_at_the_returned_architectu
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
     search = RandomSearch(
-        Supernet(MACRO, 10), table, low + 0.5 * (high - low), SearchConfig(eval_batches=1), seed=0, train_fraction=0.2
+        Supernet(MACRO, 10), table, low + 0.5 * (high - low), cfg=SearchConfig(eval_batches=1), seed=0, train_fraction=0.2
     ).start(*loaders(), 2.0)
     scores = []
     while not search.done:

@@ -86,19 +86,21 @@ def test_report_renders_from_a_saved_results_table(tmp_path):
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5_000
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     for r in rows:  # every result appears with its own values
-        line = f"| {r['target']} | {'n/a' if r['budget_ms'] is None else format(r['budget_ms'], '.3f')} | {r['method']} | {r['seed']} | {r['arch']} |"
+        budget = "n/a" if r["budget_ms"] is None else format(r["budget_ms"], ".3f")
+        line = f"| {r['target']} | {budget} | {r['method']} | {r['seed']} | {r['arch']} |"
         assert line in md and f"{r['test_acc']:.4f} |" in md
     assert "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a |" in md  # paired gap per budget
     assert "| x0.5 | 1 | 97.12 +- 0.00 |" in md
     assert "| profile | 12.5 |" in md and "| total | 112.5 |" in md and "abc123" in md
     assert "How the search settings were chosen: arch lr from two runs on validation data" in md
     assert (
-        "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a | n/a | n/a | n/a | 97.12 (0/1 seeds between widths, else nearest width) | -2.12 |"
-        in md
+        "| 1.500 | 2 | 95.05 +- 0.07 | 93.05 +- 0.07 | +2.00 +- 0.00 | n/a | n/a | n/a | n/a "
+        "| 97.12 (0/1 seeds between widths, else nearest width) | -2.12 |" in md
     )
     assert (
-        "NAS test accuracy over the budgets, tightest first: 95.05 -> 96.05 %; it rises with the budget. Against random search in accuracy and measured latency together, NAS is at least as good in both at 2, at most as good in both at 0 and trades one for the other at 0 of 2 budgets."
-        in md
+        "NAS test accuracy over the budgets, tightest first: 95.05 -> 96.05 %; it rises with the budget. "
+        "Against random search in accuracy and measured latency together, NAS is at least as good in both at 2, "
+        "at most as good in both at 0 and trades one for the other at 0 of 2 budgets." in md
     )
     assert "<table>" in page and "report/pareto-cpu-1t.png" in page and "abc123" in page
 

@@ -23,13 +23,14 @@ def test_whole_network_measurement_is_positive_and_larger_with_more_work():
     slow = Architecture("mnist-small", ("k7e6",) * 6)
     fast = Architecture("mnist-small", ("k3e3", "skip", "k3e3", "skip", "k3e3", "skip"))
     target = get_target("cpu-1t-b16")
-    assert measure_network(slow, target, 10, 2, 20) > measure_network(fast, target, 10, 2, 20) > 0
+    assert measure_network(slow, target, 10, warmup=2, repeats=20) > measure_network(fast, target, 10, warmup=2, repeats=20) > 0
 
 
 def test_interleaved_measurement_of_several_networks_keeps_their_order():
     slow, fast = Architecture("mnist-small", ("k7e6",) * 6), Architecture("mnist-small", ("k3e3", "skip") * 3)
     half = Architecture("mnist-small@w0.5", ("k3e6",) * 6)  # width-scaled references are measured too
-    times = measure_networks({"slow": (slow, None), "fast": (fast, None), "half": (half, None)}, get_target("cpu-1t-b16"), 10, 2, 20)
+    nets = {"slow": (slow, None), "fast": (fast, None), "half": (half, None)}
+    times = measure_networks(nets, get_target("cpu-1t-b16"), 10, warmup=2, repeats=20)
     assert set(times) == {"slow", "fast", "half"} and times["slow"] > times["fast"] > 0 and times["half"] > 0
 
 

@@ -81,7 +81,10 @@ MOBILE_STAGES = [(112, 16, 24, 2, 4), (56, 24, 40, 2, 4), (28, 40, 80, 2, 4), (1
 
 def _block(size, cin, cout, stride, expand, kernel, tail=""):
     out = size // stride
-    return f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{cout}-expand:{expand}-kernel:{kernel}-stride:{stride}-idskip:{int(stride == 1 and cin == cout)}{tail}"
+    return (
+        f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{cout}-expand:{expand}-kernel:{kernel}-stride:{stride}"
+        f"-idskip:{int(stride == 1 and cin == cout)}{tail}"
+    )
 
 
 def _all_k3e6_keys(expand=lambda cin, e: e, tail=""):
@@ -117,7 +120,10 @@ def _ofa_table(with_plain: bool) -> dict:
         k, e = parse_mbconv(op)
         for spec in MOBILE.layers():
             out = spec.input_size // spec.stride
-            base = f"expanded_conv-input:{spec.input_size}x{spec.input_size}x{spec.in_channels}-output:{out}x{out}x{spec.out_channels}-expand:{spec.in_channels * e}-kernel:{k}-stride:{spec.stride}-idskip:{int(spec.residual)}"
+            base = (
+                f"expanded_conv-input:{spec.input_size}x{spec.input_size}x{spec.in_channels}-output:{out}x{out}x{spec.out_channels}"
+                f"-expand:{spec.in_channels * e}-kernel:{k}-stride:{spec.stride}-idskip:{int(spec.residual)}"
+            )
             table[base + "-se:1-hs:1"] = {"count": 1, "mean": 9.0, "var": 0.0}
             if with_plain:
                 table[base + "-se:0-hs:0"] = {"count": 1, "mean": 0.1 * k + e, "var": 0.0}
@@ -144,7 +150,8 @@ def test_a_published_table_without_the_spaces_ops_names_the_missing_keys(tmp_pat
     (tmp_path / "se-only.yaml").write_text(yaml.safe_dump(_ofa_table(with_plain=False)))
     with pytest.raises(
         LatencyTableError,
-        match=r"lacks 66 layers .*Once-for-All.*expanded_conv-input:112x112x16-output:56x56x24-expand:48-kernel:3-stride:2-idskip:0-se:0-hs:0",
+        match=r"lacks 66 layers .*Once-for-All.*"
+        r"expanded_conv-input:112x112x16-output:56x56x24-expand:48-kernel:3-stride:2-idskip:0-se:0-hs:0",
     ):
         import_table(tmp_path / "se-only.yaml", MOBILE)
     (tmp_path / "bad.yaml").write_text(

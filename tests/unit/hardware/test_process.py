@@ -16,7 +16,8 @@ PROBE = """
 import ctypes, json
 from raynas.hardware.process import started_env
 class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [(n, ctypes.c_size_t)
+                for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.mallinfo2.restype = ctypes.c_void_p, Info
 before = libc.mallinfo2().hblks

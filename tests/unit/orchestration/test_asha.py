@@ -16,10 +16,10 @@ def test_candidates_are_drawn_from_the_budget_window():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
     budget = low + 0.4 * (high - low)
-    archs = window_candidates(table, MACRO, budget, 0.9, 32, seed=0)
+    archs = window_candidates(table, MACRO, budget, floor=0.9, n=32, seed=0)
     latencies = [table.predict(Architecture.from_string(MACRO.name, a), MACRO) for a in archs]
     assert len(set(archs)) > 20 and all(0.9 * budget <= ms <= budget for ms in latencies)
-    assert archs == window_candidates(table, MACRO, budget, 0.9, 32, seed=0)
+    assert archs == window_candidates(table, MACRO, budget, floor=0.9, n=32, seed=0)
 
 
 class Controller:

@@ -1,6 +1,6 @@
 import pytest
 
-from raynas.orchestration.runtime import ClusterError, check_storage, filesystem_type
+from raynas.execution.runtime import ClusterError, check_storage, filesystem_type
 
 
 def test_filesystem_type_finds_the_mount_holding_a_path():
@@ -22,7 +22,8 @@ def test_trials_reserve_fractional_gpus_and_tune_accepts_them():
     from ray import tune
 
     from raynas.config import parse_config
-    from raynas.orchestration.pipeline import gpu_requests, trial_resources
+    from raynas.orchestration.rundir import gpu_requests
+    from raynas.orchestration.tuner import trial_resources
 
     cfg = parse_config(
         {
@@ -45,8 +46,8 @@ def test_trials_reserve_fractional_gpus_and_tune_accepts_them():
 @pytest.mark.faults
 def test_folders_that_cannot_be_created_are_named_before_anything_runs(tmp_path):
     from raynas.config import ConfigError, parse_config
+    from raynas.execution.runtime import check_writable
     from raynas.orchestration.pipeline import new_run_dir
-    from raynas.orchestration.runtime import check_writable
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -61,7 +62,7 @@ def test_folders_that_cannot_be_created_are_named_before_anything_runs(tmp_path)
 
 @pytest.mark.faults
 def test_node_local_run_root_and_data_cache_are_refused_on_a_multi_machine_cluster(tmp_path):
-    from raynas.orchestration.runtime import check_shared
+    from raynas.execution.runtime import check_shared
 
     paths = {"run_root": str(tmp_path / "runs"), "data.cache_dir": None, "ray.storage_path": "s3://bucket/raynas"}
     check_shared(paths, machines=1)

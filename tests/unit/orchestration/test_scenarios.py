@@ -1,7 +1,7 @@
 import pytest
 
 from raynas.config import ConfigError, parse_config
-from raynas.orchestration.pipeline import resolve_scenarios
+from raynas.orchestration.scenarios import resolve_scenarios
 from raynas.space.macro import get_space
 from tests.unit.hardware.test_lut import synthetic_table
 

@@ -61,7 +61,7 @@ def test_window_matches_brute_force_on_grid_costs(seed):
     upper = rng.randint(3, max(4, sum(max(c) for c in costs)))
     lower = rng.randint(0, upper)
     expected, score = brute_force_window(log_probs, costs, lower, upper)
-    got = most_probable_in_window(log_probs, costs, lower, upper, resolution=1.0)
+    got = most_probable_in_window(log_probs, costs, lower=lower, upper=upper, resolution=1.0)
     if expected is None:
         assert got is None
     else:
@@ -75,6 +75,6 @@ def test_window_answer_always_fits_with_off_grid_costs(seed):
     costs = [[rng.uniform(0.2, 1.0) for _ in range(7)] for _ in range(12)]
     log_probs = [[math.log(rng.uniform(0.01, 1)) for _ in c] for c in costs]
     upper = 0.6 * sum(max(c) for c in costs)
-    got = most_probable_in_window(log_probs, costs, 0.9 * upper, upper)
+    got = most_probable_in_window(log_probs, costs, lower=0.9 * upper, upper=upper)
     assert got is not None
     assert 0.9 * upper <= sum(c[i] for c, i in zip(costs, got)) <= upper

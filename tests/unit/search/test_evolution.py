@@ -29,7 +29,8 @@ def _search(budget, seed=0):
     latency = SubnetLatency({"mnist-ofa": _table("mnist-ofa", 0.01), "mnist-ofa@r24": _table("mnist-ofa@r24", 0.007)})
     predictor = SizePredictor(ArchEncoder.for_space(SPACE, (24, 28)))
     predictor.weights = np.tile([0.1, 0.2, 0.3, 0.1, 0.2, 0.3], 12).tolist() + [0.0, 0.5]
-    return EvolutionarySearch(genes, latency, predictor, budget, EvolutionConfig(population=32, generations=10), seed), latency
+    cfg = EvolutionConfig(population=32, generations=10)
+    return EvolutionarySearch(genes, latency, predictor, budget_ms=budget, cfg=cfg, seed=seed), latency
 
 
 def test_evolution_respects_the_budget_and_improves_on_random_feasible_subnets():

@@ -12,8 +12,8 @@ ENCODER = ArchEncoder.for_space(SPACE, (24, 28))
 
 
 def _archs(n, seed=0):
-    net, gen = ElasticSupernet(SPACE, 10, 2, (24, 28)), torch.Generator().manual_seed(seed)
-    return [net.sample(gen, (3, 5, 7), (3, 4, 6), (2, 3, 4), (24, 28)) for _ in range(n)]
+    net, gen = ElasticSupernet(SPACE, 10, min_depth=2, resolutions=(24, 28)), torch.Generator().manual_seed(seed)
+    return [net.sample(gen, kernels=(3, 5, 7), expansions=(3, 4, 6), depths=(2, 3, 4), resolutions=(24, 28)) for _ in range(n)]
 
 
 def test_encoding_marks_kernel_expansion_and_resolution():

@@ -22,7 +22,7 @@ def test_tight_budget_pulls_expected_latency_down_and_derivation_lands_in_the_wi
     low, high = table.latency_range(MACRO)
     budget = low + 0.1 * (high - low)
     cfg = SearchConfig(binarization=binarization, arch_lr=0.1, latency_loss="add", lam=5.0, eval_batches=1)
-    search = ProxylessSearch(Supernet(MACRO, 10), table, budget, cfg, seed=0)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, budget, cfg=cfg, seed=0)
     start = search.expected_latency().item()
     train, val = loaders()
     for _ in range(3):
@@ -47,7 +47,7 @@ def test_warm_up_trains_shared_weights_but_not_alpha():
 
 def test_budget_above_the_slowest_network_has_no_floor():
     table = synthetic_table()
-    search = ProxylessSearch(Supernet(MACRO, 10), table, 10 * table.latency_range(MACRO)[1], SearchConfig(), seed=0)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, 10 * table.latency_range(MACRO)[1], cfg=SearchConfig(), seed=0)
     assert search.window()[0] == pytest.approx(table.latency_range(MACRO)[0])
     arch, constrained = search.derive()
     assert not constrained and arch == search.supernet.derive()
@@ -57,7 +57,7 @@ def test_a_budget_just_above_the_fastest_network_derives_a_network_that_fits():
     torch.manual_seed(0)
     macro, lut = get_space("mnist-small"), synthetic_table()
     fastest = lut.latency_range(macro)[0]
-    search = ProxylessSearch(Supernet(macro, 10), lut, fastest * 1.001, SearchConfig(), seed=0)
+    search = ProxylessSearch(Supernet(macro, 10), lut, fastest * 1.001, cfg=SearchConfig(), seed=0)
     for layer in search.supernet.layers:
         torch.nn.init.normal_(layer.alpha)  # an argmax far from the budget: derivation must fall back
     arch, constrained = search.derive()
@@ -67,8 +67,8 @@ def test_a_budget_just_above_the_fastest_network_derives_a_network_that_fits():
 def test_the_loss_steers_to_aim_times_the_budget():
     macro, lut = get_space("mnist-small"), synthetic_table()
     budget = lut.latency_range(macro)[1] * 0.6
-    at_b = ProxylessSearch(Supernet(macro, 10), lut, budget, SearchConfig(latency_loss="ratio", gamma=0.1), seed=0)
-    aimed = ProxylessSearch(Supernet(macro, 10), lut, budget, SearchConfig(latency_loss="ratio", gamma=0.1, aim=0.95), seed=0)
+    at_b = ProxylessSearch(Supernet(macro, 10), lut, budget, cfg=SearchConfig(latency_loss="ratio", gamma=0.1), seed=0)
+    aimed = ProxylessSearch(Supernet(macro, 10), lut, budget, cfg=SearchConfig(latency_loss="ratio", gamma=0.1, aim=0.95), seed=0)
     ce = torch.tensor(1.0)
     assert at_b.objective(ce, torch.tensor(budget)).item() == pytest.approx(1.0)
     assert aimed.objective(ce, torch.tensor(0.95 * budget)).item() == pytest.approx(1.0)
@@ -77,7 +77,7 @@ def test_the_loss_steers_to_aim_times_the_budget():
 
 def test_a_low_latency_temperature_makes_expected_latency_track_the_argmax_path():
     table = synthetic_table()
-    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], SearchConfig(latency_temperature=0.01), seed=0)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg=SearchConfig(latency_temperature=0.01), seed=0)
     with torch.no_grad():
         for layer in search.supernet.layers:
             layer.alpha.copy_(torch.linspace(0.0, 0.5, len(layer.alpha)))  # a mild preference for the last choice
@@ -88,7 +88,7 @@ def test_a_low_latency_temperature_makes_expected_latency_track_the_argmax_path(
 def test_the_derived_estimate_reads_the_argmax_paths_latency_with_the_expected_latencys_gradient():
     table = synthetic_table()
     cfg = SearchConfig(latency_estimate="derived", latency_temperature=0.5)
-    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg=cfg, seed=0)
     with torch.no_grad():
         for layer in search.supernet.layers:
             layer.alpha.copy_(torch.randn(len(layer.alpha)))
@@ -102,14 +102,14 @@ def test_the_derived_estimate_reads_the_argmax_paths_latency_with_the_expected_l
 def test_a_cosine_schedule_lowers_alphas_learning_rate_each_epoch_and_resumes_where_it_was():
     table = synthetic_table()
     cfg = SearchConfig(arch_schedule="cosine", search_epochs=4, arch_lr=0.1, eval_batches=1)
-    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    search = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg=cfg, seed=0)
     train, val = loaders(32)
     rates = []
     for _ in range(3):
         search.epoch(train, val)
         rates.append(search.arch_opt.param_groups[0]["lr"])
     assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05])
-    resumed = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg, seed=0)
+    resumed = ProxylessSearch(Supernet(MACRO, 10), table, table.latency_range(MACRO)[1], cfg=cfg, seed=0)
     resumed.load_state_dict(search.state_dict())
     search.epoch(train, val)
     resumed.epoch(train, val)

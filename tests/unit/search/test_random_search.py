@@ -17,7 +17,7 @@ COSTS = [[1.0, 2.0, 3.0], [1.0, 2.5, 4.0], [0.5, 2.0]]  # 18 architectures; late
 
 
 def test_samples_lie_in_the_window():
-    picks = sample_in_window(COSTS, 0.2, 4.0, 6.0, 500, np.random.default_rng(0))
+    picks = sample_in_window(COSTS, 0.2, low=4.0, high=6.0, n=500, rng=np.random.default_rng(0))
     latency = 0.2 + np.array([[COSTS[i][c] for i, c in enumerate(row)] for row in picks]).sum(1)
     assert picks.shape == (500, 3) and latency.min() >= 4.0 and latency.max() <= 6.0
 
@@ -27,7 +27,7 @@ def test_sampler_is_uniform_over_the_constrained_space():
     inside = [
         c for c in itertools.product(*(range(len(r)) for r in COSTS)) if 4.0 <= 0.2 + sum(COSTS[i][j] for i, j in enumerate(c)) <= 6.0
     ]
-    picks = sample_in_window(COSTS, 0.2, 4.0, 6.0, 300 * len(inside), np.random.default_rng(1))
+    picks = sample_in_window(COSTS, 0.2, low=4.0, high=6.0, n=300 * len(inside), rng=np.random.default_rng(1))
     counts = [int((picks == np.array(c)).all(1).sum()) for c in inside]
     assert sum(counts) == len(picks)  # nothing outside the enumerated set
     assert stats.chisquare(counts).pvalue > 0.001
@@ -37,14 +37,14 @@ def test_sampler_is_uniform_over_the_constrained_space():
 
 def test_an_empty_window_is_an_error_naming_it():
     with pytest.raises(EmptyWindowError, match=r"\[20.000, 30.000\] ms"):
-        sample_in_window(COSTS, 0.2, 20.0, 30.0, 1, np.random.default_rng(0), max_draws=10_000)
+        sample_in_window(COSTS, 0.2, low=20.0, high=30.0, n=1, rng=np.random.default_rng(0), max_draws=10_000)
 
 
 def test_run_trains_then_scores_candidates_in_the_nas_window():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
     budget = low + 0.4 * (high - low)
-    search = RandomSearch(Supernet(MACRO, 10), table, budget, SearchConfig(eval_batches=1), seed=0, train_fraction=0.5)
+    search = RandomSearch(Supernet(MACRO, 10), table, budget, cfg=SearchConfig(eval_batches=1), seed=0, train_fraction=0.5)
     train, val = loaders()
     out = search.run(train, val, seconds=1.0)
     arch = Architecture.from_string(MACRO.name, out["arch"])
@@ -54,6 +54,6 @@ def test_run_trains_then_scores_candidates_in_the_nas_window():
 
 
 def test_zero_time_still_scores_the_minimum_number_of_candidates():
-    search = RandomSearch(Supernet(MACRO, 10), synthetic_table(), 1e9, SearchConfig(eval_batches=1), seed=0, train_fraction=0.0)
+    search = RandomSearch(Supernet(MACRO, 10), synthetic_table(), 1e9, cfg=SearchConfig(eval_batches=1), seed=0, train_fraction=0.0)
     out = search.run(*loaders(), seconds=0.0)
     assert out["candidates"] == MIN_CANDIDATES and out["weight_steps"] == 0

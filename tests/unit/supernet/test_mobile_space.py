@@ -24,7 +24,7 @@ def test_weight_and_architecture_step_run_at_reduced_batch():
     supernet = Supernet(MOBILE, 1000)
     entries = {(s.key, op): 1.0 + s.index for s in MOBILE.layers() for op in s.choices if op != SKIP}
     table = LatencyTable("unit", MOBILE.name, MOBILE.space_hash(), 1, entries, {"stem": 1.0})
-    search = ProxylessSearch(supernet, table, 0.8 * table.latency_range(MOBILE)[1], SearchConfig(), seed=0)
+    search = ProxylessSearch(supernet, table, 0.8 * table.latency_range(MOBILE)[1], cfg=SearchConfig(), seed=0)
     x, y = torch.randn(2, 3, 224, 224), torch.randint(0, 1000, (2,))
     alphas = [a.detach().clone() for a in supernet.arch_parameters()]
     assert search.weight_step(x, y) > 0

@@ -29,13 +29,13 @@ def test_distillation_is_zero_for_identical_outputs_and_positive_otherwise():
 
 def test_training_writes_a_checkpoint_per_phase_and_resumes_without_retraining(tmp_path):
     cfg = ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1, resolutions=(20, 28))
-    net = ElasticSupernet(SPACE, 10, 2, (20, 28))
-    stats = train_progressive(net, _batches(), cfg, 0, tmp_path)
+    net = ElasticSupernet(SPACE, 10, min_depth=2, resolutions=(20, 28))
+    stats = train_progressive(net, _batches(), cfg, seed=0, checkpoint_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0-largest.pt", "1-kernel.pt", "2-depth.pt", "3-width.pt"]
     assert all(f"{p}_loss" in stats for p in PHASES)
     (tmp_path / "3-width.pt").unlink()
-    again = ElasticSupernet(SPACE, 10, 2, (20, 28))
-    resumed = train_progressive(again, _batches(), cfg, 0, tmp_path)
+    again = ElasticSupernet(SPACE, 10, min_depth=2, resolutions=(20, 28))
+    resumed = train_progressive(again, _batches(), cfg, seed=0, checkpoint_dir=tmp_path)
     assert [resumed.get(f"{p}_resumed") for p in PHASES] == [1.0, 1.0, 1.0, None]
     for (name, a), b in zip(net.state_dict().items(), again.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
@@ -46,20 +46,23 @@ def test_a_resumed_run_sees_the_batches_an_uninterrupted_one_would(tmp_path):
     from raynas.data.device_loader import DeviceLoader, TensorImages
 
     images = TensorImages(torch.randint(0, 256, (24, 1, 28, 28), dtype=torch.uint8), torch.arange(24) % 10, torch.arange(24))
-    loader = lambda: DeviceLoader(
-        images, 4, device=torch.device("cpu"), mean=(0.5,), std=(0.3,), shuffle=True, drop_last=True, augment="crop-flip", seed=7
-    )  # noqa: E731
+
+    def loader():
+        return DeviceLoader(
+            images, 4, device=torch.device("cpu"), mean=(0.5,), std=(0.3,), shuffle=True, drop_last=True, augment="crop-flip", seed=7
+        )
+
     cfg = ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1)
     torch.manual_seed(0)
-    net = ElasticSupernet(SPACE, 10, 2)
-    train_progressive(net, loader(), cfg, 0, tmp_path / "whole")
+    net = ElasticSupernet(SPACE, 10, min_depth=2)
+    train_progressive(net, loader(), cfg, seed=0, checkpoint_dir=tmp_path / "whole")
     torch.manual_seed(0)
-    first = ElasticSupernet(SPACE, 10, 2)
-    train_progressive(first, loader(), cfg, 0, tmp_path / "cut")
+    first = ElasticSupernet(SPACE, 10, min_depth=2)
+    train_progressive(first, loader(), cfg, seed=0, checkpoint_dir=tmp_path / "cut")
     (tmp_path / "cut" / "3-width.pt").unlink()
     torch.manual_seed(0)
-    again = ElasticSupernet(SPACE, 10, 2)
-    train_progressive(again, loader(), cfg, 0, tmp_path / "cut")  # a fresh process: a fresh loader, three phases loaded
+    again = ElasticSupernet(SPACE, 10, min_depth=2)
+    train_progressive(again, loader(), cfg, seed=0, checkpoint_dir=tmp_path / "cut")  # a fresh process: a fresh loader, three phases loaded
     assert (tmp_path / "cut" / "2-depth.loader.pt").is_file()
     for (name, a), b in zip(net.state_dict().items(), again.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name

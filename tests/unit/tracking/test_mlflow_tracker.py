@@ -18,7 +18,7 @@ from raynas.tracking.mlflow_tracker import ExperimentTracker, TrackingError
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
     start = time.perf_counter()
     with pytest.raises(TrackingError, match=r"http://127.0.0.1:9 is unreachable"):
-        ExperimentTracker("http://127.0.0.1:9", "x", tmp_path, "run")
+        ExperimentTracker("http://127.0.0.1:9", "x", tmp_path, run_name="run")
     assert time.perf_counter() - start < 10
 
 
@@ -35,14 +35,14 @@ def test_a_server_that_is_not_healthy_is_refused(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with pytest.raises(TrackingError, match="503"):
-            ExperimentTracker(f"http://127.0.0.1:{server.server_port}", "x", tmp_path, "run")
+            ExperimentTracker(f"http://127.0.0.1:{server.server_port}", "x", tmp_path, run_name="run")
     finally:
         server.shutdown()
 
 
 def test_sqlite_store_has_one_child_per_key(tmp_path, sqlite_store):
     uri = sqlite_store(tmp_path / "mlflow.db")
-    tracker = ExperimentTracker(uri, "exp", tmp_path, "parent")
+    tracker = ExperimentTracker(uri, "exp", tmp_path, run_name="parent")
     assert tracker.child("a") == tracker.child("a") != tracker.child("b")
     tracker.finish()
     runs = MlflowClient(uri).search_runs([tracker.experiment_id])
@@ -51,12 +51,12 @@ def test_sqlite_store_has_one_child_per_key(tmp_path, sqlite_store):
 
 def test_a_second_tracker_on_the_same_run_dir_reuses_parent_and_children(tmp_path, sqlite_store):
     uri = sqlite_store(tmp_path / "mlflow.db")
-    first = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
+    first = ExperimentTracker(uri, "exp", tmp_path / "run", run_name="run")
     child = first.child("proxyless:cpu-1t@1.000ms#s0")
-    again = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
+    again = ExperimentTracker(uri, "exp", tmp_path / "run", run_name="run")
     assert again.resumed and not first.resumed and again.parent_id == first.parent_id
     assert again.child("proxyless:cpu-1t@1.000ms#s0") == child
-    other = ExperimentTracker(uri, "exp", tmp_path / "other-run", "other-run")
+    other = ExperimentTracker(uri, "exp", tmp_path / "other-run", run_name="other-run")
     assert other.parent_id != first.parent_id and other.children == {}
     assert len(MlflowClient(uri).search_runs([first.experiment_id])) == 3
 
@@ -91,7 +91,7 @@ def test_server_lost_mid_run_switches_to_offline_and_leaves_a_marker(tmp_path, s
     uri = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(uri)
-        tracker = ExperimentTracker(uri, "exp", tmp_path / "run", "run")
+        tracker = ExperimentTracker(uri, "exp", tmp_path / "run", run_name="run")
         run_id = tracker.child("a")
         tracker.log_metrics(run_id, {"x": 1.0})
     finally:  # the server dies as a crashed one does: its process group at once, no graceful shutdown
@@ -126,7 +126,7 @@ def _wait_healthy(uri: str, timeout: float = 60) -> None:
 
 def test_a_failed_run_ends_failed_with_its_reason(tmp_path, sqlite_store):
     uri = sqlite_store(tmp_path / "mlflow.db")
-    tracker = ExperimentTracker(uri, "x", tmp_path, "run")
+    tracker = ExperimentTracker(uri, "x", tmp_path, run_name="run")
     tracker.fail("ClusterError: config field ray.gpus_per_trial: no GPU")
     run = MlflowClient(uri).get_run(tracker.parent_id)
     assert run.info.status == "FAILED" and run.data.tags["raynas.failure"].startswith("ClusterError: config field ray.gpus_per_trial")

@@ -5,17 +5,17 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 import torch
 from ray import tune
 
+from raynas.api import BuildSearcher, Finalist, Job, strategy_class
 from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
-from raynas.orchestration.runtime import worker_compute
+from raynas.execution.runtime import worker_compute
 from raynas.space.network import ChildNetwork
-from raynas.strategies import Finalist, Job, Searcher, strategy_class
 from raynas.training import evaluate, retrain
 
 WEIGHTS_FILE = "weights.pt"
@@ -27,9 +27,7 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def searcher_trial(
-    config: dict, jobs: dict[str, Job], build: Callable[[Job, Any, ExperimentConfig], Searcher], shared: Any, cfg: ExperimentConfig
-) -> None:
+def searcher_trial(config: dict, *, jobs: dict[str, Job], build: BuildSearcher, shared: Any, cfg: ExperimentConfig) -> None:
     """Step the job's searcher to the end, reporting after every step and saving its state after a step
     once ``ray.checkpoint_seconds`` have passed since the last save (and after the last step); a
     retried trial (its node died) loads the last checkpoint and goes on from the step after it, so it
@@ -65,7 +63,7 @@ def searcher_trial(
         step += 1
 
 
-def retrain_trial(config: dict, jobs: dict[str, Finalist], cfg: ExperimentConfig, payload: Any = None) -> None:
+def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentConfig, payload: Any = None) -> None:
     """Train a finalist with the shared recipe, from scratch or from what its strategy's
     ``initial_model`` gives (OFA fine-tuning); the last report carries test accuracy and weights."""
     from ray.experimental.tqdm_ray import tqdm
@@ -77,7 +75,9 @@ def retrain_trial(config: dict, jobs: dict[str, Finalist], cfg: ExperimentConfig
     splits = load_splits(cfg.data)
     train, val, test = splits.loaders(cfg.data.batch_size, finalist.seed, compute.device)
     model = (
-        strategy_class(cfg.strategy).initial_model(finalist, payload, cfg, splits.num_classes) if finalist.init_seed is not None else None
+        strategy_class(cfg.strategy).initial_model(finalist, payload, cfg=cfg, num_classes=splits.num_classes)
+        if finalist.init_seed is not None
+        else None
     )
     model = compute.module(model if model is not None else ChildNetwork(finalist.arch, splits.num_classes))
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {finalist.key}")
@@ -96,5 +96,5 @@ def retrain_trial(config: dict, jobs: dict[str, Finalist], cfg: ExperimentConfig
                 checkpoint=tune.Checkpoint.from_directory(tmp),
             )
 
-    retrain(model, train, val, cfg.retrain, _report, compute)
+    retrain(model, train, val, cfg=cfg.retrain, on_epoch=_report, compute=compute)
     bar.close()

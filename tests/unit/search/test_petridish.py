@@ -3,10 +3,7 @@ import json
 import pytest
 import torch
 
-from raynas.space.architecture import Architecture
-from raynas.space.macro import get_space
-from raynas.space.ops import SKIP
-from raynas.strategies.petridish import (
+from raynas.search.petridish import (
     GrowingNet,
     PetridishConfig,
     PetridishSearch,
@@ -15,6 +12,9 @@ from raynas.strategies.petridish import (
     lower_hull,
     pick_within,
 )
+from raynas.space.architecture import Architecture
+from raynas.space.macro import get_space
+from raynas.space.ops import SKIP
 from tests.unit.hardware.test_lut import synthetic_table
 from tests.unit.search.test_proxyless import loaders
 
@@ -60,7 +60,7 @@ def test_search_grows_within_the_largest_budget_and_picks_per_budget():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
     top = low + 0.5 * (high - low)
-    search = PetridishSearch(MACRO, table, 10, SMALL, loaders(), max_ms=top)
+    search = PetridishSearch(MACRO, table, 10, cfg=SMALL, loaders=loaders(), max_ms=top)
     while not search.done:
         metrics = search.step()
     frontier = json.loads(metrics["frontier"])
@@ -85,7 +85,7 @@ def test_random_baseline_draws_from_the_window_and_spends_its_seconds():
     table = synthetic_table()
     low, high = table.latency_range(MACRO)
     budget = low + 0.4 * (high - low)
-    search = StandaloneRandomSearch(MACRO, table, 10, SMALL, 0, loaders(), budget_ms=budget, seconds=0.0)
+    search = StandaloneRandomSearch(MACRO, table, 10, cfg=SMALL, seed=0, loaders=loaders(), budget_ms=budget, seconds=0.0)
     while not search.done:
         metrics = search.step()
     assert metrics["evaluations"] == 2

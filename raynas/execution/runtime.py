@@ -73,7 +73,8 @@ def check_gpus(requests: dict[str, float]) -> None:
     for field, n in wanted.items():
         if per_node == 0:
             raise ClusterError(
-                f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)"
+                f"config field {field}: asks for {n:g} GPU(s) but no node of this Ray cluster has a GPU; "
+                "set it to 0 to train on CPUs, or add GPU nodes (cluster/cluster.yaml: gpu_worker)"
             )
         if n > per_node:
             raise ClusterError(f"config field {field}: asks for {n:g} GPUs but the largest node has {per_node:g}; lower it")
@@ -87,7 +88,8 @@ def check_cpus(held: dict[str, float], trial_cpus: float) -> None:
     if fields and cpus + trial_cpus > total:
         named = ", ".join(fields)
         raise ClusterError(
-            f"config field {named}: its actors hold {cpus:g} CPUs through the searches and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
+            f"config field {named}: its actors hold {cpus:g} CPUs through the searches "
+            f"and a search trial needs ray.cpus_per_trial = {trial_cpus:g}, "
             f"but the cluster has {total:g} CPUs; lower {named} (a replica's CPU share is a reservation, not a thread count) or add nodes"
         )
 
@@ -145,7 +147,10 @@ def check_storage(storage_path: str, machines: int | None = None) -> None:
 
 SHARED_BECAUSE = {
     "ray.storage_path": "trials on other nodes could not save or restore there",
-    "run_root": "trials on other nodes write the run's decoded-image cache there, and the run's outputs belong where every node and user can read them",
+    "run_root": (
+        "trials on other nodes write the run's decoded-image cache there, "
+        "and the run's outputs belong where every node and user can read them"
+    ),
     "data.cache_dir": "trials on other nodes would each decode the dataset into their own copy",
 }
 

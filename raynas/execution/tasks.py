@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Any
 
 import ray
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raynas.compute import ComputeConfig
-from raynas.config import ProfileConfig
+from raynas.config import ExperimentConfig, ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
+from raynas.execution.host import SupernetHost
+from raynas.execution.runtime import cluster_cpus, worker_compute
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
 from raynas.hardware.cache import CachedOps
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.process import ALLOCATORS, check_started_with
 from raynas.hardware.targets import get_target
-from raynas.orchestration.runtime import worker_compute
 from raynas.search.proxyless import SearchConfig, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
@@ -34,6 +38,7 @@ def profile_target(
     target_name: str,
     space: str,
     num_classes: int,
+    *,
     profile: ProfileConfig,
     seed: int,
     yardstick_ms: float | None = None,
@@ -58,7 +63,17 @@ def profile_target(
     if yardstick_ms:
         known[YARDSTICK_KEY] = yardstick_ms
     time.sleep(p.settle_seconds)
-    table = build_latency_table(target, get_space(space), num_classes, p.warmup, p.repeats, p.calibration_archs, seed, p.fit_scale, known)
+    table = build_latency_table(
+        target,
+        get_space(space),
+        num_classes,
+        warmup=p.warmup,
+        repeats=p.repeats,
+        calibration_archs=p.calibration_archs,
+        seed=seed,
+        fit_scale=p.fit_scale,
+        known=known,
+    )
     table.metadata |= {"ray_node_id": ray.get_runtime_context().get_node_id(), "cache": reason, "op_cache_identity": json.dumps(mine)}
     return table
 
@@ -76,26 +91,27 @@ def measure_latencies(
     nets: dict[str, tuple[dict, dict | None]],
     target_name: str,
     num_classes: int,
-    warmup: int,
-    repeats: int,
-    settle_seconds: float = 0.0,
+    *,
+    profile: ProfileConfig,
     yardstick_ms: float | None = None,
 ) -> dict[str, float]:
     """Latency of each network (architecture dict, numpy weights) on the target, interleaved in one
-    task, in the unit of the target's latency table (``yardstick_ms``, raynas/hardware/timing.py).
+    task, in the unit of the target's latency table (``yardstick_ms``, raynas/hardware/timing.py),
+    with ``profile``'s warm-up and repeats.
 
-    Waits ``settle_seconds`` first: right after a Tune run, Ray is still stopping trial actors and
-    starting fresh workers; measuring at once read +10 to +50% on a 2-core machine.
+    Waits ``profile.settle_seconds`` first: right after a Tune run, Ray is still stopping trial actors
+    and starting fresh workers; measuring at once read +10 to +50% on a 2-core machine.
     """
     check_started_with(ALLOCATORS.get(get_target(target_name).allocator))
-    time.sleep(settle_seconds)
+    time.sleep(profile.settle_seconds)
+    warmup, repeats = profile.warmup, profile.repeats
     archs = {key: (Architecture.from_dict(arch), state) for key, (arch, state) in nets.items()}
-    return measure_networks(archs, get_target(target_name), num_classes, warmup, repeats, yardstick_ms)
+    return measure_networks(archs, get_target(target_name), num_classes, warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
 
 @ray.remote
 def warm_up_supernet(
-    space: str, data: DataConfig, cfg: SearchConfig, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
+    space: str, data: DataConfig, cfg: SearchConfig, *, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
 ) -> tuple[dict, dict]:
     """Train the shared weights with uniform path sampling on the task's device; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
@@ -111,7 +127,25 @@ def warm_up_supernet(
     def _progress(_epoch: int, _stats: dict) -> None:
         bar.update(len(train))
 
-    stats = warm_up(supernet, train, cfg, seed, _progress, compute)
+    stats = warm_up(supernet, train, cfg, seed=seed, on_epoch=_progress, compute=compute)
     bar.close()
     state = state_to_numpy(supernet)
     return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}, state
+
+
+def warm_up_on_cluster(cfg: ExperimentConfig, seed: int, *, checkpoint: Path, reuse: bool) -> tuple[Any, dict[str, float]]:
+    """Warm up one seed's supernet on the largest node (or, with ``reuse``, keep the checkpoint a run
+    saved before); the driver keeps the checkpoint and starts a host actor on its own node, so a
+    restarted host always finds the file, whichever node trained. Returns the host and the warm-up's
+    stats (empty when reused)."""
+    stats: dict[str, float] = {}
+    if not (reuse and checkpoint.is_file()):
+        cpus = cluster_cpus()
+        task = warm_up_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+        stats, state = ray.get(task.remote(cfg.space, cfg.data, cfg.search, seed=seed, threads=cpus, compute_cfg=cfg.compute))
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, tmp)
+        tmp.replace(checkpoint)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return SupernetHost.options(scheduling_strategy=here).remote(str(checkpoint)), stats

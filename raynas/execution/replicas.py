@@ -16,7 +16,9 @@ import torch
 
 from raynas.compute import ComputeConfig
 from raynas.data.datasets import DataConfig, load_splits
-from raynas.orchestration.runtime import worker_compute
+from raynas.execution.runtime import worker_compute
+from raynas.search.ofa import OFAConfig
+from raynas.search.ofa import resolutions as elastic_resolutions
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.supernet.elastic import ElasticSupernet, SubnetScorer
@@ -31,22 +33,25 @@ class SupernetReplica:
         self,
         weights: list[ray.ObjectRef],
         space: str,
-        min_depth: int,
-        resolutions: tuple[int, ...],
+        ofa: OFAConfig,
+        *,
         data: DataConfig,
-        calibration_batches: int,
-        eval_batches: int,
         seed: int,
         threads: int = 1,
-        compute_cfg: ComputeConfig = ComputeConfig(),
+        compute_cfg: ComputeConfig,
     ) -> None:
+        """``ofa``: the section that sets the supernet's elastic depths and resolutions and the batches each evaluation uses."""
         torch.set_num_threads(threads)
         self.compute = worker_compute(compute_cfg)
         splits = load_splits(data)
-        net = ElasticSupernet(get_space(space), splits.num_classes, min_depth, resolutions)
+        min_depth, resolutions = ofa.shrink.min_depth, elastic_resolutions(get_space(space), ofa.shrink)
+        calibration_batches, eval_batches = ofa.calibration_batches, ofa.eval_batches
+        net = ElasticSupernet(get_space(space), splits.num_classes, min_depth=min_depth, resolutions=resolutions)
         load_numpy_state(net, ray.get(weights[0]))
         train, val, _ = splits.loaders(data.batch_size, seed, self.compute.device)
-        self.scorer = SubnetScorer(self.compute.module(net), train, val, calibration_batches, eval_batches, self.compute)
+        self.scorer = SubnetScorer(
+            self.compute.module(net), train, val, calibration_batches=calibration_batches, eval_batches=eval_batches, compute=self.compute
+        )
 
     def evaluate(self, archs: Sequence[dict]) -> list[float]:
         """Validation accuracy of each subnet after BatchNorm recalibration on the calibration set."""
@@ -80,25 +85,11 @@ class ReplicaPool:
 
 
 def start_replicas(
-    state: dict,
-    count: int,
-    space: str,
-    min_depth: int,
-    resolutions: tuple[int, ...],
-    data: DataConfig,
-    calibration_batches: int,
-    eval_batches: int,
-    seed: int,
-    cpus: float = 0.5,
-    gpus: float = 0,
-    compute_cfg: ComputeConfig = ComputeConfig(),
+    state: dict, space: str, ofa: OFAConfig, *, data: DataConfig, seed: int, compute_cfg: ComputeConfig = ComputeConfig()
 ) -> tuple[list, ray.ObjectRef]:
-    """Put the weights once (the caller owns them) and start ``count`` replicas reading them (on a GPU share each when ``gpus``)."""
+    """Put the weights once (the caller owns them) and start ``ofa.replicas`` replicas reading them, each
+    holding ``ofa.replica_cpus`` CPUs and ``ofa.replica_gpus`` of a GPU."""
     ref = ray.put(state)
-    replicas = [
-        SupernetReplica.options(num_cpus=cpus, num_gpus=gpus).remote(
-            [ref], space, min_depth, resolutions, data, calibration_batches, eval_batches, seed, compute_cfg=compute_cfg
-        )
-        for _ in range(count)
-    ]
+    start = SupernetReplica.options(num_cpus=ofa.replica_cpus, num_gpus=ofa.replica_gpus)
+    replicas = [start.remote([ref], space, ofa, data=data, seed=seed, compute_cfg=compute_cfg) for _ in range(ofa.replicas)]
     return replicas, ref
