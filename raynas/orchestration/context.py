@@ -3,7 +3,6 @@ artifacts and curves, backed by the run's Tune runner, MLflow tracker and phase 
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +72,7 @@ class PipelineContext:
 
     def add_artifact(self, path: Path, *, folder: str) -> None:
         """List a file of the run directory in its artifacts manifest; MLflow receives it with the run's outputs."""
-        entry = {"path": str(Path(path).resolve().relative_to(self.run_dir)), "folder": folder}
+        entry = {"path": str(Path(path).resolve().relative_to(self.run_dir.resolve())), "folder": folder}
         listed = read_artifacts(self.run_dir)
         if entry not in listed:
             write_json(self.run_dir / ARTIFACTS_FILE, [*listed, entry])
@@ -86,7 +85,3 @@ class PipelineContext:
     def save_curves(self) -> Path:
         return write_json(self.run_dir / CURVES_FILE, self.curves)
 
-
-def read_curves(run_dir: Path) -> list[dict]:
-    path = run_dir / CURVES_FILE
-    return json.loads(path.read_text()) if path.is_file() else []

@@ -42,6 +42,11 @@ def read_artifacts(run_dir: Path) -> list[dict[str, str]]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def _unlisted_frontiers(run_dir: Path) -> list[dict[str, str]]:
+    """A run directory written before the manifest: its frontier files were its only strategy artifacts."""
+    return [{"path": str(p.relative_to(run_dir)), "folder": "frontiers"} for p in sorted((run_dir / "frontiers").glob("*.json"))]
+
+
 def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
     """The target's table for the run's space, or for another space (an OFA resolution variant)."""
     return run_dir / "luts" / (f"{target}.parquet" if space is None else f"{target}-{space}.parquet")
@@ -102,7 +107,7 @@ def record_outputs(tracker: ExperimentTracker, run_dir: Path) -> None:
         tracker.log_file(tracker.parent_id, path, "luts")
     for path in sorted((run_dir / "report").glob("*.png")):
         tracker.log_file(tracker.parent_id, path, "report")
-    for entry in read_artifacts(run_dir):
+    for entry in read_artifacts(run_dir) or _unlisted_frontiers(run_dir):
         tracker.log_file(tracker.parent_id, run_dir / entry["path"], entry["folder"])
 
 

@@ -12,14 +12,14 @@ from raynas.orchestration.tuner import TuneRunner
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 
 
-def objective(config: dict) -> None:
-    tune.report({"score": -((config["x"] - 3) ** 2)})
-
-
 def test_each_proposed_candidate_runs_once_and_reports_its_own_score(ray_session, sqlite_store, tmp_path):
     cfg = parse_config({"name": "alg", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "ray": {"max_concurrent_trials": 1}})
     tracker = ExperimentTracker(sqlite_store(tmp_path / "mlflow.db"), "alg", tmp_path, run_name="alg")
     ctx = PipelineContext(cfg, tmp_path, tracker, TuneRunner(cfg, str(tmp_path / "tune")), log=lambda _: None)
+
+    def objective(config: dict) -> None:  # defined here: Ray pickles it by value (tests/ is not importable on workers)
+        tune.report({"score": -((config["x"] - 3) ** 2)})
+
     trials = ctx.run_search_alg(
         "blackbox",
         objective,
