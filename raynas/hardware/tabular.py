@@ -1,0 +1,139 @@
+"""A tabular hardware benchmark of the NB201 space (``nb201-hw``): every cell with its accuracies and
+its latency on several devices, read from one CSV, whatever devices and datasets it holds.
+
+Columns it reads: ``index`` and ``arch`` (NB201's index and string, one row per cell, in index order),
+``latency_ms.<device>`` (one target per device), ``<dataset>_valid_12ep`` (the search signal) and
+``<dataset>_test_200ep`` (the reported accuracy, which no search may read); any other column is kept
+as data. Each device's latency model is a per-architecture lookup: estimated from the table (its
+source named), never measured here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from raynas.space.nb201 import NUM_CELLS, Cell, CellError
+
+LATENCY_PREFIX = "latency_ms."
+SIGNAL_SUFFIX = "_valid_12ep"  # what a search may read
+REPORTED_SUFFIX = "_test_200ep"  # what is reported of its pick
+BUDGET_QUANTILES = (0.25, 0.5, 0.75)
+
+
+class TabularError(ValueError):
+    """A table raynas cannot use; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class LookupLatency:
+    """A device's latency of every cell, looked up by cell: the latency model of a tabular target."""
+
+    device: str
+    source: str  # the table it came from
+    by_code: dict[int, float] = field(repr=False)
+
+    estimated = True  # published figures, not measured on this cluster
+
+    def predict(self, cell: Cell) -> float:
+        return self.by_code[cell.code]
+
+
+@dataclass(frozen=True)
+class TabularBenchmark:
+    """The table: cells by NB201 index and every numeric column by name."""
+
+    path: Path
+    cells: tuple[Cell, ...]
+    columns: dict[str, np.ndarray] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TabularBenchmark:
+        """Read and check the CSV; an unusable table is refused before any search starts."""
+        path = Path(path)
+        if not path.is_file():
+            raise TabularError(f"tabular benchmark {path} does not exist; point it at nb201_hw.csv (../shared/data/nb201-hw/)")
+        try:
+            table = pacsv.read_csv(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise TabularError(f"tabular benchmark {path} is not a readable CSV ({exc}); restore the file") from None
+        return cls(path, _cells(table, path), _numeric(table, path))
+
+    @property
+    def devices(self) -> list[str]:
+        """Every device with a ``latency_ms.<device>`` column, in the table's order."""
+        return [c.removeprefix(LATENCY_PREFIX) for c in self.columns if c.startswith(LATENCY_PREFIX)]
+
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset with both a search-signal and a reported column."""
+        signal = [c.removesuffix(SIGNAL_SUFFIX) for c in self.columns if c.endswith(SIGNAL_SUFFIX)]
+        return [d for d in signal if d + REPORTED_SUFFIX in self.columns]
+
+    def index_of(self, cell: Cell) -> int:
+        """NB201's index of ``cell`` (the table's row)."""
+        return int(self._index_by_code[cell.code])
+
+    @cached_property
+    def _index_by_code(self) -> np.ndarray:
+        index = np.empty(NUM_CELLS, dtype=np.int64)
+        index[[c.code for c in self.cells]] = np.arange(len(self.cells))
+        return index
+
+    def latency(self, device: str) -> LookupLatency:
+        column = f"{LATENCY_PREFIX}{device}"
+        if column not in self.columns:
+            raise TabularError(f"{self.path.name} has no latency for device {device!r}; valid: {', '.join(self.devices)}")
+        values = self.columns[column]
+        return LookupLatency(device, str(self.path), {cell.code: float(v) for cell, v in zip(self.cells, values)})
+
+    @cached_property
+    def connected(self) -> np.ndarray:
+        """Whether each row's cell joins input to output (disconnected cells never define a budget)."""
+        return np.array([c.connected for c in self.cells])
+
+    def budgets(self, device: str, quantiles: tuple[float, ...] = BUDGET_QUANTILES) -> list[float]:
+        """Latency bounds at ``quantiles`` of the device's latencies over the connected cells."""
+        values = self.columns[f"{LATENCY_PREFIX}{device}"][self.connected]
+        return [float(np.quantile(values, q)) for q in quantiles]
+
+
+def _cells(table: pa.Table, path: Path) -> tuple[Cell, ...]:
+    """The cells in NB201 index order; a table must hold the whole space, one row per cell."""
+    missing = [c for c in ("index", "arch") if c not in table.column_names]
+    if missing:
+        raise TabularError(f"{path.name} has no {missing[0]!r} column; a tabular benchmark needs 'index' and 'arch' (NB201's string)")
+    index = table.column("index").to_numpy()
+    if len(index) != NUM_CELLS or not np.array_equal(index, np.arange(NUM_CELLS)):
+        raise TabularError(f"{path.name} must hold all {NUM_CELLS} NB201 cells in index order, one row each (it has {len(index)} rows)")
+    try:
+        cells = tuple(Cell.from_string(text) for text in table.column("arch").to_pylist())
+    except CellError as exc:
+        raise TabularError(f"{path.name}: column 'arch': {exc}") from None
+    if len({c.code for c in cells}) != NUM_CELLS:
+        raise TabularError(f"{path.name}: column 'arch' lists a cell twice; every NB201 cell must appear once")
+    return cells
+
+
+def _numeric(table: pa.Table, path: Path) -> dict[str, np.ndarray]:
+    """Every numeric column as float64; latency and accuracy columns must be numeric and complete."""
+    out = {}
+    for name in table.column_names:
+        column = table.column(name)
+        checked = name.startswith(LATENCY_PREFIX) or name.endswith((SIGNAL_SUFFIX, REPORTED_SUFFIX))
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            if checked:
+                raise TabularError(f"{path.name}: column {name!r} must hold numbers, found {column.type}")
+            continue
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        if checked and not np.all(np.isfinite(values)):
+            raise TabularError(f"{path.name}: column {name!r} has empty or non-finite cells; every cell must be filled")
+        out[name] = values
+    if not any(n.startswith(LATENCY_PREFIX) for n in out):
+        raise TabularError(f"{path.name} has no latency_ms.<device> column: nothing to search for")
+    return out
