@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -200,3 +201,58 @@ def flops_m(net: nn.Module, *, input_size: int = 32, in_channels: int = 3) -> fl
         for handle in handles:
             handle.remove()
     return total / 1e6
+
+
+class NB201Space:
+    """The cell space as a search space: uniform samples, one-decision mutations and neighbours, a
+    one-hot encoding, and the network of a cell (``raynas.space.interface.SearchSpace``)."""
+
+    name = "nb201"
+    decisions = len(EDGES)  # one choice of op per edge
+
+    def sample(self, rng: np.random.Generator) -> Cell:
+        return Cell.from_code(int(rng.integers(NUM_CELLS)))
+
+    def mutate(self, cell: Cell, rng: np.random.Generator) -> Cell:
+        """The cell with one edge's op changed to another op, both drawn uniformly."""
+        edge = int(rng.integers(len(EDGES)))
+        others = [op for op in OPS if op != cell.ops[edge]]
+        return self.with_op(cell, edge, others[int(rng.integers(len(others)))])
+
+    def neighbours(self, cell: Cell) -> list[Cell]:
+        """Every cell one edge's op away (24 of them)."""
+        return [self.with_op(cell, e, op) for e in range(len(EDGES)) for op in OPS if op != cell.ops[e]]
+
+    @staticmethod
+    def with_op(cell: Cell, edge: int, op: str) -> Cell:
+        ops = list(cell.ops)
+        ops[edge] = op
+        return Cell(tuple(ops))
+
+    def encode(self, cell: Cell) -> np.ndarray:
+        """One-hot of each edge's op, edges in order (30 values)."""
+        out = np.zeros((len(EDGES), len(OPS)), dtype=np.float32)
+        out[np.arange(len(EDGES)), [OPS.index(op) for op in cell.ops]] = 1.0
+        return out.ravel()
+
+    def choices(self, cell: Cell) -> tuple[int, ...]:
+        """The index of each decision's choice (what a controller samples)."""
+        return tuple(OPS.index(op) for op in cell.ops)
+
+    def from_choices(self, choices: tuple[int, ...]) -> Cell:
+        return Cell(tuple(OPS[c] for c in choices))
+
+    @property
+    def options(self) -> tuple[int, ...]:
+        """How many choices each decision has."""
+        return (len(OPS),) * len(EDGES)
+
+    def validate(self, cell: Cell) -> None:
+        if not isinstance(cell, Cell):
+            raise CellError(f"not an NB201 cell: {cell!r}")
+
+    def build(self, cell: Cell, num_classes: int) -> nn.Module:
+        return NB201Network(cell, num_classes)
+
+
+NB201 = NB201Space()
