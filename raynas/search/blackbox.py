@@ -9,12 +9,14 @@ objects), so a resumed search goes on exactly as an uninterrupted one (``resume 
 
 from __future__ import annotations
 
+import importlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from raynas._registry import Registry
 from raynas.space.interface import SearchSpace
 
 
@@ -207,4 +209,19 @@ class ReinforceController(_Base):
         self.baseline = state["baseline"]
 
 
-SEARCHES: dict[str, type] = {cls.name: cls for cls in (RandomSearch, LocalSearch, RegularizedEvolution, ReinforceController)}
+# name -> "module:class", imported on first use (TPE imports Optuna). One line per search.
+SEARCHES = Registry[str]("black-box search")
+SEARCHES.add("random-blackbox", "raynas.search.blackbox:RandomSearch")
+SEARCHES.add("local", "raynas.search.blackbox:LocalSearch")
+SEARCHES.add("evolution", "raynas.search.blackbox:RegularizedEvolution")
+SEARCHES.add("reinforce", "raynas.search.blackbox:ReinforceController")
+SEARCHES.add("tpe", "raynas.search.tpe:TPESearch")
+
+
+def search_class(name: str) -> type:
+    """The registered black-box search; an unknown name lists the valid ones."""
+    module, cls = SEARCHES.get(name).split(":")
+    found = getattr(importlib.import_module(module), cls)
+    if found.name != name:
+        raise TypeError(f"{module}.{cls} is registered as {name!r} but names itself {found.name!r}")
+    return found
