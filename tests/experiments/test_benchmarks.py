@@ -152,3 +152,19 @@ def test_memory_format_reports_both_layouts_for_every_network():
         "supernet, sampled path",
     }
     assert all(r > 0 for r in out["nhwc_vs_nchw"].values()) and out["min_ratio"] <= out["max_ratio"]
+
+
+def test_nb201_hw_scores_every_black_box_search_against_the_tables_optimum(tmp_path):
+    shared_data("nb201-hw")
+    out = run_smoke("experiments/bench/nb201_hw.py", "--out", str(tmp_path))
+    assert out["cells"] == len(out["datasets"]) * len(out["devices"]) * out["budgets"] == 6
+    assert out["strategies"][0] == "random-blackbox" and {"evolution", "local", "tpe"} <= set(out["strategies"])
+    for name in out["strategies"]:
+        lo, hi = out["regret_ci95"][name]
+        assert 0 <= out["regret_mean"][name] and lo <= out["regret_mean"][name] <= hi and out["signal_regret_mean"][name] >= 0
+    assert out["floor_regret_mean"] >= 0 and set(out["beats_random_cells"]) == set(out["strategies"][1:])
+    page = tmp_path / "nb201_hw"
+    results = json.loads((page / "results.json").read_text())
+    assert results["summary"] == out and len(results["rows"]) == 2 * len(out["strategies"])  # (device, search) on one dataset
+    assert "goal " in (page / "README.md").read_text() and (page / "regret_over_evaluations.png").stat().st_size > 0
+    assert len(json.loads((page / "cells.json").read_text())) == out["cells"] * len(out["strategies"])

@@ -1,0 +1,267 @@
+"""Black-box searches against the truth on the hardware-aware tabular benchmark (NB201 x devices).
+
+For every dataset with a search signal and a reported column, every device of the table and three
+latency budgets (25/50/75 % quantiles of the device's latencies over connected cells), each
+registered black-box search runs ``--seeds`` times with ``--evaluations`` evaluations of the
+12-epoch validation accuracy; its pick (best signal seen) is scored by the 200-epoch held-out
+accuracy, which no search reads. One Ray Tune trial per (dataset, device) runs its budgets,
+searches and seeds; MLflow gets one run per (dataset, device) with its aggregates.
+
+Per cell (dataset, device, budget) and search: mean regret in the signal (against the best feasible
+12-epoch accuracy) and in the reported accuracy (against the best feasible 200-epoch accuracy) with
+95 % t-intervals over seeds, the share of seeds that found the signal's optimum, and a paired t-test
+against random search on the signal regret (seed i of a search beside seed i of random search).
+Pooled figures average the cells' means; their intervals are t-intervals over cells. Cost is counted
+in evaluations only (simulated training seconds are not modelled yet). Prints tables; writes
+``benchmarks/nb201_hw/`` (``--out``); the last line is one JSON object.
+
+    python experiments/bench/nb201_hw.py [--seeds 100] [--tpe-seeds 30] [--evaluations 100] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+from pages import BENCHMARKS, write_page  # this folder
+from ray import tune
+from scipy import stats
+
+from raynas.data.sources import DatasetError, data_folder
+from raynas.hardware.tabular import TabularBenchmark
+from raynas.search.blackbox import SEARCHES, search_class
+from raynas.search.tabular import SignalOracle, Truth, run_search
+from raynas.space.nb201 import NB201
+from raynas.tracking.mlflow_tracker import ExperimentTracker
+
+RANDOM = "random-blackbox"
+BUDGETS = ("q25", "q50", "q75")
+
+
+def table_path(arg: str | None) -> Path:
+    try:
+        return Path(arg) if arg else data_folder("nb201-hw") / "nb201_hw.csv"
+    except DatasetError as exc:
+        raise SystemExit(f"--table: {exc}") from None
+
+
+def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str, int], evaluations: int) -> None:
+    """One Tune trial: every budget, search and seed of one (dataset, device)."""
+    table = TabularBenchmark.load(path)
+    dataset, device = config["group"].split("/")
+    cells = []
+    for label, budget in zip(BUDGETS, table.budgets(device)):
+        oracle = SignalOracle.of(table, dataset, device=device, budget_ms=budget)
+        truth = Truth.of(table, dataset, device=device, budget_ms=budget)
+        for name in searches:
+            traces = [run_search(search_class(name)(NB201, seed=s), oracle, evaluations=evaluations) for s in range(seeds[name])]
+            cells.append({
+                "dataset": dataset, "device": device, "budget": label, "budget_ms": budget, "search": name,
+                "signal_regret": [truth.signal_regret(t.pick) for t in traces],
+                "reported_regret": [truth.reported_regret(t.pick) for t in traces],
+                "curve": [float(np.mean([truth.signal_regret(t.pick_after(k)) for t in traces])) for k in range(1, evaluations + 1)],
+                "infeasible": float(np.mean([t.infeasible for t in traces])),
+                "floor": truth.floor_regret,
+            })  # fmt: skip
+    tune.report({"cells": json.dumps(cells)})
+
+
+def ci95(values) -> list[float]:
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.allclose(values, values[0]):
+        return [float(values.mean())] * 2
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return [float(lo), float(hi)]
+
+
+def beats_random(cell: dict, random: dict) -> bool:
+    """Significantly lower signal regret than random search (paired over common seeds, p < 0.05)."""
+    n = min(len(cell["signal_regret"]), len(random["signal_regret"]))
+    diff = np.asarray(cell["signal_regret"][:n]) - np.asarray(random["signal_regret"][:n])
+    if n < 2 or np.allclose(diff, diff[0]):
+        return bool(diff.mean() < 0 and n >= 2)
+    return bool(diff.mean() < 0 and stats.ttest_1samp(diff, 0.0).pvalue < 0.05)
+
+
+def summarize(cells: list[dict], searches: list[str]) -> dict:
+    """Pooled figures per search over every cell."""
+    random = {(c["dataset"], c["device"], c["budget"]): c for c in cells if c["search"] == RANDOM}
+    out: dict = {"regret_mean": {}, "regret_ci95": {}, "signal_regret_mean": {}, "beats_random_cells": {}, "optimum_found_share": {}}
+    for name in searches:
+        mine = [c for c in cells if c["search"] == name]
+        reported = [np.mean(c["reported_regret"]) for c in mine]
+        out["regret_mean"][name] = round(float(np.mean(reported)), 3)
+        out["regret_ci95"][name] = [round(v, 3) for v in ci95(reported)]
+        out["signal_regret_mean"][name] = round(float(np.mean([np.mean(c["signal_regret"]) for c in mine])), 3)
+        out["optimum_found_share"][name] = round(float(np.mean([np.mean(np.asarray(c["signal_regret"]) == 0) for c in mine])), 3)
+        if name != RANDOM:
+            out["beats_random_cells"][name] = sum(beats_random(c, random[(c["dataset"], c["device"], c["budget"])]) for c in mine)
+    by_cell = {(c["dataset"], c["device"], c["budget"]): c["floor"] for c in cells}
+    out["floor_regret_mean"] = round(float(np.mean(list(by_cell.values()))), 3)
+    out["cells"] = len(by_cell)
+    return out
+
+
+def run_groups(groups: list[str], *, path: Path, searches: list[str], seeds: dict[str, int], evaluations: int, storage: Path) -> list[dict]:
+    """One Tune trial per (dataset, device) on the local Ray; every cell of every trial."""
+    trainable = tune.with_parameters(cell_group, path=str(path), searches=searches, seeds=seeds, evaluations=evaluations)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={"group": tune.grid_search(groups)},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name="nb201-hw", storage_path=str(storage), verbose=0),
+    )
+    grid = tuner.fit()
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} cell group(s) failed; first: {failed[0].error}")
+    return [cell for r in grid for cell in json.loads(r.metrics["cells"])]
+
+
+def log_mlflow(cells: list[dict], *, uri: str, run_dir: Path) -> None:
+    """One MLflow run per (dataset, device): each search's mean regrets over its budgets."""
+    tracker = ExperimentTracker(uri, "nb201-hw", run_dir, run_name=run_dir.name)
+    for group in sorted({f"{c['dataset']}/{c['device']}" for c in cells}):
+        run_id = tracker.child(group, {"raynas.group": group})
+        mine = [c for c in cells if f"{c['dataset']}/{c['device']}" == group]
+        metrics = {f"{c['search']}/{k}_{c['budget']}": float(np.mean(c[k])) for c in mine for k in ("signal_regret", "reported_regret")}
+        tracker.log_metrics(run_id, metrics | {f"floor_{c['budget']}": c["floor"] for c in mine})
+    tracker.finish()
+
+
+def curves_plot(cells: list[dict], searches: list[str], path: Path) -> Path:
+    """Mean signal regret against evaluations, one panel per device (over datasets and budgets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    devices = sorted({c["device"] for c in cells})
+    cols = min(4, len(devices))
+    rows = -(-len(devices) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, device in zip(axes.flat, devices):
+        for name in searches:
+            curves = [c["curve"] for c in cells if c["device"] == device and c["search"] == name]
+            ax.plot(range(1, len(curves[0]) + 1), np.mean(curves, axis=0), label=name)
+        ax.set_title(device)
+        ax.set_yscale("log")
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("signal regret (pp)")
+    for ax in list(axes.flat)[len(devices) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def print_tables(summary: dict, cells: list[dict], searches: list[str]) -> None:
+    print(f"{'search':<16} {'reported regret (pp)':>22} {'95% CI':>16} {'signal regret':>14} {'optimum found':>14} {'beats random':>13}")
+    for name in searches:
+        ci = summary["regret_ci95"][name]
+        beats = f"{summary['beats_random_cells'].get(name, '-')}/{summary['cells']}"
+        interval = f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+        print(
+            f"{name:<16} {summary['regret_mean'][name]:>22.3f} {interval:>16} "
+            f"{summary['signal_regret_mean'][name]:>14.3f} {summary['optimum_found_share'][name]:>14.3f} {beats:>13}"
+        )
+    print(f"floor (exhaustive search on the signal, reported regret): {summary['floor_regret_mean']:.3f} pp over {summary['cells']} cells")
+    print(f"\n{'device':<14}" + "".join(f"{name:>16}" for name in searches) + "   (mean signal regret, pp)")
+    for device in sorted({c["device"] for c in cells}):
+        means = [np.mean([np.mean(c["signal_regret"]) for c in cells if c["device"] == device and c["search"] == n]) for n in searches]
+        print(f"{device:<14}" + "".join(f"{m:>16.3f}" for m in means))
+
+
+def goal(summary: dict, searches: list[str]) -> str:
+    """The goal: the best search at most 0.6 x random's pooled signal regret and significantly lower in >= 75 % of cells."""
+    others = [n for n in searches if n != RANDOM]
+    best = min(others, key=lambda n: summary["signal_regret_mean"][n])
+    ratio = summary["signal_regret_mean"][best] / max(summary["signal_regret_mean"][RANDOM], 1e-9)
+    share = summary["beats_random_cells"][best] / summary["cells"]
+    met = "met" if ratio <= 0.6 and share >= 0.75 else "not met"
+    return f"goal {met}: best search {best} at {ratio:.2f} x random's signal regret, significantly lower in {share:.0%} of cells"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default=None, help="nb201_hw.csv (default: $RAYNAS_DATA/nb201-hw/nb201_hw.csv)")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--tpe-seeds", type=int, default=30, help="TPE's sampler costs ~0.3 s a run: fewer seeds")
+    parser.add_argument("--evaluations", type=int, default=100)
+    parser.add_argument("--searches", nargs="*", default=None, help="default: every registered black-box search")
+    parser.add_argument("--out", default=None, help="folder for the page (default: the repo's benchmarks/; none with --smoke-test)")
+    parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument("--smoke-test", action="store_true", help="2 devices, one dataset, 3 seeds, 20 evaluations")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    path = table_path(args.table)
+    table = TabularBenchmark.load(path)
+    searches = args.searches or SEARCHES.names()
+    searches = [RANDOM] + [n for n in searches if n != RANDOM]
+    datasets, devices = table.datasets, table.devices
+    if args.smoke_test:
+        datasets, devices, args.seeds, args.tpe_seeds, args.evaluations = datasets[:1], devices[:2], 3, 2, 20
+    seeds = {n: args.tpe_seeds if n == "tpe" else args.seeds for n in searches}
+    groups = [f"{d}/{v}" for d in datasets for v in devices]
+    with tempfile.TemporaryDirectory(prefix="raynas-nb201-") as tmp:
+        ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            cells = run_groups(groups, path=path, searches=searches, seeds=seeds, evaluations=args.evaluations, storage=Path(tmp))
+        finally:
+            ray.shutdown()
+        log_mlflow(cells, uri=f"sqlite:///{tmp}/mlflow.db", run_dir=Path(tmp))
+    summary = summarize(cells, searches)
+    print_tables(summary, cells, searches)
+    print(goal(summary, searches))
+    headline = {
+        "datasets": datasets, "devices": devices, "budgets": len(BUDGETS), "seeds": args.seeds, "seeds_by_search": seeds,
+        "evaluations": args.evaluations, "strategies": searches, **summary, "paper_rows": {},
+        "seconds": round(time.perf_counter() - began, 1),
+    }  # fmt: skip
+    out = Path(args.out) if args.out else (None if args.smoke_test else BENCHMARKS)
+    if out is not None:
+        write_page("nb201_hw", summary=headline, rows=page_rows(cells, searches), title=TITLE, notes=notes(summary, searches), root=out)
+        curves_plot(cells, searches, out / "nb201_hw" / "regret_over_evaluations.png")
+        (out / "nb201_hw" / "cells.json").write_text(json.dumps(cells))
+        print(f"page: {out / 'nb201_hw' / 'README.md'}")
+    print(json.dumps(headline))
+
+
+TITLE = "Black-box searches against the truth on NB201 x devices (hardware-aware tabular benchmark)"
+
+
+def notes(summary: dict, searches: list[str]) -> str:
+    return (
+        "Regrets in accuracy points: 'signal' against the best feasible 12-epoch validation accuracy (what searches read), "
+        "'reported' against the best feasible 200-epoch held-out accuracy (never read). Pooled means are means of the cells' "
+        "means, intervals t-intervals over cells; 'beats random' counts cells where the search's signal regret is significantly "
+        "lower (paired t-test over seeds, p < 0.05). Cost: evaluations only. " + goal(summary, searches) + ". "
+        "Figure: regret_over_evaluations.png; every cell's data: cells.json."
+    )
+
+
+def page_rows(cells: list[dict], searches: list[str]) -> list[dict]:
+    """One row per (dataset, device, search): mean regrets over the three budgets."""
+    rows = []
+    for dataset in sorted({c["dataset"] for c in cells}):
+        for device in sorted({c["device"] for c in cells}):
+            for name in searches:
+                mine = [c for c in cells if (c["dataset"], c["device"], c["search"]) == (dataset, device, name)]
+                rows.append({
+                    "dataset": dataset, "device": device, "search": name,
+                    "signal_regret": round(float(np.mean([np.mean(c["signal_regret"]) for c in mine])), 3),
+                    "reported_regret": round(float(np.mean([np.mean(c["reported_regret"]) for c in mine])), 3),
+                    "floor": round(float(np.mean([c["floor"] for c in mine])), 3),
+                })  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    main()
