@@ -11,11 +11,15 @@ Per cell (dataset, device, budget) and search: mean regret in the signal (agains
 12-epoch accuracy) and in the reported accuracy (against the best feasible 200-epoch accuracy) with
 95 % t-intervals over seeds, the share of seeds that found the signal's optimum, and a paired t-test
 against random search on the signal regret (seed i of a search beside seed i of random search).
+NSGA-II searches the accuracy-latency front: one run per (dataset, device, seed) over the device's
+whole range with the same evaluations answers all three budgets (its pick: the best evaluated point
+within each); beside its regrets, the hypervolume gap to the true front of connected cells and the
+share of that front it evaluated.
 Pooled figures average the cells' means; their intervals are t-intervals over cells. Cost is counted
 in evaluations only (simulated training seconds are not modelled yet). Prints tables; writes
 ``benchmarks/nb201_hw/`` (``--out``); the last line is one JSON object.
 
-    python experiments/bench/nb201_hw.py [--seeds 100] [--tpe-seeds 30] [--evaluations 100] [--smoke-test]
+    python experiments/bench/nb201_hw.py [--seeds 100] [--optuna-seeds 30] [--evaluations 100] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from scipy import stats
 
 from raynas.data.sources import DatasetError, data_folder
 from raynas.hardware.tabular import TabularBenchmark
-from raynas.search.blackbox import SEARCHES, search_class
-from raynas.search.tabular import SignalOracle, Truth, run_search
-from raynas.space.nb201 import NB201
+from raynas.search.blackbox import FRONT_SEARCHES, SEARCHES, search_class
+from raynas.search.nsga2 import hypervolume, pareto_mask
+from raynas.search.tabular import SignalOracle, Trace, Truth, run_front, run_search
+from raynas.space.nb201 import NB201, Cell
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 
 RANDOM = "random-blackbox"
+OPTUNA = ("tpe", "nsga2")  # searches whose sampler costs enough to run fewer seeds
 BUDGETS = ("q25", "q50", "q75")
 
 # NB201's black-box rows (Dong and Yang, ICLR 2020, Table 5: mean +- std test accuracy over 500 runs, searched
@@ -55,6 +61,7 @@ PAPER_ROWS = {
 
 def paper_rows() -> dict:
     """The paper's rows as regrets against its optimum, with their provenance."""
+
     def row(acc: float, std: float, dataset: str) -> dict:
         return {"test_acc": acc, "std": std, "regret": round(PAPER_OPTIMUM[dataset] - acc, 2)}
 
@@ -74,24 +81,61 @@ def table_path(arg: str | None) -> Path:
 
 
 def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str, int], evaluations: int) -> None:
-    """One Tune trial: every budget, search and seed of one (dataset, device)."""
+    """One Tune trial: every budget, search and seed of one (dataset, device). A front search (NSGA-II)
+    runs once per seed over the device's whole range, and every budget picks from that run."""
     table = TabularBenchmark.load(path)
     dataset, device = config["group"].split("/")
+    whole = SignalOracle.of(table, dataset, device=device, budget_ms=float("inf"))
+    fronts = {
+        n: [run_front(search_class(n)(NB201, seed=s), whole, evaluations=evaluations) for s in range(seeds[n])]
+        for n in searches
+        if n in FRONT_SEARCHES
+    }
     cells = []
     for label, budget in zip(BUDGETS, table.budgets(device)):
         oracle = SignalOracle.of(table, dataset, device=device, budget_ms=budget)
         truth = Truth.of(table, dataset, device=device, budget_ms=budget)
         for name in searches:
-            traces = [run_search(search_class(name)(NB201, seed=s), oracle, evaluations=evaluations) for s in range(seeds[name])]
+            if name in FRONT_SEARCHES:
+                traces = fronts[name]
+            else:
+                traces = [run_search(search_class(name)(NB201, seed=s), oracle, evaluations=evaluations) for s in range(seeds[name])]
+            regret = lambda t, k=evaluations: cell_regret(t, k, oracle=oracle, truth=truth)  # noqa: E731
             cells.append({
                 "dataset": dataset, "device": device, "budget": label, "budget_ms": budget, "search": name,
-                "signal_regret": [truth.signal_regret(t.pick) for t in traces],
-                "reported_regret": [truth.reported_regret(t.pick) for t in traces],
-                "curve": [float(np.mean([truth.signal_regret(t.pick_after(k)) for t in traces])) for k in range(1, evaluations + 1)],
+                "signal_regret": [regret(t)[0] for t in traces],
+                "reported_regret": [regret(t)[1] for t in traces],
+                "curve": [float(np.mean([regret(t, k)[0] for t in traces])) for k in range(1, evaluations + 1)],
                 "infeasible": float(np.mean([t.infeasible for t in traces])),
                 "floor": truth.floor_regret,
             })  # fmt: skip
-    tune.report({"cells": json.dumps(cells)})
+    tune.report({"cells": json.dumps(cells), "fronts": json.dumps([front_record(dataset, device, n, fronts[n], whole) for n in fronts])})
+
+
+def cell_regret(trace: Trace, k: int, *, oracle: SignalOracle, truth: Truth) -> tuple[float, float]:
+    """(signal, reported) regret of the best feasible cell among the trace's first ``k``; with none
+    feasible yet (a front search), the regret of the worst feasible cell."""
+    feasible = [(s, c) for c, s in zip(trace.codes[:k], trace.signals[:k]) if oracle.latency_ms[c] <= oracle.budget_ms]
+    if not feasible:
+        worst = int(np.flatnonzero(oracle.latency_ms <= oracle.budget_ms)[np.argmin(oracle.signal[oracle.latency_ms <= oracle.budget_ms])])
+        return truth.signal_regret(worst), truth.reported_regret(worst)
+    code = max(feasible)[1]
+    return truth.signal_regret(code), truth.reported_regret(code)
+
+
+def front_record(dataset: str, device: str, name: str, traces: list[Trace], whole: SignalOracle) -> dict:
+    """A front search's hypervolume gap and share of the true front found, per seed (connected cells define both)."""
+    connected = np.array([Cell.from_code(c).connected for c in range(len(whole.signal))])
+    signal, latency = whole.signal, whole.latency_ms
+    reference = (float(signal[connected].min()), float(latency[connected].max()))
+    true_front = np.flatnonzero(connected)[pareto_mask(signal[connected], latency[connected])]
+    best = hypervolume(signal[connected], latency[connected], reference=reference)
+    gaps, shares = [], []
+    for t in traces:
+        mine = np.array([c for c in t.codes if connected[c]], dtype=int)
+        gaps.append(1 - hypervolume(signal[mine], latency[mine], reference=reference) / best if len(mine) else 1.0)
+        shares.append(float(np.isin(true_front, mine).mean()))
+    return {"dataset": dataset, "device": device, "search": name, "hypervolume_gap": gaps, "front_found": shares}
 
 
 def ci95(values) -> list[float]:
@@ -130,8 +174,21 @@ def summarize(cells: list[dict], searches: list[str]) -> dict:
     return out
 
 
-def run_groups(groups: list[str], *, path: Path, searches: list[str], seeds: dict[str, int], evaluations: int, storage: Path) -> list[dict]:
-    """One Tune trial per (dataset, device) on the local Ray; every cell of every trial."""
+def summarize_fronts(fronts: list[dict]) -> dict:
+    """A front search's pooled hypervolume gap and share of the true front found (over groups' means)."""
+    names = sorted({f["search"] for f in fronts})
+    return {
+        "hypervolume_gap_mean": {
+            n: round(float(np.mean([np.mean(f["hypervolume_gap"]) for f in fronts if f["search"] == n])), 4) for n in names
+        },
+        "front_found_share": {n: round(float(np.mean([np.mean(f["front_found"]) for f in fronts if f["search"] == n])), 3) for n in names},
+    }
+
+
+def run_groups(
+    groups: list[str], *, path: Path, searches: list[str], seeds: dict[str, int], evaluations: int, storage: Path
+) -> tuple[list[dict], list[dict]]:
+    """One Tune trial per (dataset, device) on the local Ray; every cell, and every front record, of every trial."""
     trainable = tune.with_parameters(cell_group, path=str(path), searches=searches, seeds=seeds, evaluations=evaluations)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
@@ -143,7 +200,7 @@ def run_groups(groups: list[str], *, path: Path, searches: list[str], seeds: dic
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise RuntimeError(f"{len(failed)} cell group(s) failed; first: {failed[0].error}")
-    return [cell for r in grid for cell in json.loads(r.metrics["cells"])]
+    return [c for r in grid for c in json.loads(r.metrics["cells"])], [f for r in grid for f in json.loads(r.metrics["fronts"])]
 
 
 def log_mlflow(cells: list[dict], *, uri: str, run_dir: Path) -> None:
@@ -196,6 +253,11 @@ def print_tables(summary: dict, cells: list[dict], searches: list[str]) -> None:
             f"{summary['signal_regret_mean'][name]:>14.3f} {summary['optimum_found_share'][name]:>14.3f} {beats:>13}"
         )
     print(f"floor (exhaustive search on the signal, reported regret): {summary['floor_regret_mean']:.3f} pp over {summary['cells']} cells")
+    for name, gap in summary["hypervolume_gap_mean"].items():
+        print(
+            f"{name}: one run per (dataset, device, seed) answers all 3 budgets; hypervolume gap {gap:.4f}, "
+            f"true front found {summary['front_found_share'][name]:.1%}"
+        )
     print(f"\n{'device':<14}" + "".join(f"{name:>16}" for name in searches) + "   (mean signal regret, pp)")
     for device in sorted({c["device"] for c in cells}):
         means = [np.mean([np.mean(c["signal_regret"]) for c in cells if c["device"] == device and c["search"] == n]) for n in searches]
@@ -216,7 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=None, help="nb201_hw.csv (default: $RAYNAS_DATA/nb201-hw/nb201_hw.csv)")
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--tpe-seeds", type=int, default=30, help="TPE's sampler costs ~0.3 s a run: fewer seeds")
+    parser.add_argument("--optuna-seeds", type=int, default=30, help="TPE's and NSGA-II's samplers cost ~0.3 s a run: fewer seeds")
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--searches", nargs="*", default=None, help="default: every registered black-box search")
     parser.add_argument("--out", default=None, help="folder for the page (default: the repo's benchmarks/; none with --smoke-test)")
@@ -226,21 +288,21 @@ def main() -> None:
     began = time.perf_counter()
     path = table_path(args.table)
     table = TabularBenchmark.load(path)
-    searches = args.searches or SEARCHES.names()
+    searches = args.searches or SEARCHES.names() + FRONT_SEARCHES.names()
     searches = [RANDOM] + [n for n in searches if n != RANDOM]
     datasets, devices = table.datasets, table.devices
     if args.smoke_test:
-        datasets, devices, args.seeds, args.tpe_seeds, args.evaluations = datasets[:1], devices[:2], 3, 2, 20
-    seeds = {n: args.tpe_seeds if n == "tpe" else args.seeds for n in searches}
+        datasets, devices, args.seeds, args.optuna_seeds, args.evaluations = datasets[:1], devices[:2], 3, 2, 20
+    seeds = {n: args.optuna_seeds if n in OPTUNA else args.seeds for n in searches}
     groups = [f"{d}/{v}" for d in datasets for v in devices]
     with tempfile.TemporaryDirectory(prefix="raynas-nb201-") as tmp:
         ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
         try:
-            cells = run_groups(groups, path=path, searches=searches, seeds=seeds, evaluations=args.evaluations, storage=Path(tmp))
+            cells, fronts = run_groups(groups, path=path, searches=searches, seeds=seeds, evaluations=args.evaluations, storage=Path(tmp))
         finally:
             ray.shutdown()
         log_mlflow(cells, uri=f"sqlite:///{tmp}/mlflow.db", run_dir=Path(tmp))
-    summary = summarize(cells, searches)
+    summary = summarize(cells, searches) | summarize_fronts(fronts)
     print_tables(summary, cells, searches)
     print(goal(summary, searches))
     rows = paper_rows()

@@ -216,11 +216,13 @@ SEARCHES.add("local", "raynas.search.blackbox:LocalSearch")
 SEARCHES.add("evolution", "raynas.search.blackbox:RegularizedEvolution")
 SEARCHES.add("reinforce", "raynas.search.blackbox:ReinforceController")
 SEARCHES.add("tpe", "raynas.search.tpe:TPESearch")
+FRONT_SEARCHES = Registry[str]("front search")  # told (score, latency) over a device's whole range; each budget picks after
+FRONT_SEARCHES.add("nsga2", "raynas.search.nsga2:NSGA2Search")
 
 
 def search_class(name: str) -> type:
-    """The registered black-box search; an unknown name lists the valid ones."""
-    module, cls = SEARCHES.get(name).split(":")
+    """The registered black-box search (or front search); an unknown name lists the valid ones."""
+    module, cls = (FRONT_SEARCHES if name in FRONT_SEARCHES else SEARCHES).get(name).split(":")
     found = getattr(importlib.import_module(module), cls)
     if found.name != name:
         raise TypeError(f"{module}.{cls} is registered as {name!r} but names itself {found.name!r}")

@@ -11,6 +11,7 @@ feasible cell of the whole table, in both columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +123,21 @@ def by_code(table: TabularBenchmark, column: str) -> np.ndarray:
     out = np.empty(NUM_CELLS, dtype=np.float64)
     out[[c.code for c in table.cells]] = table.columns[column]
     return out
+
+
+def run_front(search: Any, oracle: SignalOracle, *, evaluations: int = MAX_EVALUATIONS, max_proposals: int = 100_000) -> Trace:
+    """Drive a two-objective search (NSGA-II) over the device's whole latency range: each new cell is
+    told (signal, latency) and counted, a cell of its history answered at no cost; ``oracle.budget_ms``
+    is ignored (every budget picks later)."""
+    whole = SignalOracle(oracle.signal, oracle.latency_ms, float("inf"))
+    codes: list[int] = []
+    told: dict[int, tuple[float, float]] = {search.space.from_choices(c).code: tuple(values) for c, values in search.history}
+    for _ in range(max_proposals):
+        if len(codes) >= evaluations:
+            break
+        cell = search.ask()
+        if cell.code not in told:
+            told[cell.code] = (whole.score(cell), float(whole.latency_ms[cell.code]))
+            codes.append(cell.code)
+        search.tell(cell, told[cell.code])
+    return Trace(tuple(codes), tuple(told[c][0] for c in codes), 0)
