@@ -3,8 +3,7 @@ for the accuracy-latency front, instead of one search per budget.
 
 An ask/tell search like the others, except that it is told two objectives: ``tell(arch, (score,
 latency_ms))``. Every budget then takes the best evaluated point within it (``pick_within``), so one
-run of ``evaluations`` answers all of a device's budgets; its cost is that one run. Resume replays
-the history into a fresh study (``resume = "history"``), as TPE's does.
+run of ``evaluations`` answers all of a device's budgets; its cost is that one run.
 """
 
 from __future__ import annotations
@@ -15,55 +14,36 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import optuna
 
-from raynas.search.blackbox import _Base
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+from raynas.search.optuna_study import OptunaAskTell
 
 
 @dataclass
-class NSGA2Search(_Base):
+class NSGA2Search(OptunaAskTell):
     """Optuna's NSGA-II sampler over the decisions; objectives: maximise the score, minimise latency."""
 
     population: int = 20
 
     name: ClassVar[str] = "nsga2"
-    resume: ClassVar[str] = "history"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.study = self._study()
-        self.pending: dict[tuple[int, ...], list[optuna.trial.Trial]] = {}
-        self.points: list[tuple[tuple[int, ...], float, float]] = []  # (choices, score, latency) of every told point
 
     def _study(self) -> optuna.Study:
         sampler = optuna.samplers.NSGAIISampler(population_size=self.population, seed=self.seed)
         return optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
 
-    def _distributions(self) -> dict[str, optuna.distributions.CategoricalDistribution]:
-        return {f"d{i}": optuna.distributions.CategoricalDistribution(list(range(n))) for i, n in enumerate(self.space.options)}
-
-    def ask(self) -> Any:
-        trial = self.study.ask(self._distributions())
-        choices = tuple(int(trial.params[f"d{i}"]) for i in range(len(self.space.options)))
-        self.pending.setdefault(choices, []).append(trial)
-        return self.space.from_choices(choices)
-
     def tell(self, arch: Any, score: tuple[float, float]) -> None:  # type: ignore[override]
         """``score``: (the architecture's score, its latency in ms)."""
-        choices = self.space.choices(arch)
-        self.history.append((choices, [float(score[0]), float(score[1])]))
-        self.points.append((choices, float(score[0]), float(score[1])))
-        queued = self.pending.get(choices)
-        if queued:
-            self.study.tell(queued.pop(0), [float(score[0]), float(score[1])])
+        values = [float(score[0]), float(score[1])]
+        self.history.append((self.space.choices(arch), values))
+        trial = self.waiting(arch)
+        if trial is not None:
+            self.study.tell(trial, values)
 
-    def _load(self, state: dict[str, Any]) -> None:
-        self.study, self.pending = self._study(), {}
-        self.points = [(choices, values[0], values[1]) for choices, values in self.history]
-        distributions = self._distributions()
-        for choices, values in self.history:
-            params = {f"d{i}": c for i, c in enumerate(choices)}
-            self.study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=list(values)))
+    @property
+    def points(self) -> list[tuple[tuple[int, ...], float, float]]:
+        """(choices, score, latency) of every told point."""
+        return [(choices, values[0], values[1]) for choices, values in self.history]
+
+    def _replayed(self, choices: tuple[int, ...], score: list[float]) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(params=self.params(choices), distributions=self.distributions(), values=list(score))
 
 
 def pick_within(points: Sequence[tuple[Any, float, float]], budget_ms: float) -> Any | None:
