@@ -29,8 +29,8 @@ from raynas.cli import exit_status, parse_overrides
 from raynas.evaluation import plans
 from raynas.evaluation.compare import RANDOM, nas_methods
 from raynas.evaluation.plans import VariantPlan
-from raynas.evaluation.record import write_json
 from raynas.execution.runtime import cluster_cpus, connect
+from raynas.files import write_json
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 
 

@@ -39,9 +39,9 @@ from scipy import stats
 from raynas.data.sources import DatasetError, data_folder
 from raynas.hardware.tabular import TabularBenchmark
 from raynas.search.blackbox import FRONT_SEARCHES, SEARCHES, search_class
-from raynas.search.nsga2 import hypervolume, pareto_mask
+from raynas.search.nsga2 import hypervolume, pareto_mask, pick_within
 from raynas.search.tabular import SignalOracle, Trace, Truth, run_front, run_search
-from raynas.space.nb201 import NB201, Cell
+from raynas.space.nb201 import NB201
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 
 RANDOM = "random-blackbox"
@@ -86,6 +86,7 @@ def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str,
     table = TabularBenchmark.load(path)
     dataset, device = config["group"].split("/")
     whole = SignalOracle.of(table, dataset, device=device, budget_ms=float("inf"))
+    connected = table.by_code(table.connected)
     fronts = {
         n: [run_front(search_class(n)(NB201, seed=s), whole, evaluations=evaluations) for s in range(seeds[n])]
         for n in searches
@@ -109,23 +110,28 @@ def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str,
                 "infeasible": float(np.mean([t.infeasible for t in traces])),
                 "floor": truth.floor_regret,
             })  # fmt: skip
-    tune.report({"cells": json.dumps(cells), "fronts": json.dumps([front_record(dataset, device, n, fronts[n], whole) for n in fronts])})
+    tune.report(
+        {
+            "cells": json.dumps(cells),
+            "fronts": json.dumps([front_record(n, fronts[n], whole=whole, connected=connected, group=(dataset, device)) for n in fronts]),
+        }
+    )
 
 
 def cell_regret(trace: Trace, k: int, *, oracle: SignalOracle, truth: Truth) -> tuple[float, float]:
-    """(signal, reported) regret of the best feasible cell among the trace's first ``k``; with none
-    feasible yet (a front search), the regret of the worst feasible cell."""
-    feasible = [(s, c) for c, s in zip(trace.codes[:k], trace.signals[:k]) if oracle.latency_ms[c] <= oracle.budget_ms]
-    if not feasible:
-        worst = int(np.flatnonzero(oracle.latency_ms <= oracle.budget_ms)[np.argmin(oracle.signal[oracle.latency_ms <= oracle.budget_ms])])
-        return truth.signal_regret(worst), truth.reported_regret(worst)
-    code = max(feasible)[1]
+    """(signal, reported) regret of the best feasible cell among the trace's first ``k`` (the first of
+    equals); with none feasible yet (a front search), the regret of the worst feasible cell."""
+    code = pick_within([(c, s, oracle.latency_ms[c]) for c, s in zip(trace.codes[:k], trace.signals[:k])], oracle.budget_ms)
+    if code is None:
+        feasible = np.flatnonzero(oracle.latency_ms <= oracle.budget_ms)
+        code = int(feasible[np.argmin(oracle.signal[feasible])])
     return truth.signal_regret(code), truth.reported_regret(code)
 
 
-def front_record(dataset: str, device: str, name: str, traces: list[Trace], whole: SignalOracle) -> dict:
-    """A front search's hypervolume gap and share of the true front found, per seed (connected cells define both)."""
-    connected = np.array([Cell.from_code(c).connected for c in range(len(whole.signal))])
+def front_record(name: str, traces: list[Trace], *, whole: SignalOracle, connected: np.ndarray, group: tuple[str, str]) -> dict:
+    """A front search's hypervolume gap and share of the true front found, per seed (connected cells,
+    ``connected`` by cell code, define both)."""
+    dataset, device = group
     signal, latency = whole.signal, whole.latency_ms
     reference = (float(signal[connected].min()), float(latency[connected].max()))
     true_front = np.flatnonzero(connected)[pareto_mask(signal[connected], latency[connected])]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from raynas.api import HAND, strategy_class
-from raynas.files import write_json  # noqa: F401  (re-exported: the run's JSON files are written with it)
 
 LIBRARIES = ("torch", "torchvision", "ray", "mlflow", "numpy", "pyarrow", "scipy", "matplotlib")
 

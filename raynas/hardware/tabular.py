@@ -80,10 +80,19 @@ class TabularBenchmark:
         return int(self._index_by_code[cell.code])
 
     @cached_property
+    def codes(self) -> np.ndarray:
+        """Each row's ``Cell.code``."""
+        return np.array([c.code for c in self.cells])
+
+    @cached_property
     def _index_by_code(self) -> np.ndarray:
-        index = np.empty(NUM_CELLS, dtype=np.int64)
-        index[[c.code for c in self.cells]] = np.arange(len(self.cells))
-        return index
+        return self.by_code(np.arange(len(self.cells)))
+
+    def by_code(self, values: np.ndarray) -> np.ndarray:
+        """Values given per row (NB201's index order) re-ordered by ``Cell.code``."""
+        out = np.empty(NUM_CELLS, dtype=np.asarray(values).dtype)
+        out[self.codes] = values
+        return out
 
     def latency(self, device: str) -> LookupLatency:
         column = f"{LATENCY_PREFIX}{device}"

@@ -40,6 +40,14 @@ def trial_curve(result) -> list[tuple[float, float]]:
     return list(zip(frame["search_seconds"].tolist(), frame["score"].tolist()))
 
 
+def finished(grid: ResultGrid, name: str) -> ResultGrid:
+    """The grid of a Tune run, refused when a trial failed (after its retries)."""
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
+    return grid
+
+
 @dataclass
 class TuneRunner:
     """Runs the experiment's Tune experiments under one storage folder with the run's callbacks and
@@ -67,10 +75,7 @@ class TuneRunner:
                 tune_config=tune.TuneConfig(max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None, reuse_actors=True),
                 run_config=self.run_config(name, callbacks),
             )
-        grid = tuner.fit()
-        failed = [r for r in grid if r.error is not None]
-        if failed:
-            raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
+        grid = finished(tuner.fit(), name)
         return {r.config["scenario"]: r for r in grid}
 
     def sampled(
@@ -92,10 +97,7 @@ class TuneRunner:
             ),
             run_config=self.run_config(name, ()),
         )
-        grid = tuner.fit()
-        failed = [r for r in grid if r.error is not None]
-        if failed:
-            raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
+        grid = finished(tuner.fit(), name)
         return [SampledTrial(dict(r.config), dict(r.metrics or {})) for r in grid]
 
     def finished_before(self, name: str, trainable) -> ResultGrid | None:

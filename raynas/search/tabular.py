@@ -17,7 +17,7 @@ import numpy as np
 
 from raynas.hardware.tabular import LATENCY_PREFIX, REPORTED_SUFFIX, SIGNAL_SUFFIX, TabularBenchmark
 from raynas.search.blackbox import AskTell
-from raynas.space.nb201 import NUM_CELLS, Cell
+from raynas.space.nb201 import Cell
 
 MAX_EVALUATIONS = 100
 
@@ -56,10 +56,6 @@ class Trace:
     def pick(self) -> int:
         """The code of the best evaluated cell (the first of equals)."""
         return self.codes[int(np.argmax(self.signals))]
-
-    def pick_after(self, n: int) -> int:
-        """The pick after the first ``n`` evaluations (performance over evaluations)."""
-        return self.codes[int(np.argmax(self.signals[:n]))]
 
 
 def run_search(search: AskTell, oracle: SignalOracle, *, evaluations: int = MAX_EVALUATIONS, max_proposals: int = 100_000) -> Trace:
@@ -120,9 +116,7 @@ class Truth:
 
 def by_code(table: TabularBenchmark, column: str) -> np.ndarray:
     """A column re-ordered by ``Cell.code`` (the table is in NB201's index order)."""
-    out = np.empty(NUM_CELLS, dtype=np.float64)
-    out[[c.code for c in table.cells]] = table.columns[column]
-    return out
+    return table.by_code(table.columns[column])
 
 
 def run_front(search: Any, oracle: SignalOracle, *, evaluations: int = MAX_EVALUATIONS, max_proposals: int = 100_000) -> Trace:

@@ -3,7 +3,8 @@ import math
 import time
 
 from raynas.evaluation.compare import HAND
-from raynas.evaluation.record import PhaseClock, git_commit, library_versions, trial_seconds, write_json
+from raynas.evaluation.record import PhaseClock, git_commit, library_versions, trial_seconds
+from raynas.files import write_json
 
 PROXYLESS = "proxyless"
 
