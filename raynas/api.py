@@ -23,8 +23,11 @@ from raynas.space.architecture import Architecture
 if TYPE_CHECKING:  # the config sits above this module; strategies receive it as plain data
     from raynas.config import ExperimentConfig
 
-RANDOM, ASHA, HAND = "random", "asha", "hand-designed"  # the baselines; every other method is a registered strategy
-BASELINES = (RANDOM, ASHA, HAND)
+RANDOM_WS, ASHA, HAND = "random-ws", "asha", "hand-designed"  # the pipeline's baselines (random-ws: random search with the
+# strategy's shared weights); every other method is a registered strategy
+RANDOM = "random"  # the black-box random search: a strategy of its own, and the random baseline of every other black-box strategy
+BASELINES = (RANDOM_WS, ASHA, HAND)
+RANDOM_BASELINES = (RANDOM_WS, RANDOM)  # what a search is paired with, by seed, in the comparisons
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from raynas.search.tabular import SignalOracle, Trace, Truth, run_front, run_sea
 from raynas.space.nb201 import NB201
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 
-RANDOM = "random-blackbox"
+RANDOM = "random"
 OPTUNA = ("tpe", "nsga2")  # searches whose sampler costs enough to run fewer seeds
 BUDGETS = ("q25", "q50", "q75")
 

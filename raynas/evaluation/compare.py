@@ -10,12 +10,13 @@ from typing import Any, Iterable
 import numpy as np
 import pyarrow as pa
 
-from raynas.api import ASHA, HAND, RANDOM, strategy_names
+from raynas.api import ASHA, HAND, RANDOM, RANDOM_BASELINES, strategy_names
 
 
 def nas_methods() -> list[str]:
-    """Every registered strategy's name (the ``method`` of its results)."""
-    return strategy_names()
+    """Every registered strategy's name (the ``method`` of its results) but the black-box random
+    search, which is the baseline of the other black-box strategies."""
+    return [n for n in strategy_names() if n != RANDOM]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ RESULTS_SCHEMA = pa.schema(
 )
 
 
+def _first(by_method: dict[str, dict], methods: Iterable[str]) -> dict | None:
+    return next((by_method[m] for m in methods if m in by_method), None)
+
+
 def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (target, budget): NAS (whichever strategy ran) and random test accuracy over the
     seeds both finished, and their gap.
@@ -96,13 +101,12 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             hand[(r["target"], r["seed"])].append(r)
         if r["method"] == ASHA:
             asha[(r["target"], r["budget_ms"])][r["seed"]] = r["test_acc"]
-        if r["method"] in (*nas, RANDOM):
+        if r["method"] in (*nas, *RANDOM_BASELINES):
             grouped[(r["target"], r["budget_ms"])].setdefault(r["seed"], {})[r["method"]] = r
     out = []
     for (target, budget), by_seed in sorted(grouped.items()):
-        pairs = [
-            (next(m[x] for x in nas if x in m), m[RANDOM]) for _, m in sorted(by_seed.items()) if RANDOM in m and any(x in m for x in nas)
-        ]
+        pairs = [(_first(m, nas), _first(m, RANDOM_BASELINES)) for _, m in sorted(by_seed.items())]
+        pairs = [p for p in pairs if None not in p]
         if not pairs:
             continue
         found, rnd = (np.array([p[i]["test_acc"] for p in pairs]) for i in (0, 1))

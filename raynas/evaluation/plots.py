@@ -12,13 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from raynas.api import strategy_class, strategy_names  # noqa: E402
-from raynas.evaluation.compare import ASHA, HAND, RANDOM, summarize  # noqa: E402
+from raynas.api import ASHA, HAND, RANDOM, RANDOM_WS, strategy_class, strategy_names  # noqa: E402  # noqa: E402
+from raynas.evaluation.compare import summarize  # noqa: E402
 from raynas.space.macro import get_space  # noqa: E402
 from raynas.space.ops import SKIP, parse_mbconv  # noqa: E402
 
 BASELINE_STYLE = {
-    RANDOM: ("tab:blue", "s", "random search"),
+    RANDOM_WS: ("tab:blue", "s", "random search (shared weights)"),
+    RANDOM: ("tab:cyan", "D", "random search (black-box)"),
     ASHA: ("tab:orange", "P", "random search + ASHA"),
     HAND: ("tab:gray", "^", "MobileNetV2-style"),
 }

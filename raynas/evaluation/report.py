@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from raynas.api import strategy_class, strategy_names
-from raynas.evaluation.compare import HAND, RANDOM, budget_steps, dominance, headline, paired_comparisons, summarize
+from raynas.api import HAND, RANDOM_BASELINES, strategy_class, strategy_names
+from raynas.evaluation.compare import budget_steps, dominance, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, frontier_plot, over_time_plot, pareto_plot
 
 
@@ -64,7 +64,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
 
 def _constrained_count(rows: list[dict]) -> str:
     """How many NAS results the budget window picked because the search's own argmax lay outside it."""
-    searched = [r for r in rows if r.get("constrained") is not None and r["method"] != RANDOM]
+    searched = [r for r in rows if r.get("constrained") is not None and r["method"] not in RANDOM_BASELINES]
     if not searched:
         return ""
     outside = sum(bool(r["constrained"]) for r in searched)

@@ -86,7 +86,7 @@ class _Base:
 class RandomSearch(_Base):
     """Uniform samples, each architecture at most once."""
 
-    name: ClassVar[str] = "random-blackbox"
+    name: ClassVar[str] = "random"
 
     def ask(self) -> Any:
         return self._fresh()
@@ -211,7 +211,7 @@ class ReinforceController(_Base):
 
 # name -> "module:class", imported on first use (TPE imports Optuna). One line per search.
 SEARCHES = Registry[str]("black-box search")
-SEARCHES.add("random-blackbox", "raynas.search.blackbox:RandomSearch")
+SEARCHES.add("random", "raynas.search.blackbox:RandomSearch")
 SEARCHES.add("local", "raynas.search.blackbox:LocalSearch")
 SEARCHES.add("evolution", "raynas.search.blackbox:RegularizedEvolution")
 SEARCHES.add("reinforce", "raynas.search.blackbox:ReinforceController")

@@ -13,7 +13,7 @@ from typing import Any
 
 import ray
 
-from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInputs, Scenario, Strategy, scenario_of
+from raynas.api import RANDOM_WS, Finalist, Job, LocalProblem, RunContext, RunInputs, Scenario, Strategy, scenario_of
 from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
 from raynas.execution.ofa import run_elastic_training, train_elastic_supernet
@@ -47,7 +47,7 @@ class OnceForAll(Strategy):
     section = "ofa"
     config_type = OFAConfig
     style = ("tab:green", "D")
-    phases = ("evolution", "random")
+    phases = ("evolution", "random-ws")
     smoke = {
         "shrink": {"min_depth": 1, "largest_epochs": 1, "kernel_epochs": 1, "depth_epochs": 1, "width_epochs": 1},
         "evolution": {"population": 8, "generations": 2, "recheck_top": 2},
@@ -100,8 +100,8 @@ class OnceForAll(Strategy):
         return [dataclasses.replace(f, evaluations=(f.evaluations or 0) + samples) for f in found]
 
     def random_baseline(self, ctx: RunContext, run: RunInputs, found: list[Finalist]) -> list[Finalist]:
-        jobs = [Job.of(scenario_of(f), RANDOM, budget_evaluations=f.evaluations) for f in found]
-        return finalists(jobs, ctx.run_trials("random", jobs, build_random, shared=self.shared), finetune=run.cfg.ofa.finetune)
+        jobs = [Job.of(scenario_of(f), RANDOM_WS, budget_evaluations=f.evaluations) for f in found]
+        return finalists(jobs, ctx.run_trials("random-ws", jobs, build_random, shared=self.shared), finetune=run.cfg.ofa.finetune)
 
     def release(self) -> None:
         for replica in (r for pool in self.shared.replicas.values() for r in pool) if self.shared else ():

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from raynas.api import (
-    RANDOM,
+    RANDOM_WS,
     Finalist,
     Job,
     LocalProblem,
@@ -38,7 +38,7 @@ class Petridish(Strategy):
     section = "petridish"
     config_type = PetridishConfig
     style = ("tab:purple", "v")
-    phases = ("petridish", "random")
+    phases = ("petridish", "random-ws")
     smoke = {"rounds": 2, "children_per_round": 2, "parent_steps": 5, "weak_steps": 5, "child_steps": 3, "eval_batches": 1}
 
     def validate(self, s: PetridishConfig, cfg: ExperimentConfig) -> None:
@@ -85,8 +85,8 @@ class Petridish(Strategy):
         return found
 
     def random_baseline(self, ctx: RunContext, run: RunInputs, found: list[Finalist]) -> list[Finalist]:
-        jobs = [Job.of(scenario_of(f), RANDOM, budget_seconds=f.search_seconds) for f in found]
-        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random", jobs, build_random, shared=PetridishShared(run.latency)))
+        jobs = [Job.of(scenario_of(f), RANDOM_WS, budget_seconds=f.search_seconds) for f in found]
+        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random-ws", jobs, build_random, shared=PetridishShared(run.latency)))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import ray
 
-from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInputs, Scenario, Strategy, finalists_in, scenario_of
+from raynas.api import RANDOM_WS, Finalist, Job, LocalProblem, RunContext, RunInputs, Scenario, Strategy, finalists_in, scenario_of
 from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
 from raynas.data.datasets import load_splits
@@ -47,7 +47,7 @@ class ProxylessNAS(Strategy):
     section = "search"
     config_type = SearchConfig
     style = ("tab:red", "o")
-    phases = ("search", "random")
+    phases = ("search", "random-ws")
     smoke = {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 1, "arch_lr": 0.05}
 
     def validate(self, s: SearchConfig, cfg: ExperimentConfig) -> None:
@@ -80,8 +80,8 @@ class ProxylessNAS(Strategy):
         return finalists_in(run.cfg.space, jobs, ctx.run_trials("search", jobs, build_search, shared=self.shared))
 
     def random_baseline(self, ctx: RunContext, run: RunInputs, found: list[Finalist]) -> list[Finalist]:
-        jobs = [Job.of(scenario_of(f), RANDOM, budget_seconds=f.search_seconds) for f in found]
-        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random", jobs, build_random, shared=self.shared))
+        jobs = [Job.of(scenario_of(f), RANDOM_WS, budget_seconds=f.search_seconds) for f in found]
+        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random-ws", jobs, build_random, shared=self.shared))
 
     def release(self) -> None:
         for host in self.shared.hosts.values() if self.shared else ():

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from raynas.api import ASHA, HAND, RANDOM, strategy_class, strategy_names
+from raynas.api import ASHA, HAND, RANDOM_BASELINES, strategy_class, strategy_names
 from raynas.export import deployment_path
 from raynas.space.architecture import Architecture
 from raynas.space.macro import scaled_name
@@ -86,7 +86,7 @@ def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, *,
     if not folder.is_dir():
         return
     tracker.log_dir(run_id, folder, f"deploy/{row['target']}")
-    if row["method"] in (RANDOM, ASHA, HAND):
+    if row["method"] in (*RANDOM_BASELINES, ASHA, HAND):
         return
     tags = {
         "seed": str(row["seed"]),

@@ -42,7 +42,7 @@ def test_the_table_reports_accuracy_window_share_and_argmax_per_variant():
         return [
             {"method": "proxyless", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": a, "constrained": c, "argmax_ms": 1.2 if c else 0.95}
             for a, c in zip(acc, constrained)
-        ] + [{"method": "random", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": 0.1}]
+        ] + [{"method": "random-ws", "target": "cpu-1t", "budget_ms": 1.0, "test_acc": 0.1}]
 
     out = load_script().table({"default": rows([0.9, 0.92], [False, True]), "no-latency-loss": rows([0.8, 0.84], [True, True])})
     by = {r["variant"]: r for r in out}

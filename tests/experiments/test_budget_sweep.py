@@ -29,7 +29,7 @@ def test_sweep_prints_the_comparison_and_headline(tiny_sweep):
     assert Path(line["run_dir"]) == run_dir
     table = pq.read_table(run_dir / "results.parquet").to_pylist()
     assert sorted({(r["method"], r["seed"]) for r in table}) == [
-        (m, s) for m in ("asha", "hand-designed", "proxyless", "random") for s in (0, 1)
+        (m, s) for m in ("asha", "hand-designed", "proxyless", "random-ws") for s in (0, 1)
     ]
     assert any("asha_acc_mean" in row for row in out)  # the comparison table's early-stopped random search column
     assert (run_dir / "report.html").is_file() and (run_dir / "record.json").is_file()
@@ -64,7 +64,7 @@ def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
     line = run_json(argv, cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
     assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 2
     table = pq.read_table(Path(line["run_dir"]) / "results.parquet").to_pylist()
-    assert {r["method"] for r in table} == {"proxyless", "random", "hand-designed"} and all(r["test_acc"] > 0.03 for r in table)
+    assert {r["method"] for r in table} == {"proxyless", "random-ws", "hand-designed"} and all(r["test_acc"] > 0.03 for r in table)
 
 
 def test_bad_sweep_options_fail_cleanly(tmp_path, capsys):

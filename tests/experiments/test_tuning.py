@@ -25,7 +25,7 @@ def test_the_score_reads_validation_accuracy_and_never_test_accuracy():
     rows = [
         _row("proxyless", 0.6, 0.1),
         _row("proxyless", 0.7, 0.2, measured=1.2),
-        _row("random", 0.55, 0.9),
+        _row("random-ws", 0.55, 0.9),
         _row("hand-designed", 0.99, 0.99),
     ]
     module = tuning()
@@ -81,7 +81,7 @@ def test_a_finished_variant_is_read_back_not_rerun(ray_session, tmp_path):
     configs = plan.configs([], {})
     out = tmp_path / "out"
     out.mkdir()
-    rows = [_row("proxyless", 0.6, 0.1), _row("random", 0.5, 0.2)]
+    rows = [_row("proxyless", 0.6, 0.1), _row("random-ws", 0.5, 0.2)]
     module.write_json(
         out / "as-is.json", {"switches": {}, "config": configs["as-is"].to_dict(), "rows": rows, "core_seconds": 12.0, "run_dir": "r"}
     )

@@ -8,8 +8,8 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raynas.api import RANDOM_WS
 from raynas.config import parse_config
-from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
@@ -65,7 +65,7 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
 def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run):
     summary, run_dir = ofa_run
     rows = {(r["target"], r["method"]): r for r in summary["results"]}
-    assert set(rows) == {(t, m) for t in ("cpu-1t-b16", "phone") for m in (OFA, RANDOM)}
+    assert set(rows) == {(t, m) for t in ("cpu-1t-b16", "phone") for m in (OFA, RANDOM_WS)}
     for (target, method), r in rows.items():
         assert r["space"] in ("mnist-ofa", "mnist-ofa@r24") and 0 <= r["test_acc"] <= 1
         assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6

@@ -8,9 +8,8 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raynas.api import strategy_class
+from raynas.api import RANDOM_WS, strategy_class
 from raynas.config import parse_config
-from raynas.evaluation.compare import RANDOM
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 
 pytestmark = pytest.mark.integration
@@ -54,7 +53,7 @@ def test_one_growth_run_serves_every_budget_and_each_pick_fits(petridish_run):
     summary, run_dir, _ = petridish_run
     rows = summary["results"]
     assert sorted((r["method"], r["budget_ms"]) for r in rows) == sorted(
-        (m, b) for m in ("petridish", RANDOM) for b in {r["budget_ms"] for r in rows}
+        (m, b) for m in ("petridish", RANDOM_WS) for b in {r["budget_ms"] for r in rows}
     )
     frontier = json.loads((run_dir / "frontiers" / "cpu-1t-s0.json").read_text())
     assert frontier["method"] == "Petridish" and len(frontier["models"]) >= 3

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raynas.evaluation.compare import ASHA, HAND, RANDOM
+from raynas.api import ASHA, HAND, RANDOM_WS
 from raynas.export import RECIPE_FILE, deployment_path
 from raynas.orchestration.pipeline import sync_mlflow
 from raynas.space.architecture import Architecture
@@ -38,7 +38,7 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
     results = summary["results"]
     assert (run_dir / "results.parquet").is_file() and not (run_dir / "FAILED").exists()
     methods = sorted((r["target"], r["method"], r["seed"]) for r in results)
-    assert methods == sorted((t, m, s) for t in TARGETS for m in (PROXYLESS, RANDOM, ASHA, HAND) for s in SEEDS)
+    assert methods == sorted((t, m, s) for t in TARGETS for m in (PROXYLESS, RANDOM_WS, ASHA, HAND) for s in SEEDS)
     for r in results:
         assert r["measured_ms"] > 0 and 0 <= r["test_acc"] <= 1
         if r["method"] == HAND:
@@ -48,7 +48,7 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
         assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6 and r["search_seconds"] > 0
     nas = {(r["target"], r["seed"]): r for r in results if r["method"] == PROXYLESS}
     for r in results:
-        if r["method"] == RANDOM:  # the random search had the NAS search's wall-clock, to within one candidate
+        if r["method"] == RANDOM_WS:  # the random search had the NAS search's wall-clock, to within one candidate
             assert r["search_seconds"] >= 0.9 * nas[(r["target"], r["seed"])]["search_seconds"]
     assert pq.read_table(run_dir / "results.parquet").to_pylist() == results
     assert json.loads((run_dir / "results.json").read_text()) == results
@@ -61,7 +61,7 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
     _, run_dir = tiny_run
     record = json.loads((run_dir / "record.json").read_text())
     assert set(record["phase_seconds"]) == PHASES and all(v > 0 for v in record["phase_seconds"].values())
-    assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM, ASHA, HAND}
+    assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM_WS, ASHA, HAND}
     assert record["seeds"] == list(SEEDS) and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
     assert record["hyperparameters"]["search"]["search_epochs"] == 2
     for name in (
@@ -78,7 +78,7 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
 def test_performance_over_time_of_every_search_ends_at_its_answer(tiny_run):
     summary, run_dir = tiny_run
     curves = json.loads((run_dir / "curves.json").read_text())
-    assert {(c["method"], c["target"]) for c in curves} == {(m, t) for m in (PROXYLESS, RANDOM, ASHA) for t in ("cpu-1t", "cpu-1t-b16")}
+    assert {(c["method"], c["target"]) for c in curves} == {(m, t) for m in (PROXYLESS, RANDOM_WS, ASHA) for t in ("cpu-1t", "cpu-1t-b16")}
     for key in {c["key"] for c in curves}:
         mine = [c for c in curves if c["key"] == key]
         assert [c["seconds"] for c in mine] == sorted(c["seconds"] for c in mine)
@@ -118,7 +118,7 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
         run_id, method = child.info.run_id, child.data.tags["raynas.method"]
         if method == PROXYLESS:
             assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
-        if method == RANDOM:
+        if method == RANDOM_WS:
             assert (
                 max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2
             )  # one step trains, later ones score

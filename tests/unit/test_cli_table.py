@@ -23,7 +23,7 @@ def _row(method, constrained, argmax):
 def test_constrained_column_says_where_the_search_argmax_was():
     table = format_table(
         {
-            "results": [_row("proxyless", True, 2.82), _row("random", None, None), _row("proxyless", False, 1.9)],
+            "results": [_row("proxyless", True, 2.82), _row("random-ws", None, None), _row("proxyless", False, 1.9)],
             "run_dir": "r",
             "mlflow_uri": "u",
         }

@@ -37,7 +37,7 @@ def test_anytime_band_holds_each_runs_latest_score_and_averages_over_seeds():
 def test_over_time_plot_draws_a_panel_per_budget(tmp_path):
     curves = [
         {"key": f"{m}:{b}", "method": m, "target": "cpu-1t", "budget_ms": b, "seed": s, "seconds": t, "score": 0.5 + 0.1 * t}
-        for m in ("proxyless", "random")
+        for m in ("proxyless", "random-ws")
         for b in (1.0, 2.0)
         for s in (0, 1)
         for t in (1.0, 2.0, 3.0)
