@@ -203,6 +203,8 @@ class Strategy:
     config_type: ClassVar[type]
     style: ClassVar[tuple[str, str]] = ("tab:purple", "v")  # plot colour and marker
     phases: ClassVar[tuple[str, ...]] = ()  # its Tune experiments, in order (MLflow replays their curves)
+    cell_spaces: ClassVar[bool] = False  # also searches cell spaces (nb201); else MBConv chains only
+    resume: ClassVar[str] = "exact"  # a resumed search ends as the uninterrupted one ("history": replays its history, may differ)
     smoke: ClassVar[dict] = {}  # section overrides that make it tiny but still run every part (contract test, smoke runs)
     shared: Any = None  # the strategy's typed per-run state from ``prepare``, handed to every trial's ``build``
 
@@ -271,6 +273,11 @@ STRATEGIES: Registry[str] = Registry("search strategy")
 STRATEGIES.add("proxyless", "raynas.strategies.proxyless")
 STRATEGIES.add("ofa", "raynas.strategies.ofa")
 STRATEGIES.add("petridish", "raynas.strategies.petridish")
+STRATEGIES.add("random", "raynas.strategies.blackbox")
+STRATEGIES.add("local", "raynas.strategies.blackbox")
+STRATEGIES.add("evolution", "raynas.strategies.blackbox")
+STRATEGIES.add("reinforce", "raynas.strategies.blackbox")
+STRATEGIES.add("tpe", "raynas.strategies.blackbox")
 
 
 def strategy_names() -> list[str]:

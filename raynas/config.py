@@ -18,7 +18,8 @@ from raynas.compute import DEVICES, PRECISIONS, ComputeConfig
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
-from raynas.space.macro import SPACES
+from raynas.space.catalog import known_space, space_names
+from raynas.space.cells import is_cell_space
 from raynas.training import RetrainConfig
 
 
@@ -28,10 +29,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class EstimateConfig:
-    """Latency of hardware we cannot reach: a per-op table measured elsewhere, or a roofline of a device spec."""
+    """Latency of hardware we cannot reach: a per-op table measured elsewhere, a roofline of a device
+    spec, or (cell spaces) a tabular benchmark's per-architecture column."""
 
     table: str | None = None  # YAML/JSON per-op table (format: raynas/hardware/estimates.py)
     device: DeviceSpec | None = None  # or peak GFLOP/s, bandwidth GB/s and per-op overhead for a roofline
+    lookup: str | None = None  # or a tabular benchmark CSV (nb201_hw.csv): the target's name is one of its latency_ms.<device>
     batch_size: int = 1  # roofline batch (an imported table states its own)
 
 
@@ -200,14 +203,13 @@ def _expand_paths(cfg: ExperimentConfig) -> ExperimentConfig:
     """Data root and latency-table paths with their variables expanded and made absolute against the
     driver's directory, since trials run in directories of their own (the saved config holds the result)."""
     full = lambda text: os.path.abspath(expand_path(text))  # noqa: E731
-    targets = tuple(
-        dataclasses.replace(t, estimate=dataclasses.replace(t.estimate, table=full(t.estimate.table)))
-        if t.estimate and t.estimate.table
-        else t
-        for t in cfg.targets
-    )
+    targets = tuple(dataclasses.replace(t, estimate=_expanded_estimate(t.estimate, full)) if t.estimate else t for t in cfg.targets)
     data = dataclasses.replace(cfg.data, root=full(cfg.data.root)) if cfg.data.root else cfg.data
     return dataclasses.replace(cfg, targets=targets, data=data)
+
+
+def _expanded_estimate(est: EstimateConfig, full) -> EstimateConfig:
+    return dataclasses.replace(est, table=est.table and full(est.table), lookup=est.lookup and full(est.lookup))
 
 
 def check_dataset_folder(cfg: ExperimentConfig) -> None:
@@ -273,7 +275,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 
 
 def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
-    _check(cfg.space in SPACES, "space", f"unknown search space {cfg.space!r}; valid: {', '.join(SPACES.names())}")
+    _check(known_space(cfg.space), "space", f"unknown search space {cfg.space!r}; valid: {', '.join(space_names())}")
     _check(cfg.data.dataset in DATASETS, "data.dataset", f"unknown dataset {cfg.data.dataset!r}; valid: {', '.join(DATASETS)}")
     _check(
         0 < cfg.data.val_fraction < 1 and 0 <= cfg.data.test_fraction < 1 and cfg.data.val_fraction + cfg.data.test_fraction < 1,
@@ -281,11 +283,12 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
         "fractions must be in (0, 1) and sum below 1",
     )
     _check(
-        any(c.name == cfg.strategy for c in strategies.values()),
+        cfg.strategy in strategy_names(),
         "strategy",
-        f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(sorted(c.name for c in strategies.values()))}",
+        f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(strategy_names())}",
     )
     _validate_compute(cfg, strategies)
+    _validate_cell_space(cfg)
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")
     for i, tgt in enumerate(cfg.targets):
         where = f"targets[{i}]"
@@ -332,6 +335,28 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
         cls().validate(cfg.sections[name], cfg)
 
 
+def _validate_cell_space(cfg: ExperimentConfig) -> None:
+    """A cell space (nb201) is searched by a black-box strategy on tabular targets; chains never use lookups."""
+    cells = is_cell_space(cfg.space)
+    if cells:
+        cls = strategy_class(cfg.strategy)
+        _check(
+            cls.cell_spaces,
+            "strategy",
+            f"{cfg.strategy!r} searches MBConv chain spaces only; space {cfg.space!r} takes one of "
+            f"{', '.join(n for n in strategy_names() if strategy_class(n).cell_spaces)}",
+        )
+    for i, tgt in enumerate(cfg.targets):
+        lookup = tgt.estimate is not None and tgt.estimate.lookup is not None
+        _check(
+            lookup == cells,
+            f"targets[{i}].estimate.lookup",
+            f"space {cfg.space!r} needs a tabular benchmark per target (estimate: {{lookup: .../nb201_hw.csv}})"
+            if cells
+            else f"a tabular lookup holds cells of a cell space, not {cfg.space!r}; set space: nb201 or drop lookup",
+        )
+
+
 def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
     """Device, precision and GPU reservations that agree with each other (the cluster is checked at connect)."""
     c, gpus = cfg.compute, {"ray.gpus_per_trial": cfg.ray.gpus_per_trial, "ray.gpus_per_task": cfg.ray.gpus_per_task}
@@ -359,8 +384,14 @@ def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> Non
 
 def _check_estimate(est: EstimateConfig, where: str) -> None:
     _check(
-        (est.table is None) != (est.device is None), where, "give exactly one of table (a per-op latency file) or device (a roofline spec)"
+        sum(x is not None for x in (est.table, est.device, est.lookup)) == 1,
+        where,
+        "give exactly one of table (a per-op latency file), device (a roofline spec) or lookup (a tabular benchmark CSV)",
     )
+    if est.lookup is not None:
+        _check(
+            Path(est.lookup).is_file(), f"{where}.lookup", f"{est.lookup!r} is not a file; point it at a tabular benchmark (nb201_hw.csv)"
+        )
     if est.table is not None:
         _check(
             Path(est.table).expanduser().is_file(),

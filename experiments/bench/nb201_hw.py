@@ -16,7 +16,9 @@ whole range with the same evaluations answers all three budgets (its pick: the b
 within each); beside its regrets, the hypervolume gap to the true front of connected cells and the
 share of that front it evaluated.
 Pooled figures average the cells' means; their intervals are t-intervals over cells. Cost is counted
-in evaluations only (simulated training seconds are not modelled yet). Prints tables; writes
+in evaluations and in simulated training seconds (``raynas/search/cost.py``: training steps of a few
+cells timed here, a line in FLOPs fitted, 12 epochs of 25,000 images; infeasible proposals cost
+nothing); regret is drawn against both. Prints tables; writes
 ``benchmarks/nb201_hw/`` (``--out``); the last line is one JSON object.
 
     python experiments/bench/nb201_hw.py [--seeds 100] [--optuna-seeds 30] [--evaluations 100] [--smoke-test]
@@ -25,6 +27,7 @@ in evaluations only (simulated training seconds are not modelled yet). Prints ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -39,6 +42,7 @@ from scipy import stats
 from raynas.data.sources import DatasetError, data_folder
 from raynas.hardware.tabular import TabularBenchmark
 from raynas.search.blackbox import FRONT_SEARCHES, SEARCHES, search_class
+from raynas.search.cost import TrainingCost, calibrate
 from raynas.search.nsga2 import hypervolume, pareto_mask, pick_within
 from raynas.search.tabular import SignalOracle, Trace, Truth, run_front, run_search
 from raynas.space.nb201 import NB201
@@ -73,6 +77,14 @@ def paper_rows() -> dict:
     return rows | {"footing": footing}
 
 
+def training_cost(table: TabularBenchmark, *, cells: int) -> TrainingCost:
+    """Calibrated on connected cells at evenly spaced FLOPs quantiles (before Ray starts: nothing else runs)."""
+    flops = table.columns["flops_m"]
+    order = [i for i in np.argsort(flops) if table.connected[i]]
+    picks = [order[int(q * (len(order) - 1))] for q in np.linspace(0, 1, cells)]
+    return calibrate([table.cells[i] for i in picks], [float(flops[i]) for i in picks])
+
+
 def table_path(arg: str | None) -> Path:
     try:
         return Path(arg) if arg else data_folder("nb201-hw") / "nb201_hw.csv"
@@ -80,10 +92,14 @@ def table_path(arg: str | None) -> Path:
         raise SystemExit(f"--table: {exc}") from None
 
 
-def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str, int], evaluations: int) -> None:
+def cell_group(
+    config: dict, *, path: str, searches: list[str], seeds: dict[str, int], evaluations: int, cost: TrainingCost, grid: list[float]
+) -> None:
     """One Tune trial: every budget, search and seed of one (dataset, device). A front search (NSGA-II)
-    runs once per seed over the device's whole range, and every budget picks from that run."""
+    runs once per seed over the device's whole range, and every budget picks from that run. ``grid``:
+    the simulated seconds at which regret over time is read."""
     table = TabularBenchmark.load(path)
+    seconds = table.by_code(cost.seconds(table.columns["flops_m"]))
     dataset, device = config["group"].split("/")
     whole = SignalOracle.of(table, dataset, device=device, budget_ms=float("inf"))
     connected = table.by_code(table.connected)
@@ -102,11 +118,17 @@ def cell_group(config: dict, *, path: str, searches: list[str], seeds: dict[str,
             else:
                 traces = [run_search(search_class(name)(NB201, seed=s), oracle, evaluations=evaluations) for s in range(seeds[name])]
             regret = lambda t, k=evaluations: cell_regret(t, k, oracle=oracle, truth=truth)  # noqa: E731
+            spent = [np.cumsum(seconds[list(t.codes)]) for t in traces]
             cells.append({
                 "dataset": dataset, "device": device, "budget": label, "budget_ms": budget, "search": name,
-                "signal_regret": [regret(t)[0] for t in traces],
-                "reported_regret": [regret(t)[1] for t in traces],
-                "curve": [float(np.mean([regret(t, k)[0] for t in traces])) for k in range(1, evaluations + 1)],
+                "signal_regret": [round(regret(t)[0], 4) for t in traces],
+                "reported_regret": [round(regret(t)[1], 4) for t in traces],
+                "curve": [round(float(np.mean([regret(t, k)[0] for t in traces])), 4) for k in range(1, evaluations + 1)],
+                "curve_seconds": [
+                    round(float(np.mean([regret(t, int(np.searchsorted(s, g, side="right")))[0] for t, s in zip(traces, spent)])), 4)
+                    for g in grid
+                ],
+                "seconds": [round(float(s[-1]), 1) for s in spent],
                 "infeasible": float(np.mean([t.infeasible for t in traces])),
                 "floor": truth.floor_regret,
             })  # fmt: skip
@@ -164,13 +186,17 @@ def beats_random(cell: dict, random: dict) -> bool:
 def summarize(cells: list[dict], searches: list[str]) -> dict:
     """Pooled figures per search over every cell."""
     random = {(c["dataset"], c["device"], c["budget"]): c for c in cells if c["search"] == RANDOM}
-    out: dict = {"regret_mean": {}, "regret_ci95": {}, "signal_regret_mean": {}, "beats_random_cells": {}, "optimum_found_share": {}}
+    out: dict = {
+        "regret_mean": {}, "regret_ci95": {}, "signal_regret_mean": {}, "beats_random_cells": {}, "optimum_found_share": {},
+        "simulated_seconds_mean": {},
+    }  # fmt: skip
     for name in searches:
         mine = [c for c in cells if c["search"] == name]
         reported = [np.mean(c["reported_regret"]) for c in mine]
         out["regret_mean"][name] = round(float(np.mean(reported)), 3)
         out["regret_ci95"][name] = [round(v, 3) for v in ci95(reported)]
         out["signal_regret_mean"][name] = round(float(np.mean([np.mean(c["signal_regret"]) for c in mine])), 3)
+        out["simulated_seconds_mean"][name] = round(float(np.mean([np.mean(c["seconds"]) for c in mine])), 1)
         out["optimum_found_share"][name] = round(float(np.mean([np.mean(np.asarray(c["signal_regret"]) == 0) for c in mine])), 3)
         if name != RANDOM:
             out["beats_random_cells"][name] = sum(beats_random(c, random[(c["dataset"], c["device"], c["budget"])]) for c in mine)
@@ -191,11 +217,10 @@ def summarize_fronts(fronts: list[dict]) -> dict:
     }
 
 
-def run_groups(
-    groups: list[str], *, path: Path, searches: list[str], seeds: dict[str, int], evaluations: int, storage: Path
-) -> tuple[list[dict], list[dict]]:
-    """One Tune trial per (dataset, device) on the local Ray; every cell, and every front record, of every trial."""
-    trainable = tune.with_parameters(cell_group, path=str(path), searches=searches, seeds=seeds, evaluations=evaluations)
+def run_groups(groups: list[str], *, path: Path, storage: Path, **params) -> tuple[list[dict], list[dict]]:
+    """One Tune trial per (dataset, device) on the local Ray; every cell, and every front record, of every trial.
+    ``params``: the rest of ``cell_group``'s keywords."""
+    trainable = tune.with_parameters(cell_group, path=str(path), **params)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={"group": tune.grid_search(groups)},
@@ -220,8 +245,9 @@ def log_mlflow(cells: list[dict], *, uri: str, run_dir: Path) -> None:
     tracker.finish()
 
 
-def curves_plot(cells: list[dict], searches: list[str], path: Path) -> Path:
-    """Mean signal regret against evaluations, one panel per device (over datasets and budgets)."""
+def curves_plot(cells: list[dict], searches: list[str], path: Path, *, x: list[float] | None = None) -> Path:
+    """Mean signal regret against evaluations (or, given ``x``, against the simulated seconds of each
+    cell's ``curve_seconds``), one panel per device (over datasets and budgets)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,11 +259,13 @@ def curves_plot(cells: list[dict], searches: list[str], path: Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, device in zip(axes.flat, devices):
         for name in searches:
-            curves = [c["curve"] for c in cells if c["device"] == device and c["search"] == name]
-            ax.plot(range(1, len(curves[0]) + 1), np.mean(curves, axis=0), label=name)
+            curves = [c["curve_seconds" if x else "curve"] for c in cells if c["device"] == device and c["search"] == name]
+            ax.plot(x or range(1, len(curves[0]) + 1), np.mean(curves, axis=0), label=name)
         ax.set_title(device)
         ax.set_yscale("log")
-        ax.set_xlabel("evaluations")
+        if x:
+            ax.set_xscale("log")
+        ax.set_xlabel("simulated training seconds" if x else "evaluations")
         ax.set_ylabel("signal regret (pp)")
     for ax in list(axes.flat)[len(devices) :]:
         ax.axis("off")
@@ -301,10 +329,17 @@ def main() -> None:
         datasets, devices, args.seeds, args.optuna_seeds, args.evaluations = datasets[:1], devices[:2], 3, 2, 20
     seeds = {n: args.optuna_seeds if n in OPTUNA else args.seeds for n in searches}
     groups = [f"{d}/{v}" for d in datasets for v in devices]
+    cost = training_cost(table, cells=3 if args.smoke_test else 8)
+    per_step = f"{cost.overhead_s:.4f} s + {cost.seconds_per_mflop:.6f} s/MFLOP per step"
+    print(f"simulated training seconds: {per_step}, {cost.steps} steps ({cost.source})")
+    flops = table.columns["flops_m"]
+    grid = [round(float(g), 1) for g in np.geomspace(cost.seconds(flops.min()), args.evaluations * cost.seconds(flops.max()), 24)]
     with tempfile.TemporaryDirectory(prefix="raynas-nb201-") as tmp:
         ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
         try:
-            cells, fronts = run_groups(groups, path=path, searches=searches, seeds=seeds, evaluations=args.evaluations, storage=Path(tmp))
+            cells, fronts = run_groups(
+                groups, path=path, storage=Path(tmp), searches=searches, seeds=seeds, evaluations=args.evaluations, cost=cost, grid=grid
+            )
         finally:
             ray.shutdown()
         log_mlflow(cells, uri=f"sqlite:///{tmp}/mlflow.db", run_dir=Path(tmp))
@@ -318,12 +353,14 @@ def main() -> None:
     headline = {
         "datasets": datasets, "devices": devices, "budgets": len(BUDGETS), "seeds": args.seeds, "seeds_by_search": seeds,
         "evaluations": args.evaluations, "strategies": searches, **summary, "paper_rows": paper_rows(),
+        "training_cost": dataclasses.asdict(cost), "seconds_grid": grid,
         "seconds": round(time.perf_counter() - began, 1),
     }  # fmt: skip
     out = Path(args.out) if args.out else (None if args.smoke_test else BENCHMARKS)
     if out is not None:
         write_page("nb201_hw", summary=headline, rows=page_rows(cells, searches), title=TITLE, notes=notes(summary, searches), root=out)
         curves_plot(cells, searches, out / "nb201_hw" / "regret_over_evaluations.png")
+        curves_plot(cells, searches, out / "nb201_hw" / "regret_over_seconds.png", x=grid)
         (out / "nb201_hw" / "cells.json").write_text(json.dumps(cells))
         print(f"page: {out / 'nb201_hw' / 'README.md'}")
     print(json.dumps(headline))
@@ -337,8 +374,11 @@ def notes(summary: dict, searches: list[str]) -> str:
         "Regrets in accuracy points: 'signal' against the best feasible 12-epoch validation accuracy (what searches read), "
         "'reported' against the best feasible 200-epoch held-out accuracy (never read). Pooled means are means of the cells' "
         "means, intervals t-intervals over cells; 'beats random' counts cells where the search's signal regret is significantly "
-        "lower (paired t-test over seeds, p < 0.05). Cost: evaluations only. " + goal(summary, searches) + ". "
-        "Figure: regret_over_evaluations.png; every cell's data: cells.json."
+        "lower (paired t-test over seeds, p < 0.05). Cost: evaluations, and simulated training seconds (timed training steps of "
+        "a few cells on this machine's CPU, one thread, a line in FLOPs, 12 epochs of 25,000 images; see training_cost). "
+        + goal(summary, searches)
+        + ". "
+        "Figures: regret_over_evaluations.png, regret_over_seconds.png; every cell's data: cells.json."
     )
 
 

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from raynas.api import HAND, RANDOM_BASELINES, strategy_class, strategy_names
 from raynas.evaluation.compare import budget_steps, dominance, headline, paired_comparisons, summarize
 from raynas.evaluation.plots import architecture_plot, frontier_plot, over_time_plot, pareto_plot
+from raynas.space.cells import is_cell_space
 
 
 class ReportError(ValueError):
@@ -54,7 +55,8 @@ def write_report(run_dir: str | Path) -> list[Path]:
     curves = json.loads(curves_path.read_text()) if curves_path.is_file() else []
     timed = {c["target"] for c in curves}
     images += [over_time_plot(curves, t, run_dir / "report" / f"over-time-{t}.png") for t in targets if t in timed]
-    images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
+    if not any(is_cell_space(r["space"]) for r in rows):  # the drawing is of MBConv chains; cells stay as strings in the table
+        images.append(architecture_plot(rows, targets, run_dir / "report" / "architectures.png"))
     blocks = _document(run_dir.name, rows, targets, record=record, with_frontier={t for t in targets if frontiers[t]}, timed=timed)
     md, page = run_dir / "report.md", run_dir / "report.html"
     md.write_text(_markdown(blocks))

@@ -15,7 +15,7 @@ from raynas.api import BuildSearcher, Finalist, Job, strategy_class
 from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.execution.runtime import worker_compute
-from raynas.space.network import ChildNetwork
+from raynas.space.catalog import build_network
 from raynas.training import evaluate, retrain
 
 WEIGHTS_FILE = "weights.pt"
@@ -79,7 +79,7 @@ def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentCon
         if finalist.init_seed is not None
         else None
     )
-    model = compute.module(model if model is not None else ChildNetwork(finalist.arch, splits.num_classes))
+    model = compute.module(model if model is not None else build_network(finalist.arch, splits.num_classes))
     bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {finalist.key}")
     start = time.perf_counter()
 

@@ -16,7 +16,8 @@ from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import HardwareTarget
 from raynas.hardware.timing import Latencies
 from raynas.space.architecture import Architecture
-from raynas.space.macro import MacroConfig, get_space
+from raynas.space.catalog import build_network, image_shape
+from raynas.space.macro import MacroConfig
 from raynas.space.network import ChildNetwork, Head, ResidualLayer, build_stem
 from raynas.space.ops import SKIP
 from raynas.weights import load_numpy_state
@@ -172,10 +173,11 @@ def measure_networks(
     Pass a table's ``yardstick_ms`` to measure in that table's unit (raynas/hardware/timing.py)."""
     modules = {}
     for key, (arch, state) in nets.items():
-        net = ChildNetwork(arch, num_classes)
+        net = build_network(arch, num_classes)
         if state is not None:
             load_numpy_state(net, state)
-        modules[key] = (net, input_shape(get_space(arch.space), target))
+        channels, side = image_shape(arch.space)
+        modules[key] = (net, (target.batch_size, channels, side, side))
     return target.measure(modules, warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
 

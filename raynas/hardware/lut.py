@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import torch
 
 from raynas.space.architecture import Architecture
-from raynas.space.macro import MacroConfig
+from raynas.space.macro import MacroConfig, get_space
 from raynas.space.ops import SKIP
 
 _META_KEY = b"raynas.lut"
@@ -74,7 +74,9 @@ class LatencyTable:
         if missing:
             raise LatencyTableError(f"latency table of target {self.target!r} lacks {len(missing)} ops: {', '.join(missing)}")
 
-    def predict(self, arch: Architecture, macro: MacroConfig) -> float:
+    def predict(self, arch: Architecture, macro: MacroConfig | None = None) -> float:
+        """Fixed cost plus each layer's op (``macro``: the architecture's space, looked up when not given)."""
+        macro = macro or get_space(arch.space)
         costs = self.layer_costs(macro)
         return self.fixed_ms + sum(row[spec.choices.index(op)] for row, spec, op in zip(costs, macro.layers(), arch.ops))
 

@@ -10,9 +10,11 @@ source named), never measured here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,11 +39,35 @@ class LookupLatency:
     device: str
     source: str  # the table it came from
     by_code: dict[int, float] = field(repr=False)
+    connected_codes: frozenset[int] = field(default=frozenset(), repr=False)  # cells that define the latency range
 
     estimated = True  # published figures, not measured on this cluster
+    space = "nb201"
+    yardstick_ms = None  # in plain milliseconds, not in a yardstick's unit
 
-    def predict(self, cell: Cell) -> float:
-        return self.by_code[cell.code]
+    def predict(self, arch: Any, macro: Any = None) -> float:
+        """Latency of a ``Cell`` or of an ``Architecture`` of the cell space (its ops per edge); ``macro``
+        is ignored (the per-op tables' signature)."""
+        return self.by_code[arch.code if isinstance(arch, Cell) else Cell(tuple(arch.ops)).code]
+
+    @property
+    def target(self) -> str:
+        return self.device
+
+    @property
+    def batch_size(self) -> int:
+        """The batch the device was timed at: ``_b<n>`` in its name, else one image."""
+        found = re.search(r"_b(\d+)$", self.device)
+        return int(found[1]) if found else 1
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"provenance": "tabular lookup", "source": self.source, "estimated": "true"}
+
+    def latency_range(self, macro: Any = None) -> tuple[float, float]:
+        """Fastest and slowest connected cell (a disconnected cell never sets a budget)."""
+        values = [self.by_code[c] for c in self.connected_codes] or list(self.by_code.values())
+        return min(values), max(values)
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,8 @@ class TabularBenchmark:
         if column not in self.columns:
             raise TabularError(f"{self.path.name} has no latency for device {device!r}; valid: {', '.join(self.devices)}")
         values = self.columns[column]
-        return LookupLatency(device, str(self.path), {cell.code: float(v) for cell, v in zip(self.cells, values)})
+        by_code = {cell.code: float(v) for cell, v in zip(self.cells, values)}
+        return LookupLatency(device, str(self.path), by_code, frozenset(c.code for c in self.cells if c.connected))
 
     @cached_property
     def connected(self) -> np.ndarray:

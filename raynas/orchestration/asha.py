@@ -35,8 +35,8 @@ from raynas.orchestration.tuner import trial_devices, trial_resources
 from raynas.search.derive import budget_window
 from raynas.search.random_search import sample_in_window
 from raynas.space.architecture import Architecture
+from raynas.space.catalog import build_network
 from raynas.space.macro import MacroConfig, get_space
-from raynas.space.network import ChildNetwork
 from raynas.training import evaluate, sgd, train_epoch
 
 
@@ -57,7 +57,7 @@ def standalone_trial(config: dict, *, archs: dict[str, list[str]], seeds: dict[s
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
     train, val, _ = splits.loaders(cfg.data.batch_size, seeds[config["scenario"]], compute.device)
-    model = compute.module(ChildNetwork(Architecture.from_string(space, arch), splits.num_classes))
+    model = compute.module(build_network(Architecture.from_string(space, arch), splits.num_classes))
     r = cfg.retrain
     optimizer = sgd(model.parameters(), r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)

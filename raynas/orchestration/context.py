@@ -84,4 +84,3 @@ class PipelineContext:
 
     def save_curves(self) -> Path:
         return write_json(self.run_dir / CURVES_FILE, self.curves)
-

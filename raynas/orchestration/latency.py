@@ -11,12 +11,13 @@ from typing import Callable
 
 import ray
 
-from raynas.config import ExperimentConfig, TargetConfig
+from raynas.config import ConfigError, ExperimentConfig, TargetConfig
 from raynas.execution.tasks import cache_update, on_target, profile_target
 from raynas.hardware.cache import OpCache
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTable
-from raynas.hardware.models import LatencyModels
+from raynas.hardware.models import LatencyModel, LatencyModels
+from raynas.hardware.tabular import LookupLatency, TabularBenchmark, TabularError
 from raynas.space.macro import get_space
 from raynas.tracking.sync import lut_path
 
@@ -41,8 +42,10 @@ class Profiler:
                 latency.add(target.name, self.table(target, space, unit=latency.table(target.name).yardstick_ms), space=space)
         return latency
 
-    def table(self, target: TargetConfig, space: str | None, *, unit: float | None = None) -> LatencyTable:
+    def table(self, target: TargetConfig, space: str | None, *, unit: float | None = None) -> LatencyModel:
         """The target's table for ``space`` (None: the run's); ``unit``: the yardstick of its other tables."""
+        if target.estimate is not None and target.estimate.lookup is not None:
+            return self._lookup(target)
         path = lut_path(self.run_dir, target.name, space)
         if self.resume and path.is_file():
             self.log(f"[raynas] {target.name}: resuming with the latency table saved in the run directory")
@@ -50,6 +53,16 @@ class Profiler:
         lut = self._estimate(target, space) if target.estimate is not None else self._profile(target.name, space, unit=unit)
         lut.save(path)
         return lut
+
+    def _lookup(self, target: TargetConfig) -> LookupLatency:
+        """The target's column of a tabular benchmark (read in place, so nothing is saved); a table
+        without that device is refused here, before any search."""
+        try:
+            model = TabularBenchmark.load(target.estimate.lookup).latency(target.name)
+        except TabularError as exc:
+            raise ConfigError(f"config field targets ({target.name}).estimate.lookup: {exc}") from None
+        self.log(f"[raynas] {target.name}: latency looked up in {Path(model.source).name}, an estimate, not measured")
+        return model
 
     def _estimate(self, target: TargetConfig, space: str | None) -> LatencyTable:
         est = target.estimate

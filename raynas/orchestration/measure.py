@@ -19,8 +19,7 @@ from raynas.execution.trials import WEIGHTS_FILE
 from raynas.export import deployment_path, export_network
 from raynas.hardware.models import LatencyModels
 from raynas.hardware.targets import get_target
-from raynas.space.macro import get_space
-from raynas.space.network import ChildNetwork
+from raynas.space.catalog import build_network, image_shape
 from raynas.space.reference import width_multiplier
 from raynas.tracking.mlflow_tracker import ExperimentTracker
 from raynas.tracking.sync import record_finalist, weights_path
@@ -74,7 +73,7 @@ class Measurement:
 
     def rows(self, finalist: Finalist, retrained: dict, measured: Measured) -> list[ResultRow]:
         """The finalist's result rows (one per target it was measured on), its exports, and its MLflow child run."""
-        net = ChildNetwork(finalist.arch, self.num_classes)
+        net = build_network(finalist.arch, self.num_classes)
         net.load_state_dict(load_state_dict(weights_path(self.run_dir, finalist.key)))
         rows = []
         for target in self.targets_of(finalist):
@@ -117,12 +116,12 @@ class Measurement:
         estimated = self.target(row.target).estimated
         target = None if estimated else get_target(row.target)
         batch = self.latency.table(row.target, row.space).batch_size if estimated else target.batch_size
-        macro = get_space(row.space)
+        channels, side = image_shape(row.space)
         facts = {
             k: getattr(row, k) for k in ("key", "method", "arch", "space", "budget_ms", "predicted_ms", "measured_ms", "measured_wall_ms")
         }
         facts |= {"test_acc": row.test_acc, "estimated": row.estimated}
-        shape = (batch, macro.in_channels, macro.input_size, macro.input_size)
+        shape = (batch, channels, side, side)
         export_network(net, shape, deployment_path(self.run_dir, row.key, row.target), target=target, facts=facts)
 
 

@@ -37,7 +37,7 @@ from raynas.orchestration.measure import Measurement
 from raynas.orchestration.rundir import FAILED_FILE, flatten, new_run_dir, preflight, saved_config
 from raynas.orchestration.scenarios import hand_designed, resolve_scenarios
 from raynas.orchestration.tuner import TuneRunner, trial_devices, tune_storage
-from raynas.space.macro import get_space
+from raynas.space.catalog import image_shape
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
 from raynas.tracking.sync import record_outputs, sync_run
 
@@ -183,12 +183,11 @@ class Pipeline:
 def checked_splits(cfg: ExperimentConfig) -> Splits:
     """The dataset's sizes and shapes (trials load the images), refused here if a split is empty or
     the images do not fit the space, not after profiling."""
-    splits, macro = load_splits(cfg.data, materialize=False), get_space(cfg.space)
+    splits, (channels, side) = load_splits(cfg.data, materialize=False), image_shape(cfg.space)
     splits.check(cfg.data.batch_size)
-    if (splits.in_channels, splits.input_size) != (macro.in_channels, macro.input_size):
+    if (splits.in_channels, splits.input_size) != (channels, side):
         raise ConfigError(
-            f"config field space: {macro.name!r} expects {macro.in_channels}x{macro.input_size}px images, "
-            f"data gives {splits.in_channels}x{splits.input_size}px"
+            f"config field space: {cfg.space!r} expects {channels}x{side}px images, data gives {splits.in_channels}x{splits.input_size}px"
         )
     return splits
 

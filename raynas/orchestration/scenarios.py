@@ -6,8 +6,9 @@ from __future__ import annotations
 from raynas.api import HAND, Finalist, Scenario
 from raynas.config import ConfigError, ExperimentConfig
 from raynas.hardware.lut import LatencyTable
+from raynas.space.catalog import hand_designed as catalog_hand_designed
+from raynas.space.cells import is_cell_space
 from raynas.space.macro import get_space
-from raynas.space.reference import mobilenet_v2_like
 
 
 def resolve_scenarios(
@@ -15,7 +16,7 @@ def resolve_scenarios(
 ) -> list[Scenario]:
     """One scenario per (target, budget, seed); fractional budgets resolve inside each target's latency
     range (``ranges``: the strategy's own, e.g. OFA's subnets; default the space's)."""
-    macro, scenarios = get_space(cfg.space), []
+    macro, scenarios = None if is_cell_space(cfg.space) else get_space(cfg.space), []
     for tgt in cfg.targets:
         low, high = ranges[tgt.name] if ranges else luts[tgt.name].latency_range(macro)
         for b in tgt.budgets(low, high):
@@ -29,9 +30,7 @@ def resolve_scenarios(
 
 
 def hand_designed(cfg: ExperimentConfig, seeds: list[int]) -> list[Finalist]:
-    """MobileNetV2-style references at each width multiplier and seed; measured on every target."""
-    return [
-        Finalist(f"{HAND}:w{w:g}#s{seed}", HAND, mobilenet_v2_like(cfg.space, w), seed=seed)
-        for w in cfg.evaluation.hand_designed_widths
-        for seed in seeds
-    ]
+    """The space's references (MobileNetV2-style chains at each width multiplier; a cell space's own)
+    at each seed; measured on every target."""
+    refs = catalog_hand_designed(cfg.space, cfg.evaluation.hand_designed_widths)
+    return [Finalist(f"{HAND}:{name}#s{seed}", HAND, arch, seed=seed) for name, arch in refs.items() for seed in seeds]

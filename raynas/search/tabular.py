@@ -17,6 +17,7 @@ import numpy as np
 
 from raynas.hardware.tabular import LATENCY_PREFIX, REPORTED_SUFFIX, SIGNAL_SUFFIX, TabularBenchmark
 from raynas.search.blackbox import AskTell
+from raynas.search.driver import Told, next_feasible
 from raynas.space.nb201 import Cell
 
 MAX_EVALUATIONS = 100
@@ -64,27 +65,15 @@ def run_search(search: AskTell, oracle: SignalOracle, *, evaluations: int = MAX_
     own included, so a search resumed from its state goes on as it would have)."""
     codes: list[int] = []
     signals: list[float] = []
-    told: dict[int, float | None] = {search.space.from_choices(c).code: score for c, score in search.history}
-    infeasible = 0
-    for _ in range(max_proposals):
-        if len(codes) >= evaluations:
-            break
-        cell = search.ask()
-        if cell.code in told:
-            search.tell(cell, told[cell.code])
-            continue
-        if not oracle.feasible(cell):
-            told[cell.code] = None
-            infeasible += 1
-            search.tell(cell, None)
-            continue
-        told[cell.code] = oracle.score(cell)
+    told: Told = {c: score for c, score in search.history}
+    before = sum(s is None for s in told.values())
+    while len(codes) < evaluations:
+        cell = next_feasible(search, oracle.feasible, told, max_proposals=max_proposals)
+        told[search.space.choices(cell)] = oracle.score(cell)
         codes.append(cell.code)
-        signals.append(told[cell.code])
-        search.tell(cell, told[cell.code])
-    if not codes:
-        raise RuntimeError(f"the search proposed no feasible cell in {max_proposals} proposals")
-    return Trace(tuple(codes), tuple(signals), infeasible)
+        signals.append(oracle.score(cell))
+        search.tell(cell, signals[-1])
+    return Trace(tuple(codes), tuple(signals), sum(s is None for s in told.values()) - before)
 
 
 @dataclass(frozen=True)

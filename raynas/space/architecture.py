@@ -7,19 +7,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from raynas.space.cells import check_cell_ops, is_cell_space
 from raynas.space.macro import MacroConfig, get_space
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """One op name per searchable layer of the named search space."""
+    """One op name per decision of the named search space: per searchable layer of an MBConv chain,
+    per edge of a cell (``raynas/space/cells.py``)."""
 
     space: str
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(self.ops))
-        self.validate(get_space(self.space))
+        if is_cell_space(self.space):
+            check_cell_ops(self.space, self.ops)
+        else:
+            self.validate(get_space(self.space))
 
     def validate(self, macro: MacroConfig) -> None:
         layers = macro.layers()

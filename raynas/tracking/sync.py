@@ -75,7 +75,8 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
     tracker.log_json(run_id, arch.to_dict(), "architecture.json")
     tracker.log_file(run_id, weights_path(run_dir, first["key"]), "retrained")
     for r in rows:
-        tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
+        if lut_path(run_dir, r["target"]).is_file():  # a tabular target's lookup is read in place, never copied
+            tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
         record_deployment(tracker, run_id, run_dir, row=r)
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,4 +169,11 @@ def test_nb201_hw_scores_every_black_box_search_against_the_tables_optimum(tmp_p
     results = json.loads((page / "results.json").read_text())
     assert results["summary"] == out and len(results["rows"]) == 2 * len(out["strategies"])  # (device, search) on one dataset
     assert "goal " in (page / "README.md").read_text() and (page / "regret_over_evaluations.png").stat().st_size > 0
-    assert len(json.loads((page / "cells.json").read_text())) == out["cells"] * len(out["strategies"])
+    cells = json.loads((page / "cells.json").read_text())
+    assert len(cells) == out["cells"] * len(out["strategies"]) and (page / "regret_over_seconds.png").stat().st_size > 0
+    cost = out["training_cost"]
+    assert cost["steps"] > 0 and cost["overhead_s"] >= 0 and cost["seconds_per_mflop"] >= 0
+    for c in cells:  # simulated seconds: each seed's sum over its evaluations, the regret curve over seconds never rises
+        assert len(c["seconds"]) == len(c["signal_regret"]) and min(c["seconds"]) > 0
+        assert len(c["curve_seconds"]) == len(out["seconds_grid"]) and all(np.diff(c["curve_seconds"]) <= 1e-9)
+    assert all(out["simulated_seconds_mean"][n] > 0 for n in out["strategies"])

@@ -80,7 +80,7 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
     phone_rows = [
         line
         for line in (run_dir / "report.md").read_text().splitlines()
-        if line.startswith("| phone |") and ("| ofa |" in line or "| random |" in line)
+        if line.startswith("| phone |") and ("| ofa |" in line or "| random-ws |" in line)
     ]
     assert len(phone_rows) == 2 and all("| estimated |" in line for line in phone_rows)
     assert sorted(p.name for p in (run_dir / "supernet" / "ofa-s0").glob("?-*[!r].pt")) == [

@@ -17,9 +17,12 @@ def minimal(**extra):
 ON_DISK = {"cifar10", "imagenet"}  # configs that read a dataset from a path absent here
 PUBLISHED_TABLE = {"proxyless-mobile-pixel1"}  # reads a table from ../shared/data too: tests/unit/test_cli_run.py
 SHARED_CIFAR = {p.stem for p in CONFIGS if p.stem.startswith("cifar10-")}  # read ${RAYNAS_DATA:-../shared/data}/cifar10
+NB201 = {p.stem for p in CONFIGS if p.stem.startswith("nb201-")}  # read the tabular benchmark and CIFAR-10 from ../shared/data
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ON_DISK | PUBLISHED_TABLE | SHARED_CIFAR], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if p.stem not in ON_DISK | PUBLISHED_TABLE | SHARED_CIFAR | NB201], ids=lambda p: p.stem
+)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.targets and cfg.search.search_epochs > 0
@@ -31,6 +34,15 @@ def test_cifar10_configs_read_the_shared_data(path, tmp_path):
     assert cfg.data.dataset == "cifar10" and cfg.evaluation.seeds >= 3 and len(cfg.targets) == 2
     root = shared_data("cifar10")
     assert load_config(path).data.root == str(root)
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in NB201], ids=lambda p: p.stem)
+def test_nb201_configs_search_cells_on_tabular_targets(path):
+    table = shared_data("nb201-hw") / "nb201_hw.csv"
+    shared_data("cifar10")
+    cfg = load_config(path)
+    assert cfg.space == "nb201" and all(t.estimate.lookup == str(table) for t in cfg.targets)
+    assert cfg.blackbox.evaluations > 1 and cfg.evaluation.seeds >= 3
 
 
 @pytest.mark.faults
