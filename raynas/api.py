@@ -170,9 +170,19 @@ class RunContext(Protocol):
         """One checkpointed Tune trial per job stepping ``build(job, shared, cfg)``; each job's last metrics by key."""
 
     def run_search_alg(
-        self, name: str, trainable: Callable[[dict], None], *, search_alg: Any, param_space: dict, num_samples: int, metric: str, mode: str
+        self,
+        name: str,
+        trainable: Callable[[dict], None],
+        *,
+        search_alg: Any,
+        param_space: dict,
+        num_samples: int,
+        metric: str,
+        mode: str,
+        scheduler: Any = None,
     ) -> list[SampledTrial]:
-        """One Tune trial per candidate a Tune ``search_alg`` proposes (black-box strategies)."""
+        """One Tune trial per candidate a Tune ``search_alg`` proposes (black-box strategies); a Tune
+        ``scheduler`` may stop trials early."""
 
     def log(self, message: str) -> None: ...
 

@@ -53,10 +53,26 @@ class PipelineContext:
         return self.tuner.grid(name, trainable, keys=list(by_key), callbacks=[MlflowTrialCallback(self.tracker, name)])
 
     def run_search_alg(
-        self, name: str, trainable: Callable[[dict], None], *, search_alg: Any, param_space: dict, num_samples: int, metric: str, mode: str
+        self,
+        name: str,
+        trainable: Callable[[dict], None],
+        *,
+        search_alg: Any,
+        param_space: dict,
+        num_samples: int,
+        metric: str,
+        mode: str,
+        scheduler: Any = None,
     ) -> list[SampledTrial]:
         return self.tuner.sampled(
-            name, trainable, search_alg=search_alg, param_space=param_space, num_samples=num_samples, metric=metric, mode=mode
+            name,
+            trainable,
+            search_alg=search_alg,
+            param_space=param_space,
+            num_samples=num_samples,
+            metric=metric,
+            mode=mode,
+            scheduler=scheduler,
         )
 
     def open_child(self, job: Job | Finalist) -> str:

@@ -79,7 +79,7 @@ class TuneRunner:
         return {r.config["scenario"]: r for r in grid}
 
     def sampled(
-        self, name: str, trainable, *, search_alg: Any, param_space: dict, num_samples: int, metric: str, mode: str
+        self, name: str, trainable, *, search_alg: Any, param_space: dict, num_samples: int, metric: str, mode: str, scheduler: Any = None
     ) -> list[SampledTrial]:
         """One trial per candidate ``search_alg`` proposes from ``param_space``, ``num_samples`` in all;
         each trial's config and last metrics. Reruns from the start when resuming (a search algorithm's
@@ -89,6 +89,7 @@ class TuneRunner:
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 search_alg=search_alg,
+                scheduler=scheduler,
                 num_samples=num_samples,
                 metric=metric,
                 mode=mode,

@@ -47,9 +47,11 @@ class _Base:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         self.history: list[tuple[tuple[int, ...], float | None]] = []
+        self._seen: set[tuple[int, ...]] = set()
 
     def tell(self, arch: Any, score: float | None) -> None:
         self.history.append((self.space.choices(arch), score))
+        self._seen.add(self.history[-1][0])
         self._learn(arch, score)
 
     def _learn(self, arch: Any, score: float | None) -> None:
@@ -57,7 +59,8 @@ class _Base:
 
     @property
     def seen(self) -> set[tuple[int, ...]]:
-        return {choices for choices, _ in self.history}
+        """Every architecture told so far (kept as told: a search asks thousands of times near the end of a small space)."""
+        return self._seen
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, "history": [(list(c), s) for c, s in self.history]} | self._state()
@@ -65,6 +68,7 @@ class _Base:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.history = [(tuple(c), s) for c, s in state["history"]]
+        self._seen = {c for c, _ in self.history}
         self._load(state)
 
     def _state(self) -> dict[str, Any]:

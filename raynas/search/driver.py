@@ -56,6 +56,7 @@ class BudgetedSearch:
     scores: list[tuple[tuple[int, ...], float]] = field(default_factory=list)  # evaluated, in order
     seconds: float = 0.0
     exhausted: bool = False  # every feasible architecture the search reaches is evaluated
+    max_proposals: int = 20_000  # proposals without a new feasible one before the search counts as exhausted
 
     def __post_init__(self) -> None:
         self.told |= {c: s for c, s in self.search.history}
@@ -67,7 +68,7 @@ class BudgetedSearch:
     def step(self) -> dict[str, Any]:
         began = time.perf_counter()
         try:
-            arch = next_feasible(self.search, self.feasible, self.told)
+            arch = next_feasible(self.search, self.feasible, self.told, max_proposals=self.max_proposals)
         except Exhausted:
             self.exhausted = True
             return self.best() | {"evaluations": len(self.scores), "exhausted": True}

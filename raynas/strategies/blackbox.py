@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 
 from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInputs, SampledTrial, Scenario, Searcher, Strategy, scenario_of
 from raynas.compute import CPU
@@ -27,6 +28,8 @@ from raynas.space.architecture import Architecture
 from raynas.space.catalog import as_architecture, build_network, search_space
 from raynas.training import RetrainConfig, retrain
 
+SCHEDULERS = ("none", "asha")
+
 
 @dataclass(frozen=True)
 class BlackBoxConfig:
@@ -34,6 +37,9 @@ class BlackBoxConfig:
 
     evaluations: int = 10  # candidates trained per search (infeasible proposals are not counted)
     epochs: int = 6  # epochs each candidate trains from scratch; its score is the validation accuracy after them
+    scheduler: str = "none"  # none | asha: Tune's ASHA stops weak candidates early (random + asha: random search with early stopping)
+    grace_epochs: int = 1  # asha: epochs before a candidate may be stopped
+    reduction_factor: int = 3  # asha: one in this many candidates goes on at each rung
 
 
 class BlackBox(Strategy):
@@ -46,6 +52,12 @@ class BlackBox(Strategy):
 
     def validate(self, section: BlackBoxConfig, cfg: Any) -> None:
         check(section.evaluations >= 2, "blackbox.evaluations", "a search needs at least 2 evaluations to compare candidates")
+        check(section.scheduler in SCHEDULERS, "blackbox.scheduler", f"must be one of {', '.join(SCHEDULERS)}")
+        check(
+            section.grace_epochs <= section.epochs and section.reduction_factor >= 2,
+            "blackbox",
+            "grace_epochs at most epochs, reduction_factor at least 2",
+        )
 
     def search(self, ctx: RunContext, run: RunInputs, scenarios: list[Scenario]) -> list[Finalist]:
         jobs = [Job.of(s, self.name, budget_evaluations=run.cfg.blackbox.evaluations) for s in scenarios]
@@ -65,6 +77,7 @@ class BlackBox(Strategy):
             method,
             tune.with_parameters(candidate_trial, cfg=cfg, epochs=cfg.blackbox.epochs),
             search_alg=ScenarioSearcher(searches, cfg.space),
+            scheduler=early_stopping(cfg.blackbox),
             param_space={},
             num_samples=sum(j.budget_evaluations for j in jobs),
             metric="val_acc",
@@ -94,7 +107,8 @@ class BlackBox(Strategy):
             spent, best = spent + m["time_total_s"] * devices, max(best, m["val_acc"])
             points.append((spent, best))
         ctx.add_curve(job, points)
-        top = max(scored, key=lambda m: m["val_acc"])
+        furthest = max(m["training_iteration"] for m in scored)  # under a scheduler, compare candidates trained alike
+        top = max((m for m in scored if m["training_iteration"] == furthest), key=lambda m: m["val_acc"])
         return Finalist.found(job, Architecture.from_string(space, top["arch"]), {"search_seconds": spent, "evaluations": len(scored)})
 
     def local_search(self, problem: LocalProblem, seed: int) -> Searcher:
@@ -112,6 +126,15 @@ class BlackBox(Strategy):
 
         search = search_class(self.name)(search_space(problem.space), seed=seed)
         return BudgetedSearch(search, feasible, evaluate, evaluations=section.evaluations, space=problem.space)
+
+
+def early_stopping(section: BlackBoxConfig) -> ASHAScheduler | None:
+    """The Tune scheduler that may stop candidates after ``grace_epochs`` (None: every candidate trains ``epochs``)."""
+    if section.scheduler == "none":
+        return None
+    return ASHAScheduler(
+        time_attr="training_iteration", max_t=section.epochs, grace_period=section.grace_epochs, reduction_factor=section.reduction_factor
+    )
 
 
 class RandomSearchStrategy(BlackBox):

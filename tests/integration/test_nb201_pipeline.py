@@ -30,7 +30,7 @@ def nb201_config(root, store: str, *, data: str, table: str, **extra) -> dict:
         "targets": [{"name": DEVICE, "budget_fractions": [0.3], "estimate": {"lookup": table}}],
         "data": {"dataset": "cifar10", "root": data, "limit": 128, "eval_limit": 64, "batch_size": 32},
         "retrain": {"epochs": 1},
-        "blackbox": strategy_class("evolution").smoke,
+        "blackbox": strategy_class("evolution").smoke | {"epochs": 2, "scheduler": "asha"},  # ASHA may stop a candidate after 1 epoch
         "ray": {"max_concurrent_trials": 1},
         "tracking": {"mlflow_uri": store, "experiment": "nb201"},
     } | extra

@@ -66,7 +66,7 @@ def test_budgeted_search_counts_feasible_evaluations_only_and_resumes_exactly():
 
 def test_budgeted_search_stops_once_every_feasible_architecture_is_evaluated():
     tiny = BudgetedSearch(RandomSearch(NB201, seed=0), lambda c: convs(c) == 0 and c.ops[0] == "none" and c.ops[1] == "none",
-                          score, evaluations=10_000, space="nb201")  # fmt: skip
+                          score, evaluations=10_000, space="nb201", max_proposals=3000)  # fmt: skip
     while not tiny.done:
         tiny.step()
     assert tiny.exhausted and len(tiny.scores) == 3**4  # edges 3..6 free over the 3 non-conv ops
