@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from raynas.api import RANDOM_WS
+from raynas.api import RANDOM_BASELINES
 from raynas.cli import exit_status, parse_overrides
 from raynas.evaluation import plans
 from raynas.evaluation.compare import nas_methods
@@ -59,7 +59,7 @@ def score(rows: list[dict]) -> Score:
     nas = [r for r in rows if r["method"] in nas_methods()]
     if not nas:
         raise RuntimeError("the tuning run gave no NAS finalist")
-    rand = [r["val_acc"] for r in rows if r["method"] == RANDOM_WS]
+    rand = [r["val_acc"] for r in rows if r["method"] in RANDOM_BASELINES]
     hits = [r["measured_ms"] <= r["budget_ms"] for r in nas if r["measured_ms"] is not None]
     return Score(
         float(np.mean([r["val_acc"] for r in nas])),

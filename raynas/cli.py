@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -20,6 +21,7 @@ from raynas.hardware.backend import HardwareUnavailable
 from raynas.hardware.estimates import estimated_table
 from raynas.hardware.lut import LatencyTableError
 from raynas.hardware.targets import TARGETS
+from raynas.space.cells import CELL_SPACES, is_cell_space
 from raynas.space.macro import SPACES, get_space
 from raynas.tracking.mlflow_tracker import TrackingError
 
@@ -138,7 +140,10 @@ def run_command(config: str, overrides: Sequence[str], resume: str | None = None
 
 
 def print_estimated_budgets(cfg: ExperimentConfig) -> None:
-    """Budgets of targets estimated from a published table or a roofline: known before any data or cluster."""
+    """Budgets of targets estimated from a published table or a roofline: known before any data or cluster
+    (a tabular target's are printed when its lookup is read)."""
+    if is_cell_space(cfg.space):
+        return
     macro = get_space(cfg.space)
     for tgt in cfg.targets:
         if tgt.estimated:
@@ -210,6 +215,9 @@ def _dispatch(args: argparse.Namespace) -> None:
         for name in SPACES.names():
             m = SPACES.get(name)
             print(f"{name:12s} {len(m.layers())} layers, {m.num_architectures():.3g} architectures, {m.input_size}px")
+        for name in CELL_SPACES.names():
+            s = CELL_SPACES.get(name)
+            print(f"{name:12s} a cell of {len(s.options)} edges, {math.prod(s.options):.3g} architectures, 32px (black-box strategies)")
 
 
 if __name__ == "__main__":

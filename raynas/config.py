@@ -338,6 +338,11 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
 def _validate_cell_space(cfg: ExperimentConfig) -> None:
     """A cell space (nb201) is searched by a black-box strategy on tabular targets; chains never use lookups."""
     cells = is_cell_space(cfg.space)
+    _check(
+        not (cells and cfg.evaluation.asha.enabled),
+        "evaluation.asha.enabled",
+        f"the ASHA baseline samples MBConv chains; on {cfg.space!r} use strategy: random with blackbox.scheduler: asha",
+    )
     if cells:
         cls = strategy_class(cfg.strategy)
         _check(

@@ -21,7 +21,7 @@ BASELINE_STYLE = {
     RANDOM_WS: ("tab:blue", "s", "random search (shared weights)"),
     RANDOM: ("tab:cyan", "D", "random search (black-box)"),
     ASHA: ("tab:orange", "P", "random search + ASHA"),
-    HAND: ("tab:gray", "^", "MobileNetV2-style"),
+    HAND: ("tab:gray", "^", "hand-designed"),
 }
 
 

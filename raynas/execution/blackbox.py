@@ -65,7 +65,8 @@ class ScenarioSearcher(Searcher):
         return {"scenario": key, "arch": as_architecture(self.space, arch).to_string(), "seed": run.seed * 10_000 + run.asked}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        """Tell the search the candidate's score; a failed trial is told as infeasible (never proposed again)."""
+        """Tell the search the candidate's score; a failed trial (after ``ray.max_failures`` retries) is
+        told as infeasible, and the phase then fails as any phase with a failed trial does."""
         key, arch = self.pending.pop(trial_id)
         run = self.searches[key]
         score = None if error or not result or "val_acc" not in result else 100.0 * float(result["val_acc"])
@@ -74,13 +75,21 @@ class ScenarioSearcher(Searcher):
         run.search.tell(arch, score)
 
     def save(self, checkpoint_path: str) -> None:
-        states = {key: (s.search.state_dict(), s.told, s.asked - len(s.busy)) for key, s in self.searches.items()}
-        Path(checkpoint_path).write_bytes(pickle.dumps(states))
+        """Every search's state, what it was told, its candidates in flight and its allowance (Tune's experiment checkpoint)."""
+        runs = {
+            key: {"search": s.search.state_dict(), "told": s.told, "busy": s.busy, "asked": s.asked, "evaluations": s.evaluations}
+            for key, s in self.searches.items()
+        }
+        pending = {tid: (key, self.searches[key].search.space.choices(arch)) for tid, (key, arch) in self.pending.items()}
+        Path(checkpoint_path).write_bytes(pickle.dumps({"runs": runs, "pending": pending}))
 
     def restore(self, checkpoint_path: str) -> None:
-        for key, (state, told, asked) in pickle.loads(Path(checkpoint_path).read_bytes()).items():
-            self.searches[key].search.load_state_dict(state)
-            self.searches[key].told, self.searches[key].asked = told, asked
+        saved = pickle.loads(Path(checkpoint_path).read_bytes())
+        for key, state in saved["runs"].items():
+            run = self.searches[key]
+            run.search.load_state_dict(state["search"])
+            run.told, run.busy, run.asked, run.evaluations = state["told"], state["busy"], state["asked"], state["evaluations"]
+        self.pending = {tid: (key, self.searches[key].search.space.from_choices(c)) for tid, (key, c) in saved["pending"].items()}
 
 
 def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int) -> None:

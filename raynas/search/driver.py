@@ -69,7 +69,9 @@ class BudgetedSearch:
         began = time.perf_counter()
         try:
             arch = next_feasible(self.search, self.feasible, self.told, max_proposals=self.max_proposals)
-        except Exhausted:
+        except Exhausted as exc:
+            if not self.scores:
+                raise Exhausted(f"the latency budget admits no architecture the search reached: {exc}") from None
             self.exhausted = True
             return self.best() | {"evaluations": len(self.scores), "exhausted": True}
         score = 100.0 * float(self.evaluate(arch, len(self.scores)))  # searches are told percent, as NB201's tables

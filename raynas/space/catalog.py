@@ -59,6 +59,6 @@ def build_network(arch: Architecture, num_classes: int) -> nn.Module:
 
 def hand_designed(space: str, widths: tuple[float, ...]) -> dict[str, Architecture]:
     """The space's references by name: MobileNetV2-style chains at each width (``w0.5``), or a cell space's own (``resnet``)."""
-    if is_cell_space(space):
-        return {name: as_architecture(space, cell) for name, cell in HAND_DESIGNED.get(space, {}).items()}
+    if is_cell_space(space):  # no widths (``evaluation.hand_designed_widths: []``): no references here either
+        return {name: as_architecture(space, cell) for name, cell in HAND_DESIGNED.get(space, {}).items()} if widths else {}
     return {f"w{w:g}": mobilenet_v2_like(space, w) for w in widths}

@@ -14,8 +14,8 @@ from raynas.space.nb201 import NB201, Cell, CellError
 CELL_SPACES: Registry[Any] = Registry("cell space")
 CELL_SPACES.add("nb201", NB201)
 
-# NB201's hand-designed reference (Dong and Yang's ResNet row): two 3x3 convolutions and a skip.
-RESNET_CELL = Cell.from_string("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+# NB201's hand-designed reference (Dong and Yang's ResNet row): a basic block, node 3 = conv(conv(x)) + x.
+RESNET_CELL = Cell.from_string("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|")
 HAND_DESIGNED = {"nb201": {"resnet": RESNET_CELL}}  # per cell space: the references by name
 
 

@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 
 import torch
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInputs, SampledTrial, Scenario, Searcher, Strategy, scenario_of
 from raynas.compute import CPU
-from raynas.config import check
+from raynas.config import ASHAConfig, check
 from raynas.execution.blackbox import ScenarioSearch, ScenarioSearcher, candidate_trial
+from raynas.execution.schedulers import PerScenario
 from raynas.search.blackbox import search_class
 from raynas.search.driver import BudgetedSearch
 from raynas.space.architecture import Architecture
@@ -54,6 +54,12 @@ class BlackBox(Strategy):
         check(section.evaluations >= 2, "blackbox.evaluations", "a search needs at least 2 evaluations to compare candidates")
         check(section.scheduler in SCHEDULERS, "blackbox.scheduler", f"must be one of {', '.join(SCHEDULERS)}")
         check(
+            section.scheduler == "none" or cfg.strategy == RANDOM,
+            "blackbox.scheduler",
+            f"early stopping suits strategy: random only; {cfg.strategy!r} would learn from a stopped candidate's "
+            "partial score as if it were a full one",
+        )
+        check(
             section.grace_epochs <= section.epochs and section.reduction_factor >= 2,
             "blackbox",
             "grace_epochs at most epochs, reduction_factor at least 2",
@@ -77,15 +83,14 @@ class BlackBox(Strategy):
             method,
             tune.with_parameters(candidate_trial, cfg=cfg, epochs=cfg.blackbox.epochs),
             search_alg=ScenarioSearcher(searches, cfg.space),
-            scheduler=early_stopping(cfg.blackbox),
+            scheduler=early_stopping(cfg.blackbox, [j.key for j in jobs]),
             param_space={},
             num_samples=sum(j.budget_evaluations for j in jobs),
             metric="val_acc",
             mode="max",
         )
-        devices = cfg.ray.gpus_per_trial or cfg.ray.cpus_per_trial  # what a trial holds, for device-seconds
         by_job = {j.key: [t for t in trials if t.config.get("scenario") == j.key] for j in jobs}
-        return [self.finalist(ctx, j, by_job[j.key], space=cfg.space, devices=devices) for j in jobs]
+        return [self.finalist(ctx, j, by_job[j.key], space=cfg.space) for j in jobs]
 
     @staticmethod
     def scenario_search(run: RunInputs, job: Job) -> ScenarioSearch:
@@ -97,14 +102,18 @@ class BlackBox(Strategy):
         return ScenarioSearch(search_class(name)(space, seed=job.seed), feasible, job.budget_evaluations, job.seed)
 
     @staticmethod
-    def finalist(ctx: RunContext, job: Job, trials: list[SampledTrial], *, space: str, devices: float) -> Finalist:
-        """The best candidate the job's search trained; its curve (best so far against device-seconds) is kept."""
+    def finalist(ctx: RunContext, job: Job, trials: list[SampledTrial], *, space: str) -> Finalist:
+        """The best candidate the job's search trained; its curve (best so far against the candidates'
+        summed trial seconds, the unit of every search's ``search_seconds``) is kept."""
         scored = sorted((t.metrics for t in trials if "val_acc" in t.metrics), key=lambda m: m["timestamp"])
         if not scored:
-            raise RuntimeError(f"{job.key}: no candidate finished training; see the Tune logs of experiment {job.method!r}")
+            raise RuntimeError(
+                f"{job.key}: no candidate finished training: the budget admits no architecture the search reached, "
+                f"or every trial failed (Tune experiment {job.method!r})"
+            )
         points, spent, best = [], 0.0, -1.0
         for m in scored:
-            spent, best = spent + m["time_total_s"] * devices, max(best, m["val_acc"])
+            spent, best = spent + m["time_total_s"], max(best, m["val_acc"])
             points.append((spent, best))
         ctx.add_curve(job, points)
         furthest = max(m["training_iteration"] for m in scored)  # under a scheduler, compare candidates trained alike
@@ -128,13 +137,13 @@ class BlackBox(Strategy):
         return BudgetedSearch(search, feasible, evaluate, evaluations=section.evaluations, space=problem.space)
 
 
-def early_stopping(section: BlackBoxConfig) -> ASHAScheduler | None:
-    """The Tune scheduler that may stop candidates after ``grace_epochs`` (None: every candidate trains ``epochs``)."""
+def early_stopping(section: BlackBoxConfig, keys: list[str]) -> PerScenario | None:
+    """ASHA per scenario (``keys``), so a tight budget's candidates never race a loose one's; None:
+    every candidate trains ``epochs``."""
     if section.scheduler == "none":
         return None
-    return ASHAScheduler(
-        time_attr="training_iteration", max_t=section.epochs, grace_period=section.grace_epochs, reduction_factor=section.reduction_factor
-    )
+    asha = ASHAConfig(max_epochs=section.epochs, grace_epochs=section.grace_epochs, reduction_factor=section.reduction_factor)
+    return PerScenario(asha, dict.fromkeys(keys, float("inf")), devices=1)
 
 
 class RandomSearchStrategy(BlackBox):

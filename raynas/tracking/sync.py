@@ -124,6 +124,8 @@ def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, s
                 lines = f.read().decode().splitlines()
             for line in filter(None, lines):
                 result = json.loads(line)
+                if "arch" in result["config"]:
+                    break  # a black-box candidate's trial: its search's curve is curves.json, not one child run's steps
                 key = result["config"]["scenario"]
                 metrics = {k: v for k, v in trial_metrics(result).items() if f"{phase}/{k}" not in already.get(key, set())}
                 tracker.log_metrics(tracker.child(key), metrics, step=int(result.get("epoch", 0)), prefix=f"{phase}/")

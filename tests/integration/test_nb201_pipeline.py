@@ -12,9 +12,13 @@ from mlflow.tracking import MlflowClient
 
 from raynas.api import HAND, RANDOM, strategy_class
 from raynas.config import ConfigError, parse_config
+from raynas.execution.schedulers import PerScenario
 from raynas.hardware.tabular import TabularBenchmark
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 from raynas.space.architecture import Architecture
+from raynas.space.catalog import hand_designed
+from raynas.space.nb201 import Cell
+from raynas.strategies.blackbox import early_stopping
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.integration
@@ -30,7 +34,7 @@ def nb201_config(root, store: str, *, data: str, table: str, **extra) -> dict:
         "targets": [{"name": DEVICE, "budget_fractions": [0.3], "estimate": {"lookup": table}}],
         "data": {"dataset": "cifar10", "root": data, "limit": 128, "eval_limit": 64, "batch_size": 32},
         "retrain": {"epochs": 1},
-        "blackbox": strategy_class("evolution").smoke | {"epochs": 2, "scheduler": "asha"},  # ASHA may stop a candidate after 1 epoch
+        "blackbox": strategy_class("evolution").smoke,
         "ray": {"max_concurrent_trials": 1},
         "tracking": {"mlflow_uri": store, "experiment": "nb201"},
     } | extra
@@ -78,3 +82,18 @@ def test_a_cell_space_refuses_supernet_strategies_and_measured_targets(tmp_path)
         parse_config(base | {"targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}]}, check_data=False)
     with pytest.raises(ConfigError, match="a tabular lookup holds cells"):
         parse_config(base | {"space": "mnist-small"}, check_data=False)
+    with pytest.raises(ConfigError, match="evaluation.asha.enabled: the ASHA baseline samples MBConv chains"):
+        parse_config(base | {"evaluation": {"asha": {"enabled": True}}}, check_data=False)
+    with pytest.raises(ConfigError, match="blackbox.scheduler: early stopping suits strategy: random only"):
+        parse_config(base | {"blackbox": {"scheduler": "asha"}}, check_data=False)
+    random_asha = parse_config(base | {"strategy": RANDOM, "blackbox": {"scheduler": "asha", "epochs": 3}}, check_data=False)
+    stopper = early_stopping(random_asha.blackbox, ["a", "b"])
+    assert isinstance(stopper, PerScenario) and set(stopper.inner) == {"a", "b"}  # each scenario's candidates race only each other
+    assert early_stopping(parse_config(base, check_data=False).blackbox, ["a"]) is None
+
+
+def test_nb201_hand_designed_reference_is_the_resnet_block():
+    [(name, arch)] = hand_designed("nb201", (1.0,)).items()
+    cell = Cell(arch.ops)
+    assert name == "resnet" and cell.connected and cell.ops.count("nor_conv_3x3") == 2 and cell.ops[-1] == "skip_connect"
+    assert hand_designed("nb201", ()) == {}  # evaluation.hand_designed_widths: [] turns references off

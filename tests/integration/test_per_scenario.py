@@ -9,7 +9,8 @@ from ray import tune
 from ray.tune.stopper import Stopper
 
 from raynas.config import ASHAConfig
-from raynas.orchestration.asha import PerScenario, report_epoch, restored_state, scheduler
+from raynas.execution.schedulers import PerScenario, scheduler
+from raynas.orchestration.asha import report_epoch, restored_state
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from raynas.config import ASHAConfig
-from raynas.orchestration.asha import PerScenario, anytime, survivor, window_candidates
+from raynas.execution.schedulers import PerScenario
+from raynas.orchestration.asha import anytime, survivor, window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from tests.unit.hardware.test_lut import synthetic_table

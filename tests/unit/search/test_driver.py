@@ -100,7 +100,16 @@ def test_scenario_searcher_state_round_trips(tmp_path):
     for i in range(4):
         first.suggest(f"t{i}")
         first.on_trial_complete(f"t{i}", {"val_acc": float(np.random.default_rng(i).random())})
+    in_flight = first.suggest("t4")  # saved while its candidate trains
     first.save(str(tmp_path / "s.pkl"))
     second = make()
     second.restore(str(tmp_path / "s.pkl"))
-    assert second.suggest("t9") == first.suggest("t9")
+    assert second.suggest("t9") == first.suggest("t9") != in_flight
+    second.on_trial_complete("t4", {"val_acc": 0.9})
+    assert second.searches["a"].search.history[-1][1] == 90.0 and not second.pending.keys() - {"t9"}
+
+
+def test_a_budget_that_admits_nothing_is_an_error_naming_the_budget():
+    search = BudgetedSearch(RandomSearch(NB201, seed=0), lambda c: False, score, evaluations=3, space="nb201", max_proposals=200)
+    with pytest.raises(Exhausted, match="latency budget admits no architecture"):
+        search.step()

@@ -1,0 +1,88 @@
+"""Tune schedulers of raynas's standalone-training trials: early stopping judged per scenario inside
+one Tune run (each scenario's own ASHA or HyperBand, and its own budget of device-seconds), as the
+early-stopped random baseline and the black-box strategies run their candidates."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+
+from raynas.config import ASHAConfig
+
+
+class PerScenario(FIFOScheduler):
+    """Early stopping per scenario inside one Tune run: each scenario's trials (``config["scenario"]``)
+    are judged by their own ASHA / HyperBand, never against another scenario's, and all of them stop
+    once their summed seconds times ``devices`` reach that scenario's budget."""
+
+    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float) -> None:
+        super().__init__()
+        self.inner = {key: scheduler(cfg) for key in budgets}
+        self.budgets, self.devices, self.spent = budgets, devices, dict.fromkeys(budgets, 0.0)
+
+    def set_search_properties(self, metric: Optional[str], mode: Optional[str], **spec) -> bool:
+        agreed = [s.set_search_properties(metric, mode, **spec) for s in self.inner.values()]
+        return all(agreed) and super().set_search_properties(metric, mode, **spec)
+
+    def on_trial_add(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_add(controller, trial)
+
+    def on_trial_error(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_error(controller, trial)
+
+    def on_trial_complete(self, controller, trial: Trial, result: dict) -> None:
+        self._of(trial).on_trial_complete(controller, trial, result)
+
+    def on_trial_remove(self, controller, trial: Trial) -> None:
+        self._of(trial).on_trial_remove(controller, trial)
+
+    def on_trial_result(self, controller, trial: Trial, result: dict) -> str:
+        """The scenario's scheduler decides, unless this result spends the scenario's budget: then every
+        trial of the scenario stops (the others mid-epoch, uncounted) and none of its pending ones starts."""
+        key = trial.config["scenario"]
+        decision = self.inner[key].on_trial_result(controller, trial, result)
+        self.spent[key] += result.get("time_this_iter_s", 0.0) * self.devices
+        if not self.exhausted(key):
+            return decision
+        for other in controller.get_trials():
+            if other is not trial and other.config["scenario"] == key and not other.is_finished():
+                controller.stop_trial(other)
+        return TrialScheduler.STOP
+
+    def choose_trial_to_run(self, controller) -> Trial | None:
+        """The first trial any scenario's scheduler would run (HyperBand resumes its paused trials in bracket order)."""
+        return next((t for s in self.inner.values() if (t := s.choose_trial_to_run(controller)) is not None), None)
+
+    def exhausted(self, key: str) -> bool:
+        return self.spent[key] >= self.budgets[key]
+
+    def debug_string(self) -> str:
+        return "\n".join(
+            f"{key}: {self.spent[key]:.1f}/{self.budgets[key]:.1f} device-s; {s.debug_string()}" for key, s in self.inner.items()
+        )
+
+    def _of(self, trial: Trial) -> TrialScheduler:
+        return self.inner[trial.config["scenario"]]
+
+
+class FinalRungHyperBand(HyperBandScheduler):
+    """Ray's HyperBand, except that a trial reaching ``max_t`` stops instead of pausing. It could never go
+    on, and Ray's pause can strand it: when the bracket finishes while the paused trial's checkpoint save
+    is still in flight, ``cleanup_full`` stops only trials already PAUSED, so the trial pauses afterwards
+    in a finished bracket that never resumes it, and Tune waits for it forever."""
+
+    def on_trial_result(self, controller, trial: Trial, result: dict) -> str:
+        decision = super().on_trial_result(controller, trial, result)
+        if decision == TrialScheduler.PAUSE and result[self._time_attr] >= self._max_t_attr:
+            return TrialScheduler.STOP
+        return decision
+
+
+def scheduler(cfg: ASHAConfig):
+    if cfg.scheduler == "hyperband":
+        return FinalRungHyperBand(time_attr="training_iteration", max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration", max_t=cfg.max_epochs, grace_period=cfg.grace_epochs, reduction_factor=cfg.reduction_factor
+    )
