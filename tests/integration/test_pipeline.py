@@ -120,7 +120,7 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
             assert [m.step for m in client.get_metric_history(run_id, "search/val_acc")] == [0, 1]
         if method == RANDOM_WS:
             assert (
-                max(client.get_metric_history(run_id, "random/candidates"), key=lambda m: m.step).value >= 2
+                max(client.get_metric_history(run_id, "random-ws/candidates"), key=lambda m: m.step).value >= 2
             )  # one step trains, later ones score
         assert len(client.get_metric_history(run_id, "retrain/val_acc")) == 1
         if method == ASHA:
