@@ -1,9 +1,11 @@
 """A found network as it ships: the file its target runs, and the recipe of the process that runs it.
 
 A torch target ships the TorchScript trace its backend timed (``model.pt``), an ONNX Runtime target
-the ONNX file (``model.onnx``); ``recipe.json`` beside it names the runtime, threads, batch and the
-environment the process must start with (raynas/hardware/process.py), and the latencies measured or
-predicted for it. What was measured is what ships.
+the ONNX file (``model.onnx``), an ExecuTorch target the XNNPACK-lowered program (``model.pte``), an
+estimated target (hardware raynas cannot reach) the ``torch.export`` program (``model.pt2``);
+``recipe.json`` beside it names the runtime, threads, batch and the environment the process must
+start with (raynas/hardware/process.py), and the latencies measured or predicted for it. What was
+measured is what ships.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def export_network(
     net: nn.Module, shape: tuple[int, ...], folder: Path, *, target: HardwareTarget | None, facts: dict | None = None
 ) -> Deployment:
     """Write ``net`` as ``target`` runs it, at input ``shape``, with its recipe (plus ``facts``: latencies,
-    accuracy). ``target`` None: hardware raynas cannot reach (an estimated target) gets the TorchScript
-    trace, to convert for its own runtime."""
+    accuracy). ``target`` None: hardware raynas cannot reach (an estimated target) gets the
+    ``torch.export`` program (``model.pt2``), to convert for its own runtime."""
     folder.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
     with torch.inference_mode():
@@ -44,19 +46,36 @@ def export_network(
         from raynas.hardware.onnx_cpu import export as onnx_export
 
         path = onnx_export(net, shape, folder / "model.onnx")
+    elif target is not None and target.backend == "executorch-xnnpack-cpu":
+        from raynas.hardware.executorch_cpu import export as pte_export
+
+        path = pte_export(net, shape, folder / "model.pte")
+    elif target is None:  # hardware raynas cannot reach: the exported program, for the device's own converter
+        path = folder / "model.pt2"
+        torch.export.save(exported_program(net, shape), str(path))
     else:
         path = folder / "model.pt"
         trace(net, torch.randn(shape)).save(str(path))
     runtime = (
         target.recipe()
         if target is not None
-        else {"runtime": "not measured here: latency estimated; convert the TorchScript file for the device's runtime"}
+        else {
+            "runtime": "not measured here: latency estimated; convert the torch.export program (any batch, the "
+            "recipe's image size) for the device's runtime (torch.export.load(path).module() runs it in Python)"
+        }
     )
     recipe = (
         runtime | {"file": path.name, "input_shape": list(shape), "input_dtype": "float32", "output_shape": output_shape} | (facts or {})
     )
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
     return Deployment(folder, path, recipe)
+
+
+def exported_program(net: nn.Module, shape: tuple[int, ...]) -> torch.export.ExportedProgram:
+    """``net`` as a ``torch.export`` program whose batch dimension is dynamic (traced at batch 2: a
+    batch of 1 would be specialized)."""
+    example = torch.randn((2, *shape[1:]))
+    return torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},))
 
 
 def deployment_path(run_dir: Path, key: str, target: str) -> Path:

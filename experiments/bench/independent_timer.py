@@ -1,8 +1,9 @@
 """An independent latency harness: times exported networks the way a user would, with nothing of raynas.
 
 Reads a manifest (JSON: threads, rounds, and per network its exported file and input shape),
-loads each file as it ships -- a TorchScript module (``.pt``, ``torch.jit.load``) or an ONNX model
-(``.onnx``, ONNX Runtime, sequential, all graph optimizations) -- and times it with ``torch.utils.benchmark``:
+loads each file as it ships -- a TorchScript module (``.pt``, ``torch.jit.load``), an ONNX model
+(``.onnx``, ONNX Runtime, sequential, all graph optimizations) or an ExecuTorch program (``.pte``,
+ExecuTorch's runtime with XNNPACK) -- and times it with ``torch.utils.benchmark``:
 after ``warmup_seconds`` of calls each (TorchScript optimizes its graph over the first calls),
 ``rounds`` passes over all networks, each a ``blocked_autorange``; a network's latency is the median
 of its round medians, in ms. Passes alternate between the networks, so a manifest that lists a
@@ -26,6 +27,15 @@ import torch.utils.benchmark as benchmark
 
 def load(path: Path, threads: int):
     """A callable running the shipped file on one input."""
+    if path.suffix == ".pte":  # ExecuTorch's runtime; its thread pool sized through its (non-public) reset
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+        from executorch.runtime import Runtime
+
+        _unsafe_reset_threadpool(threads)
+        buffer = path.read_bytes()
+        program = Runtime.get().load_program(buffer)
+        method = program.load_method("forward")
+        return lambda x, keep=(buffer, program): method.execute([x])
     if path.suffix == ".onnx":
         import onnxruntime as ort
 

@@ -1,6 +1,6 @@
 """Measurement backends: how a target times modules, and what a Ray task needs to do it there.
 
-One file per backend (``torch_cpu.py``, ``torch_cuda.py``, ``onnx_cpu.py``) registers itself here; a target names
+One file per backend (``torch_cpu.py``, ``torch_cuda.py``, ``onnx_cpu.py``, ``executorch_cpu.py``) registers itself here; a target names
 its backend. Backends import lazily so a CPU-only node never needs CUDA or ONNX Runtime.
 """
 
@@ -21,6 +21,7 @@ _MODULES = {
     "torch-cpu": "raynas.hardware.torch_cpu",
     "torch-cuda": "raynas.hardware.torch_cuda",
     "onnxruntime-cpu": "raynas.hardware.onnx_cpu",
+    "executorch-xnnpack-cpu": "raynas.hardware.executorch_cpu",
 }
 
 

@@ -16,7 +16,9 @@ class HardwareTarget:
     """One deployment setting. Its nodes carry the Ray resource ``raynas_target:<name>``."""
 
     name: str
-    backend: str  # "torch-cpu" | "torch-cuda" (TorchScript traces) | "onnxruntime-cpu" (see raynas/hardware/backend.py)
+    backend: (
+        str  # "torch-cpu" | "torch-cuda" (TorchScript traces) | "onnxruntime-cpu" | "executorch-xnnpack-cpu" (raynas/hardware/backend.py)
+    )
     threads: int  # intra-op threads; 0 = all cores of the node
     batch_size: int  # images per inference call
     description: str
@@ -46,6 +48,8 @@ class HardwareTarget:
             if not self.threads
             else f"torch.set_num_threads({self.threads})"
             if self.backend.startswith("torch")
+            else f"XNNPACK thread pool of {self.threads} (_unsafe_reset_threadpool({self.threads}))"
+            if self.backend.startswith("executorch")
             else f"intra_op_num_threads={self.threads}"
         )
         start = " ".join([*(f"{k}={v}" for k, v in env.items()), "python <your server>"])
@@ -88,5 +92,13 @@ register_target(
 )
 register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "TorchScript, all CPU threads of the node, batch 1"))
 register_target(HardwareTarget("ort-cpu-1t", "onnxruntime-cpu", 1, 1, "ONNX Runtime on 1 CPU thread, batch 1 (a deployment runtime)"))
+register_target(
+    HardwareTarget(
+        "executorch-xnnpack-1t", "executorch-xnnpack-cpu", 1, 1, "ExecuTorch + XNNPACK on 1 CPU thread, batch 1 (a phone's runtime)"
+    )
+)
+register_target(
+    HardwareTarget("executorch-xnnpack-1t-b16", "executorch-xnnpack-cpu", 1, 16, "ExecuTorch + XNNPACK on 1 CPU thread, batch 16")
+)
 register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "TorchScript on one CUDA GPU, batch 1 (CUDA events)"))
 register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "TorchScript on one CUDA GPU, batch 64 (CUDA events)"))

@@ -1,6 +1,6 @@
 """Exported networks as MLflow Models that ``mlflow.pyfunc.load_model`` serves, registered by (target, budget).
 
-Each model is a pyfunc from code (``served_model.py``: loads the TorchScript or ONNX file, unpickles
+Each model is a pyfunc from code (``served_model.py``: loads the TorchScript, ONNX or ExecuTorch file, unpickles
 nothing) with the export's recipe beside it, an input signature (float32 images, any batch) and an
 input example of one image.
 """
@@ -36,7 +36,8 @@ def save_model(deployment: Path, into: Path) -> Path:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *shape[1:]))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out[1:]))]),
     )
-    runtime = ["onnxruntime"] if recipe["file"].endswith(".onnx") else [f"torch=={torch.__version__.split('+')[0]}"]
+    torch_pin = f"torch=={torch.__version__.split('+')[0]}"
+    runtime = {".onnx": ["onnxruntime"], ".pte": [torch_pin, "executorch"]}.get(Path(recipe["file"]).suffix, [torch_pin])
     mlflow.pyfunc.save_model(
         path=str(into),
         python_model=str(SERVED),

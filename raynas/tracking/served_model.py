@@ -1,10 +1,13 @@
-"""MLflow model from code: serves a raynas export (TorchScript ``model.pt`` or ONNX ``model.onnx``).
+"""MLflow model from code: serves a raynas export (TorchScript ``model.pt``, ONNX ``model.onnx``,
+ExecuTorch ``model.pte`` or a ``torch.export`` program ``model.pt2``).
 
 MLflow copies this file into the logged model and runs it on ``mlflow.pyfunc.load_model``; it needs
-torch (or onnxruntime) and numpy, not raynas, and unpickles nothing. Input: float32 images
-(batch, channels, height, width); output: class logits (batch, classes).
+torch (or onnxruntime, or executorch) and numpy, not raynas, and unpickles nothing. Input: float32
+images (batch, channels, height, width); output: class logits (batch, classes). An ExecuTorch
+program has the static batch of its recipe: any batch is served in chunks of it, the last padded.
 """
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -15,7 +18,11 @@ from mlflow.pyfunc import PythonModel
 class ExportedNetwork(PythonModel):
     def load_context(self, context):
         path = Path(context.artifacts["model"])
-        if path.suffix == ".onnx":
+        if path.suffix == ".pte":
+            self.run = _executorch(path, json.loads(Path(context.artifacts["recipe"]).read_text())["input_shape"][0])
+        elif path.suffix == ".pt2":
+            self.run = _exported(path)
+        elif path.suffix == ".onnx":
             import onnxruntime
 
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -34,6 +41,39 @@ class ExportedNetwork(PythonModel):
 
     def predict(self, context, model_input, params=None):
         return self.run(np.ascontiguousarray(model_input, dtype=np.float32))
+
+
+def _exported(path: Path):
+    """A ``torch.export`` program with a dynamic batch dimension."""
+    import torch
+
+    module = torch.export.load(str(path)).module()
+
+    def run(x):
+        with torch.inference_mode():
+            return module(torch.from_numpy(x)).numpy()
+
+    return run
+
+
+def _executorch(path: Path, batch: int):
+    import torch
+    from executorch.runtime import Runtime
+
+    buffer = path.read_bytes()
+    program = Runtime.get().load_program(buffer)
+    method = program.load_method("forward")
+
+    def run(x):
+        outputs = []
+        for start in range(0, len(x), batch):
+            chunk = torch.from_numpy(x[start : start + batch])
+            padded = torch.cat([chunk, chunk.new_zeros((batch - len(chunk), *chunk.shape[1:]))])
+            outputs.append(method.execute([padded])[0][: len(chunk)].numpy())
+        return np.concatenate(outputs)
+
+    run.keep = (buffer, program, method)  # the method points into the program, the program into the buffer
+    return run
 
 
 mlflow.models.set_model(ExportedNetwork())

@@ -40,9 +40,15 @@ def test_an_onnx_runtime_target_ships_an_onnx_file(tmp_path):
     assert deployment.model_file.name == "model.onnx" and deployment.recipe["threads"] == "intra_op_num_threads=1"
 
 
-def test_an_estimated_target_ships_the_trace_and_says_it_was_not_measured(tmp_path):
-    deployment = export_network(ChildNetwork(ARCH, 10), (1, 1, 28, 28), tmp_path, target=None)
-    assert deployment.model_file.name == "model.pt" and "not measured here" in deployment.recipe["runtime"]
+def test_an_estimated_target_ships_the_exported_program_for_any_batch_and_says_it_was_not_measured(tmp_path):
+    net = ChildNetwork(ARCH, 10).eval()
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=None)
+    assert deployment.model_file.name == "model.pt2" and "not measured here" in deployment.recipe["runtime"]
+    program = torch.export.load(str(deployment.model_file)).module()
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 28, 28)
+        with torch.inference_mode():
+            assert torch.allclose(program(x), net(x), atol=1e-5)
 
 
 def test_a_registered_export_serves_through_pyfunc_and_registers_once_per_run(tmp_path, sqlite_store):

@@ -1,0 +1,53 @@
+"""The ExecuTorch target: networks lowered to XNNPACK programs compute what torch computes, its
+backend times modules through ExecuTorch's runtime, a finalist ships as ``model.pte`` with its
+recipe, and its MLflow Model serves any batch from the program's static one."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from raynas.export import RECIPE_FILE, export_network
+from raynas.hardware.targets import get_target
+from raynas.space.architecture import Architecture
+from raynas.space.catalog import build_network
+from raynas.space.macro import get_space
+from raynas.space.network import ChildNetwork, ResidualLayer
+from raynas.tracking.models import save_model
+
+pytest.importorskip("executorch", reason="the executorch target needs raynas[executorch] (installed by make test)")
+from raynas.hardware.executorch_cpu import Loaded, lower  # noqa: E402
+
+CHAIN = Architecture("mnist-small", ("k3e6", "skip", "k5e3", "k7e6", "k3e3", "skip"))
+CELL = Architecture("nb201", ("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "skip_connect"))
+
+
+@pytest.mark.parametrize("arch, shape", [(CHAIN, (2, 1, 28, 28)), (CELL, (1, 3, 32, 32))], ids=["chain", "nb201"])
+def test_lowered_networks_compute_what_torch_computes(arch, shape):
+    torch.manual_seed(0)
+    net = build_network(arch, 10).eval()
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        assert torch.allclose(Loaded(lower(net, shape))(x), net(x), atol=1e-4)
+
+
+def test_executorch_target_times_modules_through_its_runtime():
+    spec = get_space("mnist-small").layers()[0]
+    shape = (1, spec.in_channels, spec.input_size, spec.input_size)
+    modules = {"small": (ResidualLayer(spec, "k3e3"), shape), "large": (ResidualLayer(spec, "k7e6"), shape)}
+    ms = get_target("executorch-xnnpack-1t").measure(modules, warmup=2, repeats=10)
+    assert 0 < ms["small"] < ms["large"]
+
+
+def test_a_finalist_ships_as_an_executorch_program_served_at_any_batch(tmp_path):
+    torch.manual_seed(0)
+    net = ChildNetwork(CHAIN, 10).eval()
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path / "d", target=get_target("executorch-xnnpack-1t"))
+    recipe = json.loads((tmp_path / "d" / RECIPE_FILE).read_text())
+    assert deployment.model_file.name == "model.pte" and recipe["threads"].startswith("XNNPACK thread pool of 1")
+    model = mlflow.pyfunc.load_model(str(save_model(tmp_path / "d", tmp_path / "mlflow-model")))
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)  # three images through a batch-1 program
+    with torch.inference_mode():
+        assert np.allclose(model.predict(x), net(torch.from_numpy(x)).numpy(), atol=1e-4)
