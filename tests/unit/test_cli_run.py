@@ -23,3 +23,13 @@ def test_path_fields_expand_variables_with_defaults(monkeypatch):
     assert expand_path("${RAYNAS_YES:-x}/t.yaml") == "/data/t.yaml"
     assert expand_path("${RAYNAS_NOPE:-../shared/data}/t.yaml") == "../shared/data/t.yaml"
     assert expand_path("${RAYNAS_NOPE}/t.yaml") == "${RAYNAS_NOPE}/t.yaml"
+
+
+def test_nb201_config_reaches_the_dataset_check_through_the_cli(monkeypatch, capsys, tmp_path):
+    table = shared_data("nb201-hw") / "nb201_hw.csv"
+    monkeypatch.setenv("RAYNAS_DATA", str(table.parents[1]))
+    config = str(ROOT / "experiments/configs/nb201-evolution.yaml")
+    code = main(["run", "--config", config, "--set", f"run_root={tmp_path}", "--set", f"data.root={tmp_path / 'absent'}"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "config field data.root" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
