@@ -107,7 +107,7 @@ def sync_mlflow(run_dir: str | Path, uri: str | None = None) -> dict[str, int]:
     if not tracker.resumed:
         tracker.log_params(tracker.parent_id, flatten(cfg.to_dict()))
     rows = pq.read_table(run_dir / "results.parquet").to_pylist()
-    return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), rows=rows, space=cfg.space)
+    return sync_run(tracker, run_dir, tune_storage(cfg, run_dir), rows=rows, space=cfg.space, strategy=cfg.strategy)
 
 
 @dataclass

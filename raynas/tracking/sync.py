@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from raynas.api import ASHA, HAND, RANDOM_BASELINES, strategy_class, strategy_names
+from raynas.api import HAND, strategy_class, strategy_names
 from raynas.export import deployment_path
 from raynas.space.architecture import Architecture
 from raynas.space.macro import scaled_name
@@ -52,7 +52,7 @@ def lut_path(run_dir: Path, target: str, space: str | None = None) -> Path:
     return run_dir / "luts" / (f"{target}.parquet" if space is None else f"{target}-{space}.parquet")
 
 
-def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], *, arch: Architecture) -> None:
+def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[str, Any]], *, arch: Architecture, strategy: str) -> None:
     """A finalist's child run: its measured rows (one per target), architecture, weights and tables."""
     first = rows[0]
     run_id = tracker.child(first["key"])
@@ -77,17 +77,17 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
     for r in rows:
         if lut_path(run_dir, r["target"]).is_file():  # a tabular target's lookup is read in place, never copied
             tracker.log_file(run_id, lut_path(run_dir, r["target"]), "lut")
-        record_deployment(tracker, run_id, run_dir, row=r)
+        record_deployment(tracker, run_id, run_dir, row=r, strategy=strategy)
 
 
-def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, *, row: dict[str, Any]) -> None:
+def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, *, row: dict[str, Any], strategy: str) -> None:
     """The finalist's export for one target; a NAS finalist's also as an MLflow Model, registered
     under its (target, budget) so users find it by name (``models:/raynas-<experiment>-<target>-<budget>ms/<version>``)."""
     folder = deployment_path(run_dir, row["key"], row["target"])
     if not folder.is_dir():
         return
     tracker.log_dir(run_id, folder, f"deploy/{row['target']}")
-    if row["method"] in (*RANDOM_BASELINES, ASHA, HAND):
+    if row["method"] != strategy:  # a baseline's or reference's export is logged, not registered
         return
     tags = {
         "seed": str(row["seed"]),
@@ -133,7 +133,9 @@ def replay_curves(tracker: ExperimentTracker, storage: str, already: dict[str, s
     return replayed
 
 
-def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, *, rows: list[dict[str, Any]], space: str) -> dict[str, int]:
+def sync_run(
+    tracker: ExperimentTracker, run_dir: Path, storage: str, *, rows: list[dict[str, Any]], space: str, strategy: str
+) -> dict[str, int]:
     """Upload a finished run to ``tracker``'s store; idempotent for runs and files, never duplicating a curve."""
     already = {key: set(tracker.client.get_run(run_id).data.metrics) for key, run_id in tracker.children.items()}
     replayed = replay_curves(tracker, storage, already)
@@ -146,6 +148,7 @@ def sync_run(tracker: ExperimentTracker, run_dir: Path, storage: str, *, rows: l
             run_dir,
             mine,
             arch=Architecture.from_string(mine[0].get("space") or scaled_name(space, mine[0]["width_mult"]), mine[0]["arch"]),
+            strategy=strategy,
         )
     record_outputs(tracker, run_dir)
     tracker.finish()
