@@ -5,8 +5,8 @@ measures each end to end on the target in interleaved rounds (twice: how well tw
 the same networks agree bounds what any predictor can reach), and compares. Runs in a process
 started with the target's allocator settings (it restarts itself with them).
 
-Then the **independent check**: every network is exported as the target ships it (TorchScript or
-ONNX, raynas/export.py) and timed by ``independent_timer.py`` -- ``torch.utils.benchmark`` medians,
+Then the **independent check**: every network is exported as the target ships it (TorchScript,
+ONNX or ExecuTorch, raynas/export.py) and timed by ``independent_timer.py`` -- ``torch.utils.benchmark`` medians,
 nothing of raynas -- each in a fresh process started with the target's environment, as a server
 serving that one network would be, beside the yardstick. This machine's speed moves by up to 1.6x
 within seconds, so each harness timing is brought to the median moment's speed by the yardstick

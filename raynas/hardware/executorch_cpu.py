@@ -6,7 +6,9 @@ ExecuTorch program (raynas/hardware/timing.py).
 Threads: XNNPACK runs on ExecuTorch's process-wide thread pool, sized to the machine's cores at
 start. Its size is set through ``_unsafe_reset_threadpool``, which is *not* public ExecuTorch API
 (the pybindings expose no other way); if a release removes it, measurement refuses rather than time
-with the wrong thread count. Needs ``pip install 'raynas[executorch]'`` on the target's nodes.
+with the wrong thread count. A program keeps the pool it was loaded with, so programs are loaded after
+the reset and dropped before the next measurement (one at a different count would use a freed pool).
+Needs ``pip install 'raynas[executorch]'`` on the target's nodes.
 """
 
 from __future__ import annotations

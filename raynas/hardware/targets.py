@@ -58,6 +58,7 @@ class HardwareTarget:
             "backend": self.backend,
             "threads": threads,
             "batch_size": str(self.batch_size),
+            "num_threads": str(self.num_threads()),
             "allocator": self.allocator,
             "start": start,
         }

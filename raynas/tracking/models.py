@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -37,7 +38,10 @@ def save_model(deployment: Path, into: Path) -> Path:
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out[1:]))]),
     )
     torch_pin = f"torch=={torch.__version__.split('+')[0]}"
-    runtime = {".onnx": ["onnxruntime"], ".pte": [torch_pin, "executorch"]}.get(Path(recipe["file"]).suffix, [torch_pin])
+    suffix = Path(recipe["file"]).suffix
+    runtime = ["onnxruntime"] if suffix == ".onnx" else [torch_pin]
+    if suffix == ".pte":  # its native code is built against one torch: pin the version that lowered it
+        runtime.append(f"executorch=={version('executorch')}")
     mlflow.pyfunc.save_model(
         path=str(into),
         python_model=str(SERVED),

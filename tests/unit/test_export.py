@@ -13,7 +13,7 @@ from raynas.hardware.targets import get_target
 from raynas.space.architecture import Architecture
 from raynas.space.network import ChildNetwork
 from raynas.tracking.mlflow_tracker import ExperimentTracker
-from raynas.tracking.models import log_model, registered_name
+from raynas.tracking.models import log_model, registered_name, save_model
 
 ARCH = Architecture("mnist-small", ("k3e6", "skip", "k5e3", "k7e6", "k3e3", "skip"))
 
@@ -45,10 +45,13 @@ def test_an_estimated_target_ships_the_exported_program_for_any_batch_and_says_i
     deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=None)
     assert deployment.model_file.name == "model.pt2" and "not measured here" in deployment.recipe["runtime"]
     program = torch.export.load(str(deployment.model_file)).module()
+    served = mlflow.pyfunc.load_model(str(save_model(tmp_path, tmp_path / "mlflow-model")))
     for batch in (1, 5):
         x = torch.randn(batch, 1, 28, 28)
         with torch.inference_mode():
             assert torch.allclose(program(x), net(x), atol=1e-5)
+            assert np.allclose(served.predict(x.numpy()), net(x).numpy(), atol=1e-5)
+    assert served.predict(np.zeros((0, 1, 28, 28), dtype=np.float32)).shape == (0, 10)
 
 
 def test_a_registered_export_serves_through_pyfunc_and_registers_once_per_run(tmp_path, sqlite_store):
