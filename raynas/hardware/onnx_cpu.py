@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
@@ -19,25 +18,32 @@ import torch
 from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
-OPSET = 17
+OPSET = 18  # the torch.export-based exporter's own default
 
 
 def _onnxruntime():
     try:
         import onnxruntime
     except ImportError:
-        raise HardwareUnavailable("this target needs ONNX Runtime on its node: pip install 'raynas[onnx]' (onnxruntime, onnx)") from None
+        raise HardwareUnavailable(
+            "this target needs ONNX Runtime on its node: pip install 'raynas[onnx]' (onnxruntime, onnx, onnxscript)"
+        ) from None
     return onnxruntime
 
 
 def export(module: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
-    """Trace ``module`` at ``shape`` into an ONNX file (TorchScript exporter: no extra packages)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # resize_input's size check is constant per module
-        torch.onnx.export(
-            module.eval(), (torch.randn(shape),), str(path), input_names=["x"], output_names=["y"], opset_version=OPSET, dynamo=False
-        )
+    """``module`` at ``shape`` as an ONNX file through the ``torch.export``-based exporter (needs
+    onnxscript; TorchScript's exporter is deprecated)."""
+    torch.onnx.export(
+        module.eval(),
+        (torch.randn(shape),),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+    )
     return path
 
 
