@@ -94,12 +94,11 @@ class BlackBox(Strategy):
 
     @staticmethod
     def scenario_search(run: RunInputs, job: Job) -> ScenarioSearch:
-        space, name = search_space(run.cfg.space), RANDOM if job.method == RANDOM else job.method
-
         def feasible(arch: Any) -> bool:
             return run.latency.predict(job.target, as_architecture(run.cfg.space, arch)) <= job.budget_ms
 
-        return ScenarioSearch(search_class(name)(space, seed=job.seed), feasible, job.budget_evaluations, job.seed)
+        search = search_class(job.method)(search_space(run.cfg.space), seed=job.seed)  # each method is a registered search
+        return ScenarioSearch(search, feasible, job.budget_evaluations, job.seed)
 
     @staticmethod
     def finalist(ctx: RunContext, job: Job, trials: list[SampledTrial], *, space: str) -> Finalist:
