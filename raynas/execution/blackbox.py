@@ -77,7 +77,7 @@ class ScenarioSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         """Every search's state, what it was told, its candidates in flight and its allowance (Tune's experiment checkpoint)."""
         runs = {
-            key: {"search": s.search.state_dict(), "told": s.told, "busy": s.busy, "asked": s.asked, "evaluations": s.evaluations}
+            key: {"search": s.search.state_dict(), "busy": s.busy, "asked": s.asked, "evaluations": s.evaluations}
             for key, s in self.searches.items()
         }
         pending = {tid: (key, self.searches[key].search.space.choices(arch)) for tid, (key, arch) in self.pending.items()}
@@ -87,8 +87,8 @@ class ScenarioSearcher(Searcher):
         saved = pickle.loads(Path(checkpoint_path).read_bytes())
         for key, state in saved["runs"].items():
             run = self.searches[key]
-            run.search.load_state_dict(state["search"])
-            run.told, run.busy, run.asked, run.evaluations = state["told"], state["busy"], state["asked"], state["evaluations"]
+            run.search.load_state_dict(state["search"])  # its history is everything it was told
+            run.told, run.busy, run.asked, run.evaluations = dict(run.search.history), state["busy"], state["asked"], state["evaluations"]
         self.pending = {tid: (key, self.searches[key].search.space.from_choices(c)) for tid, (key, c) in saved["pending"].items()}
 
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from raynas.space.architecture import Architecture
-from raynas.space.cells import is_cell_space
-from raynas.space.macro import MacroConfig, get_space
+from raynas.space.macro import MacroConfig
 
 
 class LatencyModel(Protocol):
@@ -54,9 +53,7 @@ class LatencyModels:
     def predict(self, target: str, arch: Architecture) -> float | None:
         """Predicted latency of ``arch`` on ``target`` by its space's table; None where no table covers it."""
         table = self.get(target, arch.space)
-        if table is None:
-            return None
-        return table.predict(arch) if is_cell_space(arch.space) else table.predict(arch, get_space(arch.space))
+        return None if table is None else table.predict(arch)
 
     @property
     def targets(self) -> list[str]:

@@ -59,7 +59,7 @@ class BudgetedSearch:
     max_proposals: int = 20_000  # proposals without a new feasible one before the search counts as exhausted
 
     def __post_init__(self) -> None:
-        self.told |= {c: s for c, s in self.search.history}
+        self.told |= dict(self.search.history)
 
     @property
     def done(self) -> bool:
@@ -90,8 +90,7 @@ class BudgetedSearch:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "search": self.search.state_dict(),
-            "told": [[list(c), s] for c, s in self.told.items()],
+            "search": self.search.state_dict(),  # its history is everything told, so ``told`` is rebuilt from it
             "scores": [[list(c), s] for c, s in self.scores],
             "seconds": self.seconds,
             "exhausted": self.exhausted,
@@ -99,6 +98,6 @@ class BudgetedSearch:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.search.load_state_dict(state["search"])
-        self.told = {tuple(c): s for c, s in state["told"]}
+        self.told = dict(self.search.history)
         self.scores = [(tuple(c), s) for c, s in state["scores"]]
         self.seconds, self.exhausted = state["seconds"], state["exhausted"]

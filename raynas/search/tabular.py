@@ -69,10 +69,11 @@ def run_search(search: AskTell, oracle: SignalOracle, *, evaluations: int = MAX_
     before = sum(s is None for s in told.values())
     while len(codes) < evaluations:
         cell = next_feasible(search, oracle.feasible, told, max_proposals=max_proposals)
-        told[search.space.choices(cell)] = oracle.score(cell)
+        score = oracle.score(cell)
+        told[search.space.choices(cell)] = score
         codes.append(cell.code)
-        signals.append(oracle.score(cell))
-        search.tell(cell, signals[-1])
+        signals.append(score)
+        search.tell(cell, score)
     return Trace(tuple(codes), tuple(signals), sum(s is None for s in told.values()) - before)
 
 
