@@ -11,6 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from raynas.api import ASHA, HAND, RANDOM, RANDOM_BASELINES, strategy_names
+from raynas.evaluation.statistics import pooled_paired
+
+DETECT_PP = 1.0  # the NAS-minus-random difference (points of test accuracy) whose detection power is reported
 
 
 def nas_methods() -> list[str]:
@@ -122,6 +125,7 @@ def paired_comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "random_acc_std": _std(rnd),
                 "gap_pp": float(100 * (found - rnd).mean()),
                 "gap_pp_std": 100 * _std(found - rnd),
+                "gaps_pp": [float(100 * d) for d in found - rnd],
                 "p_value": paired_p_value(found, rnd),
                 "nas_ms_mean": float(np.mean([latency_ms(p[0]) for p in pairs])),
                 "random_ms_mean": float(np.mean([latency_ms(p[1]) for p in pairs])),
@@ -187,10 +191,14 @@ def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def headline(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures a sweep is judged by: mean gap in percentage points and how often NAS wins."""
+    """The figures a sweep is judged by: the pooled NAS-minus-random estimate over every paired seed
+    (interval, power), the mean of the cells' gaps in percentage points and how often NAS wins."""
     gaps = [c["gap_pp"] for c in comparisons]
     hand = [c["hand_gap_pp"] for c in comparisons if c.get("hand_gap_pp") is not None]
+    cells = {(c["target"], c["budget_ms"]): c.get("gaps_pp", []) for c in comparisons}
+    pooled = pooled_paired(cells, effect=DETECT_PP) if any(cells.values()) else None
     return {
+        "nas_minus_random_pooled": pooled.to_dict() if pooled else None,
         "nas_minus_random_mean_pp": round(float(np.mean(gaps)), 3) if gaps else None,
         "nas_wins": sum(g > 0 for g in gaps),
         "comparisons": len(gaps),

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from raynas.space.nb201 import NUM_CELLS, Cell, CellError
+from raynas.space.nb201 import EDGES, NUM_CELLS, OPS, Cell, CellError
 
 LATENCY_PREFIX = "latency_ms."
 SIGNAL_SUFFIX = "_valid_12ep"  # what a search may read
@@ -68,6 +68,49 @@ class LookupLatency:
         """Fastest and slowest connected cell (a disconnected cell never sets a budget)."""
         values = [self.by_code[c] for c in self.connected_codes] or list(self.by_code.values())
         return min(values), max(values)
+
+    @cached_property
+    def edge_fit(self) -> EdgeCosts:
+        """Per-edge op costs fitted to this device's column (what a gradient search's latency loss reads)."""
+        return EdgeCosts.fit(self.by_code, self.connected_codes or frozenset(self.by_code))
+
+    @property
+    def fixed_ms(self) -> float:
+        return self.edge_fit.fixed_ms
+
+    def layer_costs(self, macro: Any = None, choices: Any = None) -> list[list[float]]:
+        """The fitted cost of each op on each edge, in ``OPS`` order (``choices`` must be that order);
+        ``predict`` still answers the table's own figure for a whole cell."""
+        if choices is not None and any(tuple(c) != OPS for c in choices):
+            raise ValueError(f"a lookup target's edge costs are in NB201's op order {OPS}, not {choices}")
+        return [list(row) for row in self.edge_fit.costs]
+
+
+@dataclass(frozen=True)
+class EdgeCosts:
+    """Latency as fixed + the sum of one cost per (edge, op), fitted by least squares over cells; each
+    edge's cheapest op costs 0 (its share moves into ``fixed_ms``), so costs are never negative."""
+
+    fixed_ms: float
+    costs: tuple[tuple[float, ...], ...]
+    rms_ms: float  # root mean square residual of the fit over the cells it was fitted on
+
+    @classmethod
+    def fit(cls, by_code: dict[int, float], codes: frozenset[int]) -> EdgeCosts:
+        cells = [Cell.from_code(c) for c in sorted(codes)]
+        x = np.zeros((len(cells), len(EDGES) * len(OPS) + 1))
+        x[:, -1] = 1.0
+        for row, cell in enumerate(cells):
+            x[row, [e * len(OPS) + OPS.index(op) for e, op in enumerate(cell.ops)]] = 1.0
+        y = np.array([by_code[c.code] for c in cells])
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        per_edge = coef[:-1].reshape(len(EDGES), len(OPS))
+        floor = per_edge.min(axis=1, keepdims=True)
+        rms = float(np.sqrt(np.mean((x @ coef - y) ** 2)))
+        return cls(float(coef[-1] + floor.sum()), tuple(map(tuple, (per_edge - floor).tolist())), rms)
+
+    def predict(self, cell: Cell) -> float:
+        return self.fixed_ms + sum(self.costs[e][OPS.index(op)] for e, op in enumerate(cell.ops))
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from raynas.space.macro import LayerSpec
 from raynas.space.ops import build_op
 
 
-class MixedLayer(nn.Module):
-    """All candidate ops of one layer; runs only the path(s) the current mode asks for."""
+class PathChoice(nn.Module):
+    """One decision among ``choices``: its logits alpha and which path(s) run now. It owns no
+    candidate modules: ``mix`` runs the caller's, so one decision can steer several copies of an
+    op (a cell repeated through a network) whose gate gradients then add up."""
 
-    def __init__(self, spec: LayerSpec, choices: tuple[str, ...] | None = None) -> None:
+    def __init__(self, choices: tuple[str, ...]) -> None:
         super().__init__()
-        self.spec = spec
-        self.choices = choices or spec.choices
-        self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, stride=spec.stride) for op in self.choices)
+        self.choices = choices
         self.alpha = nn.Parameter(torch.zeros(len(self.choices)))
         self.active = 0
         self.pair: tuple[int, int] | None = None
@@ -74,19 +74,18 @@ class MixedLayer(nn.Module):
         self.gates.requires_grad_(True)
         self._alpha_before = self.alpha.detach()[list(self.pair)].clone()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def mix(self, candidates: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        """The output of ``candidates`` (one module per choice) under the current mode."""
         if self.full:
             p = self.probs()
-            out = sum(p[i] * op(x) for i, op in enumerate(self.candidates))
-        elif self.pair is None:
-            out = self.candidates[self.active](x)
-        else:
-            active, other = self.pair
-            out = self.gates[active] * self.candidates[active](x)
-            with torch.no_grad():
-                other_out = self.candidates[other](x)
-            out = out + self.gates[other] * other_out
-        return out + x if self.spec.residual else out
+            return sum(p[i] * op(x) for i, op in enumerate(candidates))
+        if self.pair is None:
+            return candidates[self.active](x)
+        active, other = self.pair
+        out = self.gates[active] * candidates[active](x)
+        with torch.no_grad():
+            other_out = candidates[other](x)
+        return out + self.gates[other] * other_out
 
     def accumulate_alpha_grad(self) -> None:
         """dL/dalpha_i += sum_j dL/dg_j * p_j * (delta_ij - p_i), over the sampled pair (paper eq. 4)."""
@@ -109,3 +108,16 @@ class MixedLayer(nn.Module):
         new = self.alpha[idx]
         offset = torch.logsumexp(new, 0) - torch.logsumexp(self._alpha_before, 0)
         self.alpha[idx] = new - offset
+
+
+class MixedLayer(PathChoice):
+    """All candidate ops of one layer of a chain; runs only the path(s) the current mode asks for."""
+
+    def __init__(self, spec: LayerSpec, choices: tuple[str, ...] | None = None) -> None:
+        super().__init__(choices or spec.choices)
+        self.spec = spec
+        self.candidates = nn.ModuleList(build_op(op, spec.in_channels, spec.out_channels, stride=spec.stride) for op in self.choices)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.mix(self.candidates, x)
+        return out + x if self.spec.residual else out

@@ -27,25 +27,9 @@ class PathScoring:
         return evaluate(self, val, max_batches=batches, compute=compute)
 
 
-class Supernet(PathScoring, nn.Module):
-    """Shared weights for every architecture of a space, plus per-layer logits alpha."""
-
-    def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None) -> None:
-        """``ops`` restricts every layer to those candidates (e.g. to study cost versus their number)."""
-        super().__init__()
-        self.macro = macro
-        self.num_classes = num_classes
-        self.stem = build_stem(macro)
-        self.layers = nn.ModuleList(
-            MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers()
-        )
-        self.head = Head(macro, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x)
+class PathDecisions:
+    """What every binary-gated supernet does with its decisions (``self.layers``, one ``PathChoice``
+    each, and ``self.macro``, whose ``name`` names the space): sample, gate, activate and derive paths."""
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [layer.alpha for layer in self.layers]
@@ -83,6 +67,27 @@ class Supernet(PathScoring, nn.Module):
         """The most probable path: argmax of alpha in every layer."""
         ops = [layer.choices[int(layer.alpha.argmax())] for layer in self.layers]
         return Architecture(self.macro.name, tuple(ops))
+
+
+class Supernet(PathDecisions, PathScoring, nn.Module):
+    """Shared weights for every architecture of a chain space, plus per-layer logits alpha."""
+
+    def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None) -> None:
+        """``ops`` restricts every layer to those candidates (e.g. to study cost versus their number)."""
+        super().__init__()
+        self.macro = macro
+        self.num_classes = num_classes
+        self.stem = build_stem(macro)
+        self.layers = nn.ModuleList(
+            MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers()
+        )
+        self.head = Head(macro, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
 
     def prune(self, arch: Architecture | None = None) -> ChildNetwork:
         """A standalone network of ``arch`` (default: ``derive()``) with the supernet's weights copied in."""

@@ -177,3 +177,21 @@ def test_nb201_hw_scores_every_black_box_search_against_the_tables_optimum(tmp_p
         assert len(c["seconds"]) == len(c["signal_regret"]) and min(c["seconds"]) > 0
         assert len(c["curve_seconds"]) == len(out["seconds_grid"]) and all(np.diff(c["curve_seconds"]) <= 1e-9)
     assert all(out["simulated_seconds_mean"][n] > 0 for n in out["strategies"])
+
+
+def test_ranking_scores_cells_with_shared_weights_against_the_table_and_runs_both_one_shot_searches(tmp_path):
+    shared_data("cifar10"), shared_data("nb201-hw")
+    out = run_smoke("experiments/bench/ranking.py", "--out", str(tmp_path), "--work", str(tmp_path / "work"))
+    windows = [r for r in out["rows"] if r["device"] != "all"]
+    assert [r["device"] for r in out["rows"]][0] == "all" and len(windows) == 3  # one device x 3 budgets in the smoke run
+    assert all(set(r) == {"space", "sharing", "device", "budget", "archs", "kendall_tau_signal", "kendall_tau_test"} for r in out["rows"])
+    assert all(-1 <= r["kendall_tau_test"] <= 1 and r["archs"] > 1 for r in out["rows"])
+    assert out["space"] == "nb201" and out["sharing"] == "separate" and out["archs"] >= 8
+    assert 0 < out["uniform_pick_acc"] <= out["optimum_acc"] and out["nas_true_acc"] <= out["optimum_acc"]
+    assert out["random_ws_true_acc"] <= out["optimum_acc"]
+    scores = json.loads((tmp_path / "work" / "scores.json").read_text())  # cached by cell code: a rerun scores nothing again
+    assert len(scores) == out["archs"] and all(0 <= v <= 1 for v in scores.values())
+    searches = json.loads((tmp_path / "work" / "searches.json").read_text())
+    assert len(searches) == 3 * 2 * out["search_seeds"]
+    results = json.loads((tmp_path / "ranking" / "results.json").read_text())
+    assert results["summary"] == out

@@ -58,13 +58,23 @@ def test_headline_counts_wins_over_comparisons():
         row(PROXYLESS, 0, 0.7, budget=2.0),
         row(RANDOM_WS, 0, 0.8, budget=2.0),
     ]
-    assert headline(paired_comparisons(rows)) == {
+    head = headline(paired_comparisons(rows))
+    pooled = head.pop("nas_minus_random_pooled")
+    assert head == {
         "nas_minus_random_mean_pp": pytest.approx(0.0),
         "nas_wins": 1,
         "comparisons": 2,
         "nas_minus_hand_curve_mean_pp": None,
     }
-    assert headline([]) == {"nas_minus_random_mean_pp": None, "nas_wins": 0, "comparisons": 0, "nas_minus_hand_curve_mean_pp": None}
+    assert pooled["pairs"] == 2 and pooled["cells"] == 2 and pooled["mean"] == pytest.approx(0.0)
+    assert pooled["ci95"] == pytest.approx([-10.0, 10.0])  # all of one cell or all of the other
+    assert headline([]) == {
+        "nas_minus_random_pooled": None,
+        "nas_minus_random_mean_pp": None,
+        "nas_wins": 0,
+        "comparisons": 0,
+        "nas_minus_hand_curve_mean_pp": None,
+    }
 
 
 def test_summarize_groups_hand_designed_by_width():

@@ -1,0 +1,140 @@
+"""One-shot weight training and shared-weight scoring, for any binary-gated supernet.
+
+* ``UniformTraining``: shared weights trained with one uniformly sampled path per step (SPOS, and
+  NB201's RSPS), a cosine learning rate over the planned epochs, resumable epoch by epoch.
+* ``FixedBatches``: shared-weight accuracy of a path after BatchNorm recalibration, both on batches
+  drawn once and kept, so every architecture is judged on the same images (scores on freshly
+  shuffled batches differ by the draw, and the best of many then wins by luck).
+* ``top_k``: the final step every weight-sharing method ends with: re-score its K best candidates on
+  the same fixed batches and return the best.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from raynas.compute import CPU, Compute
+from raynas.data.loading import generator_state, set_generator_state
+from raynas.training import evaluate, recalibrate_bn, sgd, train_epoch
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OneShotConfig:
+    """Training shared weights with uniformly sampled paths."""
+
+    epochs: int = 16
+    lr: float = 0.1  # SGD with Nesterov momentum; cosine decay to 0 over ``epochs``
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # NB201's training recipe
+    label_smoothing: float = 0.0
+
+
+class UniformTraining:
+    """One epoch per ``step``; ``state_dict`` holds everything a restart needs (weights, optimizer,
+    schedule position, path sampler and the loader's shuffle), as tensors and plain values."""
+
+    def __init__(self, supernet: nn.Module, train, *, cfg: OneShotConfig, seed: int, compute: Compute = CPU) -> None:
+        self.supernet, self.train, self.cfg, self.compute = supernet, train, cfg, compute
+        self.gen = torch.Generator().manual_seed(seed)
+        self.optimizer = sgd(supernet.weight_parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.epoch = 0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs
+
+    def lr(self, epoch: int) -> float:
+        """Cosine from ``lr`` at epoch 0 towards 0 after the last epoch."""
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / max(self.cfg.epochs, 1)))
+
+    def step(self) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.epoch)
+        stats = train_epoch(
+            self.supernet,
+            self.train,
+            self.optimizer,
+            loss_fn=self.loss_fn,
+            before_batch=lambda: self.supernet.sample_single(self.gen, uniform=True),
+            compute=self.compute,
+        )
+        self.epoch += 1
+        return stats | {"epoch": self.epoch, "lr": self.lr(self.epoch - 1)}
+
+    def state_dict(self) -> dict:
+        return {
+            "supernet": self.supernet.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "gen": self.gen.get_state(),
+            "loader": generator_state(self.train),
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["gen"])
+        set_generator_state(self.train, state["loader"])
+        self.epoch = state["epoch"]
+
+
+@dataclass(frozen=True)
+class FixedBatches:
+    """Batches drawn once: ``recalibration`` from the training split, ``validation`` to score on."""
+
+    recalibration: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    validation: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+    @classmethod
+    def draw(cls, train: Iterable, val: Iterable, *, recalibration: int, validation: int) -> FixedBatches:
+        """The next ``recalibration`` batches of ``train`` and ``validation`` batches of ``val``."""
+        return cls(_take(train, recalibration), _take(val, validation))
+
+    @property
+    def images(self) -> int:
+        return sum(len(y) for _, y in self.validation)
+
+    def score(self, supernet: nn.Module, arch, *, compute: Compute = CPU) -> float:
+        """Validation accuracy of ``arch``'s path with the shared weights, BatchNorm recalibrated first."""
+        supernet.set_architecture(arch)
+        recalibrate_bn(supernet, self.recalibration, len(self.recalibration), compute=compute)
+        return evaluate(supernet, self.validation, compute=compute)
+
+
+def _take(loader: Iterable, count: int) -> tuple:
+    batches = []
+    for batch in loader:
+        if len(batches) == count:
+            break
+        batches.append(tuple(t.detach().clone() for t in batch))
+    if len(batches) < count:
+        raise ValueError(f"the split holds {len(batches)} batches, fewer than the {count} to fix; lower the count or the batch size")
+    return tuple(batches)
+
+
+def top_k(candidates: Sequence[T], score: Callable[[T], float], k: int) -> tuple[T, list[float]]:
+    """The best of the first ``k`` candidates (already ranked by the method) by ``score``, the first
+    of equals, with the scores of all ``k``: one final step, the same for every method."""
+    if not candidates:
+        raise ValueError("no candidate to re-score: the window holds no architecture")
+    scores = [score(c) for c in candidates[:k]]
+    return candidates[scores.index(max(scores))], scores
+
+
+def most_probable(log_probs: Sequence[Sequence[float]], candidates: Sequence[Sequence[int]], k: int) -> list[int]:
+    """Positions of the ``k`` candidates (a choice index per decision) of highest joint log-probability
+    under independent decisions, most probable first: a gradient search's own ranking of an
+    enumerated window (the first of equals kept first)."""
+    table = np.asarray(log_probs, dtype=float)
+    choices = np.asarray(candidates, dtype=int).reshape(len(candidates), len(table))
+    joint = table[np.arange(len(table)), choices].sum(axis=1)
+    return [int(i) for i in np.argsort(-joint, kind="stable")[:k]]

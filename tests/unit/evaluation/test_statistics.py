@@ -1,0 +1,44 @@
+"""The pooled paired estimate, its cell bootstrap and the power of a paired t-test, on worked examples."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from raynas.evaluation.statistics import paired_power, pairs_needed, pooled_paired
+
+CELLS = {"a": [1.0, 2.0, 3.0], "b": [-1.0, 0.0, 1.0], "c": [2.0, 2.0, 2.0]}
+
+
+def test_the_pooled_estimate_weights_every_pair_alike_and_its_interval_spans_whole_cell_resamples():
+    est = pooled_paired(CELLS, effect=1.0)
+    assert est.mean == pytest.approx(12 / 9) and (est.pairs, est.cells) == (9, 3)
+    assert est.sd == pytest.approx(np.std([1, 2, 3, -1, 0, 1, 2, 2, 2], ddof=1))
+    # every resample of 3 whole cells (equal sizes): its mean is the mean of the chosen cells' means (2, 0, 2)
+    means = sorted(np.mean(c) for c in itertools.product([2.0, 0.0, 2.0], repeat=3))
+    low, high = est.ci95
+    assert means[0] <= low <= high <= means[-1] and low < est.mean < high
+    assert (low, high) == pytest.approx(pooled_paired(CELLS, effect=1.0, seed=0).ci95)  # seeded: reproducible
+
+
+def test_power_matches_the_figures_of_a_paired_t_test():
+    """A 1-point gap at a spread of 2 points: 3 pairs see it about 8 % of the time, 18 pairs about half, 34 pairs 80 %."""
+    assert paired_power(3, effect=1.0, sd=2.0) == pytest.approx(0.084, abs=0.002)
+    assert paired_power(18, effect=1.0, sd=2.0) == pytest.approx(0.516, abs=0.002)
+    assert pairs_needed(effect=1.0, sd=2.0) == 34
+    assert paired_power(33, effect=1.0, sd=2.0) < 0.8 <= paired_power(34, effect=1.0, sd=2.0)
+
+
+def test_power_agrees_with_simulated_paired_t_tests():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(1.0, 2.0, size=(4000, 10))
+    rejected = np.mean(stats.ttest_1samp(draws, 0.0, axis=1).pvalue < 0.05)
+    assert paired_power(10, effect=1.0, sd=2.0) == pytest.approx(rejected, abs=0.03)
+
+
+def test_degenerate_inputs_answer_plainly():
+    assert paired_power(1, effect=1.0, sd=1.0) == 0.0 and pairs_needed(effect=0.0, sd=1.0) is None
+    assert pooled_paired({"a": [0.5], "b": []}, effect=1.0).cells == 1
+    with pytest.raises(ValueError, match="no paired difference"):
+        pooled_paired({"a": []}, effect=1.0)
