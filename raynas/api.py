@@ -121,6 +121,7 @@ class LocalProblem:
     num_classes: int
     config: Any
     compute: Any = None  # raynas.compute.Compute; None: the CPU
+    sharing: str = "separate"  # a chain supernet's weight sharing (raynas.supernet.supernet.SHARINGS)
 
 
 class Searcher(Protocol):

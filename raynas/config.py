@@ -20,6 +20,7 @@ from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
 from raynas.space.catalog import known_space, space_names
 from raynas.space.cells import is_cell_space
+from raynas.supernet.supernet import SHARINGS, SupernetConfig
 from raynas.training import RetrainConfig
 
 
@@ -130,6 +131,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)  # how weight-sharing supernets hold their candidates
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -287,6 +289,7 @@ def _validate(cfg: ExperimentConfig, strategies: dict[str, type]) -> None:
         "strategy",
         f"unknown search strategy {cfg.strategy!r}; valid: {', '.join(strategy_names())}",
     )
+    _check(cfg.supernet.sharing in SHARINGS, "supernet.sharing", f"unknown sharing {cfg.supernet.sharing!r}; valid: {', '.join(SHARINGS)}")
     _validate_compute(cfg, strategies)
     _validate_cell_space(cfg)
     _check(len(cfg.targets) > 0, "targets", "list at least one hardware target")

@@ -47,11 +47,12 @@ from raynas.hardware.accuracy import kendall_tau
 from raynas.hardware.tabular import LATENCY_PREFIX, REPORTED_SUFFIX, SIGNAL_SUFFIX, TabularBenchmark
 from raynas.search.blackbox import search_class
 from raynas.search.cost import TrainingCost, calibrate
-from raynas.search.oneshot import FixedBatches, OneShotConfig, UniformTraining, most_probable, top_k
+from raynas.search.oneshot import OneShotConfig, UniformTraining, most_probable, top_k
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.search.tabular import SignalOracle, run_search
 from raynas.space.nb201 import NB201, Cell
 from raynas.supernet.cells import CellSupernet
+from raynas.supernet.scoring import FixedBatches
 from raynas.training import sgd, train_step
 
 STAGES = ("train", "score", "search", "report")
@@ -80,11 +81,11 @@ on fixed training batches) and the table's `cifar10_valid_12ep` (the signal a se
 (`all/all`) and inside each latency window [0.9 B, B] (B: the 25/50/75 % quantile of the device's
 latency). Search rows: the true test accuracy of what each method returns, averaged over seeds;
 `uniform` is the window's mean (a pick made without shared weights), `optimum` its best cell. The
-black-box searches get the CPU seconds the supernet took (training + one search: the process's CPU
-time, or wall seconds x torch threads for epochs logged without it), counted in the tabular benchmark's simulated training seconds (one 12-epoch
-training of a cell costs thousands of them; at least one evaluation is granted); the count of
-evaluations that bought stands in brackets. NB201's one-shot rows (`paper_one_shot`) were searched
-with far more GPU epochs than this CPU run.
+black-box searches get the CPU seconds the supernet took (training + one search: the process's
+CPU time, or wall seconds x torch threads for epochs logged without it), counted in the tabular
+benchmark's simulated training seconds (one 12-epoch training of a cell costs thousands of them; at
+least one evaluation is granted); the count of evaluations that bought stands in brackets. NB201's
+one-shot rows (`paper_one_shot`) were searched with far more GPU epochs than this CPU run.
 """
 
 

@@ -6,7 +6,9 @@ In one run, for one space and batch, measured side by side in interleaved rounds
       largest the other sampled path; one search iteration is one of each, so the headline time
       is their mean and the headline memory their maximum;
   (b) a training step of the standalone network of the largest single path (all k7e6);
-  (c) an architecture step in ``full`` mode (every path with its graph), for 4, 6 and 7 candidates.
+  (c) an architecture step in ``full`` mode (every path with its graph), for 4, 6 and 7 candidates;
+  (d) (a) on the weight-entangled supernet (``supernet.sharing: entangled``: every candidate slices
+      the layer's largest MBConv, through OFA's kernel transforms).
 Memory is CUDA's peak allocation on a GPU, else the bytes autograd saves for backward (a tracked
 allocation measure). Prints a table; the last line is one JSON object with the headline ratios.
 
@@ -44,8 +46,8 @@ def flat_table(macro) -> LatencyTable:
     return LatencyTable("bench", macro.name, macro.space_hash(), 1, entries, {"stem": 1.0})
 
 
-def search_for(macro, classes: int, ops, mode: str, device) -> ProxylessSearch:
-    supernet = Supernet(macro, classes, ops).to(device)
+def search_for(macro, classes: int, ops, mode: str, device, *, sharing: str = "separate") -> ProxylessSearch:
+    supernet = Supernet(macro, classes, ops, sharing=sharing).to(device)
     table = flat_table(macro)
     budget = 0.8 * table.latency_range(macro)[1]
     return ProxylessSearch(supernet, table, budget, cfg=SearchConfig(binarization=mode), seed=0, compute=Compute(device))
@@ -102,12 +104,15 @@ def main() -> None:
     x = torch.randn(args.batch, macro.in_channels, macro.input_size, macro.input_size, device=device)
     y = torch.randint(0, classes, (args.batch,), device=device)
     two = search_for(macro, classes, None, "two", device)
+    entangled = search_for(macro, classes, None, "two", device, sharing="entangled")
     pairs = worst_pairs(two)
     largest = Architecture(macro.name, (LARGEST,) * len(macro.layers()))
     steps = {
         "b: standalone largest path": standalone_step(macro, classes, device),
         "a: two-path weight step": lambda x, y: two.weight_step(x, y, largest),
         "a: two-path architecture step": lambda x, y: two.arch_step(x, y, pairs),
+        "d: entangled weight step": lambda x, y: entangled.weight_step(x, y, largest),
+        "d: entangled architecture step": lambda x, y: entangled.arch_step(x, y, pairs),
     }
     for n, ops in ((4, CANDIDATE_SETS[4]), (6, CANDIDATE_SETS[6]), (7, None)):
         full = search_for(macro, classes, ops, "full", device)
@@ -126,12 +131,16 @@ def report(results: dict, args, device, macro) -> None:
     two = [results["a: two-path weight step"], results["a: two-path architecture step"]]
     two_mem, two_time = max(m for m, _ in two), statistics.mean(t for _, t in two)
     full_mem = results["c: supernet full, 7 candidates"][0]
+    tied = [results["d: entangled weight step"], results["d: entangled architecture step"]]
+    tied_mem, tied_time = max(m for m, _ in tied), statistics.mean(t for _, t in tied)
     print(
         json.dumps(
             {
                 "memory_ratio_two": round(two_mem / base_mem, 3),
                 "time_ratio_two": round(two_time / base_time, 3),
                 "memory_ratio_full": round(full_mem / base_mem, 3),
+                "memory_ratio_entangled": round(tied_mem / base_mem, 3),
+                "time_ratio_entangled": round(tied_time / base_time, 3),
                 "memory_ratio_full_by_candidates": {
                     n: round(results[f"c: supernet full, {n} candidates"][0] / base_mem, 3) for n in (4, 6, 7)
                 },

@@ -111,7 +111,14 @@ def measure_latencies(
 
 @ray.remote
 def warm_up_supernet(
-    space: str, data: DataConfig, cfg: SearchConfig, *, seed: int, threads: int, compute_cfg: ComputeConfig = ComputeConfig()
+    space: str,
+    data: DataConfig,
+    cfg: SearchConfig,
+    *,
+    seed: int,
+    threads: int,
+    compute_cfg: ComputeConfig = ComputeConfig(),
+    sharing: str = "separate",
 ) -> tuple[dict, dict]:
     """Train the shared weights with uniform path sampling on the task's device; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
@@ -121,7 +128,7 @@ def warm_up_supernet(
     compute = worker_compute(compute_cfg)
     splits = load_splits(data)
     train, _, _ = splits.loaders(data.batch_size, seed, compute.device)
-    supernet = compute.module(Supernet(get_space(space), splits.num_classes))
+    supernet = compute.module(Supernet(get_space(space), splits.num_classes, sharing=sharing))
     bar = tqdm(total=cfg.warmup_epochs * len(train), desc=f"supernet warm-up (seed {seed})")
 
     def _progress(_epoch: int, _stats: dict) -> None:
@@ -142,7 +149,9 @@ def warm_up_on_cluster(cfg: ExperimentConfig, seed: int, *, checkpoint: Path, re
     if not (reuse and checkpoint.is_file()):
         cpus = cluster_cpus()
         task = warm_up_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
-        stats, state = ray.get(task.remote(cfg.space, cfg.data, cfg.search, seed=seed, threads=cpus, compute_cfg=cfg.compute))
+        stats, state = ray.get(
+            task.remote(cfg.space, cfg.data, cfg.search, seed=seed, threads=cpus, compute_cfg=cfg.compute, sharing=cfg.supernet.sharing)
+        )
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, tmp)

@@ -2,9 +2,7 @@
 
 * ``UniformTraining``: shared weights trained with one uniformly sampled path per step (SPOS, and
   NB201's RSPS), a cosine learning rate over the planned epochs, resumable epoch by epoch.
-* ``FixedBatches``: shared-weight accuracy of a path after BatchNorm recalibration, both on batches
-  drawn once and kept, so every architecture is judged on the same images (scores on freshly
-  shuffled batches differ by the draw, and the best of many then wins by luck).
+* ``FixedBatches`` (``raynas.supernet.scoring``): every architecture judged on the same images.
 * ``top_k``: the final step every weight-sharing method ends with: re-score its K best candidates on
   the same fixed batches and return the best.
 """
@@ -13,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -21,7 +19,7 @@ from torch import nn
 
 from raynas.compute import CPU, Compute
 from raynas.data.loading import generator_state, set_generator_state
-from raynas.training import evaluate, recalibrate_bn, sgd, train_epoch
+from raynas.training import sgd, train_epoch
 
 T = TypeVar("T")
 
@@ -85,40 +83,6 @@ class UniformTraining:
         self.gen.set_state(state["gen"])
         set_generator_state(self.train, state["loader"])
         self.epoch = state["epoch"]
-
-
-@dataclass(frozen=True)
-class FixedBatches:
-    """Batches drawn once: ``recalibration`` from the training split, ``validation`` to score on."""
-
-    recalibration: tuple[tuple[torch.Tensor, torch.Tensor], ...]
-    validation: tuple[tuple[torch.Tensor, torch.Tensor], ...]
-
-    @classmethod
-    def draw(cls, train: Iterable, val: Iterable, *, recalibration: int, validation: int) -> FixedBatches:
-        """The next ``recalibration`` batches of ``train`` and ``validation`` batches of ``val``."""
-        return cls(_take(train, recalibration), _take(val, validation))
-
-    @property
-    def images(self) -> int:
-        return sum(len(y) for _, y in self.validation)
-
-    def score(self, supernet: nn.Module, arch, *, compute: Compute = CPU) -> float:
-        """Validation accuracy of ``arch``'s path with the shared weights, BatchNorm recalibrated first."""
-        supernet.set_architecture(arch)
-        recalibrate_bn(supernet, self.recalibration, len(self.recalibration), compute=compute)
-        return evaluate(supernet, self.validation, compute=compute)
-
-
-def _take(loader: Iterable, count: int) -> tuple:
-    batches = []
-    for batch in loader:
-        if len(batches) == count:
-            break
-        batches.append(tuple(t.detach().clone() for t in batch))
-    if len(batches) < count:
-        raise ValueError(f"the split holds {len(batches)} batches, fewer than the {count} to fix; lower the count or the batch size")
-    return tuple(batches)
 
 
 def top_k(candidates: Sequence[T], score: Callable[[T], float], k: int) -> tuple[T, list[float]]:

@@ -90,7 +90,7 @@ class ProxylessNAS(Strategy):
     def local_search(self, problem: LocalProblem, seed: int) -> EpochSearch:
         """Warm-up here, then the search for ``problem``'s budget, one epoch per step."""
         cfg, compute = problem.config, problem.compute or CPU
-        supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes))
+        supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes, sharing=problem.sharing))
         warm_up(supernet, problem.train, cfg, seed=seed, compute=compute)
         return EpochSearch(
             ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg=cfg, seed=seed, compute=compute),
@@ -105,7 +105,7 @@ def shared_supernet(job: Job, shared: ProxylessShared, cfg: ExperimentConfig):
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
     train, val, _ = splits.loaders(cfg.data.batch_size, job.seed, compute.device)
-    supernet = Supernet(get_space(cfg.space), splits.num_classes)
+    supernet = Supernet(get_space(cfg.space), splits.num_classes, sharing=cfg.supernet.sharing)
     [weights_ref] = ray.get(shared.hosts[job.seed].weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
     return compute.module(supernet), train, val, compute

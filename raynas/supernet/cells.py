@@ -14,7 +14,8 @@ from torch import nn
 from raynas.space.architecture import Architecture
 from raynas.space.nb201 import EDGES, NB201, OPS, Cell, NB201Network, ResidualReduction, build_edge_op
 from raynas.supernet.mixed_op import PathChoice
-from raynas.supernet.supernet import PathDecisions, PathScoring
+from raynas.supernet.scoring import PathScoring
+from raynas.supernet.supernet import PathDecisions
 
 
 class SharedCell(nn.Module):

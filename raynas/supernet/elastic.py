@@ -24,8 +24,7 @@ from raynas.space.architecture import Architecture
 from raynas.space.macro import LayerSpec, MacroConfig, base_name, get_space
 from raynas.space.network import ChildNetwork, Head, build_stem, resize_input
 from raynas.space.ops import SKIP, parse_mbconv
-from raynas.supernet.supernet import PathScoring
-from raynas.training import evaluate, recalibrate_bn
+from raynas.supernet.scoring import FixedBatches, PathScoring
 
 
 def sliced_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
@@ -198,20 +197,17 @@ class ElasticSupernet(PathScoring, nn.Module):
 
 
 class SubnetScorer:
-    """Shared-weight accuracy of subnets: BatchNorm recalibrated on fixed training batches, then
-    accuracy on fixed validation batches (what replicas serve, and what a local OFA search uses)."""
+    """Shared-weight accuracy of subnets on ``FixedBatches`` (what replicas serve, and what a local
+    OFA search uses), counting the subnets scored."""
 
     def __init__(self, net: ElasticSupernet, train, val, *, calibration_batches: int, eval_batches: int, compute: Compute = CPU) -> None:
         self.net, self.compute = net, compute
-        self.calibration = list(itertools.islice(train, calibration_batches))
-        self.val = list(itertools.islice(val, eval_batches))
+        self.fixed = FixedBatches(tuple(itertools.islice(train, calibration_batches)), tuple(itertools.islice(val, eval_batches)))
         self.evaluated = 0
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[float]:
         out = []
         for arch in archs:
-            self.net.set_architecture(arch)
-            recalibrate_bn(self.net, self.calibration, len(self.calibration), compute=self.compute)
-            out.append(evaluate(self.net, self.val, compute=self.compute))
+            out.append(self.fixed.score(self.net, arch, compute=self.compute))
             self.evaluated += 1
         return out

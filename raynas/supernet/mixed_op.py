@@ -121,3 +121,8 @@ class MixedLayer(PathChoice):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.mix(self.candidates, x)
         return out + x if self.spec.residual else out
+
+    @torch.no_grad()
+    def export(self, op: str, target: nn.Module) -> None:
+        """Copy candidate ``op``'s weights into a standalone module of that op."""
+        target.load_state_dict(self.candidates[self.choices.index(op)].state_dict())

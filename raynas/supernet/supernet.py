@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from raynas.compute import CPU, Compute
 from raynas.space.architecture import Architecture
 from raynas.space.macro import MacroConfig
 from raynas.space.network import ChildNetwork, Head, build_stem
+from raynas.space.ops import SKIP
+from raynas.supernet.entangled import EntangledLayer
 from raynas.supernet.mixed_op import MixedLayer
-from raynas.training import evaluate, recalibrate_bn
+from raynas.supernet.scoring import PathScoring
+
+SHARINGS = ("separate", "entangled")
 
 
-class PathScoring:
-    """Shared-weight evaluation of one architecture, for any supernet with ``set_architecture``."""
+@dataclass(frozen=True)
+class SupernetConfig:
+    """How the weight-sharing supernet of a chain space holds its candidates (every supernet strategy)."""
 
-    def score(self, arch: Architecture, train: DataLoader, val: DataLoader, *, batches: int, compute: Compute = CPU) -> float:
-        """Validation accuracy of one path with shared weights, after BatchNorm recalibration on
-        ``batches`` training batches (shared BN statistics mix every path)."""
-        self.set_architecture(arch)
-        recalibrate_bn(self, train, batches, compute=compute)
-        return evaluate(self, val, max_batches=batches, compute=compute)
+    sharing: str = "separate"  # separate: each candidate op owns its weights ; entangled: candidates slice the layer's largest op
 
 
 class PathDecisions:
@@ -72,15 +71,16 @@ class PathDecisions:
 class Supernet(PathDecisions, PathScoring, nn.Module):
     """Shared weights for every architecture of a chain space, plus per-layer logits alpha."""
 
-    def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None) -> None:
-        """``ops`` restricts every layer to those candidates (e.g. to study cost versus their number)."""
+    def __init__(self, macro: MacroConfig, num_classes: int, ops: tuple[str, ...] | None = None, *, sharing: str = "separate") -> None:
+        """``ops`` restricts every layer to those candidates (e.g. to study cost versus their number);
+        ``sharing`` (``SHARINGS``): whether each candidate owns its weights or slices the layer's largest."""
         super().__init__()
-        self.macro = macro
-        self.num_classes = num_classes
+        if sharing not in SHARINGS:
+            raise ValueError(f"unknown supernet sharing {sharing!r}; valid: {', '.join(SHARINGS)}")
+        self.macro, self.num_classes, self.sharing = macro, num_classes, sharing
         self.stem = build_stem(macro)
-        self.layers = nn.ModuleList(
-            MixedLayer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers()
-        )
+        layer = EntangledLayer if sharing == "entangled" else MixedLayer
+        self.layers = nn.ModuleList(layer(spec, tuple(o for o in spec.choices if o in ops) if ops else None) for spec in macro.layers())
         self.head = Head(macro, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ class Supernet(PathDecisions, PathScoring, nn.Module):
         child = ChildNetwork(arch, self.num_classes)
         child.stem.load_state_dict(self.stem.state_dict())
         child.head.load_state_dict(self.head.state_dict())
-        kept = (layer.candidates[layer.choices.index(op)] for layer, op in zip(self.layers, arch.ops) if op != "skip")
-        for child_layer, source in zip(child.layers, kept):
-            child_layer.op.load_state_dict(source.state_dict())
+        kept = ((layer, op) for layer, op in zip(self.layers, arch.ops) if op != SKIP)
+        for child_layer, (layer, op) in zip(child.layers, kept):
+            layer.export(op, child_layer.op)
         return child

@@ -50,6 +50,7 @@ def test_supernet_cost_reports_ratios():
     by_n = out["memory_ratio_full_by_candidates"]
     assert by_n["4"] < by_n["6"] <= by_n["7"]
     assert out["memory_ratio_two"] < out["memory_ratio_full"]
+    assert out["memory_ratio_entangled"] > 0 and out["time_ratio_entangled"] > 0
 
 
 def latency_accuracy_smoke(out: Path) -> tuple[dict, Path]:

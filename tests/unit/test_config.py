@@ -101,6 +101,7 @@ def test_defaults_fill_unspecified_sections():
         (minimal(ofa={"replicas": 0}), "ofa.replicas"),
         (minimal(ofa={"replica_cpus": 0}), "ofa.replica_cpus"),
         (minimal(evaluation={"seeds": 0}), "evaluation.seeds"),
+        (minimal(supernet={"sharing": "tied"}), "supernet.sharing"),
     ],
 )
 @pytest.mark.faults

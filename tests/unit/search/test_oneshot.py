@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from raynas.data.device_loader import DeviceLoader, TensorImages
-from raynas.search.oneshot import FixedBatches, OneShotConfig, UniformTraining, most_probable, top_k
+from raynas.search.oneshot import OneShotConfig, UniformTraining, most_probable, top_k
 from raynas.space.nb201 import Cell
 from raynas.supernet.cells import CellSupernet
+from raynas.supernet.scoring import FixedBatches
 
 
 def loader(seed: int = 0) -> DeviceLoader:
