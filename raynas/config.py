@@ -439,6 +439,8 @@ _MAY_BE_ZERO = {
     "gpus_per_task",
     "replica_gpus",
     "num_workers",
+    "final_top_k",
+    "final_train_steps",
 }
 
 

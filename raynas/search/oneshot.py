@@ -3,15 +3,15 @@
 * ``UniformTraining``: shared weights trained with one uniformly sampled path per step (SPOS, and
   NB201's RSPS), a cosine learning rate over the planned epochs, resumable epoch by epoch.
 * ``FixedBatches`` (``raynas.supernet.scoring``): every architecture judged on the same images.
-* ``top_k``: the final step every weight-sharing method ends with: re-score its K best candidates on
-  the same fixed batches and return the best.
+* ``final_step``: how every weight-sharing search ends: a few weight steps on its K best candidates,
+  then each re-scored on the same fixed batches (``top_k``), the best returned.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ from torch import nn
 
 from raynas.compute import CPU, Compute
 from raynas.data.loading import generator_state, set_generator_state
-from raynas.training import sgd, train_epoch
+from raynas.supernet.scoring import FixedBatches
+from raynas.training import sgd, train_epoch, train_step
 
 T = TypeVar("T")
 
@@ -102,3 +103,25 @@ def most_probable(log_probs: Sequence[Sequence[float]], candidates: Sequence[Seq
     choices = np.asarray(candidates, dtype=int).reshape(len(candidates), len(table))
     joint = table[np.arange(len(table)), choices].sum(axis=1)
     return [int(i) for i in np.argsort(-joint, kind="stable")[:k]]
+
+
+def final_step(
+    supernet: nn.Module,
+    candidates: Sequence[Any],
+    *,
+    fixed: FixedBatches,
+    train_steps: int,
+    batches: Iterator,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    rng: np.random.Generator,
+    compute: Compute = CPU,
+) -> tuple[Any, list[float]]:
+    """How every weight-sharing search ends: ``train_steps`` weight steps on paths drawn uniformly from
+    its ``candidates``, then each candidate re-scored on ``fixed``; returns the best and all scores."""
+    for _ in range(train_steps):
+        supernet.train()
+        supernet.set_architecture(candidates[int(rng.integers(len(candidates)))])
+        x, y = compute.batch(*next(batches))
+        train_step(supernet, optimizer, loss_fn, x=x, y=y, compute=compute)
+    return top_k(candidates, lambda arch: fixed.score(supernet, arch, compute=compute), len(candidates))

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -24,9 +25,11 @@ from raynas.compute import CPU, Compute, iterate_on
 from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable, expected_latency
 from raynas.search.derive import budget_window, most_probable_in_window, most_probable_within
+from raynas.search.oneshot import final_step
 from raynas.space.architecture import Architecture
 from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
+from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
 from raynas.training import sgd, train_epoch, train_step
 
@@ -67,6 +70,28 @@ class SearchConfig:
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
     eval_batches: int = 8  # batches for BN recalibration and for scoring the derived path each epoch
+    weight_schedule: str = "constant"  # constant | cosine: the weights' rate falls to 0 over warmup_epochs + search_epochs
+    label_smoothing: float = 0.0  # of the weight steps' cross-entropy (architecture steps read the plain one)
+    final_top_k: int = (
+        10  # both searches end by re-scoring K in-window candidates on the same fixed batches (0: NAS returns its derived path)
+    )
+    final_train_steps: int = 0  # weight steps on those K candidates before they are re-scored, the same for both searches
+
+
+def weight_lr(cfg: SearchConfig, epoch: float) -> float:
+    """The weights' rate in ``epoch`` counted from the warm-up's first (cosine: to 0 after the last search epoch)."""
+    if cfg.weight_schedule != "cosine":
+        return cfg.weight_lr
+    return (
+        cfg.weight_lr
+        * 0.5
+        * (1 + math.cos(math.pi * min(epoch, cfg.warmup_epochs + cfg.search_epochs) / (cfg.warmup_epochs + cfg.search_epochs)))
+    )
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
@@ -89,11 +114,12 @@ def warm_up(
     optimizer = weight_optimizer(supernet.weight_parameters(), cfg)
     stats: dict = {}
     for epoch in range(cfg.warmup_epochs):
+        set_lr(optimizer, weight_lr(cfg, epoch))
         stats = train_epoch(
             supernet,
             train,
             optimizer,
-            loss_fn=nn.CrossEntropyLoss(),
+            loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
             before_batch=lambda: supernet.sample_single(gen, uniform=True),
             compute=compute,
         )
@@ -115,6 +141,7 @@ class ProxylessSearch:
         self.weight_opt = weight_optimizer(supernet.weight_parameters(), cfg)
         self.arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=cfg.arch_lr, betas=(0.0, 0.999), eps=1e-8)
         self.ce = nn.CrossEntropyLoss()
+        self.weight_ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.baseline = RewardBaseline(cfg.reinforce_decay)
         self._pairs: list[tuple[int, int]] | None = None
         self._steps = self._epochs = 0
@@ -157,6 +184,7 @@ class ProxylessSearch:
         """One pass over ``train`` with architecture steps interleaved; returns epoch metrics and the derived ``arch``."""
         val_batches = endless(val)  # one validation batch held at a time, reshuffled every pass
         self._schedule_arch_lr()
+        set_lr(self.weight_opt, weight_lr(self.cfg, self.cfg.warmup_epochs + self._epochs))
         weight_losses, arch_losses = [], []
         for x, y in iterate_on(self.compute, train):
             weight_loss, arch_loss = self.step(x, y, val_batches)
@@ -215,7 +243,7 @@ class ProxylessSearch:
             self.supernet.activate_all()
         else:
             self.supernet.sample_single(self.gen)
-        return train_step(self.supernet, self.weight_opt, self.ce, x=x, y=y, compute=self.compute)[0]
+        return train_step(self.supernet, self.weight_opt, self.weight_ce, x=x, y=y, compute=self.compute)[0]
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, pairs: list[tuple[int, int]] | None = None) -> float:
         """One update of alpha on a validation batch; shared weights are frozen for it.
@@ -292,6 +320,26 @@ class ProxylessSearch:
             raise ValueError(f"no architecture of space {macro.name!r} lies in [{low:.3f}, {high:.3f}] ms on {self.lut.target!r}")
         return Architecture(macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, choice))), True
 
+    def ranked_in_window(self, k: int, *, draws: int = 4096) -> list[Architecture]:
+        """Its ``k`` most probable paths inside the budget window, most probable first: the derived path,
+        then the distinct in-window paths among ``draws`` samples of softmax(alpha), by probability
+        (the exact top k whenever they are among the draws, as they are once alpha has settled). The
+        draws are seeded by the step count: the same answer for the same state, the sampler untouched."""
+        first, _ = self.derive()
+        low, high = self.window()
+        alphas = self.supernet.cpu_alphas()
+        gen = torch.Generator().manual_seed(self._steps)
+        drawn = torch.stack([torch.multinomial(torch.softmax(a, 0), draws, replacement=True, generator=gen) for a in alphas], 1)
+        log_probs = [torch.log_softmax(a, 0).tolist() for a in alphas]
+        macro, choices = self.supernet.macro, self.choices
+        ranked = {first.ops: math.inf}
+        for row in {tuple(r) for r in drawn.tolist()}:
+            arch = Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row)))
+            if arch.ops not in ranked and low <= self.lut.predict(arch, macro) <= high:
+                ranked[arch.ops] = sum(lp[i] for lp, i in zip(log_probs, row))
+        best = sorted(ranked, key=lambda ops: -ranked[ops])[:k]
+        return [Architecture(macro.name, ops) for ops in best]
+
     def window(self) -> tuple[float, float]:
         """[floor * B, B] when B is below the slowest network of this supernet's choices, else [fastest, B]."""
         return budget_window(self.costs, self.lut.fixed_ms, self.budget_ms, floor=self.cfg.budget_floor)
@@ -324,10 +372,11 @@ class ProxylessSearch:
 
 
 class EpochSearch:
-    """ProxylessNAS as steps: one search epoch per step."""
+    """ProxylessNAS as steps: one search epoch per step; with ``fixed`` batches and ``final_top_k``, the
+    last step ends with the final step every weight-sharing search shares (``raynas.search.oneshot``)."""
 
-    def __init__(self, search: ProxylessSearch, train, val, *, epochs: int) -> None:
-        self.search, self.train, self.val, self.epochs, self.epoch = search, train, val, epochs, 0
+    def __init__(self, search: ProxylessSearch, train, val, *, epochs: int, fixed: FixedBatches | None = None) -> None:
+        self.search, self.train, self.val, self.epochs, self.epoch, self.fixed = search, train, val, epochs, 0, fixed
 
     @property
     def done(self) -> bool:
@@ -336,7 +385,24 @@ class EpochSearch:
     def step(self) -> dict:
         self.epoch += 1
         metrics = self.search.epoch(self.train, self.val)
-        return metrics | {"score": metrics["val_acc"]}  # the derived architecture's shared-weight accuracy
+        metrics |= {"score": metrics["val_acc"]}  # the derived architecture's shared-weight accuracy
+        return self.finish(metrics) if self.done else metrics
+
+    def finish(self, metrics: dict) -> dict:
+        """The K most probable in-window paths, trained alike and re-scored on the fixed batches."""
+        cfg, search = self.search.cfg, self.search
+        if not (cfg.final_top_k and self.fixed):
+            return metrics
+        candidates = search.ranked_in_window(cfg.final_top_k)
+        seed = int(torch.randint(2**31 - 1, (), generator=search.gen))
+        pick, scores = final_step(
+            search.supernet, candidates, fixed=self.fixed, train_steps=cfg.final_train_steps, batches=endless(self.train),
+            optimizer=search.weight_opt, loss_fn=search.weight_ce, rng=np.random.default_rng(seed), compute=search.compute,
+        )  # fmt: skip
+        return metrics | {
+            "derived_arch": metrics["arch"], "arch": pick.to_string(), "score": max(scores), "val_acc": max(scores),
+            "derived_latency_ms": search.lut.predict(pick, search.supernet.macro), "final_candidates": len(candidates),
+        }  # fmt: skip
 
     def state_dict(self) -> dict:
         """The search's state and the loaders' generators after the epoch: the next epoch sees the batches it would have."""

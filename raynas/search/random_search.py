@@ -3,8 +3,10 @@
 Architectures are drawn uniformly from the space restricted to the same latency window as the
 NAS result (rejection sampling with the target's latency table: exactly uniform over the accepted
 set). The run spends ``train_fraction`` of its time budget training the shared weights on such
-samples, then scores fresh samples with the same shared-weight protocol the NAS search uses (BN
-recalibration, then validation accuracy) until the budget is spent, and returns the best.
+samples, then ends as the NAS search ends (``SearchConfig.final_top_k`` > 0 and fixed batches given):
+``final_top_k`` fresh samples trained alike and re-scored on the same fixed batches, the best
+returned. Without that final step it scores fresh samples on shuffled batches (BN recalibration,
+then validation accuracy) until the budget is spent, and returns the best.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from raynas.compute import CPU, Compute
 from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable
 from raynas.search.derive import budget_window
-from raynas.search.proxyless import SearchConfig, weight_optimizer
+from raynas.search.oneshot import final_step
+from raynas.search.proxyless import SearchConfig, set_lr, weight_lr, weight_optimizer
 from raynas.space.architecture import Architecture
+from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
 from raynas.training import train_step
 
@@ -83,8 +87,11 @@ class RandomSearch:
         seed: int,
         train_fraction: float,
         compute: Compute = CPU,
+        fixed: FixedBatches | None = None,
     ) -> None:
         """``supernet`` must already live on ``compute``'s device."""
+        self.fixed = fixed if cfg.final_top_k else None
+        self.finished = False
         self.supernet, self.lut, self.cfg, self.train_fraction, self.compute = supernet, lut, cfg, train_fraction, compute
         self.choices = [layer.choices for layer in supernet.layers]
         self.costs = lut.layer_costs(supernet.macro, self.choices)
@@ -112,6 +119,8 @@ class RandomSearch:
 
     @property
     def done(self) -> bool:
+        if self.fixed is not None:
+            return self.finished
         return self.trained and self.scored >= MIN_CANDIDATES and self.spent >= self.seconds
 
     def step(self) -> dict[str, float | str]:
@@ -119,14 +128,20 @@ class RandomSearch:
         begin = time.perf_counter()
         if not self.trained:
             self._train(begin)
+        elif self.fixed is not None:
+            self._final()
         else:
             self._score(begin)
         self.spent += time.perf_counter() - begin
         return self.metrics()
 
     def _train(self, begin: float) -> None:
-        loss_fn, batches = nn.CrossEntropyLoss(), endless(self.loaders[0])  # one batch held at a time
-        while self.spent + time.perf_counter() - begin < self.train_fraction * self.seconds:
+        """In-window weight training; a cosine schedule decays as the NAS search's does over its epochs."""
+        loss_fn, batches = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), endless(self.loaders[0])
+        stretch = self.train_fraction * self.seconds
+        while self.spent + time.perf_counter() - begin < stretch:
+            progress = (self.spent + time.perf_counter() - begin) / stretch
+            set_lr(self.optimizer, weight_lr(self.cfg, self.cfg.warmup_epochs + progress * self.cfg.search_epochs))
             self.supernet.train()
             self.supernet.set_architecture(self.sample())
             x, y = self.compute.batch(*next(batches))
@@ -142,6 +157,15 @@ class RandomSearch:
             acc = self.supernet.score(arch, *self.loaders, batches=self.cfg.eval_batches, compute=self.compute)
             self.scored += 1
             self.best = max(self.best, (acc, arch.to_string()), key=lambda t: t[0])
+
+    def _final(self) -> None:
+        candidates = [self.sample() for _ in range(self.cfg.final_top_k)]
+        pick, scores = final_step(
+            self.supernet, candidates, fixed=self.fixed, train_steps=self.cfg.final_train_steps, batches=endless(self.loaders[0]),
+            optimizer=self.optimizer, loss_fn=nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), rng=self.rng,
+            compute=self.compute,
+        )  # fmt: skip
+        self.best, self.scored, self.finished = (max(scores), pick.to_string()), len(candidates), True
 
     def metrics(self) -> dict[str, float | str]:
         acc, arch = self.best
@@ -176,6 +200,7 @@ class RandomSearch:
             "steps": self.steps,
             "scored": self.scored,
             "trained": self.trained,
+            "finished": self.finished,
             "best": list(self.best),
             "loaders": [generator_state(loader) for loader in self.loaders or ()],
         }
@@ -187,5 +212,6 @@ class RandomSearch:
         self._pool = [Architecture.from_string(self.supernet.macro.name, a) for a in state["pool"]]
         self.spent, self.steps, self.scored, self.trained = state["spent"], state["steps"], state["scored"], state["trained"]
         self.best = (state["best"][0], state["best"][1])
+        self.finished = state.get("finished", False)
         for loader, saved in zip(self.loaders or (), state["loaders"]):
             set_generator_state(loader, saved)

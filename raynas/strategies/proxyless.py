@@ -29,8 +29,11 @@ from raynas.search.proxyless import (
 from raynas.search.random_search import RandomSearch
 from raynas.space.macro import get_space
 from raynas.supernet.loss import LATENCY_LOSSES
+from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
 from raynas.weights import load_numpy_state
+
+FIXED_BATCH_SEED = 1_000_003  # offset of the loaders the fixed batches are drawn from: the same for both searches of a seed
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ProxylessNAS(Strategy):
         check(s.latency_estimate in LATENCY_ESTIMATES, "search.latency_estimate", f"must be one of {', '.join(LATENCY_ESTIMATES)}")
         check(s.arch_schedule in ARCH_SCHEDULES, "search.arch_schedule", f"must be one of {', '.join(ARCH_SCHEDULES)}")
         check(0 <= s.reinforce_decay < 1, "search.reinforce_decay", "must lie in [0, 1)")
+        check(s.weight_schedule in ARCH_SCHEDULES, "search.weight_schedule", f"must be one of {', '.join(ARCH_SCHEDULES)}")
+        check(0 <= s.label_smoothing < 1, "search.label_smoothing", "must lie in [0, 1)")
 
     def prepare(self, ctx: RunContext, run: RunInputs, seeds: list[int]) -> None:
         ctx.log(f"[raynas] warming up {len(seeds)} supernet(s) ({run.cfg.search.warmup_epochs} epochs each, uniform path sampling)")
@@ -91,34 +96,46 @@ class ProxylessNAS(Strategy):
         """Warm-up here, then the search for ``problem``'s budget, one epoch per step."""
         cfg, compute = problem.config, problem.compute or CPU
         supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes, sharing=problem.sharing))
+        fixed = FixedBatches.draw(problem.train, problem.val, recalibration=cfg.eval_batches, validation=cfg.eval_batches)
         warm_up(supernet, problem.train, cfg, seed=seed, compute=compute)
         return EpochSearch(
             ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg=cfg, seed=seed, compute=compute),
             problem.train,
             problem.val,
             epochs=cfg.search_epochs,
+            fixed=fixed,
         )
 
 
 def shared_supernet(job: Job, shared: ProxylessShared, cfg: ExperimentConfig):
-    """The seed's warmed-up supernet, fetched through its host actor, on the trial's device, with that seed's loaders."""
+    """The seed's warmed-up supernet, fetched through its host actor, on the trial's device, with that
+    seed's loaders and the fixed batches both searches of the seed end on."""
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
     train, val, _ = splits.loaders(cfg.data.batch_size, job.seed, compute.device)
     supernet = Supernet(get_space(cfg.space), splits.num_classes, sharing=cfg.supernet.sharing)
     [weights_ref] = ray.get(shared.hosts[job.seed].weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
-    return compute.module(supernet), train, val, compute
+    return compute.module(supernet), train, val, compute, seed_fixed_batches(cfg, splits, seed=job.seed, device=compute.device)
+
+
+def seed_fixed_batches(cfg: ExperimentConfig, splits, *, seed: int, device) -> FixedBatches:
+    """The batches both searches of ``seed`` end on: drawn from loaders of their own, so the same
+    whichever search draws them and however far its own loaders have run (``eval_batches`` of each,
+    or as many as a small split holds, as the per-epoch scoring reads)."""
+    train, val, _ = splits.loaders(cfg.data.batch_size, FIXED_BATCH_SEED + seed, device)
+    count = lambda loader: min(cfg.search.eval_batches, len(loader))  # noqa: E731
+    return FixedBatches.draw(train, val, recalibration=count(train), validation=count(val))
 
 
 def build_search(job: Job, shared: ProxylessShared, cfg: ExperimentConfig) -> EpochSearch:
-    supernet, train, val, compute = shared_supernet(job, shared, cfg)
+    supernet, train, val, compute, fixed = shared_supernet(job, shared, cfg)
     search = ProxylessSearch(supernet, shared.latency.table(job.target), job.budget_ms, cfg=cfg.search, seed=job.seed, compute=compute)
-    return EpochSearch(search, train, val, epochs=cfg.search.search_epochs)
+    return EpochSearch(search, train, val, epochs=cfg.search.search_epochs, fixed=fixed)
 
 
 def build_random(job: Job, shared: ProxylessShared, cfg: ExperimentConfig) -> RandomSearch:
-    supernet, train, val, compute = shared_supernet(job, shared, cfg)
+    supernet, train, val, compute, fixed = shared_supernet(job, shared, cfg)
     search = RandomSearch(
         supernet,
         shared.latency.table(job.target),
@@ -127,5 +144,6 @@ def build_random(job: Job, shared: ProxylessShared, cfg: ExperimentConfig) -> Ra
         seed=job.seed,
         train_fraction=cfg.evaluation.random_train_fraction,
         compute=compute,
+        fixed=fixed,
     )
     return search.start(train, val, job.budget_seconds)
