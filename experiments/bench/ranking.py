@@ -43,11 +43,12 @@ from pages import BENCHMARKS, write_page  # this folder
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.data.loading import endless
 from raynas.data.sources import DatasetError, data_folder
+from raynas.evaluation.statistics import pooled_paired
 from raynas.hardware.accuracy import kendall_tau
 from raynas.hardware.tabular import LATENCY_PREFIX, REPORTED_SUFFIX, SIGNAL_SUFFIX, TabularBenchmark
 from raynas.search.blackbox import search_class
 from raynas.search.cost import TrainingCost, calibrate
-from raynas.search.oneshot import OneShotConfig, UniformTraining, most_probable, top_k
+from raynas.search.oneshot import OneShotConfig, UniformTraining, final_step, most_probable
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
 from raynas.search.tabular import SignalOracle, run_search
 from raynas.space.nb201 import NB201, Cell
@@ -60,6 +61,7 @@ DEVICES = ("pixel3", "gold_6226", "1080ti_b1")  # a phone, a server CPU, a GPU a
 DATASET = "cifar10"
 BUDGETS = ("q25", "q50", "q75")
 WINDOW_FLOOR = 0.9  # a window is [0.9 B, B], as the pipeline's derivation uses
+SEARCH_DATA_SEED = 7919  # the loaders' seed for each search seed's batches
 SEARCH_WEIGHT_LR = 0.01  # the weights keep training during the searches, at a low constant rate
 BLACKBOX = ("random", "evolution", "tpe")  # black-box searches given the same CPU seconds (simulated)
 BLACKBOX_SEEDS = 10
@@ -99,18 +101,32 @@ class Settings:
     label_smoothing: float = 0.0
     limit: int | None = None  # training images (None: NB201's half of the 50,000)
     eval_limit: int | None = None
-    recal_batches: int = 8
-    val_batches: int = 8
-    per_window: int = 50
-    whole: int = 200
-    devices: tuple[str, ...] = DEVICES
-    search_steps: int = 100
-    top_k: int = 10
     seed: int = 0
 
 
-SMOKE = Settings(epochs=1, batch_size=32, limit=256, eval_limit=256, recal_batches=2, val_batches=2, per_window=4, whole=8,
-                 devices=DEVICES[:1], search_steps=4, top_k=3)  # fmt: skip
+@dataclass(frozen=True)
+class Scoring:
+    """Which cells are scored with the shared weights, and on how many fixed batches (saved with the scores)."""
+
+    recal_batches: int = 4
+    val_batches: int = 4
+    per_window: int = 50
+    whole: int = 200
+    devices: tuple[str, ...] = DEVICES
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """The searches run from the trained supernet (saved with their results)."""
+
+    steps: int = 50  # search steps (ProxylessNAS: a weight and an architecture step; random search: an in-window weight step)
+    top_k: int = 10  # candidates each search re-scores on the fixed batches
+    seeds: int = 2
+
+
+SMOKE = Settings(epochs=1, batch_size=32, limit=256, eval_limit=256)
+SMOKE_SCORING = Scoring(recal_batches=2, val_batches=2, per_window=4, whole=8, devices=DEVICES[:1])
+SMOKE_SEARCH = SearchOptions(steps=4, top_k=3, seeds=2)
 
 
 def data_root(arg: str | None, name: str) -> Path:
@@ -132,10 +148,11 @@ def loaders(root: Path, settings: Settings, work: Path) -> tuple:
 
 
 def check_settings(work: Path, settings: Settings) -> None:
-    """A work folder belongs to one set of sizes: resuming with others would mix two experiments."""
+    """A work folder belongs to one trained supernet: resuming with other sizes would mix two experiments."""
     path = work / "settings.json"
     mine = json.loads(json.dumps(asdict(settings)))
-    if path.exists() and json.loads(path.read_text()) != mine:
+    saved = json.loads(path.read_text()) if path.exists() else mine
+    if {k: saved.get(k) for k in mine} != mine:
         raise SystemExit(f"{work} holds a run with other settings ({path}); use another --work or the same options")
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(mine, indent=1))
@@ -166,11 +183,11 @@ def train_stage(work: Path, settings: Settings, *, train, num_classes: int) -> t
     return supernet, log
 
 
-def windows(table: TabularBenchmark, settings: Settings) -> dict[str, tuple[str, float, np.ndarray]]:
+def windows(table: TabularBenchmark, scoring: Scoring) -> dict[str, tuple[str, float, np.ndarray]]:
     """Each ``device/qNN`` window: (device, budget, codes of its connected cells with latency in [0.9 B, B])."""
     connected = table.by_code(table.connected)
     out = {}
-    for device in settings.devices:
+    for device in scoring.devices:
         latency = table.by_code(table.columns[f"{LATENCY_PREFIX}{device}"])
         for label, budget in zip(BUDGETS, table.budgets(device)):
             inside = connected & (latency >= WINDOW_FLOOR * budget) & (latency <= budget)
@@ -178,22 +195,26 @@ def windows(table: TabularBenchmark, settings: Settings) -> dict[str, tuple[str,
     return out
 
 
-def sample_groups(table: TabularBenchmark, settings: Settings) -> dict[str, list[int]]:
+def sample_groups(table: TabularBenchmark, scoring: Scoring, *, seed: int) -> dict[str, list[int]]:
     """Cell codes to score: ``whole`` (uniform over connected cells) and ``per_window`` inside each window."""
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(seed)
     connected = np.flatnonzero(table.by_code(table.connected))
-    groups = {"whole": sorted(rng.choice(connected, settings.whole, replace=False).tolist())}
-    for name, (_, _, codes) in windows(table, settings).items():
-        groups[name] = sorted(rng.choice(codes, min(settings.per_window, len(codes)), replace=False).tolist())
+    groups = {"whole": sorted(rng.choice(connected, scoring.whole, replace=False).tolist())}
+    for name, (_, _, codes) in windows(table, scoring).items():
+        groups[name] = sorted(rng.choice(codes, min(scoring.per_window, len(codes)), replace=False).tolist())
     return groups
 
 
 class ScoreCache:
-    """Shared-weight accuracies by cell code, saved after every score (a restart rescoring nothing)."""
+    """Shared-weight accuracies by cell code, saved every 25 scores (a restart rescores at most those);
+    refused when they were scored another way."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.scores = {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+    def __init__(self, path: Path, scoring: Scoring) -> None:
+        self.path, self.scoring = path, json.loads(json.dumps(asdict(scoring)))
+        saved = json.loads(path.read_text()) if path.exists() else {"scoring": self.scoring, "scores": {}}
+        if saved["scoring"] != self.scoring:
+            raise SystemExit(f"{path} holds scores made with {saved['scoring']}, not {self.scoring}; pass those options or delete it")
+        self.scores = {int(k): v for k, v in saved["scores"].items()}
 
     def get(self, code: int, score) -> float:
         if code not in self.scores:
@@ -203,11 +224,13 @@ class ScoreCache:
         return self.scores[code]
 
     def save(self) -> None:
-        self.path.write_text(json.dumps({str(k): v for k, v in sorted(self.scores.items())}))
+        self.path.write_text(json.dumps({"scoring": self.scoring, "scores": {str(k): v for k, v in sorted(self.scores.items())}}))
 
 
-def score_stage(work: Path, groups: dict[str, list[int]], *, supernet: CellSupernet, fixed: FixedBatches) -> dict[int, float]:
-    cache = ScoreCache(work / "scores.json")
+def score_stage(
+    work: Path, groups: dict[str, list[int]], *, scoring: Scoring, supernet: CellSupernet, fixed: FixedBatches
+) -> dict[int, float]:
+    cache = ScoreCache(work / "scores.json", scoring)
     codes = sorted({c for g in groups.values() for c in g})
     began = time.perf_counter()
     for i, code in enumerate(codes):
@@ -234,10 +257,10 @@ def tau_rows(groups: dict[str, list[int]], scores: dict[int, float], table: Tabu
     return rows
 
 
-def search_config(settings: Settings) -> SearchConfig:
+def search_config(fixed: FixedBatches) -> SearchConfig:
     """ProxylessNAS from a trained supernet: no warm-up; the weights keep training at a low rate."""
     return SearchConfig(warmup_epochs=0, search_epochs=1, weight_lr=SEARCH_WEIGHT_LR, weight_decay=5e-4, budget_floor=WINDOW_FLOOR,
-                        eval_batches=settings.val_batches)  # fmt: skip
+                        eval_batches=len(fixed.validation))  # fmt: skip
 
 
 def copy_of(state: dict, num_classes: int) -> CellSupernet:
@@ -246,60 +269,74 @@ def copy_of(state: dict, num_classes: int) -> CellSupernet:
     return supernet
 
 
-def nas_run(state: dict, window: tuple, settings: Settings, *, table: TabularBenchmark, data: tuple, seed: int) -> dict:
-    """ProxylessNAS steps from the trained weights, then its K most probable in-window cells re-scored."""
+def nas_run(state: dict, window: tuple, options: SearchOptions, *, table: TabularBenchmark, data: tuple, seed: int) -> dict:
+    """ProxylessNAS steps from the trained weights, then the final step on its K most probable
+    in-window cells (the window enumerated: exact)."""
     device, budget, codes = window
     train, val, num_classes, fixed = data
     supernet = copy_of(state, num_classes)
-    search = ProxylessSearch(supernet, table.latency(device), budget, cfg=search_config(settings), seed=seed)
+    search = ProxylessSearch(supernet, table.latency(device), budget, cfg=search_config(fixed), seed=seed)
     train_batches, val_batches = endless(train), endless(val)
-    for _ in range(settings.search_steps):
+    for _ in range(options.steps):
         search.step(*next(train_batches), val_batches)
     log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in supernet.arch_parameters()]
     cells = [Cell.from_code(int(c)) for c in codes]
-    ranked = [cells[i] for i in most_probable(log_probs, [NB201.choices(c) for c in cells], settings.top_k)]
-    pick, scores = top_k(ranked, lambda cell: fixed.score(supernet, cell), settings.top_k)
+    ranked = [cells[i] for i in most_probable(log_probs, [NB201.choices(c) for c in cells], options.top_k)]
+    pick, scores = ending(supernet, ranked, fixed=fixed, train=train, optimizer=search.weight_opt, seed=seed)
     argmax, _ = search.derive()
     return {"pick": pick.code, "scores": scores, "argmax": Cell(argmax.ops).code, "entropy": round(search.entropy(), 4)}
 
 
-def random_ws_run(state: dict, window: tuple, settings: Settings, *, data: tuple, seed: int) -> dict:
-    """Random search with weight sharing: the same number of weight steps on uniformly drawn in-window
-    cells, then K uniformly drawn in-window cells re-scored."""
+def random_ws_run(state: dict, window: tuple, options: SearchOptions, *, data: tuple, seed: int) -> dict:
+    """Random search with weight sharing: as many weight steps on uniformly drawn in-window cells,
+    then the final step on K uniformly drawn in-window cells."""
     _, _, codes = window
     train, _, num_classes, fixed = data
     supernet = copy_of(state, num_classes)
     rng = np.random.default_rng(seed)
     optimizer = sgd(supernet.weight_parameters(), SEARCH_WEIGHT_LR, momentum=0.9, weight_decay=5e-4)
     batches, loss_fn = endless(train), torch.nn.CrossEntropyLoss()
-    for _ in range(settings.search_steps):
+    for _ in range(options.steps):
         supernet.train()
         supernet.set_architecture(Cell.from_code(int(rng.choice(codes))))
         x, y = next(batches)
         train_step(supernet, optimizer, loss_fn, x=x, y=y)
-    drawn = [Cell.from_code(int(c)) for c in rng.choice(codes, min(settings.top_k, len(codes)), replace=False)]
-    pick, scores = top_k(drawn, lambda cell: fixed.score(supernet, cell), settings.top_k)
+    drawn = [Cell.from_code(int(c)) for c in rng.choice(codes, min(options.top_k, len(codes)), replace=False)]
+    pick, scores = ending(supernet, drawn, fixed=fixed, train=train, optimizer=optimizer, seed=seed)
     return {"pick": pick.code, "scores": scores}
 
 
-def search_stage(work: Path, settings: Settings, *, table: TabularBenchmark, data: tuple, seeds: int) -> dict:
-    """Every (window, method, seed), cached in ``searches.json`` as it finishes."""
+def ending(supernet: CellSupernet, candidates: list[Cell], *, fixed: FixedBatches, train, optimizer, seed: int) -> tuple[Cell, list[float]]:
+    """The pipeline's final step (``raynas.search.oneshot.final_step``), without extra weight steps."""
+    rng = np.random.default_rng(seed)
+    return final_step(supernet, candidates, fixed=fixed, train_steps=0, batches=endless(train), optimizer=optimizer,
+                      loss_fn=torch.nn.CrossEntropyLoss(), rng=rng)  # fmt: skip
+
+
+def search_stage(work: Path, scoring: Scoring, *, table: TabularBenchmark, data: tuple, options: SearchOptions) -> dict:
+    """Every (window, method, seed), cached in ``searches.json`` as it finishes (refused if it holds
+    searches run with other options)."""
     path = work / "searches.json"
-    done = json.loads(path.read_text()) if path.exists() else {}
+    saved = json.loads(path.read_text()) if path.exists() else {"options": asdict(options), "runs": {}}
+    if saved["options"] != asdict(options):
+        raise SystemExit(f"{path} holds searches run with {saved['options']}, not {asdict(options)}; pass those options or delete it")
+    done = saved["runs"]
     state = torch.load(work / "supernet.pt", weights_only=True)["supernet"]
-    for name, window in windows(table, settings).items():
-        for seed in range(seeds):
+    for name, window in windows(table, scoring).items():
+        for seed in range(options.seeds):
             for method in ("nas", "random-ws"):
                 key = f"{name}/{method}/{seed}"
                 if key in done:
                     continue
                 began, cpu = time.perf_counter(), time.process_time()
+                for n, loader in enumerate(data[:2]):  # each seed's searches read the same batches, whatever ran before
+                    loader.generator.manual_seed(SEARCH_DATA_SEED + 2 * seed + n)
                 if method == "nas":
-                    result = nas_run(state, window, settings, table=table, data=data, seed=seed)
+                    result = nas_run(state, window, options, table=table, data=data, seed=seed)
                 else:
-                    result = random_ws_run(state, window, settings, data=data, seed=seed)
+                    result = random_ws_run(state, window, options, data=data, seed=seed)
                 done[key] = result | {"seconds": round(time.perf_counter() - began, 1), "cpu_seconds": round(time.process_time() - cpu, 1)}
-                path.write_text(json.dumps(done, indent=1))
+                path.write_text(json.dumps(saved, indent=1))
                 print(f"{key}: pick {Cell.from_code(done[key]['pick']).to_string()} ({done[key]['seconds']} s)", flush=True)
     return done
 
@@ -339,23 +376,33 @@ def training_cost() -> TrainingCost:
     return calibrate([Cell.from_code(c) for c in (0, 7000, 15624)], [15.6, 100.0, 184.0])
 
 
-def search_rows(searches: dict, settings: Settings, *, table: TabularBenchmark, cpu_seconds: float, seeds: int) -> list[dict]:
+def paired_seeds(searches: dict, name: str) -> list[int]:
+    """The seeds of window ``name`` that both searches finished (a stopped run reports what it has)."""
+    seeds = {int(k.rsplit("/", 1)[1]) for k in searches if k.startswith(f"{name}/")}
+    return sorted(s for s in seeds if all(f"{name}/{m}/{s}" in searches for m in ("nas", "random-ws")))
+
+
+def search_rows(searches: dict, scoring: Scoring, *, table: TabularBenchmark, cpu_seconds: float) -> list[dict]:
     test = table.by_code(table.columns[f"{DATASET}{REPORTED_SUFFIX}"])
     cost = training_cost()
     rows = []
-    for name, window in windows(table, settings).items():
+    for name, window in windows(table, scoring).items():
         device, budget, codes = window
+        seeds = paired_seeds(searches, name)
+        if not seeds:
+            continue
         latency = table.by_code(table.columns[f"{LATENCY_PREFIX}{device}"])
-        picks = {m: [searches[f"{name}/{m}/{s}"]["pick"] for s in range(seeds)] for m in ("nas", "random-ws")}
-        argmax = [searches[f"{name}/nas/{s}"]["argmax"] for s in range(seeds)]
-        nas_runs = [searches[f"{name}/nas/{s}"] for s in range(seeds)]
-        spent = cpu_seconds + float(np.mean([r["cpu_seconds"] for r in nas_runs]))
+        runs = {m: [searches[f"{name}/{m}/{s}"] for s in seeds] for m in ("nas", "random-ws")}
+        picks = {m: [r["pick"] for r in rs] for m, rs in runs.items()}
+        argmax = [r["argmax"] for r in runs["nas"]]
+        spent = cpu_seconds + float(np.mean([r["cpu_seconds"] for r in runs["nas"]]))
         row = {
-            "device": device, "budget": name.split("/")[1], "budget_ms": round(budget, 3), "window_cells": len(codes),
+            "device": device, "budget": name.split("/")[1], "budget_ms": round(budget, 3), "window_cells": len(codes), "seeds": len(seeds),
             "nas_test_acc": round(float(test[picks["nas"]].mean()), 3), "nas_latency_ms": round(float(latency[picks["nas"]].mean()), 3),
             "nas_argmax_test_acc": round(float(test[argmax].mean()), 3), "nas_argmax_in_window": float(np.isin(argmax, codes).mean()),
             "random_ws_test_acc": round(float(test[picks["random-ws"]].mean()), 3),
             "random_ws_latency_ms": round(float(latency[picks["random-ws"]].mean()), 3),
+            "nas_minus_random_pp": [round(float(a - b), 3) for a, b in zip(test[picks["nas"]], test[picks["random-ws"]])],
             "uniform_pick_test_acc": round(float(test[codes].mean()), 3), "optimum_test_acc": round(float(test[codes].max()), 3),
             "cpu_seconds": round(float(spent), 1),
         }  # fmt: skip
@@ -365,13 +412,15 @@ def search_rows(searches: dict, settings: Settings, *, table: TabularBenchmark, 
     return rows
 
 
-def report(
-    settings: Settings, *, table: TabularBenchmark, taus: list[dict], scored: int, searches: dict, log: list[dict], out, smoke: bool
-) -> None:
-    seeds = max(int(k.rsplit("/", 1)[1]) for k in searches) + 1
+def report(scoring: Scoring, options: SearchOptions, *, settings: Settings, table: TabularBenchmark, taus: list[dict], scored: int,
+           searches: dict, log: list[dict], out, smoke: bool) -> None:  # fmt: skip
     cpu_seconds = sum(e.get("cpu_seconds", e["seconds"] * e["threads"]) for e in log)  # wall x threads where CPU time was not kept
-    rows = search_rows(searches, settings, table=table, cpu_seconds=cpu_seconds, seeds=seeds)
+    rows = search_rows(searches, scoring, table=table, cpu_seconds=cpu_seconds)
     print_searches(rows)
+    print("NB201 paper, one-shot rows (CIFAR-10 test, quoted): " + ", ".join(f"{k} {m:.2f}" for k, (m, _) in PAPER_ONE_SHOT.items()))
+    pooled = pooled_paired({(r["device"], r["budget"]): r["nas_minus_random_pp"] for r in rows}, effect=1.0)
+    low, high = pooled.ci95
+    print(f"NAS minus random-ws, pooled over {pooled.pairs} paired seeds: {pooled.mean:+.2f} pp, 95 % interval [{low:+.2f}, {high:+.2f}]")
     whole = next(r for r in taus if r["device"] == "all")
     in_window = [r["kendall_tau_test"] for r in taus if r["device"] != "all"]
     headline = {
@@ -383,8 +432,9 @@ def report(
         "random_ws_true_acc": round(float(np.mean([r["random_ws_test_acc"] for r in rows])), 3),
         "uniform_pick_acc": round(float(np.mean([r["uniform_pick_test_acc"] for r in rows])), 3),
         "optimum_acc": round(float(np.mean([r["optimum_test_acc"] for r in rows])), 3),
+        "nas_minus_random_pooled": pooled.to_dict(), "windows_searched": len(rows),
         "epochs": len(log), "final_train_acc": log[-1]["acc"], "supernet_cpu_seconds": round(cpu_seconds, 1),
-        "search_seeds": seeds, "settings": asdict(settings), "paper_one_shot": PAPER_ONE_SHOT,
+        "settings": asdict(settings), "scoring": asdict(scoring), "search_options": asdict(options), "paper_one_shot": PAPER_ONE_SHOT,
     }  # fmt: skip
     page_root = Path(out) if out else (None if smoke else BENCHMARKS)
     if page_root is not None:
@@ -411,13 +461,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=Settings.epochs)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES)
-    parser.add_argument("--search-seeds", type=int, default=2, help="seeds of each (window, method) search")
+    parser.add_argument("--search-seeds", type=int, default=SearchOptions.seeds, help="seeds of each (window, method) search")
+    parser.add_argument("--search-steps", type=int, default=SearchOptions.steps)
+    parser.add_argument("--top-k", type=int, default=SearchOptions.top_k)
     parser.add_argument("--out", default=None, help="folder for the page (default: the repo's benchmarks/; none with --smoke-test)")
     parser.add_argument("--smoke-test", action="store_true", help="256 training images, 1 epoch, one device, a few cells")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = SMOKE if args.smoke_test else Settings(epochs=args.epochs)
+    scoring = SMOKE_SCORING if args.smoke_test else Scoring()
+    options = SMOKE_SEARCH if args.smoke_test else SearchOptions(args.search_steps, args.top_k, args.search_seeds)
     root, table_path = data_root(args.data, "cifar10"), Path(args.table) if args.table else data_root(None, "nb201-hw") / "nb201_hw.csv"
     table = TabularBenchmark.load(table_path)
     work = Path(args.work or (tempfile.mkdtemp(prefix="raynas-ranking-") if args.smoke_test else "runs/ranking"))
@@ -426,14 +480,16 @@ def main() -> None:
     supernet, log = train_stage(work, settings, train=train, num_classes=num_classes)
     if set(args.stages) == {"train"}:
         return
-    fixed = FixedBatches.draw(train, val, recalibration=settings.recal_batches, validation=settings.val_batches)
-    groups = sample_groups(table, settings)
-    scores = score_stage(work, groups, supernet=supernet, fixed=fixed)
+    fixed = FixedBatches.draw(train, val, recalibration=scoring.recal_batches, validation=scoring.val_batches)
+    groups = sample_groups(table, scoring, seed=settings.seed)
+    scores = score_stage(work, groups, scoring=scoring, supernet=supernet, fixed=fixed)
     taus = tau_rows(groups, scores, table)
     print_taus(taus)
     if "search" in args.stages or "report" in args.stages:
-        searches = search_stage(work, settings, table=table, data=(train, val, num_classes, fixed), seeds=args.search_seeds)
-        report(settings, table=table, taus=taus, scored=len(scores), searches=searches, log=log, out=args.out, smoke=args.smoke_test)
+        searches = search_stage(work, scoring, table=table, data=(train, val, num_classes, fixed), options=options)
+        report(
+            settings, options, table=table, taus=taus, scored=len(scores), searches=searches, log=log, out=args.out, smoke=args.smoke_test
+        )
 
 
 if __name__ == "__main__":

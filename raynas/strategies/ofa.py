@@ -22,7 +22,7 @@ from raynas.execution.runtime import cluster_cpus
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.models import LatencyModels
 from raynas.search.evolution import EvolutionarySearch, RandomSubnetSearch, SubnetGenes, SubnetLatency
-from raynas.search.ofa import OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions
+from raynas.search.ofa import PREDICTOR_SAMPLINGS, OFAConfig, collect_and_fit_predictor, predictor_payload, resolution_spaces, resolutions
 from raynas.search.predictor import AccuracyPredictor, ArchEncoder
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
@@ -58,6 +58,7 @@ class OnceForAll(Strategy):
 
     def validate(self, s: OFAConfig, cfg: ExperimentConfig) -> None:
         check(all(8 < r <= 1024 for r in s.shrink.resolutions), "ofa.shrink.resolutions", "input sizes must lie in (8, 1024]")
+        check(s.predictor_sampling in PREDICTOR_SAMPLINGS, "ofa.predictor_sampling", f"must be one of {', '.join(PREDICTOR_SAMPLINGS)}")
         e = s.evolution
         check(
             0 < e.parent_fraction < 1 and e.mutation_prob <= 1 and e.mutation_share <= 1,
@@ -90,8 +91,10 @@ class OnceForAll(Strategy):
             started = {seed: replicas(run.cfg, seed, state) for seed, state in states.items()}
             self.weight_refs = {seed: ref for seed, (_, ref) in started.items()}  # the driver owns the weights while replicas live
             pools = {seed: pool for seed, (pool, _) in started.items()}
-            predictors = {seed: fit_predictor(ctx, run, seed=seed, pool=pools[seed]) for seed in seeds}
-        self.shared = OFAShared(pools, predictors, tables_of(run.cfg, run.latency))
+            tables = tables_of(run.cfg, run.latency)
+            latencies = [SubnetLatency(by_space) for by_space in tables.values()]
+            predictors = {seed: fit_predictor(ctx, run, seed=seed, pool=pools[seed], latencies=latencies) for seed in seeds}
+        self.shared = OFAShared(pools, predictors, tables)
 
     def search(self, ctx: RunContext, run: RunInputs, scenarios: list[Scenario]) -> list[Finalist]:
         jobs = [Job.of(s, self.name) for s in scenarios]
@@ -120,11 +123,12 @@ class OnceForAll(Strategy):
         scorer = SubnetScorer(
             net, problem.train, problem.val, calibration_batches=cfg.calibration_batches, eval_batches=cfg.eval_batches, compute=compute
         )
-        predictor, *_ = collect_and_fit_predictor(scorer, problem.space, cfg, seed=seed)
+        latency = SubnetLatency({problem.space: problem.lut})
+        predictor, *_ = collect_and_fit_predictor(scorer, problem.space, cfg, seed=seed, latencies=[latency])
         genes = SubnetGenes(macro, cfg.shrink.min_depth, resolutions(macro, cfg.shrink))
         return EvolutionarySearch(
             genes,
-            SubnetLatency({problem.space: problem.lut}),
+            latency,
             predictor,
             budget_ms=problem.budget_ms,
             cfg=cfg.evolution,
@@ -178,9 +182,10 @@ def replicas(cfg: ExperimentConfig, seed: int, state: dict) -> tuple[list, Any]:
     return start_replicas(state, cfg.space, cfg.ofa, data=cfg.data, seed=seed, compute_cfg=cfg.compute)
 
 
-def fit_predictor(ctx: RunContext, run: RunInputs, *, seed: int, pool: list) -> dict:
-    """Accuracy predictor from replica evaluations; saved with its held-out RMSE and logged to MLflow."""
-    predictor, report, _, _ = collect_and_fit_predictor(ReplicaPool(pool), run.cfg.space, run.cfg.ofa, seed=seed)
+def fit_predictor(ctx: RunContext, run: RunInputs, *, seed: int, pool: list, latencies: list) -> dict:
+    """Accuracy predictor from replica evaluations (stratified over the targets' ``latencies``); saved
+    with its held-out RMSE and logged to MLflow."""
+    predictor, report, _, _ = collect_and_fit_predictor(ReplicaPool(pool), run.cfg.space, run.cfg.ofa, seed=seed, latencies=latencies)
     directory = predictor.save(run.run_dir / "predictor" / f"s{seed}", report)
     ctx.log_metrics({f"predictor_{k}/s{seed}": float(v) for k, v in report.items()})
     for path in sorted(directory.iterdir()):

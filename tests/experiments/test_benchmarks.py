@@ -193,6 +193,6 @@ def test_ranking_scores_cells_with_shared_weights_against_the_table_and_runs_bot
     scores = json.loads((tmp_path / "work" / "scores.json").read_text())  # cached by cell code: a rerun scores nothing again
     assert len(scores) == out["archs"] and all(0 <= v <= 1 for v in scores.values())
     searches = json.loads((tmp_path / "work" / "searches.json").read_text())
-    assert len(searches) == 3 * 2 * out["search_seeds"]
+    assert len(searches["runs"]) == 3 * 2 * out["search_seeds"] and searches["options"]["top_k"] == 3
     results = json.loads((tmp_path / "ranking" / "results.json").read_text())
     assert results["summary"] == out
