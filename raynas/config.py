@@ -92,7 +92,7 @@ class EvaluationConfig:
 
     seeds: int = 1  # independent replicates (warm-up, search, retraining) of every scenario: seed, seed+1, ...
     random_search: bool = True  # random search in the same latency window, pipeline and wall-clock budget
-    random_train_fraction: float = 0.5  # share of the random search's time spent training the shared weights
+    random_train_fraction: float = 0.5  # share of the random search's time training shared weights (all with search.final_top_k > 0)
     hand_designed_widths: tuple[float, ...] = (0.5, 1.0)  # MobileNetV2-style references (k3e6 everywhere); () for none
     report: bool = True  # write report.md / report.html with plots at the end
     tuning: str = ""  # how the search settings were chosen: which split, which trials, what they cost (record and report show it)

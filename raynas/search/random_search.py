@@ -2,11 +2,12 @@
 
 Architectures are drawn uniformly from the space restricted to the same latency window as the
 NAS result (rejection sampling with the target's latency table: exactly uniform over the accepted
-set). The run spends ``train_fraction`` of its time budget training the shared weights on such
-samples, then ends as the NAS search ends (``SearchConfig.final_top_k`` > 0 and fixed batches given):
+set). With the final step (``SearchConfig.final_top_k`` > 0 and fixed batches given) it trains the
+shared weights on such samples for its whole time budget, then ends as the NAS search ends:
 ``final_top_k`` fresh samples trained alike and re-scored on the same fixed batches, the best
-returned. Without that final step it scores fresh samples on shuffled batches (BN recalibration,
-then validation accuracy) until the budget is spent, and returns the best.
+returned. Without it the run spends ``train_fraction`` of its budget training, then scores fresh
+samples on shuffled batches (BN recalibration, then validation accuracy) until the budget is spent,
+and returns the best.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class RandomSearch:
     def _train(self, begin: float) -> None:
         """In-window weight training; a cosine schedule decays as the NAS search's does over its epochs."""
         loss_fn, batches = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), endless(self.loaders[0])
-        stretch = self.train_fraction * self.seconds
+        stretch = self.seconds if self.fixed is not None else self.train_fraction * self.seconds  # the final step scores only K
         while self.spent + time.perf_counter() - begin < stretch:
             progress = (self.spent + time.perf_counter() - begin) / stretch
             set_lr(self.optimizer, weight_lr(self.cfg, self.cfg.warmup_epochs + progress * self.cfg.search_epochs))

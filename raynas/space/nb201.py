@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -147,23 +148,32 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def skeleton(make_cell: Callable[[int], nn.Module], *, channels: int, cells_per_stage: int, in_channels: int) -> tuple:
+    """NB201's stem, its blocks (3 stages of ``make_cell(width)``, residual reductions between) and its
+    head (BatchNorm, ReLU, pooling; the classifier is the caller's): one skeleton for the network of a
+    cell and for the supernet of every cell."""
+    stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    blocks: list[nn.Module] = []
+    for stage in range(3):
+        width = channels * 2**stage
+        if stage:
+            blocks.append(ResidualReduction(width // 2, width))
+        blocks += [make_cell(width) for _ in range(cells_per_stage)]
+    head = nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return stem, blocks, head
+
+
 class NB201Network(nn.Module):
     """The NB201 skeleton around one cell: stem, 3 stages of ``cells_per_stage`` cells, reductions between, head."""
 
     def __init__(self, cell: Cell, num_classes: int, *, channels: int = 16, cells_per_stage: int = 5, in_channels: int = 3) -> None:
         super().__init__()
         self.cell = cell
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        layers: list[nn.Module] = []
-        for stage in range(3):
-            width = channels * 2**stage
-            if stage:
-                layers.append(ResidualReduction(width // 2, width))
-            layers += [CellModule(cell, width) for _ in range(cells_per_stage)]
-        self.cells = nn.Sequential(*layers)
-        width = channels * 4
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(width, num_classes)
+        self.stem, blocks, self.head = skeleton(
+            lambda width: CellModule(cell, width), channels=channels, cells_per_stage=cells_per_stage, in_channels=in_channels
+        )
+        self.cells = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(channels * 4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.cells(self.stem(x))))

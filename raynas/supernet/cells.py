@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from raynas.space.architecture import Architecture
-from raynas.space.nb201 import EDGES, NB201, OPS, Cell, NB201Network, ResidualReduction, build_edge_op
+from raynas.space.nb201 import EDGES, NB201, OPS, Cell, NB201Network, build_edge_op, skeleton
 from raynas.supernet.mixed_op import PathChoice
 from raynas.supernet.scoring import PathScoring
 from raynas.supernet.supernet import PathDecisions
@@ -42,17 +42,9 @@ class CellSupernet(PathDecisions, PathScoring, nn.Module):
         super().__init__()
         self.num_classes, self.channels, self.cells_per_stage = num_classes, channels, cells_per_stage
         self.layers = nn.ModuleList(PathChoice(OPS) for _ in EDGES)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        blocks: list[nn.Module] = []
-        for stage in range(3):
-            width = channels * 2**stage
-            if stage:
-                blocks.append(ResidualReduction(width // 2, width))
-            blocks += [SharedCell(width) for _ in range(cells_per_stage)]
+        self.stem, blocks, self.head = skeleton(SharedCell, channels=channels, cells_per_stage=cells_per_stage, in_channels=in_channels)
         self.cells = nn.ModuleList(blocks)
-        width = channels * 4
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(width, num_classes)
+        self.classifier = nn.Linear(channels * 4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

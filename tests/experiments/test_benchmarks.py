@@ -190,9 +190,9 @@ def test_ranking_scores_cells_with_shared_weights_against_the_table_and_runs_bot
     assert out["space"] == "nb201" and out["sharing"] == "separate" and out["archs"] >= 8
     assert 0 < out["uniform_pick_acc"] <= out["optimum_acc"] and out["nas_true_acc"] <= out["optimum_acc"]
     assert out["random_ws_true_acc"] <= out["optimum_acc"]
-    scores = json.loads((tmp_path / "work" / "scores.json").read_text())  # cached by cell code: a rerun scores nothing again
+    scores = json.loads((tmp_path / "work" / "scores.json").read_text())["scores"]  # cached by cell code: a rerun scores nothing again
     assert len(scores) == out["archs"] and all(0 <= v <= 1 for v in scores.values())
     searches = json.loads((tmp_path / "work" / "searches.json").read_text())
-    assert len(searches["runs"]) == 3 * 2 * out["search_seeds"] and searches["options"]["top_k"] == 3
+    assert len(searches["runs"]) == 3 * 2 * out["search_options"]["seeds"] and searches["options"]["top_k"] == 3
     results = json.loads((tmp_path / "ranking" / "results.json").read_text())
     assert results["summary"] == out
