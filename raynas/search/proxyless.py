@@ -89,6 +89,11 @@ def weight_lr(cfg: SearchConfig, epoch: float) -> float:
     )
 
 
+def final_lr(cfg: SearchConfig) -> float:
+    """The weights' rate in the final step of both searches: the last search epoch's."""
+    return weight_lr(cfg, cfg.warmup_epochs + cfg.search_epochs - 1)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -327,12 +332,12 @@ class ProxylessSearch:
         draws are seeded by the step count: the same answer for the same state, the sampler untouched."""
         first, _ = self.derive()
         low, high = self.window()
+        macro, choices = self.supernet.macro, self.choices
         alphas = self.supernet.cpu_alphas()
         gen = torch.Generator().manual_seed(self._steps)
         drawn = torch.stack([torch.multinomial(torch.softmax(a, 0), draws, replacement=True, generator=gen) for a in alphas], 1)
         log_probs = [torch.log_softmax(a, 0).tolist() for a in alphas]
-        macro, choices = self.supernet.macro, self.choices
-        ranked = {first.ops: math.inf}
+        ranked = {first.ops: math.inf} if low <= self.lut.predict(first, macro) <= high else {}  # a fitted cost model may miss
         for row in {tuple(r) for r in drawn.tolist()}:
             arch = Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row)))
             if arch.ops not in ranked and low <= self.lut.predict(arch, macro) <= high:
@@ -393,8 +398,9 @@ class EpochSearch:
         cfg, search = self.search.cfg, self.search
         if not (cfg.final_top_k and self.fixed):
             return metrics
-        candidates = search.ranked_in_window(cfg.final_top_k)
+        candidates = search.ranked_in_window(cfg.final_top_k) or [search.derive()[0]]
         seed = int(torch.randint(2**31 - 1, (), generator=search.gen))
+        set_lr(search.weight_opt, final_lr(cfg))
         pick, scores = final_step(
             search.supernet, candidates, fixed=self.fixed, train_steps=cfg.final_train_steps, batches=endless(self.train),
             optimizer=search.weight_opt, loss_fn=search.weight_ce, rng=np.random.default_rng(seed), compute=search.compute,

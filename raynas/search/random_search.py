@@ -24,7 +24,7 @@ from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable
 from raynas.search.derive import budget_window
 from raynas.search.oneshot import final_step
-from raynas.search.proxyless import SearchConfig, set_lr, weight_lr, weight_optimizer
+from raynas.search.proxyless import SearchConfig, final_lr, set_lr, weight_lr, weight_optimizer
 from raynas.space.architecture import Architecture
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
@@ -160,7 +160,15 @@ class RandomSearch:
             self.best = max(self.best, (acc, arch.to_string()), key=lambda t: t[0])
 
     def _final(self) -> None:
-        candidates = [self.sample() for _ in range(self.cfg.final_top_k)]
+        """K distinct window draws (fewer only if the window holds fewer), at NAS's final rate."""
+        distinct: dict[tuple, Architecture] = {}
+        for _ in range(64 * self.cfg.final_top_k):
+            arch = self.sample()
+            distinct.setdefault(arch.ops, arch)
+            if len(distinct) == self.cfg.final_top_k:
+                break
+        candidates = list(distinct.values())
+        set_lr(self.optimizer, final_lr(self.cfg))
         pick, scores = final_step(
             self.supernet, candidates, fixed=self.fixed, train_steps=self.cfg.final_train_steps, batches=endless(self.loaders[0]),
             optimizer=self.optimizer, loss_fn=nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), rng=self.rng,

@@ -96,7 +96,8 @@ class ProxylessNAS(Strategy):
         """Warm-up here, then the search for ``problem``'s budget, one epoch per step."""
         cfg, compute = problem.config, problem.compute or CPU
         supernet = compute.module(Supernet(get_space(problem.space), problem.num_classes, sharing=problem.sharing))
-        fixed = FixedBatches.draw(problem.train, problem.val, recalibration=cfg.eval_batches, validation=cfg.eval_batches)
+        count = lambda loader: min(cfg.eval_batches, len(loader))  # noqa: E731
+        fixed = FixedBatches.draw(problem.train, problem.val, recalibration=count(problem.train), validation=count(problem.val))
         warm_up(supernet, problem.train, cfg, seed=seed, compute=compute)
         return EpochSearch(
             ProxylessSearch(supernet, problem.lut, problem.budget_ms, cfg=cfg, seed=seed, compute=compute),
@@ -116,14 +117,14 @@ def shared_supernet(job: Job, shared: ProxylessShared, cfg: ExperimentConfig):
     supernet = Supernet(get_space(cfg.space), splits.num_classes, sharing=cfg.supernet.sharing)
     [weights_ref] = ray.get(shared.hosts[job.seed].weights.remote())
     load_numpy_state(supernet, ray.get(weights_ref))
-    return compute.module(supernet), train, val, compute, seed_fixed_batches(cfg, splits, seed=job.seed, device=compute.device)
+    return compute.module(supernet), train, val, compute, seed_fixed_batches(cfg, splits, seed=job.seed)
 
 
-def seed_fixed_batches(cfg: ExperimentConfig, splits, *, seed: int, device) -> FixedBatches:
+def seed_fixed_batches(cfg: ExperimentConfig, splits, *, seed: int) -> FixedBatches:
     """The batches both searches of ``seed`` end on: drawn from loaders of their own, so the same
     whichever search draws them and however far its own loaders have run (``eval_batches`` of each,
     or as many as a small split holds, as the per-epoch scoring reads)."""
-    train, val, _ = splits.loaders(cfg.data.batch_size, FIXED_BATCH_SEED + seed, device)
+    train, val, _ = splits.loaders(cfg.data.batch_size, FIXED_BATCH_SEED + seed, "cpu")  # scoring moves each batch to the device
     count = lambda loader: min(cfg.search.eval_batches, len(loader))  # noqa: E731
     return FixedBatches.draw(train, val, recalibration=count(train), validation=count(val))
 

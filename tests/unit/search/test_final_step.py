@@ -79,11 +79,11 @@ def test_random_search_ends_with_k_window_draws_rescored_on_the_same_fixed_batch
 def test_both_searches_of_a_seed_draw_the_same_fixed_batches_whatever_their_loaders_did():
     cfg = parse_config({"name": "t", "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}], "data": {"limit": 256, "eval_limit": 128}})
     splits = load_splits(DataConfig(limit=256, eval_limit=128))
-    first = seed_fixed_batches(cfg, splits, seed=3, device="cpu")
+    first = seed_fixed_batches(cfg, splits, seed=3)
     train, _, _ = splits.loaders(cfg.data.batch_size, 3)
     next(iter(train))  # a search's own loader moving on changes nothing
-    second = seed_fixed_batches(cfg, splits, seed=3, device="cpu")
-    other = seed_fixed_batches(cfg, splits, seed=4, device="cpu")
+    second = seed_fixed_batches(cfg, splits, seed=3)
+    other = seed_fixed_batches(cfg, splits, seed=4)
     for a, b in zip(first.recalibration + first.validation, second.recalibration + second.validation):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(first.validation[0][0], other.validation[0][0])
