@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -21,6 +22,16 @@ class RetrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     label_smoothing: float = 0.0
+
+
+def cosine(base: float, epoch: float, total: float) -> float:
+    """A cosine schedule: ``base`` at epoch 0, falling to 0 at ``total`` and staying there."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(epoch, total) / max(total, 1)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def sgd(params: Iterable[nn.Parameter], lr: float, *, momentum: float, weight_decay: float) -> torch.optim.SGD:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -20,7 +19,7 @@ from torch import nn
 from raynas.compute import CPU, Compute
 from raynas.data.loading import generator_state, set_generator_state
 from raynas.supernet.scoring import FixedBatches
-from raynas.training import sgd, train_epoch, train_step
+from raynas.training import cosine, set_lr, sgd, train_epoch, train_step
 
 T = TypeVar("T")
 
@@ -53,11 +52,10 @@ class UniformTraining:
 
     def lr(self, epoch: int) -> float:
         """Cosine from ``lr`` at epoch 0 towards 0 after the last epoch."""
-        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / max(self.cfg.epochs, 1)))
+        return cosine(self.cfg.lr, epoch, self.cfg.epochs)
 
     def step(self) -> dict[str, float]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.epoch)
+        set_lr(self.optimizer, self.lr(self.epoch))
         stats = train_epoch(
             self.supernet,
             self.train,

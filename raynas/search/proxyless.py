@@ -31,7 +31,7 @@ from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
-from raynas.training import sgd, train_epoch, train_step
+from raynas.training import cosine, set_lr, sgd, train_epoch, train_step
 
 BINARIZATIONS = ("two", "full", "reinforce")
 WEIGHT_OPTIMIZERS = ("sgd", "adam")
@@ -82,21 +82,12 @@ def weight_lr(cfg: SearchConfig, epoch: float) -> float:
     """The weights' rate in ``epoch`` counted from the warm-up's first (cosine: to 0 after the last search epoch)."""
     if cfg.weight_schedule != "cosine":
         return cfg.weight_lr
-    return (
-        cfg.weight_lr
-        * 0.5
-        * (1 + math.cos(math.pi * min(epoch, cfg.warmup_epochs + cfg.search_epochs) / (cfg.warmup_epochs + cfg.search_epochs)))
-    )
+    return cosine(cfg.weight_lr, epoch, cfg.warmup_epochs + cfg.search_epochs)
 
 
 def final_lr(cfg: SearchConfig) -> float:
     """The weights' rate in the final step of both searches: the last search epoch's."""
     return weight_lr(cfg, cfg.warmup_epochs + cfg.search_epochs - 1)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def weight_optimizer(params, cfg: SearchConfig) -> torch.optim.Optimizer:
@@ -213,9 +204,7 @@ class ProxylessSearch:
     def _schedule_arch_lr(self) -> None:
         """Cosine: epoch e of search_epochs uses arch_lr x (1 + cos(pi e / search_epochs)) / 2."""
         if self.cfg.arch_schedule == "cosine":
-            scale = 0.5 * (1 + math.cos(math.pi * min(self._epochs, self.cfg.search_epochs) / max(self.cfg.search_epochs, 1)))
-            for group in self.arch_opt.param_groups:
-                group["lr"] = self.cfg.arch_lr * scale
+            set_lr(self.arch_opt, cosine(self.cfg.arch_lr, self._epochs, self.cfg.search_epochs))
 
     def step(
         self,

@@ -24,11 +24,11 @@ from raynas.data.loading import endless, generator_state, set_generator_state
 from raynas.hardware.lut import LatencyTable
 from raynas.search.derive import budget_window
 from raynas.search.oneshot import final_step
-from raynas.search.proxyless import SearchConfig, final_lr, set_lr, weight_lr, weight_optimizer
+from raynas.search.proxyless import SearchConfig, final_lr, weight_lr, weight_optimizer
 from raynas.space.architecture import Architecture
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
-from raynas.training import train_step
+from raynas.training import set_lr, train_step
 
 MIN_CANDIDATES = 2  # scored even when the time budget is already spent, so there is a choice
 
