@@ -6,7 +6,9 @@
 
 Each (target, budget, method, seed) is a row of the run's results.parquet; the report
 (report.md / report.html) has the Pareto plots and the paired comparison. Prints the tables and,
-as its last line, one JSON object with the headline figures.
+as its last line, one JSON object with the headline figures. A full (not --smoke-test) sweep writes
+its page to benchmarks/<config name>/ (cifar10-sweep: benchmarks/cifar10_sweep/);
+``--page-from RUN_DIR`` writes the page of a finished sweep again from its results.
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from raynas.cli import exit_status, format_table, parse_overrides
-from raynas.config import ExperimentConfig, load_config, parse_config
-from raynas.evaluation.compare import headline
+from raynas.config import ConfigError, ExperimentConfig, load_config, parse_config
+from raynas.evaluation.compare import headline, paired_comparisons
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
+
+sys.path.insert(0, str(Path(__file__).with_name("bench")))
+from pages import BENCHMARKS, write_page  # noqa: E402  experiments/bench's page writer
 
 # A minimal sweep: one target, two budgets, two seeds, one epoch per phase on 512 images.
 SMOKE = {
@@ -58,27 +66,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="replicates per (target, budget, method)")
     parser.add_argument("--smoke-test", action="store_true", help="a minimal sweep (one target, two budgets, two seeds) in a few minutes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--page-from", type=Path, metavar="RUN_DIR", help="only write the results page of a finished sweep's run directory")
+    parser.add_argument("--page", type=Path, help="pages under DIR/<config name>_sweep (default: benchmarks/; none in --smoke-test)")
     args = parser.parse_args(argv)
+    root = args.page if args.page is not None else (None if args.smoke_test else BENCHMARKS)
+    if args.page_from is not None:
+        return exit_status("budget_sweep", lambda: print(write_sweep_page(args.page_from, root or BENCHMARKS) / "README.md"))
     return exit_status(
         "budget_sweep",
-        lambda: run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test)),
+        lambda: run_sweep(sweep_config(args.config, parse_overrides(args.overrides), args.budgets, args.seeds, args.smoke_test), page=root),
     )
 
 
-def run_sweep(cfg: ExperimentConfig, log=print) -> dict:
-    """Run the sweep, print its tables and, last, the headline JSON line; returns the run's summary."""
+def run_sweep(cfg: ExperimentConfig, log=print, *, page: Path | None = None) -> dict:
+    """Run the sweep, print its tables and, last, the headline JSON line (after writing its page under
+    ``page``, if given); returns the run's summary."""
     run_dir = new_run_dir(cfg)
     print(f"[raynas] sweep run directory {run_dir}", flush=True)
     summary = run_experiment(cfg, run_dir, log=log)
     print("\n" + format_table(summary), flush=True)
-    budgets = sorted({(r["target"], r["budget_ms"]) for r in summary["results"] if r["budget_ms"] is not None})
-    line = (
-        {"dataset": cfg.data.dataset, "rows": len(summary["results"]), "budgets": len(budgets), "seeds": cfg.evaluation.seeds}
-        | headline(summary["comparisons"])
-        | {"run_dir": str(run_dir)}
-    )
-    print(json.dumps(line), flush=True)
+    if page is not None:
+        print(f"page: {write_sweep_page(run_dir, page) / 'README.md'}", flush=True)
+    print(json.dumps(sweep_headline(summary["results"], summary["comparisons"], cfg) | {"run_dir": str(run_dir)}), flush=True)
     return summary
+
+
+def sweep_headline(rows: list[dict], comparisons: list[dict], cfg: ExperimentConfig) -> dict:
+    budgets = sorted({(r["target"], r["budget_ms"]) for r in rows if r["budget_ms"] is not None})
+    return {"dataset": cfg.data.dataset, "rows": len(rows), "budgets": len(budgets), "seeds": cfg.evaluation.seeds} | headline(comparisons)
+
+
+def write_sweep_page(run_dir: Path, root: Path) -> Path:
+    """benchmarks/<config name>_sweep/ from a finished sweep's results (its comparisons recomputed from them)."""
+    results = Path(run_dir) / "results.parquet"
+    if not results.is_file():
+        raise ConfigError(f"--page-from: {results} does not exist; pass the run directory of a finished sweep (printed at its start)")
+    cfg = load_config(Path(run_dir) / "config.yaml", check_data=False)
+    rows = pq.read_table(results).to_pylist()
+    comparisons = paired_comparisons(rows)
+    notes = (
+        f"Config `{cfg.name}`: space {cfg.space}, dataset {cfg.data.dataset}, {cfg.evaluation.seeds} seeds per cell; each row "
+        "compares the NAS finalists of one (target, budget) with random search under the same pipeline, paired by seed "
+        "(test accuracy; gap in percentage points). The headline pools every pair. Run directory: "
+        f"`{run_dir}`. " + (f"How the settings were chosen: {cfg.evaluation.tuning}" if cfg.evaluation.tuning else "")
+    )
+    table = [{k: v for k, v in c.items() if not isinstance(v, (list, dict))} for c in comparisons]
+    name = cfg.name.replace("-", "_")
+    name += "" if name.endswith("sweep") else "_sweep"
+    return write_page(
+        name, summary=sweep_headline(rows, comparisons, cfg), rows=table, title=f"Budget sweep `{cfg.name}`", notes=notes, root=root
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
     ray submit cluster/cluster.yaml experiments/run_all_targets.py -- --config experiments/configs/cifar10.yaml
 
 Joins the running Ray cluster when there is one (RAY_ADDRESS or a local head), else starts a
-local Ray. Prints the result table and, as its last line, the summary as one JSON object.
+local Ray. Prints the result and comparison tables, then the paths: the run directory, the report,
+MLflow and ``results.json`` (every result row).
 """
 
 from __future__ import annotations

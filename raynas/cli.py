@@ -135,7 +135,7 @@ def run_command(config: str, overrides: Sequence[str], resume: str | None = None
     report = Path(summary["run_dir"]) / "report.html"
     if report.is_file():
         print(f"report: {report} (and report.md)", flush=True)
-    print(json.dumps(summary), flush=True)
+    print(f"results: {Path(summary['run_dir']) / 'results.json'} (every row; results.parquet holds the same)", flush=True)
     return summary
 
 
@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("targets", help="list registered hardware targets")
     sub.add_parser("spaces", help="list registered search spaces")
     sub.add_parser("strategies", help="list registered search strategies")
+    reference = sub.add_parser("config-reference", help="print (or write) the configuration reference, generated from the code")
+    reference.add_argument("--out", help="write it to this file (the repository's copy: docs/configuration.md)")
     return parser
 
 
@@ -203,6 +205,13 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command == "report":
         for path in write_report(args.run_dir):
             print(path)
+    elif args.command == "config-reference":
+        from raynas.config_reference import render
+
+        if args.out:
+            Path(args.out).write_text(render())
+        else:
+            print(render(), end="")
     elif args.command == "strategies":
         for name in strategy_names():
             cls = strategy_class(name)

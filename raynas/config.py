@@ -43,7 +43,7 @@ class EstimateConfig:
 class TargetConfig:
     """One hardware target and the latency budgets to search under."""
 
-    name: str
+    name: str  # a registered target (raynas targets) or, with estimate, any name
     budgets_ms: tuple[float, ...] = ()  # absolute budgets in ms
     budget_fractions: tuple[float, ...] = ()  # or positions in (0, 1] between the space's fastest and slowest net
     estimate: EstimateConfig | None = None  # set for unreachable hardware: latencies are estimated, never measured
@@ -76,11 +76,11 @@ SCHEDULERS = ("asha", "hyperband")
 class ASHAConfig:
     """The early-stopping random search (``evaluation.asha``)."""
 
-    enabled: bool = False
+    enabled: bool = False  # run the early-stopped random search as a third baseline
     scheduler: str = "asha"  # asha | hyperband
     max_epochs: int = 4  # epochs a trial may train (Tune's max_t)
     grace_epochs: int = 1  # epochs before a trial may be stopped
-    reduction_factor: int = 3
+    reduction_factor: int = 3  # keep 1 in this many trials at each rung
     candidates: int = 64  # architectures drawn from the window; the compute budget usually ends the run first
     budget_floor: float = 0.9  # candidates are drawn from the latency window [floor * B, B] of each budget B
     eval_batches: int = 8  # validation batches scoring each epoch
@@ -102,14 +102,14 @@ class EvaluationConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     mlflow_uri: str | None = None  # default: sqlite:///<run_dir>/mlflow.db
-    experiment: str = "raynas"
+    experiment: str = "raynas"  # MLflow experiment; registered models are named <experiment>-<target>-<budget>ms
 
 
 @dataclass(frozen=True)
 class RayConfig:
     address: str | None = None  # None: join RAY_ADDRESS / a running cluster, else start a local Ray
     num_cpus: int | None = None  # CPUs of a local Ray (None: all)
-    cpus_per_trial: int = 1
+    cpus_per_trial: int = 1  # CPUs each search / retraining trial reserves (and its torch threads)
     gpus_per_trial: float = 0  # GPUs each search / retraining trial reserves and trains on; 0.25: four trials share one GPU
     gpus_per_task: float = 0  # GPUs of the one-off training tasks (supernet warm-up, OFA progressive shrinking)
     max_concurrent_trials: int = 0  # 0: as many as resources allow
@@ -122,20 +122,20 @@ class RayConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str
-    targets: tuple[TargetConfig, ...]
-    space: str = "mnist-small"
+    name: str  # the experiment; runs go to <run_root>/<name>/<timestamp>
+    targets: tuple[TargetConfig, ...]  # hardware targets, each with its budgets (budgets_ms or budget_fractions)
+    space: str = "mnist-small"  # the search space (raynas spaces)
     strategy: str = "proxyless"  # proxyless: one gradient search per scenario; ofa: one elastic supernet, evolution per scenario
-    seed: int = 0
+    seed: int = 0  # first seed; evaluation.seeds replicates use seed, seed+1, ...
     run_root: str = "runs"  # run directories are created under this folder
-    data: DataConfig = field(default_factory=DataConfig)
-    compute: ComputeConfig = field(default_factory=ComputeConfig)
-    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)  # the dataset and its splits
+    compute: ComputeConfig = field(default_factory=ComputeConfig)  # device and numerics of training
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)  # training every finalist from scratch
     supernet: SupernetConfig = field(default_factory=SupernetConfig)  # how weight-sharing supernets hold their candidates
-    profile: ProfileConfig = field(default_factory=ProfileConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)  # latency tables and final measurement
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # baselines and seeds
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow
+    ray: RayConfig = field(default_factory=RayConfig)  # the cluster and what each trial reserves
     sections: dict[str, Any] = field(default_factory=dict)  # every strategy's own section (search, ofa, ...), by section name
 
     def __getattr__(self, name: str) -> Any:

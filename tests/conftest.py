@@ -125,7 +125,7 @@ def load_script(relative: str):
 
 TINY_SWEEP = {
     "name": "tiny",
-    "targets": [{"name": "cpu-1t", "budget_fractions": [0.5]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
+    "targets": [{"name": "ort-cpu-1t", "budget_fractions": [0.5]}, {"name": "executorch-xnnpack-1t-b16", "budget_fractions": [0.5]}],
     "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
     "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
     "retrain": {"epochs": 1},

@@ -78,7 +78,7 @@ def setting(dataset: str, smoke: bool) -> Setting:
     if dataset == "mnist":
         shrink = ShrinkConfig(resolutions=(24, 28), **(epochs or dict(largest_epochs=3, kernel_epochs=2, depth_epochs=2, width_epochs=2)))
         data = DataConfig(limit=128, eval_limit=128) if smoke else DataConfig()
-        return Setting(dataset, "mnist-ofa", ("cpu-1t", "cpu-1t-b16"), data, shrink, data)
+        return Setting(dataset, "mnist-ofa", ("ort-cpu-1t", "ort-cpu-1t-b16"), data, shrink, data)
     try:
         root = data_folder("cifar10")
     except DatasetError as exc:
@@ -86,7 +86,12 @@ def setting(dataset: str, smoke: bool) -> Setting:
     data = DataConfig(dataset="cifar10", root=str(root), limit=128 if smoke else 5000, eval_limit=128 if smoke else 2000)
     shrink = ShrinkConfig(resolutions=(28, 32), **(epochs or dict(largest_epochs=8, kernel_epochs=4, depth_epochs=4, width_epochs=4)))
     return Setting(
-        dataset, "cifar-ofa", ("cpu-1t", "ort-cpu-1t"), data, shrink, data if smoke else dataclasses.replace(data, eval_limit=None)
+        dataset,
+        "cifar-ofa",
+        ("ort-cpu-1t", "executorch-xnnpack-1t"),
+        data,
+        shrink,
+        data if smoke else dataclasses.replace(data, eval_limit=None),
     )
 
 

@@ -7,7 +7,9 @@ seed) from the same warmed-up weights and the same measured latency table, with 
 rates, writes a plot of E[lat]/B per epoch, and, last, one JSON line
 ``{"hit_rate", "hit_rate_old_loss", "median_lat_over_budget", "runs", ...}``.
 
-    python experiments/bench/budget_hit.py [--budgets 0.25 0.5 0.75] [--seeds 3] [--epochs 4] [--smoke-test]
+    python experiments/bench/budget_hit.py [--budgets 0.25 0.5 0.75] [--seeds 3] [--epochs 4] [--smoke-test] [--page DIR]
+
+Writes its page to benchmarks/budget_hit/ (pages.py; none in --smoke-test unless --page is given).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pages import add_page_argument, page_root, write_page  # this folder: the benchmark page writer
 
 from raynas.data.datasets import DataConfig, load_splits
 from raynas.hardware.build import build_latency_table
@@ -33,6 +36,12 @@ from raynas.search.proxyless import ProxylessSearch, SearchConfig, warm_up
 from raynas.space.macro import get_space
 from raynas.supernet.supernet import Supernet
 
+TITLE = "Budget hit: does the latency loss steer the search into the window?"
+NOTES = (
+    "One ProxylessNAS search per (loss, budget, seed) from the same warmed-up weights and latency table; a search "
+    "hits when its own argmax of alpha (not the window-constrained derivation) lands in [floor x B, B]. ratio: the "
+    "unit-free loss the configs use; mul: ProxylessNAS's multiplicative loss."
+)
 LOSSES = {"ratio": "new: CE * (E/B)^beta above B, ^-gamma below", "mul": "old: CE * (log E_us / log B_us)^beta"}
 
 
@@ -111,6 +120,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", default="runs/budget_hit")
     parser.add_argument("--smoke-test", action="store_true", help="one budget, one seed, one epoch on 256 images")
+    add_page_argument(parser)
     args = parser.parse_args()
     if args.smoke_test:
         args.budgets, args.seeds, args.epochs, args.warmup_epochs, args.repeats = [0.5], 1, 1, 1, 5
@@ -188,9 +198,7 @@ def report(runs: list[dict], args, out: Path, seconds: float) -> None:
         f"latency temperature {args.temperature}, latency estimate {args.estimate} (new loss); alpha's lr schedule {args.schedule}; "
         f"{args.epochs} search epochs after {args.warmup_epochs} warm-up epochs; {seconds / 60:.1f} min; plot {out / 'budget_hit.png'}"
     )
-    print(
-        json.dumps(
-            {
+    headline = {
                 "hit_rate": round(rate("ratio"), 3),
                 "hit_rate_old_loss": round(rate("mul"), 3),
                 "median_lat_over_budget": round(over("ratio"), 3),
@@ -206,9 +214,21 @@ def report(runs: list[dict], args, out: Path, seconds: float) -> None:
                 "temperature": args.temperature,
                 "schedule": args.schedule,
                 "estimate": args.estimate,
-            }
-        )
-    )
+                "target": args.target,
+                "epochs": args.epochs,
+                "warmup_epochs": args.warmup_epochs,
+    }  # fmt: skip
+    root = page_root(args.page, args.smoke_test)
+    if root is not None:
+        rows = [
+            {"loss": r["loss"], "budget_ms": round(r["budget_ms"], 4), "seed": r["seed"], "window_low_ms": round(r["window"][0], 4),
+             "window_high_ms": round(r["window"][1], 4), "argmax_ms": round(r["argmax_ms"], 4), "hit": r["hit"],
+             "argmax_over_budget_by_epoch": " ".join(f"{c:.3f}" for c in r["argmax_curve"])}
+            for r in runs
+        ]  # fmt: skip
+        folder = write_page("budget_hit", summary=headline, rows=rows, title=TITLE, notes=NOTES, root=root)
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
 
 
 def plot(runs: list[dict], path: Path) -> None:

@@ -1,10 +1,10 @@
 """An independent latency harness: times exported networks the way a user would, with nothing of raynas.
 
 Reads a manifest (JSON: threads, rounds, and per network its exported file and input shape),
-loads each file as it ships -- a TorchScript module (``.pt``, ``torch.jit.load``), an ONNX model
-(``.onnx``, ONNX Runtime, sequential, all graph optimizations) or an ExecuTorch program (``.pte``,
-ExecuTorch's runtime with XNNPACK) -- and times it with ``torch.utils.benchmark``:
-after ``warmup_seconds`` of calls each (TorchScript optimizes its graph over the first calls),
+loads each file as it ships -- an AOTInductor package (``.aoti.pt2``, ``torch._inductor.aoti_load_package``),
+an ONNX model (``.onnx``, ONNX Runtime, sequential, all graph optimizations) or an ExecuTorch program
+(``.pte``, ExecuTorch's runtime with XNNPACK) -- and times it with ``torch.utils.benchmark``:
+after ``warmup_seconds`` of calls each,
 ``rounds`` passes over all networks, each a ``blocked_autorange``; a network's latency is the median
 of its round medians, in ms. Passes alternate between the networks, so a manifest that lists a
 reference network beside the others (the bench lists the yardstick) sees the machine's speed of
@@ -46,8 +46,9 @@ def load(path: Path, threads: int):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.numpy()})
-    module = torch.jit.load(str(path)).eval()
-    return lambda x: module(x)
+    if path.name.endswith(".aoti.pt2"):
+        return torch._inductor.aoti_load_package(str(path))
+    raise ValueError(f"{path}: not a file a measured target ships (.aoti.pt2, .onnx, .pte)")
 
 
 def main(manifest_path: str, out_path: str) -> None:

@@ -5,7 +5,7 @@ measures each end to end on the target in interleaved rounds (twice: how well tw
 the same networks agree bounds what any predictor can reach), and compares. Runs in a process
 started with the target's allocator settings (it restarts itself with them).
 
-Then the **independent check**: every network is exported as the target ships it (TorchScript,
+Then the **independent check**: every network is exported as the target ships it (AOTInductor,
 ONNX or ExecuTorch, raynas/export.py) and timed by ``independent_timer.py`` -- ``torch.utils.benchmark`` medians,
 nothing of raynas -- each in a fresh process started with the target's environment, as a server
 serving that one network would be, beside the yardstick. This machine's speed moves by up to 1.6x
@@ -20,6 +20,18 @@ when a run is active). The last line is one JSON object: target, n, mape, within
 kendall_tau, independent_within_10pct, independent_kendall_tau, unit_factor, ...
 
     python experiments/bench/latency_accuracy.py --target cpu-1t [--n 100] [--smoke-test]
+
+**Drift versus bias** of a finished run (``--run RUN_DIR``): every measured target's shipped files under
+``deploy/`` are timed by the same harness, each in a fresh process beside the target's yardstick;
+the yardstick is also timed by raynas's own timing now. ``drift_factor`` = yardstick now / the
+yardstick its table recorded (the machine's speed moved); ``bias_factor`` = the harness's timing in
+yardstick units / the reported latency in yardstick units (what a user measures against what raynas
+reported, with the machine's drift taken out). Per target and pooled (medians); last line JSON.
+
+    python experiments/bench/latency_accuracy.py --run runs/smoke/<run>
+
+Pages (pages.py; none in --smoke-test unless ``--page`` is given): benchmarks/latency_accuracy/<target>/
+and, for ``--run``, benchmarks/latency_accuracy/drift_bias/.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pages import add_page_argument, page_root, write_page  # this folder: the benchmark page writer
 
 from raynas.config import ProfileConfig
 from raynas.export import export_network
@@ -47,6 +60,19 @@ from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import HardwareTarget, get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
+
+TITLE = "Latency accuracy: predicted against measured whole networks ({target})"
+NOTES = (
+    "Random architectures of the space, predicted by the target's latency table (summed ops, calibrated on whole "
+    "networks) against their measurement on the target (twice: the re-measure tau bounds any predictor), then the "
+    "independent check: each network exported as the target ships it and timed by experiments/bench/independent_timer.py "
+    "in a fresh process. Goal: >= 95 % of networks within 10 %, Kendall tau >= 0.9."
+)
+DRIFT_TITLE = "Drift versus bias: a finished run's shipped files timed as a user would"
+DRIFT_NOTES = (
+    "drift_factor: the yardstick now / the yardstick its table recorded (the machine's speed moved); bias_factor: "
+    "the user's timing in yardstick units / the reported latency in yardstick units (medians). Goal: bias within +-5 %."
+)
 
 
 def main() -> None:
@@ -61,7 +87,12 @@ def main() -> None:
     parser.add_argument("--harness-passes", type=int, default=2, help="independent timings of every network (fresh processes each)")
     parser.add_argument("--harness-rounds", type=int, default=5)
     parser.add_argument("--smoke-test", action="store_true", help="10 architectures, few repeats, a 4-network independent check")
+    parser.add_argument("--run", type=Path, help="a finished run directory: drift and bias of its shipped files (no other option applies)")
+    add_page_argument(parser)
     args = parser.parse_args()
+    root = page_root(args.page, args.smoke_test)
+    if args.run is not None:
+        return drift_and_bias(args.run, rounds=args.harness_rounds, per_target=2 if args.smoke_test else None, page=root)
     if args.smoke_test:
         args.n, args.repeats, args.harness_passes, args.harness_rounds = 10, 10, 1, 2
     target, macro = get_target(args.target), get_space(args.space)
@@ -73,8 +104,8 @@ def main() -> None:
     )
     archs = sample_architectures(macro, args.n, args.seed)
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
-    measured = target.measure(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
-    again = target.measure(
+    measured = target.measure_networks(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
+    again = target.measure_networks(
         nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms
     )  # the measurement's own noise
     ceiling = kendall_tau([measured[a.arch_id] for a in archs], [again[a.arch_id] for a in archs])
@@ -102,20 +133,29 @@ def main() -> None:
     independent = independent_report(rows, harness, target)
     save(rows, Path(args.out) / f"latency_accuracy-{target.name}-{macro.name}.parquet")
     log_to_active_mlflow_run(acc, target.name)
-    print(
-        json.dumps(
-            {
-                "target": target.name,
-                "n": acc.n,
-                "mape": round(acc.mape, 3),
-                "within_10pct": round(acc.within_10pct, 3),
-                "kendall_tau": round(acc.kendall_tau, 3),
-                "remeasure_tau": round(ceiling, 3),
-            }
-            | independent
-            | {k: _rounded(v) for k, v in variants.items()}
-        )
+    headline = {
+        "target": target.name,
+        "n": acc.n,
+        "mape": round(acc.mape, 3),
+        "within_10pct": round(acc.within_10pct, 3),
+        "kendall_tau": round(acc.kendall_tau, 3),
+        "remeasure_tau": round(ceiling, 3),
+    }
+    headline |= (
+        independent | {k: _rounded(v) for k, v in variants.items()} | {"space": macro.name, "correction": table.metadata.get("correction")}
     )
+    if root is not None:
+        page_rows = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+        folder = write_page(
+            f"latency_accuracy/{target.name}",
+            summary=headline,
+            rows=page_rows,
+            title=TITLE.format(target=target.name),
+            notes=NOTES,
+            root=root,
+        )
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
 
 
 TIMER = Path(__file__).with_name("independent_timer.py")
@@ -199,6 +239,86 @@ def independent_report(rows: list[dict], harness: Harness, target: HardwareTarge
         "unit_factor": round(factor, 4),
         "allocator": target.allocator,
     }
+
+
+def drift_and_bias(run_dir: Path, *, rounds: int, per_target: int | None, page: Path | None) -> None:
+    """Time a finished run's measured deployments against its tables' yardsticks (see the docstring)."""
+    from raynas.hardware.lut import LatencyTable
+    from raynas.tracking.sync import lut_path
+
+    recipes = [(p.parent, json.loads(p.read_text())) for p in sorted((run_dir / "deploy").glob("*/*/recipe.json"))]
+    if not recipes:
+        raise SystemExit(f"{run_dir} has no deploy/*/*/recipe.json: give the directory of a finished run (runs/<name>/<run>)")
+    by_target: dict[str, list] = {}
+    for folder, recipe in recipes:
+        if "backend" in recipe and recipe.get("measured_ms"):  # estimated targets ship files raynas did not time
+            by_target.setdefault(recipe["target"], []).append((folder, recipe))
+    by_target = {name: found[:per_target] for name, found in by_target.items()}
+    rows, summary = [], []
+    for name, deployments in sorted(by_target.items()):
+        target = get_target(name)
+        recorded = LatencyTable.load(lut_path(run_dir, name)).yardstick_ms
+        now = _yardstick_now(target)
+        harness = _harness_run(target, deployments, rounds=rounds)
+        for (folder, recipe), (net_ms, yard_ms) in zip(deployments, harness):
+            bias = (net_ms / yard_ms) / (recipe["measured_ms"] / recorded)
+            rows.append({"target": name, "deployment": str(folder.relative_to(run_dir)), "user_ms": net_ms, "bias_factor": bias})
+        biases = [r["bias_factor"] for r in rows if r["target"] == name]
+        summary.append({"target": name, "n": len(biases), "drift_factor": now / recorded, "bias_factor": statistics.median(biases)})
+    print(
+        f"{'target':28s} {'n':>3s} {'drift':>7s} {'bias':>7s}   (drift: yardstick now / recorded; bias: user / reported, yardstick units)"
+    )
+    for s in summary:
+        print(f"{s['target']:28s} {s['n']:3d} {s['drift_factor']:7.3f} {s['bias_factor']:7.3f}")
+    pooled_bias = statistics.median(r["bias_factor"] for r in rows)
+    pooled_drift = statistics.median(s["drift_factor"] for s in summary)
+    print(f"{'pooled':28s} {len(rows):3d} {pooled_drift:7.3f} {pooled_bias:7.3f}")
+    save(rows, run_dir / "drift_bias.parquet")
+    headline = {
+        "run": str(run_dir),
+        "targets": [{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()} for s in summary],
+        "drift_factor": round(pooled_drift, 4),
+        "bias_factor": round(pooled_bias, 4),
+    }
+    if page is not None:
+        page_rows = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+        folder = write_page(
+            "latency_accuracy/drift_bias", summary=headline, rows=page_rows, title=DRIFT_TITLE, notes=DRIFT_NOTES, root=page
+        )
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
+
+
+def _yardstick_now(target: HardwareTarget) -> float:
+    """The yardstick's steady latency now, timed by raynas as its table's was (paired with itself: ratio 1
+    times its steady latency), in a fresh process with the target's environment."""
+    code = (
+        "import sys, json; from raynas.hardware.targets import get_target; from raynas.hardware.backend import get_backend, yardstick; "
+        "t = get_target(sys.argv[1]); m = t.measure({'y': (yardstick(), get_backend(t.backend).yardstick_shape)}, warmup=10, repeats=200); "
+        "print(m['y'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, target.name], env=os.environ | target.process_env(), check=True, capture_output=True)
+    return float(out.stdout.decode().strip().splitlines()[-1])
+
+
+def _harness_run(target: HardwareTarget, deployments: list, *, rounds: int) -> list[tuple[float, float]]:
+    """(network ms, yardstick ms) of each shipped file in its own fresh process, beside the yardstick."""
+    env = os.environ | target.process_env()
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        yard = export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
+        for deploy, recipe in deployments:
+            entries = {
+                "net": {"file": str(deploy.resolve() / recipe["file"]), "shape": recipe["input_shape"]},
+                "yardstick": {"file": str(yard.model_file), "shape": yard.recipe["input_shape"]},
+            }
+            manifest = folder / "manifest.json"
+            manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
+            subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
+            ms = json.loads((folder / "out.json").read_text())
+            out.append((ms["net"], ms["yardstick"]))
+    return out
 
 
 def _rounded(acc) -> dict:

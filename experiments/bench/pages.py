@@ -6,7 +6,9 @@ under ``benchmarks/<name>/`` at the repository root through :func:`write_page`:
   README.md     generated from results.json alone (never typed by hand): title, notes, the tables,
                 the command line, the git commit, the machine and the date (UTC).
 
-``python experiments/bench/pages.py benchmarks/<name>`` regenerates a README.md from its results.json.
+``python experiments/bench/pages.py benchmarks/<name>`` regenerates a README.md from its results.json;
+``python experiments/bench/pages.py --not-rerun NAME TITLE COMMAND COMMIT WHY`` writes the page of a
+benchmark whose results are gone: its last command and commit, and that it was not rerun.
 """
 
 from __future__ import annotations
@@ -154,6 +156,19 @@ def write_page(name: str, *, summary: dict, rows: list[dict] | None = None, titl
     return render_page(folder)
 
 
+def page_root(given: Path | None, smoke_test: bool) -> Path | None:
+    """Where a script writes its page: ``--page DIR`` if given, else the repo's benchmarks/ -- except in
+    a ``--smoke-test`` run, which writes none, so a quick check never overwrites the real page."""
+    return given if given is not None else (None if smoke_test else BENCHMARKS)
+
+
+def add_page_argument(parser) -> None:
+    """The ``--page DIR`` option every benchmark shares."""
+    parser.add_argument(
+        "--page", type=Path, default=None, help="write the results page under DIR/<name> (default: benchmarks/; none in --smoke-test)"
+    )
+
+
 def render_page(folder: Path) -> Path:
     """(Re)generate ``folder/README.md`` from ``folder/results.json``; return the folder."""
     folder = Path(folder)
@@ -161,6 +176,16 @@ def render_page(folder: Path) -> Path:
     return folder
 
 
+def not_rerun(name: str, *, title: str, command: str, commit: str, why: str, root: Path | None = None) -> Path:
+    """A page for a benchmark whose results are gone: the last command and commit that produced them,
+    and that nothing here was measured again (no figure is carried over by hand)."""
+    summary = {"status": "not rerun", "last_command": command, "last_commit": commit, "why": why}
+    return write_page(name, summary=summary, title=title, notes=f"Not rerun: {why} Rerun `{command}` to fill this page.", root=root)
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:] or [str(p.parent) for p in sorted(BENCHMARKS.glob("*/results.json"))]:
+    if sys.argv[1:2] == ["--not-rerun"]:  # --not-rerun NAME TITLE COMMAND COMMIT WHY
+        print(not_rerun(sys.argv[2], title=sys.argv[3], command=sys.argv[4], commit=sys.argv[5], why=sys.argv[6]) / "README.md")
+        sys.exit(0)
+    for arg in sys.argv[1:] or [str(p.parent) for p in sorted(BENCHMARKS.glob("**/results.json"))]:
         print(render_page(Path(arg)) / "README.md")

@@ -12,7 +12,9 @@ In one run, for one space and batch, measured side by side in interleaved rounds
 Memory is CUDA's peak allocation on a GPU, else the bytes autograd saves for backward (a tracked
 allocation measure). Prints a table; the last line is one JSON object with the headline ratios.
 
-    python experiments/bench/supernet_cost.py [--space cifar] [--batch 32] [--smoke-test]
+    python experiments/bench/supernet_cost.py [--space cifar] [--batch 32] [--smoke-test] [--page DIR]
+
+Writes its page to benchmarks/supernet_cost/ (pages.py; none in --smoke-test unless --page is given).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import time
 
 import torch
+from pages import add_page_argument, page_root, write_page  # this folder: the benchmark page writer
 from torch import nn
 
 from raynas.compute import Compute
@@ -36,6 +39,12 @@ from raynas.supernet.memory import cuda_peak_bytes, saved_activation_bytes
 from raynas.supernet.supernet import Supernet
 from raynas.training import sgd
 
+TITLE = "Supernet cost: a search step against training one network"
+NOTES = (
+    "One search iteration of ProxylessNAS (two-path binarized gates, worst case: the largest op active) and of the "
+    "weight-entangled supernet, against a training step of the standalone largest network, measured side by side "
+    "in interleaved rounds; ratios are against row b. The goal for the entangled supernet: memory <= 1.3x, time <= 1.5x."
+)
 CANDIDATE_SETS = {4: ("k3e3", "k5e3", "k7e3", "k7e6"), 6: ("k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6")}
 LARGEST, SECOND = "k7e6", "k5e6"
 
@@ -96,6 +105,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--smoke-test", action="store_true", help="tiny space and batch, 2 repeats")
+    add_page_argument(parser)
     args = parser.parse_args()
     if args.smoke_test:
         args.space, args.batch, args.repeats = "mnist-small", 8, 2
@@ -133,9 +143,7 @@ def report(results: dict, args, device, macro) -> None:
     full_mem = results["c: supernet full, 7 candidates"][0]
     tied = [results["d: entangled weight step"], results["d: entangled architecture step"]]
     tied_mem, tied_time = max(m for m, _ in tied), statistics.mean(t for _, t in tied)
-    print(
-        json.dumps(
-            {
+    headline = {
                 "memory_ratio_two": round(two_mem / base_mem, 3),
                 "time_ratio_two": round(two_time / base_time, 3),
                 "memory_ratio_full": round(full_mem / base_mem, 3),
@@ -147,9 +155,20 @@ def report(results: dict, args, device, macro) -> None:
                 "candidates": 7,
                 "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                 "memory_measure": kind,
-            }
-        )
-    )
+                "space": macro.name,
+                "batch": args.batch,
+                "repeats": args.repeats,
+    }  # fmt: skip
+    root = page_root(args.page, args.smoke_test)
+    if root is not None:
+        rows = [
+            {"step": name, "memory_mib": round(mem / 2**20, 3), "time_ms": round(sec * 1e3, 3),
+             "memory_ratio": round(mem / base_mem, 3), "time_ratio": round(sec / base_time, 3)}
+            for name, (mem, sec) in results.items()
+        ]  # fmt: skip
+        folder = write_page("supernet_cost", summary=headline, rows=rows, title=TITLE, notes=NOTES, root=root)
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
 
 
 if __name__ == "__main__":

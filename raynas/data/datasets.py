@@ -44,7 +44,7 @@ class DataConfig:
     root: str | None = None  # local directory of the dataset (all but mnist-embedded)
     val_fraction: float = 0.15  # share of the training pool held out for architecture steps
     test_fraction: float = 0.15  # share held out for final test (only for datasets without their own test split)
-    batch_size: int = 64
+    batch_size: int = 64  # images per training step
     limit: int | None = None  # keep only this many training images (quick runs)
     eval_limit: int | None = None  # keep at most this many validation and test images each (quick runs)
     test_limit: int | None = (
@@ -59,7 +59,7 @@ class DataConfig:
     cache_dir: str | None = (
         None  # decoded in-memory folders are saved here and reused by later trials (runs default to <run_dir>/data-cache)
     )
-    seed: int = 0
+    seed: int = 0  # the split and shuffling seed
 
 
 @dataclass

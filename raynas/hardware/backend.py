@@ -7,11 +7,9 @@ its backend. Backends import lazily so a CPU-only node never needs CUDA or ONNX 
 from __future__ import annotations
 
 import importlib
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
-import torch
 from torch import nn
 
 from raynas._registry import Registry
@@ -35,6 +33,9 @@ class Backend:
     measure: Callable[..., dict[Hashable, float]]  # (modules, threads, *, warmup, repeats, yardstick_ms=None) -> ms per key
     task_resources: Callable[[int], dict[str, float]]  # threads -> Ray task options (num_cpus / num_gpus)
     yardstick_size: int = 14  # side of the yardstick's input: long enough that compute, not call overhead, dominates it
+    # whole networks as the target ships them, when that differs from how single ops are timed (the
+    # torch backends compile networks ahead of time, raynas/hardware/aoti.py); None: ``measure``
+    measure_networks: Callable[..., dict[Hashable, float]] | None = None
 
     @property
     def yardstick_shape(self) -> tuple[int, int, int, int]:
@@ -52,15 +53,6 @@ def get_backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise KeyError(f"unknown latency backend {name!r}; valid names: {', '.join(sorted(_MODULES))}")
     return BACKENDS.get(name)
-
-
-def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """The TorchScript trace of ``module`` at ``example``'s shape: the file a torch target ships
-    (raynas/export.py) and what its backend times, so what was measured is what runs."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # resize_input's size check is constant per network
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice: it is still what torch servers load
-        return torch.jit.trace(module.eval(), example, check_trace=False)
 
 
 def yardstick() -> nn.Module:

@@ -116,7 +116,7 @@ def identity(target: HardwareTarget) -> dict[str, str]:
     meta = _metadata(target, 0, 0)
     return {k: meta[k] for k in ("backend", "threads", "device", "allocator", "torch_version")} | {
         "batch_size": str(target.batch_size),
-        "timing": "TorchScript/ONNX file, warm yardstick, call cost apart",
+        "timing": "ops eager (torch) or as the shipped file (ONNX, ExecuTorch), warm yardstick, call cost apart",
     }
 
 
@@ -134,7 +134,7 @@ def _calibrate(table: LatencyTable, target, macro, *, num_classes, warmup, repea
         return
     archs = sample_architectures(macro, n, seed)
     nets = {a.arch_id: (ChildNetwork(a, num_classes), input_shape(macro, target)) for a in archs}
-    measured = target.measure(nets, warmup=warmup, repeats=repeats, yardstick_ms=table.yardstick_ms)
+    measured = target.measure_networks(nets, warmup=warmup, repeats=repeats, yardstick_ms=table.yardstick_ms)
     ops = [table.predict(a, macro) - table.fixed_ms for a in archs]
     gaps = [measured[a.arch_id] - table.fixed_ms for a in archs]
     offset_only = statistics.median(g - o for g, o in zip(gaps, ops))
@@ -178,7 +178,7 @@ def measure_networks(
             load_numpy_state(net, state)
         channels, side = image_shape(arch.space)
         modules[key] = (net, (target.batch_size, channels, side, side))
-    return target.measure(modules, warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
+    return target.measure_networks(modules, warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
 
 def input_shape(macro: MacroConfig, target: HardwareTarget) -> tuple[int, ...]:

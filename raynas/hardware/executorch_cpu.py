@@ -32,14 +32,20 @@ def _runtime():
     return Runtime.get()
 
 
+_POOL: list[int] = []  # the size this process last set: ExecuTorch logs a line at every reset
+
+
 def set_threads(threads: int) -> None:
-    """Size ExecuTorch's thread pool (not public API; see the module docstring)."""
+    """Size ExecuTorch's thread pool (not public API; see the module docstring), once per size per process."""
+    if _POOL == [threads]:
+        return
     _runtime()
     try:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     except ImportError:
         raise HardwareUnavailable("this ExecuTorch build cannot size its thread pool (_unsafe_reset_threadpool is gone)") from None
     _unsafe_reset_threadpool(threads)
+    _POOL[:] = [threads]
 
 
 def lower(module: torch.nn.Module, shape: tuple[int, ...]) -> bytes:

@@ -17,7 +17,7 @@ class HardwareTarget:
 
     name: str
     backend: (
-        str  # "torch-cpu" | "torch-cuda" (TorchScript traces) | "onnxruntime-cpu" | "executorch-xnnpack-cpu" (raynas/hardware/backend.py)
+        str  # "torch-cpu" | "torch-cuda" (AOTInductor packages) | "onnxruntime-cpu" | "executorch-xnnpack-cpu" (raynas/hardware/backend.py)
     )
     threads: int  # intra-op threads; 0 = all cores of the node
     batch_size: int  # images per inference call
@@ -35,6 +35,12 @@ class HardwareTarget:
         """Latency in ms of each module on this target's backend, in units of ``yardstick_ms``
         when given (see raynas/hardware/timing.py)."""
         return get_backend(self.backend).measure(modules, self.num_threads(), warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
+
+    def measure_networks(self, modules: Modules, *, warmup: int, repeats: int, yardstick_ms: float | None = None) -> Latencies:
+        """Like ``measure``, for whole networks as this target ships them (compiled, on the torch backends)."""
+        backend = get_backend(self.backend)
+        measure = backend.measure_networks or backend.measure
+        return measure(modules, self.num_threads(), warmup=warmup, repeats=repeats, yardstick_ms=yardstick_ms)
 
     def process_env(self) -> dict[str, str]:
         """Environment variables the measuring (and deployed) process starts with."""
@@ -79,8 +85,8 @@ register_target = TARGETS.add_named
 get_target = TARGETS.get
 
 
-register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "TorchScript, 1 CPU thread, batch 1 (single-image latency)"))
-register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "TorchScript, 1 CPU thread, batch 16 (compute-bound core)"))
+register_target(HardwareTarget("cpu-1t", "torch-cpu", 1, 1, "AOTInductor package, 1 CPU thread, batch 1 (single-image latency)"))
+register_target(HardwareTarget("cpu-1t-b16", "torch-cpu", 1, 16, "AOTInductor package, 1 CPU thread, batch 16 (compute-bound core)"))
 register_target(
     HardwareTarget(
         "cpu-1t-b16-tuned",
@@ -91,8 +97,9 @@ register_target(
         allocator="glibc-tuned",
     )
 )
-register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "TorchScript, all CPU threads of the node, batch 1"))
+register_target(HardwareTarget("cpu-all", "torch-cpu", 0, 1, "AOTInductor package, all CPU threads of the node, batch 1"))
 register_target(HardwareTarget("ort-cpu-1t", "onnxruntime-cpu", 1, 1, "ONNX Runtime on 1 CPU thread, batch 1 (a deployment runtime)"))
+register_target(HardwareTarget("ort-cpu-1t-b16", "onnxruntime-cpu", 1, 16, "ONNX Runtime on 1 CPU thread, batch 16"))
 register_target(
     HardwareTarget(
         "executorch-xnnpack-1t", "executorch-xnnpack-cpu", 1, 1, "ExecuTorch + XNNPACK on 1 CPU thread, batch 1 (a phone's runtime)"
@@ -101,5 +108,5 @@ register_target(
 register_target(
     HardwareTarget("executorch-xnnpack-1t-b16", "executorch-xnnpack-cpu", 1, 16, "ExecuTorch + XNNPACK on 1 CPU thread, batch 16")
 )
-register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "TorchScript on one CUDA GPU, batch 1 (CUDA events)"))
-register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "TorchScript on one CUDA GPU, batch 64 (CUDA events)"))
+register_target(HardwareTarget("cuda-b1", "torch-cuda", 0, 1, "AOTInductor package on one CUDA GPU, batch 1 (CUDA events)"))
+register_target(HardwareTarget("cuda-b64", "torch-cuda", 0, 64, "AOTInductor package on one CUDA GPU, batch 64 (CUDA events)"))

@@ -1,7 +1,11 @@
-"""Backend ``torch-cpu``: TorchScript traces run by torch on the node's CPU (the file a torch target ships);
-warm-ups, interleaved rounds, timed against a yardstick. A trace skips eager's Python dispatch per
-op: the same network ran 35 % faster traced than eager at batch 1, so timing eager and shipping a
-trace would mislabel every network.
+"""Backend ``torch-cpu``: networks compiled into AOTInductor packages (the file a torch target ships,
+raynas/hardware/aoti.py) and run by torch on the node's CPU; warm-ups, interleaved rounds, timed
+against a yardstick.
+
+Compiling costs seconds per network, so the per-op entries of a latency table are timed eager (under
+``torch.inference_mode``) and whole networks -- the table's calibration networks and every finalist --
+and the yardstick compiled: the calibration's overhead and scale (raynas/hardware/build.py) map
+summed eager ops onto compiled networks, and experiments/bench/latency_accuracy.py checks the result.
 
 The allocator is the process's own (raynas/hardware/process.py): the target decides it, not this code.
 """
@@ -9,36 +13,51 @@ The allocator is the process's own (raynas/hardware/process.py): the target deci
 from __future__ import annotations
 
 import functools
-from typing import Hashable
+import tempfile
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from raynas.hardware.backend import Backend, register_backend, trace, yardstick
+from raynas.hardware.aoti import compile_package, load_package
+from raynas.hardware.backend import Backend, Modules, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
 
 def measure_ms(
-    modules: dict[Hashable, tuple[nn.Module, tuple[int, ...]]],
-    threads: int,
-    *,
-    warmup: int = 10,
-    repeats: int = 60,
-    rounds: int = 10,
-    yardstick_ms: float | None = None,
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
-    """Latency in ms of each module on a random input of its shape, timed against the yardstick
-    (see raynas/hardware/timing.py)."""
+    """Latency in ms of each module run eager on a random input of its shape, timed against the
+    yardstick (see raynas/hardware/timing.py): per-op entries."""
     torch.set_num_threads(threads)
-    calls = {key: _traced_call(module, shape) for key, (module, shape) in modules.items()}
-    reference = _traced_call(yardstick(), BACKEND.yardstick_shape)
+    calls = {key: functools.partial(module.eval(), torch.randn(shape)) for key, (module, shape) in modules.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        return _timed(calls, Path(tmp), warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+
+
+def measure_networks_ms(
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+) -> Latencies:
+    """Latency in ms of each whole network as its AOTInductor package runs it."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = {key: _compiled_call(module, shape, Path(tmp) / f"net{i}.pt2") for i, (key, (module, shape)) in enumerate(modules.items())}
+        return _timed(calls, Path(tmp), warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+
+
+def _timed(calls, folder: Path, **timing) -> Latencies:
+    """The calls timed against the yardstick compiled as a torch target ships it, so the unit is the
+    one a user's own timing of a shipped yardstick sees (latency_accuracy.py --run)."""
+    reference = _compiled_call(yardstick(), BACKEND.yardstick_shape, folder / "yardstick.pt2")
     with torch.inference_mode():
-        return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+        return paired_latency_ms(calls, reference, **timing)
 
 
-def _traced_call(module: nn.Module, shape: tuple[int, ...]):
+def _compiled_call(module: nn.Module, shape: tuple[int, ...], path: Path):
     x = torch.randn(shape)
-    return functools.partial(trace(module, x), x)
+    return functools.partial(load_package(compile_package(module, x, path)), x)
 
 
-BACKEND = register_backend(Backend("torch-cpu", measure_ms, lambda threads: {"num_cpus": threads}, yardstick_size=14))  # ~0.2 ms
+BACKEND = register_backend(
+    Backend("torch-cpu", measure_ms, lambda threads: {"num_cpus": threads}, yardstick_size=14, measure_networks=measure_networks_ms)
+)

@@ -1,4 +1,5 @@
-"""Backend ``torch-cuda``: TorchScript traces (the file a torch target ships) on a CUDA GPU, timed with CUDA events after warm-up.
+"""Backend ``torch-cuda``: on a CUDA GPU, per-op entries run eager and whole networks as the
+AOTInductor package a torch target ships (raynas/hardware/aoti.py), timed with CUDA events after warm-up.
 
 Each timed call is bracketed by two events on the current stream and synchronised, so the time is
 the GPU's execution of that call; interleaved rounds and a low quantile as on CPU. Without CUDA it
@@ -8,10 +9,13 @@ refuses: a CUDA target is never silently measured on the CPU.
 from __future__ import annotations
 
 import functools
+import tempfile
+from pathlib import Path
 
 import torch
 
-from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, trace
+from raynas.hardware.aoti import compile_package, load_package
+from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
 from raynas.hardware.timing import Latencies, steady_latency_ms
 
 
@@ -27,14 +31,29 @@ def require_cuda() -> torch.device:
 def measure_cuda_ms(
     modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
-    """Steady GPU time in ms of each module, from CUDA events around each call. GPU time does not
-    move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
+    """Steady GPU time in ms of each module run eager, from CUDA events around each call. GPU time does
+    not move with the host's CPU load, so no yardstick is needed (``yardstick_ms`` is ignored)."""
     device = require_cuda()
-    inputs = {key: torch.randn(shape, device=device) for key, (_, shape) in modules.items()}
-    nets = {key: trace(module.to(device), inputs[key]) for key, (module, _) in modules.items()}
-    calls = {key: functools.partial(net, inputs[key]) for key, net in nets.items()}
+    calls = {
+        key: functools.partial(module.eval().to(device), torch.randn(shape, device=device)) for key, (module, shape) in modules.items()
+    }
     with torch.inference_mode():
         return steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
+
+
+def measure_cuda_networks_ms(
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+) -> Latencies:
+    """Steady GPU time in ms of each whole network as its CUDA AOTInductor package runs it."""
+    device = require_cuda()
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = {}
+        for i, (key, (module, shape)) in enumerate(modules.items()):
+            x = torch.randn(shape, device=device)
+            package = compile_package(module.to(device), x, Path(tmp) / f"net{i}.pt2")
+            calls[key] = functools.partial(load_package(package, device_index=device.index), x)
+        with torch.inference_mode():
+            return steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
 
 
 def cuda_event_ms(call) -> float:
@@ -47,4 +66,6 @@ def cuda_event_ms(call) -> float:
     return start.elapsed_time(end)
 
 
-register_backend(Backend("torch-cuda", measure_cuda_ms, lambda threads: {"num_cpus": 1, "num_gpus": 1}))
+register_backend(
+    Backend("torch-cuda", measure_cuda_ms, lambda threads: {"num_cpus": 1, "num_gpus": 1}, measure_networks=measure_cuda_networks_ms)
+)

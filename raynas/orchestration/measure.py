@@ -112,7 +112,8 @@ class Measurement:
         )
 
     def export(self, net: nn.Module, row: ResultRow) -> None:
-        """The network as its target runs it (TorchScript or ONNX) with its recipe (raynas/export.py)."""
+        """The network as its target runs it with its recipe (raynas/export.py); a NAS finalist's also as
+        the any-batch program its MLflow Model serves."""
         estimated = self.target(row.target).estimated
         target = None if estimated else get_target(row.target)
         batch = self.latency.table(row.target, row.space).batch_size if estimated else target.batch_size
@@ -122,7 +123,8 @@ class Measurement:
         }
         facts |= {"test_acc": row.test_acc, "estimated": row.estimated}
         shape = (batch, channels, side, side)
-        export_network(net, shape, deployment_path(self.run_dir, row.key, row.target), target=target, facts=facts)
+        folder = deployment_path(self.run_dir, row.key, row.target)
+        export_network(net, shape, folder, target=target, facts=facts, serving=row.method == self.cfg.strategy)
 
 
 def _rounded(value: float | None) -> float | None:

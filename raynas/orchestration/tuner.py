@@ -120,5 +120,8 @@ class TuneRunner:
             storage_path=self.storage,
             callbacks=[*callbacks, *self.callbacks],
             failure_config=tune.FailureConfig(max_failures=self.cfg.ray.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a search's latest state; a retraining's weights
+            # A search's last two states; a retraining's weights (one checkpoint, at its end). Tune forces an
+            # experiment snapshot whenever a trial has saved num_to_keep checkpoints since the last one: at 1,
+            # every save forced one and Tune warned of excessive snapshots many times per run.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         )

@@ -24,8 +24,8 @@ from raynas.space.ops import SKIP
 
 @dataclass(frozen=True)
 class EvolutionConfig:
-    population: int = 64
-    generations: int = 15
+    population: int = 64  # candidates per generation
+    generations: int = 15  # generations of mutation and crossover
     parent_fraction: float = 0.25  # the fittest share kept as parents each generation
     mutation_prob: float = 0.1  # per gene
     mutation_share: float = 0.5  # share of each new generation made by mutation (the rest: crossover)

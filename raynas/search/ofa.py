@@ -22,8 +22,8 @@ T = TypeVar("T")
 class OFAConfig:
     """The Once-for-All strategy: supernet training, replicas, accuracy predictor, evolutionary search."""
 
-    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)  # progressive shrinking of the elastic supernet
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # the per-scenario evolutionary search
     replicas: int = 2  # SupernetReplica actors serving shared-weight evaluations (per seed)
     replica_cpus: float = 0.5  # CPUs each replica reserves (> 0: counted by Ray, and never placed on a 0-CPU head node)
     replica_gpus: float = 0  # GPUs (fractions allowed) each replica reserves and evaluates on

@@ -51,9 +51,9 @@ class PetridishConfig:
     weak_steps: int = 40  # weak-learner training per round
     child_steps: int = 60  # warm-started training of each child
     sparsity: float = 0.01  # L1 on alpha, times the candidate's added latency over the parent's
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
+    lr: float = 0.05  # SGD rate of the weights while growing
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 4e-5  # L2 penalty on every weight
     eval_batches: int = 8  # validation batches scoring each model (after BatchNorm recalibration)
     budget_floor: float = 0.9  # the random baseline draws from [floor * B, B]
 

@@ -47,16 +47,16 @@ class SearchConfig:
     search_epochs: int = 4  # alternating weight / architecture epochs
     binarization: str = "two"  # two | full | reinforce
     weight_optimizer: str = "sgd"  # sgd (Nesterov momentum) | adam
-    weight_lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
+    weight_lr: float = 0.05  # SGD rate of the supernet weights
+    momentum: float = 0.9  # SGD momentum of the weights
+    weight_decay: float = 4e-5  # L2 penalty on the weights
     arch_lr: float = 6e-3  # Adam for alpha, betas (0, 0.999) as in the paper
     arch_schedule: str = "constant"  # constant | cosine: alpha's learning rate falls to 0 over search_epochs, so the argmax settles
     arch_every: int = 1  # one architecture step after every N weight steps (0: none, alpha stays uniform: the ablation)
     latency_loss: str = (
         "mul"  # ratio: CE * (E[lat]/B)^beta above B, ^-gamma below ; mul: CE * (log E[lat] / log B)^beta (us) ; add: CE + lam * E[lat] / B
     )
-    beta: float = 0.6
+    beta: float = 0.6  # exponent of the latency loss above the budget
     gamma: float = 0.0  # ratio loss: pull toward B from below (0: downward only)
     aim: float = 1.0  # the latency loss steers E[lat] to aim x B (0.95: the middle of the window [0.9 B, B])
     aim_floor: float = 0.0  # ratio loss: above 0, it steers into the band [aim_floor x B, aim x B] and leaves CE alone inside it
@@ -66,7 +66,7 @@ class SearchConfig:
     latency_estimate: str = (
         "expected"  # expected: the loss reads E[lat] ; derived: the argmax path's latency, with E[lat]'s gradient (straight-through)
     )
-    lam: float = 0.1
+    lam: float = 0.1  # add loss: weight of E[lat] / B
     reinforce_decay: float = 0.9  # moving-average reward baseline
     budget_floor: float = 0.9  # derived nets land in [floor * B, B] when B is below the slowest net
     eval_batches: int = 8  # batches for BN recalibration and for scoring the derived path each epoch

@@ -31,16 +31,16 @@ class ShrinkConfig:
 
     resolutions: tuple[int, ...] = ()  # elastic input sizes; () = the space's own size only
     min_depth: int = 2  # fewest layers a stage may keep
-    largest_epochs: int = 2
-    kernel_epochs: int = 1
-    depth_epochs: int = 1
-    width_epochs: int = 1
+    largest_epochs: int = 2  # phase 0: the largest network alone
+    kernel_epochs: int = 1  # phase 1: elastic kernel size
+    depth_epochs: int = 1  # phase 2: elastic depth
+    width_epochs: int = 1  # phase 3: elastic width (expansion)
     lr: float = 0.05  # SGD with Nesterov momentum, cosine decay within each phase
     shrink_lr_scale: float = 0.5  # later phases start at lr * this (they fine-tune shared weights)
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 4e-5  # L2 penalty on every weight
     kd_ratio: float = 1.0  # weight of distillation from the largest net (0 turns it off)
-    kd_temperature: float = 1.0
+    kd_temperature: float = 1.0  # softmax temperature of the distillation targets
 
     def epochs(self, phase: str) -> int:
         return getattr(self, f"{phase}_epochs")

@@ -17,7 +17,7 @@ from raynas.export import deployment_path
 from raynas.space.architecture import Architecture
 from raynas.space.macro import scaled_name
 from raynas.tracking.mlflow_tracker import OFFLINE, ExperimentTracker
-from raynas.tracking.models import log_model, registered_name
+from raynas.tracking.models import log_model, registered_name, servable
 from raynas.tracking.tune_callback import trial_metrics
 
 
@@ -82,12 +82,12 @@ def record_finalist(tracker: ExperimentTracker, run_dir: Path, rows: list[dict[s
 
 def record_deployment(tracker: ExperimentTracker, run_id: str, run_dir: Path, *, row: dict[str, Any], strategy: str) -> None:
     """The finalist's export for one target; a NAS finalist's also as an MLflow Model, registered
-    under its (target, budget) so users find it by name (``models:/raynas-<experiment>-<target>-<budget>ms/<version>``)."""
+    under its (target, budget) so users find it by name (``models:/<experiment>-<target>-<budget>ms/<version>``)."""
     folder = deployment_path(run_dir, row["key"], row["target"])
     if not folder.is_dir():
         return
     tracker.log_dir(run_id, folder, f"deploy/{row['target']}")
-    if row["method"] != strategy:  # a baseline's or reference's export is logged, not registered
+    if row["method"] != strategy or not servable(folder):  # a baseline's or reference's export is logged, not registered
         return
     tags = {
         "seed": str(row["seed"]),

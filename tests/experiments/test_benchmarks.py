@@ -54,7 +54,7 @@ def test_supernet_cost_reports_ratios():
 
 
 def latency_accuracy_smoke(out: Path) -> tuple[dict, Path]:
-    return run_smoke("experiments/bench/latency_accuracy.py", "--target", "cpu-1t", "--out", str(out)), out
+    return run_smoke("experiments/bench/latency_accuracy.py", "--target", "ort-cpu-1t", "--out", str(out)), out
 
 
 def budget_hit_smoke(out: Path) -> tuple[dict, Path]:
@@ -82,7 +82,7 @@ def test_latency_accuracy_reports_headline_keys():
         and out["unit_factor"] > 0
         and out["allocator"] == "glibc-default"
     )
-    assert list(tmp_path.glob("latency_accuracy-cpu-1t-*.parquet"))
+    assert list(tmp_path.glob("latency_accuracy-ort-cpu-1t-*.parquet"))
 
 
 def amortized_search_smoke(out: Path) -> tuple[dict, Path, str]:
@@ -196,3 +196,14 @@ def test_ranking_scores_cells_with_shared_weights_against_the_table_and_runs_bot
     assert len(searches["runs"]) == 3 * 2 * out["search_options"]["seeds"] and searches["options"]["top_k"] == 3
     results = json.loads((tmp_path / "ranking" / "results.json").read_text())
     assert results["summary"] == out
+
+
+@pytest.mark.integration
+def test_latency_accuracy_tells_drift_from_bias_on_a_finished_run(tiny_sweep):
+    """``--run``: a finished run's shipped files timed beside its tables' yardsticks (2 per target)."""
+    _, run_dir, _ = tiny_sweep
+    out = run_smoke("experiments/bench/latency_accuracy.py", "--run", str(run_dir))
+    targets = {t["target"]: t for t in out["targets"]}
+    assert set(targets) == {"ort-cpu-1t", "executorch-xnnpack-1t-b16"} and all(t["n"] == 2 for t in targets.values())
+    assert all(t["drift_factor"] > 0 and t["bias_factor"] > 0 for t in targets.values())
+    assert out["drift_factor"] > 0 and out["bias_factor"] > 0 and (run_dir / "drift_bias.parquet").is_file()

@@ -42,10 +42,10 @@ SCRIPT = textwrap.dedent(
 
     mode, root = sys.argv[1], sys.argv[2]
     cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:cpu-1t": 100}}
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"raynas_target:ort-cpu-1t": 100}}
     )
-    b16 = cluster.add_node(num_cpus=1, resources={"raynas_target:cpu-1t-b16": 100})
-    nodes = {"cpu-1t": cluster.head_node.node_id, "cpu-1t-b16": b16.node_id}
+    b16 = cluster.add_node(num_cpus=1, resources={"raynas_target:ort-cpu-1t-b16": 100})
+    nodes = {"ort-cpu-1t": cluster.head_node.node_id, "ort-cpu-1t-b16": b16.node_id}
     doomed = cluster.add_node(num_cpus=1) if mode == "start" else None
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -83,7 +83,7 @@ SCRIPT = textwrap.dedent(
         if mode == "start":
             cfg = parse_config({
                 "name": "lost", "run_root": root,
-                "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}, {"name": "cpu-1t-b16", "budget_fractions": [0.5]}],
+                "targets": [{"name": "ort-cpu-1t", "budget_fractions": [0.3, 0.7]}, {"name": "ort-cpu-1t-b16", "budget_fractions": [0.5]}],
                 "data": {"limit": 128, "eval_limit": 128, "batch_size": 32},
                 "search": {"warmup_epochs": 1, "search_epochs": 3, "eval_batches": 2},
                 "retrain": {"epochs": 1},
@@ -157,7 +157,7 @@ def test_search_survives_losing_a_worker_node(lost_run):
     assert seen["removed"] and not seen["doomed_alive"] and seen["recovered"] >= 1
     keys = [(r["target"], r["budget_ms"], r["method"]) for r in summary["results"]]
     assert len(keys) == len(set(keys)) == 6 and {m for _, _, m in keys} == {"proxyless", ASHA}
-    assert sorted(t for t, _, m in keys if m == "proxyless") == ["cpu-1t", "cpu-1t", "cpu-1t-b16"]
+    assert sorted(t for t, _, m in keys if m == "proxyless") == ["ort-cpu-1t", "ort-cpu-1t", "ort-cpu-1t-b16"]
     # the search that lost its node went on from its epoch-0 checkpoint: epochs 1 and 2, never epoch 0 again
     assert seen["victim_after_loss"] == [[1, 0], [2, 0]]
 

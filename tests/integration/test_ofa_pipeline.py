@@ -30,7 +30,7 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
             "strategy": "ofa",
             "run_root": str(root),
             "targets": [
-                {"name": "cpu-1t-b16", "budget_fractions": [0.6]},
+                {"name": "ort-cpu-1t-b16", "budget_fractions": [0.6]},
                 {
                     "name": "phone",
                     "budget_fractions": [0.6],
@@ -65,7 +65,7 @@ def ofa_run(ray_session, tmp_path_factory, sqlite_store):
 def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run):
     summary, run_dir = ofa_run
     rows = {(r["target"], r["method"]): r for r in summary["results"]}
-    assert set(rows) == {(t, m) for t in ("cpu-1t-b16", "phone") for m in (OFA, RANDOM_WS)}
+    assert set(rows) == {(t, m) for t in ("ort-cpu-1t-b16", "phone") for m in (OFA, RANDOM_WS)}
     for (target, method), r in rows.items():
         assert r["space"] in ("mnist-ofa", "mnist-ofa@r24") and 0 <= r["test_acc"] <= 1
         assert 0 < r["predicted_ms"] <= r["budget_ms"] + 1e-6
@@ -76,7 +76,7 @@ def test_ofa_and_its_random_baseline_give_retrained_subnets_under_budget(ofa_run
         assert r["evaluations"] == 12 + 2  # the random baseline scores as many subnets as OFA spent: predictor samples + re-checks
     assert [c["nas_method"] for c in summary["comparisons"]] == [OFA, OFA]
     luts = sorted(p.name for p in (run_dir / "luts").iterdir())
-    assert luts == ["cpu-1t-b16-mnist-ofa@r24.parquet", "cpu-1t-b16.parquet", "phone-mnist-ofa@r24.parquet", "phone.parquet"]
+    assert luts == ["ort-cpu-1t-b16-mnist-ofa@r24.parquet", "ort-cpu-1t-b16.parquet", "phone-mnist-ofa@r24.parquet", "phone.parquet"]
     phone_rows = [
         line
         for line in (run_dir / "report.md").read_text().splitlines()

@@ -23,7 +23,7 @@ def petridish_run(ray_session, tmp_path_factory, sqlite_store):
             "name": "tiny-petridish",
             "strategy": "petridish",
             "run_root": str(root),
-            "targets": [{"name": "cpu-1t", "budget_fractions": [0.3, 0.7]}],
+            "targets": [{"name": "ort-cpu-1t", "budget_fractions": [0.3, 0.7]}],
             "data": {"limit": 256, "eval_limit": 256, "batch_size": 32},
             "retrain": {"epochs": 1},
             "petridish": strategy_class("petridish").smoke,
@@ -55,7 +55,7 @@ def test_one_growth_run_serves_every_budget_and_each_pick_fits(petridish_run):
     assert sorted((r["method"], r["budget_ms"]) for r in rows) == sorted(
         (m, b) for m in ("petridish", RANDOM_WS) for b in {r["budget_ms"] for r in rows}
     )
-    frontier = json.loads((run_dir / "frontiers" / "cpu-1t-s0.json").read_text())
+    frontier = json.loads((run_dir / "frontiers" / "ort-cpu-1t-s0.json").read_text())
     assert frontier["method"] == "Petridish" and len(frontier["models"]) >= 3
     for r in (r for r in rows if r["method"] == "petridish"):
         assert r["predicted_ms"] <= r["budget_ms"] + 1e-6
@@ -63,7 +63,7 @@ def test_one_growth_run_serves_every_budget_and_each_pick_fits(petridish_run):
         assert r["arch"] == max(within, key=lambda m: m["val_acc"])["arch"]  # the most accurate model within the budget
     searched = [r for r in rows if r["method"] == "petridish"]
     assert len({r["search_seconds"] for r in searched}) == 1  # the run's time, shared between its two budgets
-    assert (run_dir / "report" / "frontier-cpu-1t.png").is_file() and "frontier-cpu-1t.png" in (run_dir / "report.md").read_text()
+    assert (run_dir / "report" / "frontier-ort-cpu-1t.png").is_file() and "frontier-ort-cpu-1t.png" in (run_dir / "report.md").read_text()
 
 
 def test_record_and_mlflow_name_the_strategy_and_keep_the_frontier(petridish_run):
@@ -76,4 +76,4 @@ def test_record_and_mlflow_name_the_strategy_and_keep_the_frontier(petridish_run
         for r in client.search_runs([client.get_experiment_by_name("tiny-petridish").experiment_id])
         if "mlflow.parentRunId" not in r.data.tags
     ]
-    assert "frontiers/cpu-1t-s0.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "frontiers")}
+    assert "frontiers/ort-cpu-1t-s0.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "frontiers")}

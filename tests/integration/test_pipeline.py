@@ -19,7 +19,7 @@ from raynas.tracking.sync import weights_path
 
 PROXYLESS = "proxyless"
 SEEDS = (0, 1)
-TARGETS = ("cpu-1t", "cpu-1t-b16")
+TARGETS = ("ort-cpu-1t", "executorch-xnnpack-1t-b16")  # make run's kinds: torch targets compile every network (tests/unit)
 FINALISTS = 2 * (3 * len(TARGETS) + 1)  # per seed: NAS, random and ASHA per target, one hand-designed net
 
 pytestmark = pytest.mark.integration
@@ -52,9 +52,9 @@ def test_every_scenario_and_baseline_has_a_measured_retrained_network(tiny_run):
             assert r["search_seconds"] >= 0.9 * nas[(r["target"], r["seed"])]["search_seconds"]
     assert pq.read_table(run_dir / "results.parquet").to_pylist() == results
     assert json.loads((run_dir / "results.json").read_text()) == results
-    assert [c["target"] for c in summary["comparisons"]] == list(TARGETS)
+    assert [c["target"] for c in summary["comparisons"]] == sorted(TARGETS)
     assert all(c["asha_acc_mean"] is not None for c in summary["comparisons"])
-    assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {"cpu-1t.parquet", "cpu-1t-b16.parquet"}
+    assert {p.name for p in (run_dir.parent / "opcache").iterdir()} == {f"{t}.parquet" for t in TARGETS}
 
 
 def test_report_and_reproducibility_record_are_written(tiny_run):
@@ -62,15 +62,15 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
     record = json.loads((run_dir / "record.json").read_text())
     assert set(record["phase_seconds"]) == PHASES and all(v > 0 for v in record["phase_seconds"].values())
     assert set(record["trial_seconds"]) == {PROXYLESS, RANDOM_WS, ASHA, HAND}
-    assert record["seeds"] == list(SEEDS) and set(record["hardware"]) == {"cpu-1t", "cpu-1t-b16"}
+    assert record["seeds"] == list(SEEDS) and set(record["hardware"]) == set(TARGETS)
     assert record["hyperparameters"]["search"]["search_epochs"] == 2
     for name in (
         "report.md",
         "report.html",
-        "report/pareto-cpu-1t.png",
-        "report/pareto-cpu-1t-b16.png",
+        "report/pareto-ort-cpu-1t.png",
+        "report/pareto-executorch-xnnpack-1t-b16.png",
         "report/architectures.png",
-        "report/over-time-cpu-1t.png",
+        "report/over-time-ort-cpu-1t.png",
     ):
         assert (run_dir / name).stat().st_size > 0
 
@@ -78,7 +78,7 @@ def test_report_and_reproducibility_record_are_written(tiny_run):
 def test_performance_over_time_of_every_search_ends_at_its_answer(tiny_run):
     summary, run_dir = tiny_run
     curves = json.loads((run_dir / "curves.json").read_text())
-    assert {(c["method"], c["target"]) for c in curves} == {(m, t) for m in (PROXYLESS, RANDOM_WS, ASHA) for t in ("cpu-1t", "cpu-1t-b16")}
+    assert {(c["method"], c["target"]) for c in curves} == {(m, t) for m in (PROXYLESS, RANDOM_WS, ASHA) for t in TARGETS}
     for key in {c["key"] for c in curves}:
         mine = [c for c in curves if c["key"] == key]
         assert [c["seconds"] for c in mine] == sorted(c["seconds"] for c in mine)
@@ -127,7 +127,7 @@ def test_mlflow_holds_parent_children_metrics_and_artifacts(tiny_run, tmp_path):
             continue  # its Tune runs report no per-step curve to MLflow; checked above
         if method == HAND:
             seed = int(child.data.params["seed"])
-            assert child.data.metrics["measured_ms/cpu-1t"] == pytest.approx(rows[(HAND, "cpu-1t", seed)]["measured_ms"])
+            assert child.data.metrics["measured_ms/ort-cpu-1t"] == pytest.approx(rows[(HAND, "ort-cpu-1t", seed)]["measured_ms"])
         else:
             row = rows[(method, child.data.params["target"], int(child.data.params["seed"]))]
             assert child.data.params["arch"] == row["arch"]
@@ -147,8 +147,9 @@ def test_every_result_ships_its_export_and_nas_finalists_are_registered_by_targe
         folder = deployment_path(run_dir, r["key"], r["target"])
         recipe = json.loads((folder / RECIPE_FILE).read_text())
         assert (folder / recipe["file"]).is_file() and recipe["target"] == r["target"] and recipe["measured_ms"] == r["measured_ms"]
-        assert recipe["input_shape"][0] == (16 if r["target"] == "cpu-1t-b16" else 1)
+        assert recipe["input_shape"][0] == (16 if r["target"] == "executorch-xnnpack-1t-b16" else 1)
         assert r["measured_wall_ms"] > 0
+        assert (folder / "serving.pt2").is_file() == (r["method"] == PROXYLESS)  # the any-batch program NAS finalists' Models serve
     client = MlflowClient(summary["mlflow_uri"])
     nas = [r for r in summary["results"] if r["method"] == PROXYLESS]
     names = {registered_name("tiny", r["target"], r["budget_ms"]) for r in nas}

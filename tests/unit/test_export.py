@@ -18,11 +18,12 @@ from raynas.tracking.models import log_model, registered_name, save_model
 ARCH = Architecture("mnist-small", ("k3e6", "skip", "k5e3", "k7e6", "k3e3", "skip"))
 
 
-def test_a_torch_target_ships_the_trace_it_timed_with_its_recipe(tmp_path):
+def test_a_torch_target_ships_the_aotinductor_package_it_timed_with_its_recipe(tmp_path):
     net = ChildNetwork(ARCH, 10).eval()
     deployment = export_network(net, (16, 1, 28, 28), tmp_path / "d", target=get_target("cpu-1t-b16-tuned"), facts={"measured_ms": 3.2})
-    loaded = torch.jit.load(str(deployment.model_file))
-    x = torch.randn(4, 1, 28, 28)
+    assert deployment.model_file.name == "model.aoti.pt2" and "aoti_load_package" in deployment.recipe["load"]
+    loaded = torch._inductor.aoti_load_package(str(deployment.model_file))
+    x = torch.randn(16, 1, 28, 28)
     with torch.inference_mode():
         assert torch.allclose(loaded(x), net(x), atol=1e-5)
     recipe = json.loads((tmp_path / "d" / RECIPE_FILE).read_text())
@@ -36,14 +37,21 @@ def test_a_torch_target_ships_the_trace_it_timed_with_its_recipe(tmp_path):
 
 def test_an_onnx_runtime_target_ships_an_onnx_file(tmp_path):
     pytest.importorskip("onnxruntime", reason="the ONNX target needs onnxruntime (pip install 'raynas[onnx]')")
-    deployment = export_network(ChildNetwork(ARCH, 10), (1, 1, 28, 28), tmp_path, target=get_target("ort-cpu-1t"))
+    from raynas.hardware.onnx_cpu import session
+
+    net = ChildNetwork(ARCH, 10).eval()
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=get_target("ort-cpu-1t"))
     assert deployment.model_file.name == "model.onnx" and deployment.recipe["threads"] == "intra_op_num_threads=1"
+    x = torch.randn(1, 1, 28, 28)
+    with torch.inference_mode():
+        assert np.allclose(session(deployment.model_file, 1).run(None, {"x": x.numpy()})[0], net(x).numpy(), atol=1e-4)
 
 
 def test_an_estimated_target_ships_the_exported_program_for_any_batch_and_says_it_was_not_measured(tmp_path):
     net = ChildNetwork(ARCH, 10).eval()
-    deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=None)
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=None, serving=True)
     assert deployment.model_file.name == "model.pt2" and "not measured here" in deployment.recipe["runtime"]
+    assert deployment.recipe["serving_file"] == "model.pt2"  # already any-batch: no twin
     program = torch.export.load(str(deployment.model_file)).module()
     served = mlflow.pyfunc.load_model(str(save_model(tmp_path, tmp_path / "mlflow-model")))
     for batch in (1, 5):
@@ -59,12 +67,13 @@ def test_a_registered_export_serves_through_pyfunc_and_registers_once_per_run(tm
     tracker = ExperimentTracker(uri, "ship", tmp_path, run_name="run")
     run_id = tracker.child("proxyless:cpu-1t@1.2ms#s0")
     net = ChildNetwork(ARCH, 10).eval()
-    export_network(net, (1, 1, 28, 28), tmp_path / "d", target=get_target("cpu-1t"))
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path / "d", target=get_target("ort-cpu-1t"), serving=True)
+    assert deployment.recipe["serving_file"] == "serving.pt2" and deployment.model_file.name == "model.onnx"
     name = registered_name("ship", "cpu-1t", 1.2)
     for _ in range(2):  # a resumed run records the finalist again
         log_model(tracker, run_id, tmp_path / "d", register_as=name, tags={"seed": "0"})
     versions = MlflowClient(uri).search_model_versions(f"name = '{name}'")
-    assert name == "raynas-ship-cpu-1t-1.2ms" and [str(v.version) for v in versions] == ["1"] and versions[0].tags == {"seed": "0"}
+    assert name == "ship-cpu-1t-1.2ms" and [str(v.version) for v in versions] == ["1"] and versions[0].tags == {"seed": "0"}
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -75,3 +84,9 @@ def test_a_registered_export_serves_through_pyfunc_and_registers_once_per_run(tm
     with torch.inference_mode():
         assert np.allclose(model.predict(x), net(torch.from_numpy(x)).numpy(), atol=1e-5)
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 1, 28, 28)
+
+
+def test_an_export_without_its_any_batch_program_is_not_saved_as_a_model(tmp_path):
+    export_network(ChildNetwork(ARCH, 10), (1, 1, 28, 28), tmp_path / "d", target=None)
+    with pytest.raises(ValueError, match="serving=True"):
+        save_model(tmp_path / "d", tmp_path / "model")

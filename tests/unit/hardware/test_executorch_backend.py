@@ -1,11 +1,9 @@
 """The ExecuTorch target: networks lowered to XNNPACK programs compute what torch computes, its
 backend times modules through ExecuTorch's runtime, a finalist ships as ``model.pte`` with its
-recipe, and its MLflow Model serves any batch from the program's static one."""
+recipe, loaded by ExecuTorch's runtime as the recipe says."""
 
 import json
 
-import mlflow
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +13,6 @@ from raynas.space.architecture import Architecture
 from raynas.space.catalog import build_network
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork, ResidualLayer
-from raynas.tracking.models import save_model
 
 pytest.importorskip("executorch", reason="the executorch target needs raynas[executorch] (installed by make test)")
 from raynas.hardware.executorch_cpu import Loaded, lower  # noqa: E402
@@ -41,13 +38,12 @@ def test_executorch_target_times_modules_through_its_runtime():
     assert 0 < ms["small"] < ms["large"]
 
 
-def test_a_finalist_ships_as_an_executorch_program_served_at_any_batch(tmp_path):
+def test_a_finalist_ships_as_an_executorch_program_that_reproduces_the_network(tmp_path):
     torch.manual_seed(0)
     net = ChildNetwork(CHAIN, 10).eval()
     deployment = export_network(net, (1, 1, 28, 28), tmp_path / "d", target=get_target("executorch-xnnpack-1t"))
     recipe = json.loads((tmp_path / "d" / RECIPE_FILE).read_text())
     assert deployment.model_file.name == "model.pte" and recipe["threads"].startswith("XNNPACK thread pool of 1")
-    model = mlflow.pyfunc.load_model(str(save_model(tmp_path / "d", tmp_path / "mlflow-model")))
-    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)  # three images through a batch-1 program
+    x = torch.randn(1, 1, 28, 28)
     with torch.inference_mode():
-        assert np.allclose(model.predict(x), net(torch.from_numpy(x)).numpy(), atol=1e-4)
+        assert torch.allclose(Loaded(deployment.model_file)(x), net(x), atol=1e-4)
