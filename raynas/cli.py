@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -118,6 +119,8 @@ def _cell(value: Any) -> str:
 
 def run_command(config: str, overrides: Sequence[str], resume: str | None = None) -> dict[str, Any]:
     from raynas.orchestration.pipeline import new_run_dir, resume_experiment, run_experiment  # here: ~0.7 s other commands skip
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # else a bar per logged model on the console
 
     if resume:
         if overrides:

@@ -66,8 +66,6 @@ def searcher_trial(config: dict, *, jobs: dict[str, Job], build: BuildSearcher, 
 def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentConfig, payload: Any = None) -> None:
     """Train a finalist with the shared recipe, from scratch or from what its strategy's
     ``initial_model`` gives (OFA fine-tuning); the last report carries test accuracy and weights."""
-    from ray.experimental.tqdm_ray import tqdm
-
     finalist = jobs[config["scenario"]]
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(finalist.seed)
@@ -80,11 +78,9 @@ def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentCon
         else None
     )
     model = compute.module(model if model is not None else build_network(finalist.arch, splits.num_classes))
-    bar = tqdm(total=cfg.retrain.epochs, desc=f"retrain {finalist.key}")
     start = time.perf_counter()
 
     def _report(epoch: int, metrics: dict) -> None:
-        bar.update(1)
         metrics = metrics | {"epoch": epoch, "retrain_seconds": time.perf_counter() - start}
         if epoch < cfg.retrain.epochs - 1:
             tune.report(metrics)
@@ -97,4 +93,3 @@ def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentCon
             )
 
     retrain(model, train, val, cfg=cfg.retrain, on_epoch=_report, compute=compute)
-    bar.close()

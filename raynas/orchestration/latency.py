@@ -35,24 +35,42 @@ class Profiler:
     def models(self, extra_spaces: list[str]) -> LatencyModels:
         """Every target's table for the run's space, then for each of ``extra_spaces`` in the same unit."""
         latency = LatencyModels(self.cfg.space)
-        for target in self.cfg.targets:
-            latency.add(target.name, self.table(target, None))
-        for target in self.cfg.targets:
-            for space in extra_spaces:
-                latency.add(target.name, self.table(target, space, unit=latency.table(target.name).yardstick_ms), space=space)
+        for target, model in zip(self.cfg.targets, self.tables(None)):
+            latency.add(target.name, model)
+        units = {t.name: getattr(latency.table(t.name), "yardstick_ms", None) for t in self.cfg.targets}
+        for space in extra_spaces:
+            for target, model in zip(self.cfg.targets, self.tables(space, units=units)):
+                latency.add(target.name, model, space=space)
         return latency
 
-    def table(self, target: TargetConfig, space: str | None, *, unit: float | None = None) -> LatencyModel:
-        """The target's table for ``space`` (None: the run's); ``unit``: the yardstick of its other tables."""
+    def tables(self, space: str | None, *, units: dict[str, float | None] | None = None) -> list[LatencyModel]:
+        """Every target's table for ``space`` (None: the run's). The targets' profiling tasks all start
+        before the first is awaited, so targets on different nodes (or cores) profile at the same time."""
+        pending = [self._begin(target, space, unit=(units or {}).get(target.name)) for target in self.cfg.targets]
+        return [finish() for finish in pending]
+
+    def _begin(self, target: TargetConfig, space: str | None, *, unit: float | None) -> Callable[[], LatencyModel]:
+        """Start making the target's table; the returned call finishes it (and saves it in the run directory)."""
         if target.estimate is not None and target.estimate.lookup is not None:
-            return self._lookup(target)
+            model = self._lookup(target)
+            return lambda: model
         path = lut_path(self.run_dir, target.name, space)
         if self.resume and path.is_file():
             self.log(f"[raynas] {target.name}: resuming with the latency table saved in the run directory")
-            return LatencyTable.load(path)
-        lut = self._estimate(target, space) if target.estimate is not None else self._profile(target.name, space, unit=unit)
-        lut.save(path)
-        return lut
+            saved = LatencyTable.load(path)
+            return lambda: saved
+        if target.estimate is not None:
+            estimated = self._estimate(target, space)
+            finish: Callable[[], LatencyTable] = lambda: estimated  # noqa: E731
+        else:
+            finish = self._profile(target.name, space, unit=unit)
+
+        def save() -> LatencyTable:
+            lut = finish()
+            lut.save(path)
+            return lut
+
+        return save
 
     def _lookup(self, target: TargetConfig) -> LookupLatency:
         """The target's column of a tabular benchmark (read in place, so nothing is saved); a table
@@ -72,8 +90,9 @@ class Profiler:
         self.log(f"[raynas] {target.name}: {lut.metadata['provenance']} estimate, not measured")
         return lut
 
-    def _profile(self, target: str, space: str | None, *, unit: float | None) -> LatencyTable:
-        """Profile on the target's node; the op cache is read and written here, on the driver's disk."""
+    def _profile(self, target: str, space: str | None, *, unit: float | None) -> Callable[[], LatencyTable]:
+        """Start profiling on the target's node; the returned call awaits the table. The op cache is read
+        and written here, on the driver's disk."""
         profile = self.cfg.profile
         if profile.cache_dir:
             profile = dataclasses.replace(profile, cache_dir=str(Path(profile.cache_dir).resolve()))
@@ -90,8 +109,12 @@ class Profiler:
             cached=cached,
             cache_path=cache_path,
         )
-        lut = ray.get(task)
-        if cache:
-            cache.save(cache_update(lut, cached))
-        self.log(f"[raynas] {target}: {lut.metadata['cache']}")
-        return lut
+
+        def finish() -> LatencyTable:
+            lut = ray.get(task)
+            if cache:
+                cache.save(cache_update(lut, cached))
+            self.log(f"[raynas] {target}: {lut.metadata['cache']}")
+            return lut
+
+        return finish

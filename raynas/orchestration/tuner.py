@@ -48,6 +48,27 @@ def finished(grid: ResultGrid, name: str) -> ResultGrid:
     return grid
 
 
+class Progress(tune.Callback):
+    """The one progress view of a Tune phase: a line as trials end (each one, or about every tenth of a
+    long phase), with how many of its trials are done. Tune's own reporter is off: its tables of every
+    trial's config and results would fill the console."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.done = name, total, 0  # nothing else: Tune pickles its callbacks
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        if self.done % max(1, self.total // 10) and self.done != self.total:  # about ten lines for a long phase
+            return
+        seconds = (trial.last_result or {}).get("time_total_s")
+        took = f" in {seconds:.0f} s" if seconds is not None else ""
+        which = trial.config.get("scenario", trial.trial_id)
+        print(f"[raynas] {self.name}: {self.done}/{self.total} trials done ({which}{took})", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        print(f"[raynas] {self.name}: trial {trial.config.get('scenario', trial.trial_id)} failed ({trial.error_file})", flush=True)
+
+
 @dataclass
 class TuneRunner:
     """Runs the experiment's Tune experiments under one storage folder with the run's callbacks and
@@ -73,7 +94,7 @@ class TuneRunner:
                 trainable,
                 param_space={"scenario": tune.grid_search(list(keys))},
                 tune_config=tune.TuneConfig(max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None, reuse_actors=True),
-                run_config=self.run_config(name, callbacks),
+                run_config=self.run_config(name, [*callbacks, Progress(name, len(keys))]),
             )
         grid = finished(tuner.fit(), name)
         return {r.config["scenario"]: r for r in grid}
@@ -96,7 +117,7 @@ class TuneRunner:
                 max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None,
                 reuse_actors=True,
             ),
-            run_config=self.run_config(name, ()),
+            run_config=self.run_config(name, [Progress(name, num_samples)]),
         )
         grid = finished(tuner.fit(), name)
         return [SampledTrial(dict(r.config), dict(r.metrics or {})) for r in grid]
@@ -120,6 +141,7 @@ class TuneRunner:
             storage_path=self.storage,
             callbacks=[*callbacks, *self.callbacks],
             failure_config=tune.FailureConfig(max_failures=self.cfg.ray.max_failures),
+            verbose=0,  # the phase's progress is Progress's lines
             # A search's last two states; a retraining's weights (one checkpoint, at its end). Tune forces an
             # experiment snapshot whenever a trial has saved num_to_keep checkpoints since the last one: at 1,
             # every save forced one and Tune warned of excessive snapshots many times per run.

@@ -60,6 +60,8 @@ def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
         f"run_root={tmp_path}",
         "--set",
         f"data.root={root}",
+        "--set",  # ONNX Runtime: a torch target would compile an AOTInductor package per network
+        "targets=[{name: ort-cpu-1t, budget_fractions: [0.5]}]",
     ]
     line = run_json(argv, cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
     assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 2

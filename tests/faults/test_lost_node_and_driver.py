@@ -101,7 +101,7 @@ SCRIPT = textwrap.dedent(
         else:
             summary = resume_experiment(mode, log=lambda _: None)
             try:
-                connect(cluster.address, None, ["ort-cpu-1t"])  # a registered target no node is labelled with
+                connect(cluster.address, None, ["executorch-xnnpack-1t"])  # a registered target no node is labelled with
                 summary["refused"] = ""
             except ClusterError as exc:
                 summary["refused"] = str(exc)
@@ -179,7 +179,7 @@ def test_each_target_was_profiled_on_its_labelled_node_and_unlabelled_targets_ar
     seen, _, summary, run_dir = lost_run
     for target, node in seen["nodes"].items():
         assert LatencyTable.load(run_dir / "luts" / f"{target}.parquet").metadata["ray_node_id"] == node
-    assert "raynas_target:ort-cpu-1t" in summary["refused"]
+    assert "raynas_target:executorch-xnnpack-1t" in summary["refused"]
 
 
 def _kill_group(pid: int) -> None:
