@@ -82,7 +82,8 @@ class Measurement:
                 continue  # a scaled reference on an estimated target: no table covers it
             rows.append(self.row(finalist, retrained.metrics, target=target, predicted=predicted, measured=measured))
             self.export(net, rows[-1])
-        record_finalist(self.tracker, self.run_dir, [r.to_dict() for r in rows], arch=finalist.arch, strategy=self.cfg.strategy)
+        if rows:  # none: a scaled reference where every target is estimated
+            record_finalist(self.tracker, self.run_dir, [r.to_dict() for r in rows], arch=finalist.arch, strategy=self.cfg.strategy)
         return rows
 
     def row(self, finalist: Finalist, metrics: dict, *, target: str, predicted: float | None, measured: Measured) -> ResultRow:

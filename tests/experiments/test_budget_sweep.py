@@ -60,8 +60,10 @@ def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
         f"run_root={tmp_path}",
         "--set",
         f"data.root={root}",
-        "--set",  # ONNX Runtime: a torch target would compile an AOTInductor package per network
-        "targets=[{name: ort-cpu-1t, budget_fractions: [0.5]}]",
+        "--set",  # a roofline target: what this checks is the real data's path, not measurement (tests/integration)
+        "targets=[{name: phone, budget_fractions: [0.5], estimate: {device: {name: phone-ish, peak_gflops: 20.0, bandwidth_gbs: 8.0}}}]",
+        "--set",  # the unscaled reference: an estimated table covers the config's space only
+        "evaluation.hand_designed_widths=[1.0]",
     ]
     line = run_json(argv, cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
     assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 2
