@@ -26,7 +26,7 @@ from raynas.evaluation.compare import headline, paired_comparisons
 from raynas.orchestration.pipeline import new_run_dir, run_experiment
 
 sys.path.insert(0, str(Path(__file__).with_name("bench")))
-from pages import BENCHMARKS, write_page  # noqa: E402  experiments/bench's page writer
+from pages import BENCHMARKS, page_root, write_page  # noqa: E402  experiments/bench's page writer
 
 # A minimal sweep: one target, two budgets, two seeds, one epoch per phase on 512 images.
 SMOKE = {
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-from", type=Path, metavar="RUN_DIR", help="only write the results page of a finished sweep's run directory")
     parser.add_argument("--page", type=Path, help="pages under DIR/<config name>_sweep (default: benchmarks/; none in --smoke-test)")
     args = parser.parse_args(argv)
-    root = args.page if args.page is not None else (None if args.smoke_test else BENCHMARKS)
+    root = page_root(args.page, args.smoke_test)
     if args.page_from is not None:
         return exit_status("budget_sweep", lambda: print(write_sweep_page(args.page_from, root or BENCHMARKS) / "README.md"))
     return exit_status(

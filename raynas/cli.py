@@ -15,6 +15,7 @@ import yaml
 from raynas.api import strategy_class, strategy_names
 from raynas.checkpoints import CheckpointError
 from raynas.config import ConfigError, ExperimentConfig, check_dataset_folder, load_config
+from raynas.config_reference import render
 from raynas.data.datasets import DatasetError
 from raynas.evaluation.report import ReportError, write_report
 from raynas.execution.runtime import ClusterError
@@ -209,8 +210,6 @@ def _dispatch(args: argparse.Namespace) -> None:
         for path in write_report(args.run_dir):
             print(path)
     elif args.command == "config-reference":
-        from raynas.config_reference import render
-
         if args.out:
             Path(args.out).write_text(render())
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from raynas.hardware.aoti import compile_package
 from raynas.hardware.targets import HardwareTarget
 
 RECIPE_FILE = "recipe.json"
@@ -76,8 +77,6 @@ def export_network(
 def torch_package(net: nn.Module, shape: tuple[int, ...], folder: Path, *, target: HardwareTarget) -> Path:
     """A torch target's AOTInductor package (compiled for CUDA on a CUDA target). A CUDA target exported
     where no GPU is visible (a CPU-only driver) gets the ``torch.export`` program to compile on its node."""
-    from raynas.hardware.aoti import compile_package
-
     if target.backend == "torch-cuda" and not torch.cuda.is_available():
         path = folder / "model.pt2"
         torch.export.save(torch.export.export(net, (torch.randn(shape),)), str(path))

@@ -52,14 +52,16 @@ import pyarrow.parquet as pq
 from pages import add_page_argument, page_root, write_page  # this folder: the benchmark page writer
 
 from raynas.config import ProfileConfig
-from raynas.export import export_network
+from raynas.export import Deployment, export_network
 from raynas.hardware.accuracy import kendall_tau, prediction_accuracy, sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
 from raynas.hardware.build import build_latency_table, input_shape
+from raynas.hardware.lut import LatencyTable
 from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import HardwareTarget, get_target
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
+from raynas.tracking.sync import lut_path
 
 TITLE = "Latency accuracy: predicted against measured whole networks ({target})"
 NOTES = (
@@ -179,24 +181,34 @@ class Harness:
 def independent_timings(target: HardwareTarget, nets: dict, *, passes: int, rounds: int) -> Harness:
     """Time every network as shipped, each in a fresh process started with the target's environment,
     beside the shipped yardstick; ``passes`` times over all networks, alternating their order."""
-    env = os.environ | target.process_env()  # states every allocator variable, empty ones included
     timings, yardsticks = [{} for _ in range(passes)], [{} for _ in range(passes)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = {key: export_network(net, shape, folder / key, target=target) for key, (net, shape) in nets.items()}
-        yard = export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
+        yard = shipped_yardstick(target, folder)
         for p in range(passes):
             for key in list(files) if p % 2 == 0 else list(files)[::-1]:
-                entries = {
-                    name: {"file": str(d.model_file.relative_to(folder)), "shape": d.recipe["input_shape"]}
-                    for name, d in (("net", files[key]), ("yardstick", yard))
-                }
-                manifest = folder / f"{key}.json"
-                manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
-                subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
-                ms = json.loads((folder / "out.json").read_text())
-                timings[p][key], yardsticks[p][key] = ms["net"], ms["yardstick"]
+                timings[p][key], yardsticks[p][key] = time_beside_yardstick(target, files[key], yard, folder, rounds=rounds)
     return Harness(timings, yardsticks)
+
+
+def shipped_yardstick(target: HardwareTarget, folder: Path):
+    """The yardstick exported as the target ships a network."""
+    return export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
+
+
+def time_beside_yardstick(target: HardwareTarget, shipped, yard, folder: Path, *, rounds: int) -> tuple[float, float]:
+    """(network ms, yardstick ms) of one shipped file (a ``Deployment``), timed by independent_timer.py in a
+    fresh process started with the target's environment (every allocator variable stated, empty ones too)."""
+    entries = {
+        name: {"file": str(d.model_file.resolve()), "shape": d.recipe["input_shape"]} for name, d in (("net", shipped), ("yardstick", yard))
+    }
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
+    env = os.environ | target.process_env()
+    subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
+    ms = json.loads((folder / "out.json").read_text())
+    return ms["net"], ms["yardstick"]
 
 
 def independent_report(rows: list[dict], harness: Harness, target: HardwareTarget) -> dict:
@@ -243,9 +255,6 @@ def independent_report(rows: list[dict], harness: Harness, target: HardwareTarge
 
 def drift_and_bias(run_dir: Path, *, rounds: int, per_target: int | None, page: Path | None) -> None:
     """Time a finished run's measured deployments against its tables' yardsticks (see the docstring)."""
-    from raynas.hardware.lut import LatencyTable
-    from raynas.tracking.sync import lut_path
-
     recipes = [(p.parent, json.loads(p.read_text())) for p in sorted((run_dir / "deploy").glob("*/*/recipe.json"))]
     if not recipes:
         raise SystemExit(f"{run_dir} has no deploy/*/*/recipe.json: give the directory of a finished run (runs/<name>/<run>)")
@@ -303,22 +312,10 @@ def _yardstick_now(target: HardwareTarget) -> float:
 
 def _harness_run(target: HardwareTarget, deployments: list, *, rounds: int) -> list[tuple[float, float]]:
     """(network ms, yardstick ms) of each shipped file in its own fresh process, beside the yardstick."""
-    env = os.environ | target.process_env()
-    out = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        yard = export_network(yardstick(), get_backend(target.backend).yardstick_shape, folder / "yardstick", target=target)
-        for deploy, recipe in deployments:
-            entries = {
-                "net": {"file": str(deploy.resolve() / recipe["file"]), "shape": recipe["input_shape"]},
-                "yardstick": {"file": str(yard.model_file), "shape": yard.recipe["input_shape"]},
-            }
-            manifest = folder / "manifest.json"
-            manifest.write_text(json.dumps({"threads": target.num_threads(), "rounds": rounds, "networks": entries}))
-            subprocess.run([sys.executable, str(TIMER), str(manifest), str(folder / "out.json")], env=env, check=True)
-            ms = json.loads((folder / "out.json").read_text())
-            out.append((ms["net"], ms["yardstick"]))
-    return out
+        yard = shipped_yardstick(target, folder)
+        return [time_beside_yardstick(target, Deployment(d, d / r["file"], r), yard, folder, rounds=rounds) for d, r in deployments]
 
 
 def _rounded(acc) -> dict:

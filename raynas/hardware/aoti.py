@@ -9,6 +9,7 @@ and the table's whole-network calibration maps them onto compiled latency (rayna
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -24,3 +25,9 @@ def compile_package(module: nn.Module, example: torch.Tensor, path: Path) -> Pat
 def load_package(path: Path, *, device_index: int = -1):
     """The compiled network in ``path``, callable on tensors of its static shape and device."""
     return torch._inductor.aoti_load_package(str(path), device_index=device_index)
+
+
+def compiled_call(module: nn.Module, example: torch.Tensor, path: Path, *, device_index: int = -1):
+    """One call of ``module`` compiled into ``path`` on ``example`` (its shape and device): what a torch
+    backend times."""
+    return functools.partial(load_package(compile_package(module, example, path), device_index=device_index), example)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from raynas.hardware.aoti import compile_package, load_package
+from raynas.hardware.aoti import compiled_call
 from raynas.hardware.backend import Backend, Modules, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
@@ -54,8 +54,7 @@ def _timed(calls, folder: Path, **timing) -> Latencies:
 
 
 def _compiled_call(module: nn.Module, shape: tuple[int, ...], path: Path):
-    x = torch.randn(shape)
-    return functools.partial(load_package(compile_package(module, x, path)), x)
+    return compiled_call(module, torch.randn(shape), path)
 
 
 BACKEND = register_backend(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from raynas.hardware.aoti import compile_package, load_package
+from raynas.hardware.aoti import compiled_call
 from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
 from raynas.hardware.timing import Latencies, steady_latency_ms
 
@@ -50,8 +50,7 @@ def measure_cuda_networks_ms(
         calls = {}
         for i, (key, (module, shape)) in enumerate(modules.items()):
             x = torch.randn(shape, device=device)
-            package = compile_package(module.to(device), x, Path(tmp) / f"net{i}.pt2")
-            calls[key] = functools.partial(load_package(package, device_index=device.index), x)
+            calls[key] = compiled_call(module.to(device), x, Path(tmp) / f"net{i}.pt2", device_index=device.index)
         with torch.inference_mode():
             return steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
 
