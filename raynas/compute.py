@@ -16,6 +16,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from raynas.parallel import Sync
+
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -61,6 +63,7 @@ class Compute:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     channels_last: bool = False
+    sync: Sync = field(default_factory=Sync)  # the data-parallel group this process trains in (raynas/parallel.py; alone by default)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -97,8 +100,11 @@ class Compute:
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """Backward and optimizer step, through the gradient scaler when training in fp16."""
+        """Backward and optimizer step, through the gradient scaler when training in fp16; in a
+        data-parallel group the (share-scaled) gradients are summed over it first."""
         self.scaler.scale(loss).backward()
+        if self.sync.active:
+            self.sync.reduce_grads(p for group in optimizer.param_groups for p in group["params"])
         self.scaler.step(optimizer)
         self.scaler.update()
 

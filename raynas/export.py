@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from raynas.hardware.aoti import compile_package
+from raynas.hardware.aoti import PACKAGE_FILE, compile_package
 from raynas.hardware.targets import HardwareTarget
 
 RECIPE_FILE = "recipe.json"
@@ -43,16 +43,21 @@ def export_network(
     target: HardwareTarget | None,
     facts: dict | None = None,
     serving: bool = False,
+    shipped: tuple[str, bytes] | None = None,
 ) -> Deployment:
     """Write ``net`` as ``target`` runs it, at input ``shape``, with its recipe (plus ``facts``: latencies,
     accuracy). ``target`` None: hardware raynas cannot reach (an estimated target) gets the
     ``torch.export`` program (``model.pt2``), to convert for its own runtime. ``serving``: also the
-    any-batch program an MLflow Model serves."""
+    any-batch program an MLflow Model serves. ``shipped``: the file (name, bytes) the target's measurement
+    timed, written as it is instead of exporting again (raynas/hardware/timing.py ``Latencies.files``)."""
     folder.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
     with torch.inference_mode():
         output_shape = list(net(torch.zeros(shape)).shape)
-    if target is not None and target.backend == "onnxruntime-cpu":
+    if target is not None and shipped is not None:
+        path = folder / shipped[0]
+        path.write_bytes(shipped[1])
+    elif target is not None and target.backend == "onnxruntime-cpu":
         from raynas.hardware.onnx_cpu import export as onnx_export
 
         path = onnx_export(net, shape, folder / "model.onnx")
@@ -82,7 +87,7 @@ def torch_package(net: nn.Module, shape: tuple[int, ...], folder: Path, *, targe
         torch.export.save(torch.export.export(net, (torch.randn(shape),)), str(path))
         return path
     device = "cuda" if target.backend == "torch-cuda" else "cpu"
-    path = compile_package(net.to(device), torch.randn(shape, device=device), folder / "model.aoti.pt2")
+    path = compile_package(net.to(device), torch.randn(shape, device=device), folder / PACKAGE_FILE)
     net.cpu()
     return path
 

@@ -78,12 +78,15 @@ def train_step(
     model: nn.Module, optimizer, loss_fn: nn.Module, *, x: torch.Tensor, y: torch.Tensor, compute: Compute = CPU
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch (already on the device); returns the loss and the number of
-    correct predictions as device tensors, so the caller decides when to synchronize."""
+    correct predictions as device tensors, so the caller decides when to synchronize. In a
+    data-parallel group ``x, y`` is the global batch and this process trains on its slice
+    (raynas/parallel.py); the returned loss and count are its slice's."""
+    x, y, share = compute.sync.shard(x, y)
     optimizer.zero_grad(set_to_none=True)
     with compute.autocast():
         logits = model(x)
         loss = loss_fn(logits, y)
-    compute.step(loss, optimizer)
+    compute.step(loss * share if compute.sync.active else loss, optimizer)
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
@@ -106,9 +109,13 @@ def train_epoch(
         if before_batch is not None:
             before_batch()
         loss, hits = train_step(model, optimizer, loss_fn, x=x, y=y, compute=compute)
-        loss_sum += loss.float() * len(y)
+        mine = len(compute.sync.shard(x, y)[1])
+        loss_sum += loss.float() * mine
         correct += hits
-        total += len(y)
+        total += mine
+    if compute.sync.active:  # the epoch's figures over the global batches, as one process would report them
+        loss_sum, correct = compute.sync.sum(loss_sum), compute.sync.sum(correct)
+        total = int(compute.sync.sum(torch.tensor(total, device=compute.device)))
     return {"loss": float(loss_sum) / max(total, 1), "acc": int(correct) / max(total, 1)}
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+PACKAGE_FILE = "model.aoti.pt2"  # what a torch target ships
+
 
 def compile_package(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """``module`` at ``example``'s shape (and device) as an AOTInductor package at ``path`` (``.pt2``)."""

@@ -22,6 +22,7 @@ from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, regis
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
 SUFFIX = ".pte"
+MODEL_FILE = "model.pte"  # what an ExecuTorch target ships
 
 
 def _runtime():
@@ -81,15 +82,15 @@ def measure_executorch_ms(
     modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
     """Latency in ms of each module run by ExecuTorch with XNNPACK on ``threads`` threads, on a random
-    input of its shape, timed against the yardstick run the same way."""
+    input of its shape, timed against the yardstick run the same way; each module's program comes
+    back with it (``Latencies.files``): for a whole network, what was timed is what ships."""
     set_threads(threads)
-    calls = {key: _call(module, shape) for key, (module, shape) in modules.items()}
-    reference = _call(yardstick(), BACKEND.yardstick_shape)
-    return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
-
-
-def _call(module: torch.nn.Module, shape: tuple[int, ...]):
-    return functools.partial(Loaded(lower(module, shape)), torch.randn(shape))
+    programs = {key: lower(module, shape) for key, (module, shape) in modules.items()}
+    calls = {key: functools.partial(Loaded(programs[key]), torch.randn(shape)) for key, (_, shape) in modules.items()}
+    reference = functools.partial(Loaded(lower(yardstick(), BACKEND.yardstick_shape)), torch.randn(BACKEND.yardstick_shape))
+    ms = paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+    ms.files = {key: (MODEL_FILE, program) for key, program in programs.items()}
+    return ms
 
 
 # As for ONNX Runtime, a 14 px yardstick is mostly per-call overhead; 56 px puts compute first.

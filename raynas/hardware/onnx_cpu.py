@@ -10,7 +10,6 @@ nodes; elsewhere it refuses with that instruction.
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, regis
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
 OPSET = 18  # the torch.export-based exporter's own default
+MODEL_FILE = "model.onnx"  # what an ONNX Runtime target ships
 
 
 def _onnxruntime():
@@ -32,51 +32,105 @@ def _onnxruntime():
 
 
 def export(module: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
-    """``module`` at ``shape`` as an ONNX file through the ``torch.export``-based exporter (needs
-    onnxscript; TorchScript's exporter is deprecated)."""
-    torch.onnx.export(
-        module.eval(),
-        (torch.randn(shape),),
-        str(path),
-        input_names=["x"],
-        output_names=["y"],
-        opset_version=OPSET,
-        dynamo=True,
-        verbose=False,
-    )
+    """``module`` at ``shape`` as one self-contained ONNX file (weights inside) through the
+    ``torch.export``-based exporter (needs onnxscript; TorchScript's exporter is deprecated)."""
+    path.write_bytes(model_bytes(module, shape))
     return path
 
 
-def session(path: Path, threads: int):
+def model_bytes(module: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    """The ONNX file ``export`` writes, as bytes."""
+    return _proto(module.eval(), (torch.randn(shape),), inputs=["x"], outputs=["y"]).SerializeToString()
+
+
+def _proto(module: torch.nn.Module, args: tuple, *, inputs: list[str], outputs: list[str]):
+    program = torch.onnx.export(module, args, input_names=inputs, output_names=outputs, opset_version=OPSET, dynamo=True, verbose=False)
+    return program.model_proto
+
+
+class _Each(torch.nn.Module):
+    """Several modules side by side, each on its own input: one export for all of them."""
+
+    def __init__(self, modules: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.each = torch.nn.ModuleList(modules)
+
+    def forward(self, *xs):
+        return tuple(m(x) for m, x in zip(self.each, xs))
+
+
+def export_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[bytes]:
+    """Each module at its shape as its own ONNX model (input ``x``, output ``y``), exported together
+    and split apart: the exporter's fixed cost (about 0.7 s a call here) is paid once, not per module."""
+    import onnx.utils
+
+    names = [(f"x{i}", f"y{i}") for i in range(len(modules))]
+    args = tuple(torch.randn(shape) for _, shape in modules)
+    whole = _proto(_Each([m for m, _ in modules]).eval(), args, inputs=[x for x, _ in names], outputs=[y for _, y in names])
+    models = []
+    for x, y in names:
+        part = onnx.utils.Extractor(whole).extract_model([x], [y])
+        for value in (*part.graph.input, *part.graph.output):
+            value.name = {x: "x", y: "y"}.get(value.name, value.name)
+        for node in part.graph.node:
+            node.input[:] = ["x" if n == x else n for n in node.input]
+            node.output[:] = ["y" if n == y else n for n in node.output]
+        models.append(part.SerializeToString())
+    return models
+
+
+def session(model: Path | bytes, threads: int):
+    """An ONNX Runtime CPU session of ``model`` (a file, or its bytes) with the target's settings."""
     ort = _onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])
 
 
 def measure_onnx_ms(
     modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
     """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
-    against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py)."""
+    against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py). The modules
+    (a table's ops) are exported together and split (``export_each``)."""
     _onnxruntime()
-    with tempfile.TemporaryDirectory() as tmp:
-        calls = {
-            key: _ort_call(module, shape, Path(tmp) / f"m{i}.onnx", threads=threads)
-            for i, (key, (module, shape)) in enumerate(modules.items())
-        }
-        reference = _ort_call(yardstick(), BACKEND.yardstick_shape, Path(tmp) / "yardstick.onnx", threads=threads)
+    keys = list(modules)
+    models = export_each([modules[k] for k in keys] + [(yardstick(), BACKEND.yardstick_shape)])
+    calls = {key: _ort_call(model, modules[key][1], threads=threads) for key, model in zip(keys, models)}
+    reference = _ort_call(models[-1], BACKEND.yardstick_shape, threads=threads)
     return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
 
 
-def _ort_call(module: torch.nn.Module, shape: tuple[int, ...], path: Path, *, threads: int):
-    """One inference of ``module`` in its own ONNX Runtime session, on a fixed random input."""
-    return functools.partial(session(export(module, shape, path), threads).run, None, {"x": torch.randn(shape).numpy()})
+def measure_onnx_networks_ms(
+    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
+) -> Latencies:
+    """Like ``measure_onnx_ms`` for whole networks, each exported alone as its deployment file is;
+    the files come back with the latencies (``Latencies.files``): what was timed is what ships."""
+    _onnxruntime()
+    files = {key: model_bytes(module, shape) for key, (module, shape) in modules.items()}
+    reference = model_bytes(yardstick(), BACKEND.yardstick_shape)
+    calls = {key: _ort_call(files[key], shape, threads=threads) for key, (_, shape) in modules.items()}
+    ms = paired_latency_ms(
+        calls, _ort_call(reference, BACKEND.yardstick_shape, threads=threads), warmup=warmup, repeats=repeats, rounds=rounds,
+        yardstick_ms=yardstick_ms,
+    )  # fmt: skip
+    ms.files = {key: (MODEL_FILE, model) for key, model in files.items()}
+    return ms
+
+
+def _ort_call(model: bytes, shape: tuple[int, ...], *, threads: int):
+    """One inference of ``model`` in its own ONNX Runtime session, on a fixed random input."""
+    return functools.partial(session(model, threads).run, None, {"x": torch.randn(shape).numpy()})
 
 
 # ONNX Runtime runs the 14 px yardstick in ~27 us, mostly per-call overhead whose share shifts with
 # what ran just before; at 56 px compute dominates it (its tables read 17 % off whole networks at 14 px).
-BACKEND = register_backend(Backend("onnxruntime-cpu", measure_onnx_ms, lambda threads: {"num_cpus": threads}, yardstick_size=56))
+BACKEND = register_backend(
+    Backend(
+        "onnxruntime-cpu", measure_onnx_ms, lambda threads: {"num_cpus": threads}, yardstick_size=56,
+        measure_networks=measure_onnx_networks_ms,
+    )  # fmt: skip
+)

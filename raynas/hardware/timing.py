@@ -27,14 +27,16 @@ STEADY_QUANTILE = 0.1
 
 class Latencies(dict):
     """Latency in ms per key, in the unit of a yardstick (see above), with ``wall_per_unit``: the
-    wall-clock ms one unit ms took while these were timed (1.0 when timed in wall-clock ms)."""
+    wall-clock ms one unit ms took while these were timed (1.0 when timed in wall-clock ms), and
+    ``files``: per key, the file (name, bytes) that was timed, where a backend timed one -- what ships."""
 
-    def __init__(self, values: dict, wall_per_unit: float = 1.0) -> None:
+    def __init__(self, values: dict, wall_per_unit: float = 1.0, files: dict | None = None) -> None:
         super().__init__(values)
         self.wall_per_unit = wall_per_unit
+        self.files: dict[Hashable, tuple[str, bytes]] = files or {}
 
     def __reduce__(self):
-        return (Latencies, (dict(self), self.wall_per_unit))
+        return (Latencies, (dict(self), self.wall_per_unit, self.files))
 
 
 Call = Callable[[], object]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from raynas.hardware.aoti import compiled_call
+from raynas.hardware.aoti import PACKAGE_FILE, compiled_call
 from raynas.hardware.backend import Backend, Modules, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
@@ -38,11 +38,15 @@ def measure_ms(
 def measure_networks_ms(
     modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
 ) -> Latencies:
-    """Latency in ms of each whole network as its AOTInductor package runs it."""
+    """Latency in ms of each whole network as its AOTInductor package runs it; the packages come back
+    with them (``Latencies.files``): what was timed is what ships."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        calls = {key: _compiled_call(module, shape, Path(tmp) / f"net{i}.pt2") for i, (key, (module, shape)) in enumerate(modules.items())}
-        return _timed(calls, Path(tmp), warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+        paths = {key: Path(tmp) / f"net{i}.pt2" for i, key in enumerate(modules)}
+        calls = {key: _compiled_call(module, shape, paths[key]) for key, (module, shape) in modules.items()}
+        ms = _timed(calls, Path(tmp), warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+        ms.files = {key: (PACKAGE_FILE, path.read_bytes()) for key, path in paths.items()}
+        return ms
 
 
 def _timed(calls, folder: Path, **timing) -> Latencies:

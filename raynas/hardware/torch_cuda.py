@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from raynas.hardware.aoti import compiled_call
+from raynas.hardware.aoti import PACKAGE_FILE, compiled_call
 from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend
 from raynas.hardware.timing import Latencies, steady_latency_ms
 
@@ -47,12 +47,14 @@ def measure_cuda_networks_ms(
     """Steady GPU time in ms of each whole network as its CUDA AOTInductor package runs it."""
     device = require_cuda()
     with tempfile.TemporaryDirectory() as tmp:
-        calls = {}
-        for i, (key, (module, shape)) in enumerate(modules.items()):
+        calls, paths = {}, {key: Path(tmp) / f"net{i}.pt2" for i, key in enumerate(modules)}
+        for key, (module, shape) in modules.items():
             x = torch.randn(shape, device=device)
-            calls[key] = compiled_call(module.to(device), x, Path(tmp) / f"net{i}.pt2", device_index=device.index)
+            calls[key] = compiled_call(module.to(device), x, paths[key], device_index=device.index)
         with torch.inference_mode():
-            return steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
+            ms = steady_latency_ms(calls, warmup=warmup, repeats=repeats, rounds=rounds, timer=cuda_event_ms)
+        ms.files = {key: (PACKAGE_FILE, path.read_bytes()) for key, path in paths.items()}  # what ships: the timed packages
+        return ms
 
 
 def cuda_event_ms(call) -> float:

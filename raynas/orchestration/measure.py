@@ -4,7 +4,7 @@ deployment exports and its MLflow child run."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -36,6 +36,7 @@ class Measurement:
     latency: LatencyModels
     tracker: ExperimentTracker
     num_classes: int
+    shipped: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)  # (key, target) -> the file timed, which ships
 
     def target(self, name: str) -> TargetConfig:
         return next(t for t in self.cfg.targets if t.name == name)
@@ -53,14 +54,18 @@ class Measurement:
             state = {k: v.numpy() for k, v in self.keep_weights(f, retrained[f.key]).items()}
             for target in self.targets_of(f):
                 nets[target][f.key] = (f.arch.to_dict(), state)
+        tasks = {
+            target: on_target(measure_latencies, target).remote(
+                mine, target, self.num_classes, profile=self.cfg.profile, yardstick_ms=self.latency.table(target).yardstick_ms
+            )
+            for target, mine in nets.items()
+            if not self.target(target).estimated  # unreachable hardware: its rows carry the estimate only
+        }  # every target's task started before any is awaited: targets on separate nodes time at once
         out = {}
-        for target, mine in nets.items():
-            if self.target(target).estimated:
-                continue  # unreachable hardware: its rows carry the estimate only
-            unit = self.latency.table(target).yardstick_ms
-            task = on_target(measure_latencies, target).remote(mine, target, self.num_classes, profile=self.cfg.profile, yardstick_ms=unit)
+        for target, task in tasks.items():
             times = ray.get(task)
             out |= {(key, target): (ms, ms * times.wall_per_unit) for key, ms in times.items()}
+            self.shipped |= {(key, target): file for key, file in times.files.items()}
         return out
 
     def keep_weights(self, finalist: Finalist, result) -> dict:
@@ -125,7 +130,8 @@ class Measurement:
         facts |= {"test_acc": row.test_acc, "estimated": row.estimated}
         shape = (batch, channels, side, side)
         folder = deployment_path(self.run_dir, row.key, row.target)
-        export_network(net, shape, folder, target=target, facts=facts, serving=row.method == self.cfg.strategy)
+        shipped = self.shipped.get((row.key, row.target))
+        export_network(net, shape, folder, target=target, facts=facts, serving=row.method == self.cfg.strategy, shipped=shipped)
 
 
 def _rounded(value: float | None) -> float | None:

@@ -140,6 +140,7 @@ class ProxylessSearch:
         self.weight_ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.baseline = RewardBaseline(cfg.reinforce_decay)
         self._pairs: list[tuple[int, int]] | None = None
+        self._share = 1.0  # this process's share of the architecture step's batch (data-parallel; 1 alone)
         self._steps = self._epochs = 0
         self._arch_step = {"two": self._two_path_step, "full": self._full_step, "reinforce": self._reinforce_step}[cfg.binarization]
 
@@ -247,6 +248,7 @@ class ProxylessSearch:
         fp32 whatever ``compute.precision`` says: the latency loss and alpha's gradients stay exact.
         """
         x, y = self.compute.batch(x, y)
+        x, y, self._share = self.compute.sync.shard(x, y)  # data-parallel: this process's slice of the global batch
         self._pairs = pairs
         self.supernet.train()
         weights = list(self.supernet.weight_parameters())
@@ -255,6 +257,8 @@ class ProxylessSearch:
         try:
             self.arch_opt.zero_grad(set_to_none=True)
             loss = self._arch_step(x, y)
+            if self.cfg.binarization != "reinforce":  # REINFORCE's gradient comes from the global reward: already equal
+                self.compute.sync.reduce_grads(self.supernet.arch_parameters())
             self.arch_opt.step()
             for layer in self.supernet.layers:
                 layer.rescale_pair()
@@ -271,7 +275,7 @@ class ProxylessSearch:
             for layer, (active, other) in zip(self.supernet.layers, self._pairs):
                 layer.set_pair(active, other)
         loss = self.objective(self.ce(self.supernet(x), y), self.loss_latency())
-        loss.backward()
+        self._backward(loss)
         for layer in self.supernet.layers:
             layer.accumulate_alpha_grad()
         return loss.item()
@@ -279,8 +283,13 @@ class ProxylessSearch:
     def _full_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.supernet.activate_all()
         loss = self.objective(self.ce(self.supernet(x), y), self.loss_latency())
-        loss.backward()
+        self._backward(loss)
         return loss.item()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Every latency loss is linear in the cross-entropy, so share-scaled losses summed over a
+        data-parallel group are the global batch's loss (raynas/parallel.py)."""
+        (loss * self._share if self.compute.sync.active else loss).backward()
 
     def _reinforce_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Reward = -objective of one sampled path, its latency read from the table (no gradient needed)."""
@@ -288,6 +297,8 @@ class ProxylessSearch:
         arch = Architecture(self.supernet.macro.name, tuple(layer.choices[i] for layer, i in zip(self.supernet.layers, sampled)))
         with torch.no_grad():
             loss = self.objective(self.ce(self.supernet(x), y), torch.tensor(self.lut.predict(arch, self.supernet.macro), device=x.device))
+        if self.compute.sync.active:  # the reward of the global batch, the same on every process
+            loss = self.compute.sync.sum(loss * self._share)
         reward = -loss.item()
         advantage = reward - self.baseline.update(reward)
         for alpha, grad in zip(self.supernet.arch_parameters(), reinforce_grads(self.supernet.probabilities(), sampled, advantage)):

@@ -45,6 +45,14 @@ def test_an_onnx_runtime_target_ships_an_onnx_file(tmp_path):
     x = torch.randn(1, 1, 28, 28)
     with torch.inference_mode():
         assert np.allclose(session(deployment.model_file, 1).run(None, {"x": x.numpy()})[0], net(x).numpy(), atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([RECIPE_FILE, "model.onnx"])  # one self-contained file
+
+
+def test_the_file_a_measurement_timed_ships_as_it_is(tmp_path):
+    timed = b"the bytes a target's measurement timed"
+    net, target = ChildNetwork(ARCH, 10), get_target("ort-cpu-1t")
+    deployment = export_network(net, (1, 1, 28, 28), tmp_path, target=target, shipped=("model.onnx", timed))
+    assert deployment.model_file.read_bytes() == timed and deployment.recipe["file"] == "model.onnx"
 
 
 def test_an_estimated_target_ships_the_exported_program_for_any_batch_and_says_it_was_not_measured(tmp_path):

@@ -36,6 +36,10 @@ def test_executorch_target_times_modules_through_its_runtime():
     modules = {"small": (ResidualLayer(spec, "k3e3"), shape), "large": (ResidualLayer(spec, "k7e6"), shape)}
     ms = get_target("executorch-xnnpack-1t").measure(modules, warmup=2, repeats=10)
     assert 0 < ms["small"] < ms["large"]
+    name, program = ms.files["large"]  # the program that was timed, which a finalist ships
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        assert name == "model.pte" and torch.allclose(Loaded(program)(x), modules["large"][0](x), atol=1e-4)
 
 
 def test_a_finalist_ships_as_an_executorch_program_that_reproduces_the_network(tmp_path):

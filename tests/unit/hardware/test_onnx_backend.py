@@ -28,3 +28,27 @@ def test_onnxruntime_target_builds_a_latency_table_that_predicts_whole_networks(
     assert all(ms > 0 for ms in table.entries.values()) and len(table.entries) == 36
     low, high = table.latency_range(macro)
     assert 0 < low < high
+
+
+def test_modules_exported_together_are_split_into_models_that_each_compute_their_module():
+    from raynas.hardware.onnx_cpu import export_each
+
+    macro = get_space("mnist-small")
+    specs = [s for s in macro.layers()][:3]
+    from raynas.space.network import ResidualLayer
+
+    modules = [(ResidualLayer(s, s.choices[0]).eval(), (1, s.in_channels, s.input_size, s.input_size)) for s in specs]
+    for (module, shape), model in zip(modules, export_each(modules)):
+        x = torch.randn(shape)
+        [out] = session(model, threads=1).run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            assert out.shape == tuple(module(x).shape) and np.allclose(out, module(x).numpy(), atol=1e-5)
+
+
+def test_whole_networks_come_back_with_the_file_that_was_timed():
+    net = ChildNetwork(Architecture("mnist-small", ("k3e3",) * 6), 10).eval()
+    ms = get_target("ort-cpu-1t").measure_networks({"a": (net, (1, 1, 28, 28))}, warmup=1, repeats=3)
+    name, model = ms.files["a"]
+    x = torch.randn(1, 1, 28, 28)
+    with torch.no_grad():
+        assert name == "model.onnx" and np.allclose(session(model, threads=1).run(None, {"x": x.numpy()})[0], net(x).numpy(), atol=1e-4)

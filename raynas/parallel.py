@@ -1,0 +1,144 @@
+"""Data parallelism as plain torch.distributed: one global batch split over the processes of a group.
+
+The rule, stated once: the configured batch size is the *global* batch. Every process draws the same
+global batch from identically seeded loaders (so augmentation does not depend on the split) and
+trains on its own contiguous slice; each scales its loss by its share of the batch, gradients are
+summed over the group, and BatchNorm normalizes with the statistics of the whole global batch. So N
+processes take the step one process takes on the whole batch, and the learning rate does not change
+with N. Supernet paths are drawn from generators seeded alike and advanced alike on every process,
+so every process trains the same path. Evaluation is not split (every process scores the same full
+batches, so results are exact and agree). ``Sync()`` is the single process: every method a no-op.
+Nothing here imports Ray; Ray Train only creates the process group (raynas/execution/data_parallel.py).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class Sync:
+    """One process alone: batches are not split and nothing is reduced."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This process's slice of a global batch and its share of the batch's samples."""
+        return x, y, 1.0
+
+    def reduce_grads(self, params: Iterable[nn.Parameter]) -> None:
+        """Sum the (share-scaled) gradients of ``params`` over the group, in place."""
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` summed over the group (not differentiable)."""
+        return value
+
+
+class DistributedSync(Sync):
+    """The processes of torch.distributed's default group (gloo on CPUs, NCCL on GPUs)."""
+
+    def __init__(self) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("DistributedSync needs an initialized torch.distributed process group (Ray Train makes one)")
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        share = torch.tensor_split(torch.arange(len(y)), self.world)[self.rank]
+        lo, hi = (int(share[0]), int(share[-1]) + 1) if len(share) else (0, 0)
+        return x[lo:hi], y[lo:hi], (hi - lo) / max(len(y), 1)
+
+    def reduce_grads(self, params: Iterable[nn.Parameter]) -> None:
+        grads = [p.grad for p in params if p.grad is not None]  # the same parameters on every process: the same path
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.clone()
+        dist.all_reduce(value)
+        return value
+
+
+class _SumOverGroup(torch.autograd.Function):
+    """A tensor summed over the group; its gradient is summed over the group too (each process's
+    input feeds every process's loss)."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor) -> torch.Tensor:
+        value = value.clone()
+        dist.all_reduce(value)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics are those of the global batch: per-channel sums, then sums of
+    squared deviations, all-reduced (differentiably) over the group. torch's ``SyncBatchNorm`` does this on CUDA
+    only; this one runs on any device. Its state dict is ``nn.BatchNorm2d``'s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        c = x.shape[1]
+        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+        totals = _SumOverGroup.apply(torch.cat([x.sum((0, 2, 3)), count]))
+        n = totals[-1]
+        centred = x - (totals[:c] / n)[None, :, None, None]
+        var = _SumOverGroup.apply((centred * centred).sum((0, 2, 3))) / n  # two passes: no E[x^2] - E[x]^2 cancellation
+        self._track(totals[:c].detach() / n.detach(), var.detach() * n / (n - 1).clamp_min(1))
+        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+
+    @torch.no_grad()
+    def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        """Running statistics with ``nn.BatchNorm2d``'s momentum rule (a cumulative average when momentum is None)."""
+        if not self.track_running_stats:
+            return
+        self.num_batches_tracked += 1
+        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean.lerp_(mean, m)
+        self.running_var.lerp_(unbiased_var, m)
+
+
+def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with every ``nn.BatchNorm2d`` normalizing over the global batch: torch's
+    ``SyncBatchNorm`` on CUDA, ``GlobalBatchNorm2d`` elsewhere; parameters and buffers are kept."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            like = next(iter(child.state_dict().values()))
+            swapped = GlobalBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats,
+                device=device, dtype=like.dtype if like.is_floating_point() else None,
+            )  # fmt: skip
+            swapped.load_state_dict(child.state_dict())
+            swapped.train(child.training)
+            setattr(model, name, swapped)
+        else:
+            global_batch_norm(child, device)
+    return model
+
+
+def batch_norm_is_global(model: nn.Module) -> bool:
+    """Whether no plain ``nn.BatchNorm2d`` is left (modules that normalize by hand, e.g. OFA's sliced
+    BatchNorm, are not covered: data-parallel training refuses them)."""
+    return not any(type(m) is nn.BatchNorm2d for m in model.modules())
