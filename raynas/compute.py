@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from raynas.parallel import Sync
+from raynas.parallel import Sync, global_batch_norm, group_sync
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -78,15 +78,17 @@ class Compute:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         channels_last = device.type == "cpu" if cfg.channels_last is None else cfg.channels_last
-        return cls(device, cfg.precision, channels_last)
+        return cls(device, cfg.precision, channels_last, sync=group_sync())
 
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def module(self, model: nn.Module) -> nn.Module:
-        """``model`` moved to the device (in place) in the configured memory format."""
-        return model.to(self.device, memory_format=self.memory_format)
+        """``model`` moved to the device (in place) in the configured memory format; in a data-parallel
+        group its BatchNorm normalizes over the global batch (raynas/parallel.py)."""
+        model = model.to(self.device, memory_format=self.memory_format)
+        return global_batch_norm(model, self.device) if self.sync.active else model
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch on the device; copies from pinned memory overlap with compute."""

@@ -112,6 +112,9 @@ class RayConfig:
     cpus_per_trial: int = 1  # CPUs each search / retraining trial reserves (and its torch threads)
     gpus_per_trial: float = 0  # GPUs each search / retraining trial reserves and trains on; 0.25: four trials share one GPU
     gpus_per_task: float = 0  # GPUs of the one-off training tasks (supernet warm-up, OFA progressive shrinking)
+    workers_per_trial: int = (
+        1  # Ray Train workers per search / retraining trial, each cpus_per_trial CPUs + gpus_per_trial GPUs; data.batch_size is global
+    )
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
     checkpoint_seconds: float = (
@@ -383,10 +386,29 @@ def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> Non
         "ray.gpus_per_trial",
         "compute.device is cuda, so trials need GPUs: set ray.gpus_per_trial (e.g. 1, or 0.25 to share)",
     )
+    _validate_workers(cfg)
     _check(
         not (c.precision == "fp16" and (c.device == "cpu" or cfg.ray.gpus_per_trial == 0)),
         "compute.precision",
         "fp16 runs on CUDA only: reserve GPUs (ray.gpus_per_trial) or use bf16 / fp32 on the CPU",
+    )
+
+
+def _validate_workers(cfg: ExperimentConfig) -> None:
+    """Data-parallel trials: a global batch that splits evenly, and a whole GPU per worker (NCCL puts one rank on one GPU)."""
+    workers = cfg.ray.workers_per_trial
+    if workers <= 1:
+        return
+    _check(
+        cfg.data.batch_size % workers == 0,
+        "data.batch_size",
+        f"is the global batch and must split evenly over ray.workers_per_trial = {workers} workers; "
+        f"use a multiple of {workers}",
+    )
+    _check(
+        cfg.ray.gpus_per_trial == 0 or float(cfg.ray.gpus_per_trial).is_integer(),
+        "ray.gpus_per_trial",
+        "with ray.workers_per_trial above 1 each worker needs whole GPUs (NCCL runs one rank per GPU); use 1, or one worker",
     )
 
 

@@ -41,6 +41,11 @@ class Sync:
         """``value`` summed over the group (not differentiable)."""
         return value
 
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank: a decision taken on a clock (go on training? save now?)
+        must be one decision, or the ranks' collectives fall out of step."""
+        return flag
+
 
 class DistributedSync(Sync):
     """The processes of torch.distributed's default group (gloo on CPUs, NCCL on GPUs)."""
@@ -71,6 +76,11 @@ class DistributedSync(Sync):
         dist.all_reduce(value)
         return value
 
+    def agree(self, flag: bool) -> bool:
+        value = torch.tensor([float(flag)])
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
 
 class _SumOverGroup(torch.autograd.Function):
     """A tensor summed over the group; its gradient is summed over the group too (each process's
@@ -87,6 +97,14 @@ class _SumOverGroup(torch.autograd.Function):
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad
+
+
+def group_sync() -> Sync:
+    """The group this process trains in: torch.distributed's default group when one of several
+    processes is initialized (Ray Train makes it for each data-parallel trial), else alone."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return DistributedSync()
+    return Sync()
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):

@@ -35,22 +35,31 @@ class PipelineContext:
     log: Callable[[str], None] = print
     curves: list[dict] = field(default_factory=list)
 
-    def run_trials(self, name: str, jobs: Sequence[Job], build: BuildSearcher, *, shared: Any = None) -> dict[str, dict[str, Any]]:
+    def run_trials(
+        self, name: str, jobs: Sequence[Job], build: BuildSearcher, *, shared: Any = None, workers: int = 1
+    ) -> dict[str, dict[str, Any]]:
         """One checkpointed search trial per job (``build(job, shared, cfg)`` makes its searcher): a
-        retried trial resumes from its last step. Each job's last metrics by key; its curve is kept."""
-        results = self.tune_jobs(name, searcher_trial, jobs=jobs, params=dict(build=build, shared=shared, cfg=self.cfg))
+        retried trial resumes from its last step. Each job's last metrics by key; its curve is kept.
+        ``workers`` above 1: each trial trains data-parallel on that many Ray Train workers."""
+        params = dict(build=build, shared=shared, cfg=self.cfg)
+        results = self.tune_jobs(name, searcher_trial, jobs=jobs, params=params, workers=workers)
         for job in jobs:
             if job.budget_ms is not None:
                 self.add_curve(job, trial_curve(results[job.key]))
         return {key: dict(result.metrics) for key, result in results.items()}
 
-    def tune_jobs(self, name: str, trainable, *, jobs: Sequence[Job | Finalist], params: dict) -> dict[str, Any]:
-        """One trial per job (``Job`` or ``Finalist``) in its MLflow child run; details travel as parameters."""
+    def tune_jobs(self, name: str, trainable, *, jobs: Sequence[Job | Finalist], params: dict, workers: int = 1) -> dict[str, Any]:
+        """One trial per job (``Job`` or ``Finalist``) in its MLflow child run; details travel as parameters.
+        ``workers`` above 1: each trial runs ``trainable``'s loop as a Ray Train job of that many workers,
+        stored beside the Tune experiment."""
         by_key = {j.key: j for j in jobs}
         for j in jobs:
             self.open_child(j)
+        if workers > 1:
+            params = params | {"workers": workers, "storage": f"{self.tuner.storage}/{name}-train"}
         trainable = tune.with_parameters(trainable, jobs=by_key, **params)
-        return self.tuner.grid(name, trainable, keys=list(by_key), callbacks=[MlflowTrialCallback(self.tracker, name)])
+        callbacks = [MlflowTrialCallback(self.tracker, name)]
+        return self.tuner.grid(name, trainable, keys=list(by_key), callbacks=callbacks, data_parallel=workers > 1)
 
     def run_search_alg(
         self,

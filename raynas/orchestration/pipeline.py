@@ -142,7 +142,8 @@ class Pipeline:
         finalists += hand_designed(cfg, seeds)
         ctx.log(f"[raynas] retraining {len(finalists)} finalists with one recipe")
         with ctx.phase("retrain"):
-            retrained = ctx.tune_jobs("retrain", retrain_trial, jobs=finalists, params=dict(cfg=cfg, payload=strategy.retrain_payload()))
+            params = dict(cfg=cfg, payload=strategy.retrain_payload())
+            retrained = ctx.tune_jobs("retrain", retrain_trial, jobs=finalists, params=params, workers=cfg.ray.workers_per_trial)
         ctx.log("[raynas] measuring the retrained networks on their targets")
         measurement = Measurement(cfg, ctx.run_dir, self.latency, ctx.tracker, self.splits.num_classes)
         with ctx.phase("measure"):

@@ -10,6 +10,7 @@ import yaml
 
 from raynas.api import get_strategy
 from raynas.config import ConfigError, ExperimentConfig, parse_config
+from raynas.execution.data_parallel import check_workers
 from raynas.execution.runtime import check_cpus, check_data_root, check_gpus, check_shared, check_writable, connect
 from raynas.orchestration.tuner import tune_storage
 
@@ -60,6 +61,7 @@ def preflight(cfg: ExperimentConfig, run_dir: Path) -> bool:
     check_shared({"ray.storage_path": tune_storage(cfg, run_dir), "run_root": cfg.run_root, "data.cache_dir": cfg.data.cache_dir})
     check_gpus(gpu_requests(cfg))
     check_cpus(get_strategy(cfg.strategy).held_cpus(cfg), cfg.ray.cpus_per_trial)
+    check_workers(cfg)
     if cfg.data.root:
         check_data_root(cfg.data.root)
     return started

@@ -12,6 +12,7 @@ from ray.tune import ResultGrid
 
 from raynas.api import SampledTrial
 from raynas.config import ExperimentConfig
+from raynas.execution.data_parallel import driver_resources
 
 
 def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
@@ -80,10 +81,13 @@ class TuneRunner:
     callbacks: list[tune.Callback] = field(default_factory=list)
     resume: bool = False
 
-    def grid(self, name: str, trainable, *, keys: Sequence[str], callbacks: Sequence[tune.Callback] = ()) -> dict[str, Any]:
+    def grid(
+        self, name: str, trainable, *, keys: Sequence[str], callbacks: Sequence[tune.Callback] = (), data_parallel: bool = False
+    ) -> dict[str, Any]:
         """One trial per key (``config["scenario"]``); Tune's result of each by key. When resuming, an
-        experiment found in storage is restored: finished trials are kept, the rest rerun."""
-        trainable = tune.with_resources(trainable, trial_resources(self.cfg))
+        experiment found in storage is restored: finished trials are kept, the rest rerun. A
+        ``data_parallel`` trial holds only what driving its Ray Train job takes; its workers hold the rest."""
+        trainable = tune.with_resources(trainable, driver_resources() if data_parallel else trial_resources(self.cfg))
         path = f"{self.storage}/{name}"
         if self.resume and tune.Tuner.can_restore(path):
             self.log(f"[raynas] {name}: restoring the Tune experiment; finished trials are kept")

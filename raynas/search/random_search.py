@@ -140,7 +140,7 @@ class RandomSearch:
         """In-window weight training; a cosine schedule decays as the NAS search's does over its epochs."""
         loss_fn, batches = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), endless(self.loaders[0])
         stretch = self.seconds if self.fixed is not None else self.train_fraction * self.seconds  # the final step scores only K
-        while self.spent + time.perf_counter() - begin < stretch:
+        while self.compute.sync.agree(self.spent + time.perf_counter() - begin < stretch):  # data-parallel: rank 0's clock
             progress = (self.spent + time.perf_counter() - begin) / stretch
             set_lr(self.optimizer, weight_lr(self.cfg, self.cfg.warmup_epochs + progress * self.cfg.search_epochs))
             self.supernet.train()
@@ -153,7 +153,7 @@ class RandomSearch:
 
     def _score(self, begin: float) -> None:
         stretch = min(self.seconds - self.spent, self.seconds / 4)
-        while self.scored < MIN_CANDIDATES or time.perf_counter() - begin < stretch:
+        while self.compute.sync.agree(self.scored < MIN_CANDIDATES or time.perf_counter() - begin < stretch):
             arch = self.sample()
             acc = self.supernet.score(arch, *self.loaders, batches=self.cfg.eval_batches, compute=self.compute)
             self.scored += 1

@@ -82,11 +82,13 @@ class ProxylessNAS(Strategy):
 
     def search(self, ctx: RunContext, run: RunInputs, scenarios: list[Scenario]) -> list[Finalist]:
         jobs = [Job.of(s, self.name) for s in scenarios]
-        return finalists_in(run.cfg.space, jobs, ctx.run_trials("search", jobs, build_search, shared=self.shared))
+        workers = run.cfg.ray.workers_per_trial
+        return finalists_in(run.cfg.space, jobs, ctx.run_trials("search", jobs, build_search, shared=self.shared, workers=workers))
 
     def random_baseline(self, ctx: RunContext, run: RunInputs, found: list[Finalist]) -> list[Finalist]:
         jobs = [Job.of(scenario_of(f), RANDOM_WS, budget_seconds=f.search_seconds) for f in found]
-        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random-ws", jobs, build_random, shared=self.shared))
+        workers = run.cfg.ray.workers_per_trial
+        return finalists_in(run.cfg.space, jobs, ctx.run_trials("random-ws", jobs, build_random, shared=self.shared, workers=workers))
 
     def release(self) -> None:
         for host in self.shared.hosts.values() if self.shared else ():

@@ -1,0 +1,115 @@
+"""Data-parallel trials: a Tune function trial whose training runs as a Ray Train job of
+``ray.workers_per_trial`` workers (Ray Train V2's pattern: the trial calls ``TorchTrainer.fit()``).
+
+The trial itself only drives the job and reserves no CPU (``DRIVER``); each worker reserves
+``ray.cpus_per_trial`` CPUs and ``ray.gpus_per_trial`` GPUs. Ray Train makes the process group
+(gloo on CPUs, NCCL on GPUs); inside it ``Compute.from_config`` joins it (raynas/parallel.py), so the
+training code is the one-worker code. Rank 0's reports reach Tune through Ray Train's
+``TuneReportCallback``; checkpoints are written by rank 0 through Ray Train and restored on every
+rank, both when Ray Train restarts a lost worker group (``ray.max_failures``) and when Tune retries
+the trial (the Train run keeps its name, so it resumes from its storage).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import ray
+import ray.train
+import yaml
+from ray import tune
+from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from raynas.config import ExperimentConfig
+from raynas.execution.runtime import ClusterError
+
+DRIVER = {"cpu": 0, "memory": 2**20}  # a data-parallel trial only waits on its Train job (Tune refuses an empty bundle)
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster's node types on the head node
+
+
+def driver_resources() -> dict[str, float]:
+    return dict(DRIVER)
+
+
+def fit(loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str) -> ray.train.Result:
+    """Run ``loop(config)`` on ``ray.workers_per_trial`` Train workers; inside a Tune trial, rank 0's
+    reports become the trial's. The run is stored as ``<trial storage>/train/<name>``."""
+    gpus = cfg.ray.gpus_per_trial
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.ray.workers_per_trial, use_gpu=gpus > 0, resources_per_worker={"CPU": cfg.ray.cpus_per_trial, "GPU": gpus}
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=config["storage"],
+            failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
+            callbacks=[TuneReportCallback()] if _in_tune() else [],
+        ),
+    )
+    return trainer.fit()
+
+
+def _in_tune() -> bool:
+    try:
+        return tune.get_context().get_trial_id() is not None
+    except RuntimeError:
+        return False
+
+
+def is_chief() -> bool:
+    return ray.train.get_context().get_world_rank() == 0
+
+
+def report(metrics: dict, *, save: Callable[[Path], None] | None = None) -> None:
+    """Report from every rank (Ray Train waits for all); with ``save``, rank 0 also writes a
+    checkpoint, which Ray Train copies to the run's storage before the report returns."""
+    if save is None or not is_chief():
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save(Path(tmp))
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def node_types(path: str = BOOTSTRAP_CONFIG) -> list[tuple[dict[str, float], int]]:
+    """The autoscaler's node types, as (resources of one node, how many it may add), from the cluster
+    config ``ray up`` leaves on the head node; none where there is no such file (a fixed cluster)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return []
+    types = (yaml.safe_load(file.read_text()) or {}).get("available_node_types") or {}
+    return [(dict(t.get("resources") or {}), int(t.get("max_workers", 0))) for t in types.values()]
+
+
+def worker_capacity(nodes: list[dict[str, float]], *, cpus: float, gpus: float) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs the nodes (their resources) can hold at once."""
+
+    def fits(node: dict[str, float]) -> int:
+        counts = [int(node.get("CPU", 0) // cpus)] if cpus else []
+        counts += [int(node.get("GPU", 0) // gpus)] if gpus else []
+        return min(counts) if counts else 0
+
+    return sum(fits(n) for n in nodes)
+
+
+def check_workers(cfg: ExperimentConfig, *, bootstrap: str = BOOTSTRAP_CONFIG) -> None:
+    """Refuse ``ray.workers_per_trial`` workers (each ``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs)
+    that the cluster's alive nodes plus the nodes its autoscaler may still add cannot hold at once."""
+    workers, cpus, gpus = cfg.ray.workers_per_trial, cfg.ray.cpus_per_trial, cfg.ray.gpus_per_trial
+    if workers <= 1:
+        return
+    alive = [dict(n["Resources"]) for n in ray.nodes() if n["Alive"]]
+    addable = [resources for resources, count in node_types(bootstrap) for _ in range(count)]
+    capacity = worker_capacity(alive + addable, cpus=cpus, gpus=gpus)
+    if capacity < workers:
+        raise ClusterError(
+            f"config field ray.workers_per_trial: asks for {workers} workers of {cpus:g} CPU(s) and {gpus:g} GPU(s) each, "
+            f"but this cluster{' and what its autoscaler may add' if addable else ''} can hold {capacity} at once; "
+            "lower ray.workers_per_trial (or ray.cpus_per_trial / ray.gpus_per_trial), or add nodes (cluster/cluster.yaml)"
+        )
