@@ -20,6 +20,7 @@ from raynas.parallel import Sync, global_batch_norm, group_sync
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
+BATCH_NORMS = ("global", "local")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -33,6 +34,9 @@ class ComputeConfig:
         None  # NHWC memory format for models and batches; None: on the CPU (1.4-2x faster training measured), off on CUDA
     )
     cudnn_benchmark: bool = True  # let cuDNN pick the fastest kernels for the fixed input shapes
+    batch_norm: str = (
+        "global"  # data-parallel trials: global (the global batch's statistics: N workers train as one) | local (each worker's slice)
+    )
 
 
 class DeviceError(RuntimeError):
@@ -64,6 +68,7 @@ class Compute:
     precision: str = "fp32"
     channels_last: bool = False
     sync: Sync = field(default_factory=Sync)  # the data-parallel group this process trains in (raynas/parallel.py; alone by default)
+    global_batch_norm: bool = True  # in a group: BatchNorm over the global batch (else each process's slice)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -78,7 +83,7 @@ class Compute:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         channels_last = device.type == "cpu" if cfg.channels_last is None else cfg.channels_last
-        return cls(device, cfg.precision, channels_last, sync=group_sync())
+        return cls(device, cfg.precision, channels_last, sync=group_sync(), global_batch_norm=cfg.batch_norm == "global")
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -86,9 +91,9 @@ class Compute:
 
     def module(self, model: nn.Module) -> nn.Module:
         """``model`` moved to the device (in place) in the configured memory format; in a data-parallel
-        group its BatchNorm normalizes over the global batch (raynas/parallel.py)."""
+        group its BatchNorm normalizes over the global batch unless ``batch_norm: local`` (raynas/parallel.py)."""
         model = model.to(self.device, memory_format=self.memory_format)
-        return global_batch_norm(model, self.device) if self.sync.active else model
+        return global_batch_norm(model, self.device) if self.sync.active and self.global_batch_norm else model
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch on the device; copies from pinned memory overlap with compute."""

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from raynas.api import strategy_class, strategy_names
-from raynas.compute import DEVICES, PRECISIONS, ComputeConfig
+from raynas.compute import BATCH_NORMS, DEVICES, PRECISIONS, ComputeConfig
 from raynas.data.datasets import DATASETS, DataConfig
 from raynas.hardware.estimates import DeviceSpec
 from raynas.hardware.targets import TARGETS
@@ -375,6 +375,7 @@ def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> Non
         gpus |= cls().gpu_requests(cfg)
     _check(c.device in DEVICES, "compute.device", f"must be one of {', '.join(DEVICES)}")
     _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}")
+    _check(c.batch_norm in BATCH_NORMS, "compute.batch_norm", f"must be one of {', '.join(BATCH_NORMS)}")
     for name, value in gpus.items():
         _check(
             value >= 0 and (value <= 1 or float(value).is_integer()),

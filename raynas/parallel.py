@@ -108,21 +108,25 @@ def group_sync() -> Sync:
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm whose training statistics are those of the global batch: per-channel sums, then sums of
-    squared deviations, all-reduced (differentiably) over the group. torch's ``SyncBatchNorm`` does this on CUDA
-    only; this one runs on any device. Its state dict is ``nn.BatchNorm2d``'s."""
+    """BatchNorm whose training statistics are those of the global batch: per-channel sums and sums of
+    squares around the running mean, all-reduced (differentiably) over the group in one collective.
+    torch's ``SyncBatchNorm`` does this on CUDA only; this one runs on any device. Its state dict is
+    ``nn.BatchNorm2d``'s."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         c = x.shape[1]
+        shift = self.running_mean.detach()[None, :, None, None] if self.track_running_stats else 0.0  # the same on every rank
+        d = x - shift  # sums around the running mean: one all-reduce, and little cancellation once the mean settles
         count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
-        totals = _SumOverGroup.apply(torch.cat([x.sum((0, 2, 3)), count]))
+        totals = _SumOverGroup.apply(torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count]))
         n = totals[-1]
-        centred = x - (totals[:c] / n)[None, :, None, None]
-        var = _SumOverGroup.apply((centred * centred).sum((0, 2, 3))) / n  # two passes: no E[x^2] - E[x]^2 cancellation
-        self._track(totals[:c].detach() / n.detach(), var.detach() * n / (n - 1).clamp_min(1))
-        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        offset = totals[:c] / n
+        var = (totals[c : 2 * c] / n - offset * offset).clamp_min(0)
+        mean = offset + (self.running_mean if self.track_running_stats else 0.0)
+        self._track(mean.detach(), var.detach() * n / (n - 1).clamp_min(1))
+        y = (d - offset[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
         return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
 
     @torch.no_grad()

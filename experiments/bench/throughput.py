@@ -22,6 +22,11 @@ being the repo's ``benchmarks/`` by default. A ``--smoke-test`` run writes no pa
 given, so that a quick check never overwrites the real page.
 
     python experiments/bench/throughput.py [--data cifar10] [--batch 128] [--precision bf16] [--out DIR] [--smoke-test]
+
+``--workers N`` measures data-parallel scaling instead: images/s of (b) retraining and (c) worst-case
+search iterations with 1 and with N processes of one thread each (gloo; the process group Ray Train
+makes for a ``ray.workers_per_trial: N`` trial), at the same global batch, and the scaling efficiency
+(N-process rate over N x the 1-process rate). Page: ``<out>/throughput_workers/``.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from pages import write_page  # this folder: the benchmark page writer
 from supernet_cost import LARGEST, flat_table, worst_pairs  # this folder: the same unit table and worst-case paths
 from torch import nn
@@ -210,9 +219,13 @@ def main() -> None:
         "--out", type=Path, default=None, help="page under OUT/throughput (default: the repo's benchmarks/; no page in --smoke-test)"
     )
     parser.add_argument("--smoke-test", action="store_true", help="2 steps x 2 rounds, batch 16")
+    parser.add_argument("--workers", type=int, default=1, help="above 1: data-parallel scaling of 1 against N processes (CPU, gloo)")
     args = parser.parse_args()
     if args.smoke_test:
         args.steps, args.rounds, args.batch = 2, 2, args.batch or 16
+    if args.workers > 1:
+        scaling(args)
+        return
     compute = Compute.from_config(ComputeConfig(device=args.device, precision=args.precision, channels_last=args.channels_last))
     batch = args.batch or (256 if compute.device.type == "cuda" else 64)
     data, space = data_config(args.data, batch, 2000 if args.smoke_test else None)
@@ -282,6 +295,89 @@ def report(rates, bare_mem, search_mem, mem_kind, args, compute, batch, space, s
         print(f"page: {folder / 'README.md'}")
     print(json.dumps(headline))
 
+
+def _scaling_worker(rank: int, world: int, init: str, out: str, setting: dict) -> None:
+    """One process of a data-parallel group (one thread): images/s of retraining and of worst-case
+    search iterations at the global batch, timed between barriers (the slowest rank sets the pace)."""
+    torch.set_num_threads(1)
+    if world > 1:
+        dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    barrier = dist.barrier if world > 1 else (lambda: None)
+    compute = Compute.from_config(ComputeConfig(device="cpu", batch_norm=setting["batch_norm"]))  # joins the group (raynas/parallel.py)
+    torch.manual_seed(0)
+    data, _ = data_config(setting["data"], setting["batch"], setting["limit"])
+    modes = Modes(load_splits(data), compute, setting["batch"], setting["space"])
+    rates = {}
+    for name, run, images in (("retrain", modes.retrain, 1), ("search", modes.search_iterations, 2)):
+        run(2)  # warm-up
+        times = []
+        for _ in range(setting["rounds"]):
+            barrier()
+            start = time.perf_counter()
+            run(setting["steps"])
+            barrier()
+            times.append(time.perf_counter() - start)
+        rates[name] = images * setting["batch"] * setting["steps"] / statistics.median(times)
+    if rank == 0:
+        Path(out).write_text(json.dumps(rates))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def _group_rates(world: int, setting: dict) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rates.json")
+        mp.spawn(_scaling_worker, args=(world, f"file://{os.path.join(tmp, 'rendezvous')}", out, setting), nprocs=world, join=True)
+        return json.loads(Path(out).read_text())
+
+
+MODES = (("retrain", "(b) retraining"), ("search", "(c) search iteration, largest path"))
+
+
+def scaling(args) -> None:
+    """1 process against ``args.workers`` with global and with local BatchNorm, in the order
+    1, N global, N local, N local, N global, 1 (a drifting machine hits every setting alike)."""
+    batch = args.batch or 64
+    _, space = data_config(args.data, batch, None)
+    setting = {"data": args.data, "batch": batch, "space": space, "steps": args.steps, "rounds": args.rounds}
+    setting["limit"] = 2000 if args.smoke_test else None
+    n = args.workers
+    order = [(1, "global"), (n, "global"), (n, "local"), (n, "local"), (n, "global"), (1, "global")]
+    runs: dict[tuple[int, str], list[dict]] = {}
+    for world, bn in order:
+        runs.setdefault((world, bn), []).append(_group_rates(world, setting | {"batch_norm": bn}))
+    rates = {key: {m: statistics.mean(r[m] for r in rs) for m, _ in MODES} for key, rs in runs.items()}
+    single = rates[(1, "global")]
+    efficiency = {bn: {m: rates[(n, bn)][m] / (n * single[m]) for m, _ in MODES} for bn in ("global", "local")}
+    print(f"data {args.data}, space {space}, global batch {batch}, CPU, one thread per process; {args.rounds} rounds x {args.steps} steps")
+    print(f"{'mode':34s} {'1 process':>10s} {f'{n}, global BN':>14s} {'eff.':>6s} {f'{n}, local BN':>14s} {'eff.':>6s}")
+    for m, label in MODES:
+        g, loc = rates[(n, "global")][m], rates[(n, "local")][m]
+        print(f"{label:34s} {single[m]:10.1f} {g:14.1f} {efficiency['global'][m]:6.2f} {loc:14.1f} {efficiency['local'][m]:6.2f}")
+    headline = {
+        "workers": n,
+        "scaling_efficiency": round(efficiency["global"]["search"], 3),
+        "scaling_efficiency_retrain": round(efficiency["global"]["retrain"], 3),
+        "scaling_efficiency_local_bn": round(efficiency["local"]["search"], 3),
+        "scaling_efficiency_retrain_local_bn": round(efficiency["local"]["retrain"], 3),
+        "images_per_s": {f"{w} {bn}": {m: round(v, 1) for m, v in r.items()} for (w, bn), r in rates.items()},
+        "cpus": os.cpu_count(),
+    } | {k: setting[k] for k in ("data", "batch", "space", "steps", "rounds")}
+    if args.out is not None or not args.smoke_test:
+        rows = [{"mode": m, "workers": w, "batch_norm": bn, "images_per_s": round(r[m], 1)} for (w, bn), r in rates.items() for m in r]
+        title = f"Data-parallel scaling, {n} workers ({args.data}, global batch {batch}, CPU)"
+        folder = write_page("throughput_workers", summary=headline, rows=rows, title=title, notes=SCALING_NOTES, root=args.out)
+        print(f"page: {folder / 'README.md'}")
+    print(json.dumps(headline))
+
+
+SCALING_NOTES = (
+    "Images/s at one global batch with 1 and N processes of one thread each (gloo, as a ray.workers_per_trial: N trial), "
+    "timed between barriers; efficiency = N-process rate / (N x 1-process rate). `scaling_efficiency` is the default "
+    "(compute.batch_norm: global, N workers compute what one computes: one collective per BatchNorm forward and one backward); "
+    "`*_local_bn` is compute.batch_norm: local (each worker's own statistics, as plain DDP). Runs in the order 1, N global, "
+    "N local, N local, N global, 1; rates are means of the two runs."
+)
 
 if __name__ == "__main__":
     main()

@@ -127,6 +127,14 @@ def test_throughput_reports_ratios_against_the_bare_loop(tmp_path):
         assert f"| {row['mode']} | {row['label']} | {row['images_per_s']} | {row['vs_bare']} |" in readme
 
 
+def test_throughput_data_parallel_scaling_of_two_workers(tmp_path):
+    out = run_smoke_here("experiments/bench/throughput.py", "--workers", "2", "--out", str(tmp_path))
+    assert out["workers"] == 2 and 0 < out["scaling_efficiency"] and 0 < out["scaling_efficiency_local_bn"]
+    assert set(out["images_per_s"]) == {"1 global", "2 global", "2 local"}
+    results = json.loads((tmp_path / "throughput_workers" / "results.json").read_text())
+    assert results["summary"] == out and len(results["rows"]) == 6
+
+
 def test_throughput_on_a_real_cifar10_slice():
     shared_data("cifar10")
     page = ROOT / "benchmarks" / "throughput" / "results.json"
