@@ -115,6 +115,7 @@ class RayConfig:
     workers_per_trial: int = (
         1  # Ray Train workers per search / retraining trial, each cpus_per_trial CPUs + gpus_per_trial GPUs; data.batch_size is global
     )
+    workers_per_task: int = 1  # Ray Train workers of the supernet warm-up (each cpus_per_trial CPUs + gpus_per_task GPUs); 1: one Ray task
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
     checkpoint_seconds: float = (
@@ -397,19 +398,25 @@ def _validate_compute(cfg: ExperimentConfig, strategies: dict[str, type]) -> Non
 
 def _validate_workers(cfg: ExperimentConfig) -> None:
     """Data-parallel trials: a global batch that splits evenly, and a whole GPU per worker (NCCL puts one rank on one GPU)."""
-    workers = cfg.ray.workers_per_trial
-    if workers <= 1:
-        return
+    for name, gpu_name in (("workers_per_trial", "gpus_per_trial"), ("workers_per_task", "gpus_per_task")):
+        workers, gpus = getattr(cfg.ray, name), getattr(cfg.ray, gpu_name)
+        if workers <= 1:
+            continue
+        _check(
+            cfg.data.batch_size % workers == 0,
+            "data.batch_size",
+            f"is the global batch and must split evenly over ray.{name} = {workers} workers; use a multiple of {workers}",
+        )
+        _check(
+            gpus == 0 or float(gpus).is_integer(),
+            f"ray.{gpu_name}",
+            f"with ray.{name} above 1 each worker needs whole GPUs (NCCL runs one rank per GPU); use 1, or one worker",
+        )
     _check(
-        cfg.data.batch_size % workers == 0,
-        "data.batch_size",
-        f"is the global batch and must split evenly over ray.workers_per_trial = {workers} workers; "
-        f"use a multiple of {workers}",
-    )
-    _check(
-        cfg.ray.gpus_per_trial == 0 or float(cfg.ray.gpus_per_trial).is_integer(),
-        "ray.gpus_per_trial",
-        "with ray.workers_per_trial above 1 each worker needs whole GPUs (NCCL runs one rank per GPU); use 1, or one worker",
+        cfg.ray.workers_per_task <= 1 or cfg.strategy == "proxyless",
+        "ray.workers_per_task",
+        "only the ProxylessNAS warm-up runs data-parallel (OFA's progressive shrinking normalizes each subnet's "
+        "channels by hand, which a data-parallel BatchNorm does not cover); set it to 1",
     )
 
 

@@ -19,7 +19,6 @@ from typing import Callable
 import ray
 import ray.train
 import yaml
-from ray import tune
 from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -35,31 +34,27 @@ def driver_resources() -> dict[str, float]:
     return dict(DRIVER)
 
 
-def fit(loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str) -> ray.train.Result:
-    """Run ``loop(config)`` on ``ray.workers_per_trial`` Train workers; inside a Tune trial, rank 0's
-    reports become the trial's. The run is stored as ``<trial storage>/train/<name>``."""
-    gpus = cfg.ray.gpus_per_trial
+def fit(
+    loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str, task: bool = False, in_trial: bool = True
+) -> ray.train.Result:
+    """Run ``loop(config)`` on ``ray.workers_per_trial`` Train workers (``task``: ``ray.workers_per_task``,
+    with ``ray.gpus_per_task`` each). ``in_trial``: called from a Tune trial, which then reports what
+    rank 0 reports. The run is stored as ``<config["storage"]>/<name>``."""
+    workers, gpus = (cfg.ray.workers_per_task, cfg.ray.gpus_per_task) if task else (cfg.ray.workers_per_trial, cfg.ray.gpus_per_trial)
     trainer = TorchTrainer(
         loop,
         train_loop_config=config,
         scaling_config=ScalingConfig(
-            num_workers=cfg.ray.workers_per_trial, use_gpu=gpus > 0, resources_per_worker={"CPU": cfg.ray.cpus_per_trial, "GPU": gpus}
+            num_workers=workers, use_gpu=gpus > 0, resources_per_worker={"CPU": cfg.ray.cpus_per_trial, "GPU": gpus}
         ),
         run_config=RunConfig(
             name=name,
             storage_path=config["storage"],
             failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
-            callbacks=[TuneReportCallback()] if _in_tune() else [],
+            callbacks=[TuneReportCallback()] if in_trial else [],
         ),
     )
     return trainer.fit()
-
-
-def _in_tune() -> bool:
-    try:
-        return tune.get_context().get_trial_id() is not None
-    except RuntimeError:
-        return False
 
 
 def is_chief() -> bool:
@@ -99,17 +94,18 @@ def worker_capacity(nodes: list[dict[str, float]], *, cpus: float, gpus: float) 
 
 
 def check_workers(cfg: ExperimentConfig, *, bootstrap: str = BOOTSTRAP_CONFIG) -> None:
-    """Refuse ``ray.workers_per_trial`` workers (each ``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs)
-    that the cluster's alive nodes plus the nodes its autoscaler may still add cannot hold at once."""
-    workers, cpus, gpus = cfg.ray.workers_per_trial, cfg.ray.cpus_per_trial, cfg.ray.gpus_per_trial
-    if workers <= 1:
-        return
+    """Refuse ``ray.workers_per_trial`` (or ``ray.workers_per_task``) workers of ``cpus_per_trial`` CPUs and
+    their GPUs each that the cluster's alive nodes plus the nodes its autoscaler may still add cannot hold at once."""
+    wanted = {"ray.workers_per_trial": (cfg.ray.workers_per_trial, cfg.ray.gpus_per_trial)}
+    wanted["ray.workers_per_task"] = (cfg.ray.workers_per_task, cfg.ray.gpus_per_task)
+    cpus = cfg.ray.cpus_per_trial
     alive = [dict(n["Resources"]) for n in ray.nodes() if n["Alive"]]
     addable = [resources for resources, count in node_types(bootstrap) for _ in range(count)]
-    capacity = worker_capacity(alive + addable, cpus=cpus, gpus=gpus)
-    if capacity < workers:
-        raise ClusterError(
-            f"config field ray.workers_per_trial: asks for {workers} workers of {cpus:g} CPU(s) and {gpus:g} GPU(s) each, "
-            f"but this cluster{' and what its autoscaler may add' if addable else ''} can hold {capacity} at once; "
-            "lower ray.workers_per_trial (or ray.cpus_per_trial / ray.gpus_per_trial), or add nodes (cluster/cluster.yaml)"
-        )
+    for field, (workers, gpus) in wanted.items():
+        capacity = worker_capacity(alive + addable, cpus=cpus, gpus=gpus)
+        if workers > 1 and capacity < workers:
+            raise ClusterError(
+                f"config field {field}: asks for {workers} workers of {cpus:g} CPU(s) and {gpus:g} GPU(s) each, "
+                f"but this cluster{' and what its autoscaler may add' if addable else ''} can hold {capacity} at once; "
+                f"lower {field} (or ray.cpus_per_trial and the GPUs per worker), or add nodes (cluster/cluster.yaml)"
+            )

@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from raynas.compute import ComputeConfig
 from raynas.config import ExperimentConfig, ProfileConfig
 from raynas.data.datasets import DataConfig, load_splits
+from raynas.execution import data_parallel as dp
 from raynas.execution.host import SupernetHost
 from raynas.execution.runtime import cluster_cpus, worker_compute
 from raynas.hardware.build import YARDSTICK_KEY, build_latency_table, identity, measure_networks
@@ -123,38 +124,75 @@ def warm_up_supernet(
     """Train the shared weights with uniform path sampling on the task's device; returns the stats and the weights as numpy."""
     from ray.experimental.tqdm_ray import tqdm
 
+    bar = None
+
+    def _progress(_epoch: int, _stats: dict, batches: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=cfg.warmup_epochs * batches, desc=f"supernet warm-up (seed {seed})")
+        bar.update(batches)
+
+    stats, supernet = _warm_up(space, data, cfg, seed=seed, threads=threads, compute_cfg=compute_cfg, sharing=sharing, progress=_progress)
+    if bar is not None:
+        bar.close()
+    return stats, state_to_numpy(supernet)
+
+
+def _warm_up(space: str, data: DataConfig, cfg: SearchConfig, *, seed: int, threads: int, compute_cfg, sharing: str, progress=None):
+    """The warm-up on this process's device (in a data-parallel group, its share of every global batch)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     compute = worker_compute(compute_cfg)
     splits = load_splits(data)
     train, _, _ = splits.loaders(data.batch_size, seed, compute.device)
     supernet = compute.module(Supernet(get_space(space), splits.num_classes, sharing=sharing))
-    bar = tqdm(total=cfg.warmup_epochs * len(train), desc=f"supernet warm-up (seed {seed})")
+    on_epoch = None if progress is None else (lambda epoch, stats: progress(epoch, stats, len(train)))
+    stats = warm_up(supernet, train, cfg, seed=seed, on_epoch=on_epoch, compute=compute)
+    return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}, supernet
 
-    def _progress(_epoch: int, _stats: dict) -> None:
-        bar.update(len(train))
 
-    stats = warm_up(supernet, train, cfg, seed=seed, on_epoch=_progress, compute=compute)
-    bar.close()
-    state = state_to_numpy(supernet)
-    return {f"warmup_{k}": v for k, v in stats.items()} | {"num_classes": splits.num_classes}, state
+def _warm_up_worker(config: dict) -> None:
+    """The warm-up as one rank of a data-parallel Ray Train job (``ray.workers_per_task``); rank 0 saves the weights."""
+    cfg: ExperimentConfig = config["cfg"]
+    stats, supernet = _warm_up(
+        cfg.space, cfg.data, cfg.search, seed=config["seed"], threads=cfg.ray.cpus_per_trial, compute_cfg=cfg.compute,
+        sharing=cfg.supernet.sharing,
+    )  # fmt: skip
+    state = {k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}
+    dp.report(stats, save=lambda folder: torch.save(state, folder / WARMUP_FILE))
+
+
+WARMUP_FILE = "supernet.pt"
 
 
 def warm_up_on_cluster(cfg: ExperimentConfig, seed: int, *, checkpoint: Path, reuse: bool) -> tuple[Any, dict[str, float]]:
-    """Warm up one seed's supernet on the largest node (or, with ``reuse``, keep the checkpoint a run
-    saved before); the driver keeps the checkpoint and starts a host actor on its own node, so a
-    restarted host always finds the file, whichever node trained. Returns the host and the warm-up's
-    stats (empty when reused)."""
+    """Warm up one seed's supernet on the largest node, or as a data-parallel Ray Train job of
+    ``ray.workers_per_task`` workers (or, with ``reuse``, keep the checkpoint a run saved before); the
+    driver keeps the checkpoint and starts a host actor on its own node, so a restarted host always
+    finds the file, whichever node trained. Returns the host and the warm-up's stats (empty when reused)."""
     stats: dict[str, float] = {}
     if not (reuse and checkpoint.is_file()):
-        cpus = cluster_cpus()
-        task = warm_up_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
-        stats, state = ray.get(
-            task.remote(cfg.space, cfg.data, cfg.search, seed=seed, threads=cpus, compute_cfg=cfg.compute, sharing=cfg.supernet.sharing)
-        )
+        stats, state = _warm_up_data_parallel(cfg, seed, checkpoint) if cfg.ray.workers_per_task > 1 else _warm_up_task(cfg, seed)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, tmp)
+        torch.save(state, tmp)
         tmp.replace(checkpoint)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return SupernetHost.options(scheduling_strategy=here).remote(str(checkpoint)), stats
+
+
+def _warm_up_task(cfg: ExperimentConfig, seed: int) -> tuple[dict, dict[str, torch.Tensor]]:
+    cpus = cluster_cpus()
+    task = warm_up_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+    stats, state = ray.get(
+        task.remote(cfg.space, cfg.data, cfg.search, seed=seed, threads=cpus, compute_cfg=cfg.compute, sharing=cfg.supernet.sharing)
+    )
+    return stats, {k: torch.from_numpy(v.copy()) for k, v in state.items()}
+
+
+def _warm_up_data_parallel(cfg: ExperimentConfig, seed: int, checkpoint: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The Train run is kept beside the checkpoint (``<run>/supernet/train/warmup-s<seed>``)."""
+    config = {"cfg": cfg, "seed": seed, "storage": str(checkpoint.parent.resolve() / "train")}
+    result = dp.fit(_warm_up_worker, config, cfg=cfg, name=f"warmup-s{seed}", task=True, in_trial=False)
+    with result.checkpoint.as_directory() as local:
+        state = torch.load(Path(local) / WARMUP_FILE, weights_only=True)
+    return {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, state

@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent(
     })
     config = {"job": types.SimpleNamespace(seed=0), "build": build, "shared": None, "cfg": cfg, "storage": root}
     out = {}
-    thread = threading.Thread(target=lambda: out.update(result=dp.fit(_search_worker, config, cfg=cfg, name="lost")))
+    thread = threading.Thread(target=lambda: out.update(result=dp.fit(_search_worker, config, cfg=cfg, name="lost", in_trial=False)))
     thread.start()
     deadline, removed = time.time() + 300, None
     while removed is None and thread.is_alive() and time.time() < deadline:

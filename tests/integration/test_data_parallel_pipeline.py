@@ -1,5 +1,6 @@
-"""ProxylessNAS through the whole pipeline with ``ray.workers_per_trial: 2``: every search, random-search
-and retraining trial runs as a 2-worker Ray Train job (gloo, one CPU each) inside its Tune trial."""
+"""ProxylessNAS through the whole pipeline with ``ray.workers_per_trial: 2`` and ``ray.workers_per_task: 2``:
+the warm-up and every search, random-search and retraining trial run as 2-worker Ray Train jobs (gloo,
+one CPU each), the trials' inside their Tune trials."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def data_parallel_run(ray_session, tmp_path_factory, sqlite_store):
             "search": {"warmup_epochs": 1, "search_epochs": 2, "eval_batches": 2},
             "retrain": {"epochs": 1},
             "evaluation": {"hand_designed_widths": [], "asha": {"enabled": False}},
-            "ray": {"workers_per_trial": 2, "checkpoint_seconds": 0},
+            "ray": {"workers_per_trial": 2, "workers_per_task": 2, "checkpoint_seconds": 0},
             "tracking": {"mlflow_uri": sqlite_store(root / "mlflow.db"), "experiment": "tiny-dp"},
         }
     )
@@ -46,5 +47,6 @@ def test_data_parallel_trials_search_retrain_and_report_through_tune(data_parall
     runs = client.search_runs([client.get_experiment_by_name("tiny-dp").experiment_id])
     workers = {k: v for run in runs for k, v in run.data.metrics.items() if k.endswith("/workers")}
     assert set(workers) == {"search/workers", "random-ws/workers", "retrain/workers"} and set(workers.values()) == {2.0}
-    train_runs = sorted(p.parent.name for p in (run_dir / "tune").glob("*-train/*/checkpoint_*"))
-    assert train_runs, "rank 0 checkpoints through Ray Train"
+    assert list((run_dir / "tune").glob("*-train/*/checkpoint_*")), "rank 0 checkpoints through Ray Train"
+    assert list((run_dir / "supernet" / "train" / "warmup-s0").glob("checkpoint_*"))  # the warm-up ran as a 2-worker job too
+    assert (run_dir / "supernet" / "warmup-s0.pt").is_file()

@@ -102,6 +102,12 @@ def test_defaults_fill_unspecified_sections():
         (minimal(ofa={"replica_cpus": 0}), "ofa.replica_cpus"),
         (minimal(evaluation={"seeds": 0}), "evaluation.seeds"),
         (minimal(supernet={"sharing": "tied"}), "supernet.sharing"),
+        (minimal(ray={"workers_per_trial": 0}), "ray.workers_per_trial"),
+        (minimal(ray={"workers_per_trial": 3}, data={"batch_size": 32}), "data.batch_size"),  # the global batch does not split
+        (minimal(ray={"workers_per_task": 3}, data={"batch_size": 32}), "data.batch_size"),
+        (minimal(ray={"workers_per_trial": 2, "gpus_per_trial": 0.5}), "ray.gpus_per_trial"),  # NCCL: one rank per GPU
+        (minimal(strategy="ofa", ray={"workers_per_task": 2}), "ray.workers_per_task"),  # OFA's sliced BatchNorm
+        (minimal(compute={"batch_norm": "sync"}), "compute.batch_norm"),
     ],
 )
 @pytest.mark.faults
