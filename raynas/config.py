@@ -413,6 +413,12 @@ def _validate_workers(cfg: ExperimentConfig) -> None:
             f"with ray.{name} above 1 each worker needs whole GPUs (NCCL runs one rank per GPU); use 1, or one worker",
         )
     _check(
+        max(cfg.ray.workers_per_trial, cfg.ray.workers_per_task) <= 1 or cfg.supernet.sharing != "entangled",
+        "supernet.sharing",
+        "entangled supernets normalize channel slices by hand, which a data-parallel BatchNorm does not cover; "
+        "use separate, or ray.workers_per_trial and ray.workers_per_task of 1",
+    )
+    _check(
         cfg.ray.workers_per_task <= 1 or cfg.strategy == "proxyless",
         "ray.workers_per_task",
         "only the ProxylessNAS warm-up runs data-parallel (OFA's progressive shrinking normalizes each subnet's "

@@ -44,7 +44,11 @@ class Sync:
     def agree(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank: a decision taken on a clock (go on training? save now?)
         must be one decision, or the ranks' collectives fall out of step."""
-        return flag
+        return bool(self.rank0(float(flag)))
+
+    def rank0(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (a learning rate read off a clock, say)."""
+        return value
 
 
 class DistributedSync(Sync):
@@ -54,6 +58,9 @@ class DistributedSync(Sync):
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError("DistributedSync needs an initialized torch.distributed process group (Ray Train makes one)")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        # NCCL moves CUDA tensors only: the group's own small tensors live where its backend works
+        nccl = dist.get_backend() == "nccl"
+        self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
 
     def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         share = torch.tensor_split(torch.arange(len(y)), self.world)[self.rank]
@@ -76,10 +83,10 @@ class DistributedSync(Sync):
         dist.all_reduce(value)
         return value
 
-    def agree(self, flag: bool) -> bool:
-        value = torch.tensor([float(flag)])
-        dist.broadcast(value, src=0)
-        return bool(value.item())
+    def rank0(self, value: float) -> float:
+        shared = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(shared, src=0)
+        return float(shared.item())
 
 
 class _SumOverGroup(torch.autograd.Function):
@@ -116,18 +123,20 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        c = x.shape[1]
-        shift = self.running_mean.detach()[None, :, None, None] if self.track_running_stats else 0.0  # the same on every rank
+        c, dtype = x.shape[1], x.dtype
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # statistics at least in float32, as torch's BatchNorm
+        shift = self.running_mean.detach().to(x.dtype)[None, :, None, None] if self.track_running_stats else 0.0  # equal on every rank
         d = x - shift  # sums around the running mean: one all-reduce, and little cancellation once the mean settles
         count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
         totals = _SumOverGroup.apply(torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count]))
         n = totals[-1]
         offset = totals[:c] / n
         var = (totals[c : 2 * c] / n - offset * offset).clamp_min(0)
-        mean = offset + (self.running_mean if self.track_running_stats else 0.0)
+        mean = offset + (self.running_mean.to(x.dtype) if self.track_running_stats else 0.0)
         self._track(mean.detach(), var.detach() * n / (n - 1).clamp_min(1))
         y = (d - offset[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
-        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+        y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+        return y.to(dtype)
 
     @torch.no_grad()
     def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
@@ -136,8 +145,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return
         self.num_batches_tracked += 1
         m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        self.running_mean.lerp_(mean, m)
-        self.running_var.lerp_(unbiased_var, m)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
+        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), m)
 
 
 def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:

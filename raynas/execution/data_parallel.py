@@ -19,7 +19,7 @@ from typing import Callable
 import ray
 import ray.train
 import yaml
-from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -51,6 +51,7 @@ def fit(
             name=name,
             storage_path=config["storage"],
             failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),  # as Tune keeps: the last two
             callbacks=[TuneReportCallback()] if in_trial else [],
         ),
     )
@@ -80,6 +81,14 @@ def node_types(path: str = BOOTSTRAP_CONFIG) -> list[tuple[dict[str, float], int
         return []
     types = (yaml.safe_load(file.read_text()) or {}).get("available_node_types") or {}
     return [(dict(t.get("resources") or {}), int(t.get("max_workers", 0))) for t in types.values()]
+
+
+def concurrent_trials(cfg: ExperimentConfig) -> int:
+    """How many data-parallel trials the alive nodes can run at once (at least one): more would only
+    queue their Train jobs, each waiting for a placement group."""
+    alive = [dict(n["Resources"]) for n in ray.nodes() if n["Alive"]]
+    workers = worker_capacity(alive, cpus=cfg.ray.cpus_per_trial, gpus=cfg.ray.gpus_per_trial)
+    return max(1, workers // cfg.ray.workers_per_trial)
 
 
 def worker_capacity(nodes: list[dict[str, float]], *, cpus: float, gpus: float) -> int:

@@ -65,7 +65,7 @@ def search_loop(job: Job, build: BuildSearcher, shared: Any, *, cfg: ExperimentC
     step, seconds, restored, workers = 0, 0.0, -1, group_sync().world
     if restore is not None:
         with restore.as_directory() as local:
-            saved = torch.load(Path(local) / SEARCH_STATE, weights_only=True)
+            saved = torch.load(Path(local) / SEARCH_STATE, weights_only=True, map_location="cpu")  # each rank moves it to its own device
         searcher.load_state_dict(saved["searcher"])
         restored, seconds = saved["step"], saved["seconds"]
         step = restored + 1

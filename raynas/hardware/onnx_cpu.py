@@ -70,6 +70,10 @@ def export_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[
     models = []
     for x, y in names:
         part = onnx.utils.Extractor(whole).extract_model([x], [y])
+        taken = {n for node in part.graph.node for n in (*node.input, *node.output)} | {i.name for i in part.graph.initializer}
+        if {"x", "y"} & (taken - {x, y}):
+            raise RuntimeError("an exported op already names a tensor x or y; the split cannot rename its input and output")
+        del part.graph.value_info[:]  # shapes inferred for the names before renaming
         for value in (*part.graph.input, *part.graph.output):
             value.name = {x: "x", y: "y"}.get(value.name, value.name)
         for node in part.graph.node:

@@ -12,7 +12,7 @@ from ray.tune import ResultGrid
 
 from raynas.api import SampledTrial
 from raynas.config import ExperimentConfig
-from raynas.execution.data_parallel import driver_resources
+from raynas.execution.data_parallel import concurrent_trials, driver_resources
 
 
 def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
@@ -94,10 +94,11 @@ class TuneRunner:
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, restart_errored=True)
         else:
             # reused actors skip a worker start and the torch import per trial (~6 s each on 2 cores)
+            concurrent = self.cfg.ray.max_concurrent_trials or (concurrent_trials(self.cfg) if data_parallel else None)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"scenario": tune.grid_search(list(keys))},
-                tune_config=tune.TuneConfig(max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None, reuse_actors=True),
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
                 run_config=self.run_config(name, [*callbacks, Progress(name, len(keys))]),
             )
         grid = finished(tuner.fit(), name)

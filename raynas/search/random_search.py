@@ -140,8 +140,10 @@ class RandomSearch:
         """In-window weight training; a cosine schedule decays as the NAS search's does over its epochs."""
         loss_fn, batches = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing), endless(self.loaders[0])
         stretch = self.seconds if self.fixed is not None else self.train_fraction * self.seconds  # the final step scores only K
-        while self.compute.sync.agree(self.spent + time.perf_counter() - begin < stretch):  # data-parallel: rank 0's clock
-            progress = (self.spent + time.perf_counter() - begin) / stretch
+        def clock() -> float:  # the share of the stretch spent, on rank 0's clock when data-parallel
+            return self.compute.sync.rank0((self.spent + time.perf_counter() - begin) / stretch if stretch > 0 else 1.0)
+
+        while (progress := clock()) < 1:
             set_lr(self.optimizer, weight_lr(self.cfg, self.cfg.warmup_epochs + progress * self.cfg.search_epochs))
             self.supernet.train()
             self.supernet.set_architecture(self.sample())

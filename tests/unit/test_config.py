@@ -108,6 +108,7 @@ def test_defaults_fill_unspecified_sections():
         (minimal(ray={"workers_per_trial": 2, "gpus_per_trial": 0.5}), "ray.gpus_per_trial"),  # NCCL: one rank per GPU
         (minimal(strategy="ofa", ray={"workers_per_task": 2}), "ray.workers_per_task"),  # OFA's sliced BatchNorm
         (minimal(compute={"batch_norm": "sync"}), "compute.batch_norm"),
+        (minimal(supernet={"sharing": "entangled"}, ray={"workers_per_trial": 2}), "supernet.sharing"),  # sliced BatchNorm
     ],
 )
 @pytest.mark.faults
