@@ -171,5 +171,5 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
 
 def batch_norm_is_global(model: nn.Module) -> bool:
     """Whether no plain ``nn.BatchNorm2d`` is left (modules that normalize by hand, e.g. OFA's sliced
-    BatchNorm, are not covered: data-parallel training refuses them)."""
+    BatchNorm, are not covered: the config refuses several workers for them)."""
     return not any(type(m) is nn.BatchNorm2d for m in model.modules())

@@ -37,17 +37,20 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def searcher_trial(config: dict, *, jobs: dict[str, Job], build: BuildSearcher, shared: Any, cfg: ExperimentConfig, **dp_opts) -> None:
+def searcher_trial(
+    config: dict, *, jobs: dict[str, Job], build: BuildSearcher, shared: Any, cfg: ExperimentConfig, workers: int = 1, storage: str = ""
+) -> None:
     """Step the job's searcher to the end, reporting after every step and saving its state after a step
     once ``ray.checkpoint_seconds`` have passed since the last save (and after the last step); a
     retried trial (its node died) loads the last checkpoint and goes on from the step after it, so it
     loses at most that long of work.
 
     ``search_seconds`` counts the steps' own time, summed over attempts (the checkpoint carries it).
+    ``workers`` above 1: the loop runs as a Ray Train job of that many workers, its run under ``storage``.
     """
     loop = dict(job=jobs[config["scenario"]], build=build, shared=shared, cfg=cfg)
-    if dp_opts.get("workers", 1) > 1:
-        dp.fit(_search_worker, loop | {"storage": dp_opts["storage"]}, cfg=cfg, name=_run_name(config))
+    if workers > 1:
+        dp.fit(_search_worker, loop | {"storage": storage}, cfg=cfg, name=_run_name(config))
         return
     search_loop(**loop, restore=tune.get_checkpoint(), report=_tune_report)
 
@@ -84,14 +87,16 @@ def search_loop(job: Job, build: BuildSearcher, shared: Any, *, cfg: ExperimentC
         step += 1
 
 
-def retrain_trial(config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentConfig, payload: Any = None, **dp_opts) -> None:
+def retrain_trial(
+    config: dict, *, jobs: dict[str, Finalist], cfg: ExperimentConfig, payload: Any = None, workers: int = 1, storage: str = ""
+) -> None:
     """Train a finalist with the shared recipe, from scratch or from what its strategy's
     ``initial_model`` gives (OFA fine-tuning); the last report carries test accuracy and weights."""
     loop = dict(finalist=jobs[config["scenario"]], cfg=cfg, payload=payload)
-    if dp_opts.get("workers", 1) <= 1:
+    if workers <= 1:
         retrain_loop(**loop, report=_tune_report)
         return
-    result = dp.fit(_retrain_worker, loop | {"storage": dp_opts["storage"]}, cfg=cfg, name=_run_name(config))
+    result = dp.fit(_retrain_worker, loop | {"storage": storage}, cfg=cfg, name=_run_name(config))
     with result.checkpoint.as_directory() as local:  # the weights, as Tune's own checkpoint (the measurement reads it)
         tune.report(dict(result.metrics), checkpoint=tune.Checkpoint.from_directory(local))
 

@@ -20,7 +20,9 @@ from raynas.compute import Compute
 from raynas.hardware.lut import LatencyTable
 from raynas.parallel import DistributedSync, GlobalBatchNorm2d, Sync, batch_norm_is_global, global_batch_norm
 from raynas.search.proxyless import ProxylessSearch, SearchConfig
+from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
+from raynas.space.network import ChildNetwork
 from raynas.space.ops import SKIP
 from raynas.supernet.supernet import Supernet
 from raynas.training import RetrainConfig, retrain
@@ -77,9 +79,6 @@ def _record_paths(supernet: Supernet) -> list:
 def _retrain(sync: Sync) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    from raynas.space.architecture import Architecture
-    from raynas.space.network import ChildNetwork
-
     net = ChildNetwork(Architecture("mnist-small", ("k3e6", "skip", "k5e3", "k7e6", "k3e3", "skip")), 10).double()
     if sync.active:
         global_batch_norm(net, torch.device("cpu"))
