@@ -4,10 +4,13 @@ early-stopped random baseline and the black-box strategies run their candidates.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Optional
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+from ray.tune.search import Searcher
 
 from raynas.config import ASHAConfig
 
@@ -65,6 +68,36 @@ class PerScenario(FIFOScheduler):
 
     def _of(self, trial: Trial) -> TrialScheduler:
         return self.inner[trial.config["scenario"]]
+
+
+class InBudget(Searcher):
+    """Each scenario's candidates proposed in turn, only while ``PerScenario`` says its budget lasts, and
+    FINISHED once none does: Tune then never creates trials that could not start (a grid would create
+    them all, and each one stopped unstarted is a trial with no results)."""
+
+    def __init__(self, candidates: dict[str, int], budget: PerScenario) -> None:
+        super().__init__()
+        self.candidates, self.budget, self.proposed = candidates, budget, dict.fromkeys(candidates, 0)
+
+    def set_search_properties(self, metric: Optional[str], mode: Optional[str], config: dict, **spec) -> bool:
+        return True  # the space is the candidates; the scheduler judges the metric
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        open_ = [k for k, n in self.candidates.items() if self.proposed[k] < n and not self.budget.exhausted(k)]
+        if not open_:
+            return Searcher.FINISHED
+        key = min(open_, key=self.proposed.__getitem__)  # the scenario with the fewest so far: scenarios take turns
+        self.proposed[key] += 1
+        return {"scenario": key, "candidate": self.proposed[key] - 1}
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps(self.proposed))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.proposed = json.loads(Path(checkpoint_path).read_text())
 
 
 class FinalRungHyperBand(HyperBandScheduler):

@@ -55,6 +55,18 @@ def get_backend(name: str) -> Backend:
     return BACKENDS.get(name)
 
 
+class SideBySide(nn.Module):
+    """Several modules side by side, each on its own input: one export for all of them, which a
+    backend then splits into one file per module (its fixed cost per export paid once)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.each = nn.ModuleList(modules)
+
+    def forward(self, *xs):
+        return tuple(m(x) for m, x in zip(self.each, xs))
+
+
 def yardstick() -> nn.Module:
     """The fixed reference block every CPU timing is paired with (raynas/hardware/timing.py): a small
     inverted residual (8 -> 48 -> 8 channels, depthwise 3x3) on the backend's ``yardstick_shape``."""

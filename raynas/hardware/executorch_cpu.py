@@ -14,11 +14,12 @@ Needs ``pip install 'raynas[executorch]'`` on the target's nodes.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import torch
 
-from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, yardstick
+from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, SideBySide, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
 SUFFIX = ".pte"
@@ -59,6 +60,92 @@ def lower(module: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
     return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
 
 
+def lower_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[bytes]:
+    """Each module at its shape as its own program, as ``lower`` makes it, from one export and one
+    lowering of all of them side by side: lowering's fixed cost (about a second a call here) is paid
+    once. Every module becomes its own XNNPACK delegate (``_per_module``), whose standalone program is
+    cut out; a module that is not exactly one delegate (an identity, an op XNNPACK leaves out) is
+    lowered alone."""
+    _runtime()
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    args = tuple(torch.randn(shape) for _, shape in modules)
+    program = torch.export.export(SideBySide([m for m, _ in modules]).eval(), args)
+    lowered = to_edge_transform_and_lower(program, partitioner=[_per_module()(XnnpackPartitioner())]).exported_program()
+    alone = _delegates(lowered)
+    with warnings.catch_warnings():  # ExecuTorch's own standalone-program path calls its deprecated MemoryPlanningPass.call
+        warnings.filterwarnings("ignore", "MemoryPlanningPass.call", FutureWarning)
+        return [alone[i].buffer() if i in alone else lower(*modules[i]) for i in range(len(modules))]
+
+
+def _delegates(program) -> dict[int, object]:
+    """Input index -> its delegate, for the inputs whose output is exactly one delegate's only output
+    and that delegate reads nothing else."""
+    graph = program.graph_module
+    inputs = {name: i for i, name in enumerate(program.graph_signature.user_inputs)}
+    outputs = next(n for n in graph.graph.nodes if n.op == "output").args[0]
+    found = {}
+    for i, out in enumerate(outputs):
+        call = out.args[0] if out.op == "call_function" and "getitem" in str(out.target) else None
+        if call is None or "executorch_call_delegate" not in str(call.target) or len(call.users) != 1:
+            continue
+        lowered, *read = call.args
+        if len(read) == 1 and inputs.get(read[0].name) == i:
+            found[i] = getattr(graph, lowered.target)
+    return found
+
+
+def _module_of(program) -> dict:
+    """Node -> index of the input it is computed from (the modules side by side share no node);
+    weights and buffers go with the op that reads them."""
+    inputs = set(program.graph_signature.user_inputs)
+    owner, order = {}, list(program.graph.nodes)
+    for i, node in enumerate(n for n in order if n.op == "placeholder" and n.name in inputs):
+        stack = [node]
+        while stack:
+            for user in stack.pop().users:
+                if user not in owner:
+                    owner[user] = i
+                    stack.append(user)
+    for node in order:
+        if node.op == "placeholder" and node not in owner:
+            mine = {owner[u] for u in node.users if u in owner}
+            if len(mine) == 1:
+                owner[node] = mine.pop()
+    return owner
+
+
+@functools.cache
+def _per_module():
+    """A partitioner class that tags as the one it wraps, with one delegate per module instead of one
+    for all (defined on first use: ExecuTorch is optional)."""
+    from executorch.exir.backend.partitioner import Partitioner, PartitionResult
+
+    class PerModule(Partitioner):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def ops_to_not_decompose(self, program):
+            return self.inner.ops_to_not_decompose(program)
+
+        def partition(self, program) -> PartitionResult:
+            result = self.inner.partition(program)
+            tagged = result.tagged_exported_program
+            owner, tags = _module_of(tagged), {}
+            for node in tagged.graph.nodes:
+                tag = node.meta.get("delegation_tag")
+                if tag is None:
+                    continue
+                if node in owner:
+                    node.meta["delegation_tag"] = f"{tag}-module{owner[node]}"
+                tags[node.meta["delegation_tag"]] = result.partition_tags[tag]
+            return PartitionResult(tagged_exported_program=tagged, partition_tags=tags)
+
+    return PerModule
+
+
 def export(module: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
     """Write the lowered program to ``path`` (the file an ExecuTorch target ships)."""
     path.write_bytes(lower(module, shape))
@@ -83,11 +170,14 @@ def measure_executorch_ms(
 ) -> Latencies:
     """Latency in ms of each module run by ExecuTorch with XNNPACK on ``threads`` threads, on a random
     input of its shape, timed against the yardstick run the same way; each module's program comes
-    back with it (``Latencies.files``): for a whole network, what was timed is what ships."""
+    back with it (``Latencies.files``): for a whole network, what was timed is what ships. All are
+    lowered together and split (``lower_each``)."""
     set_threads(threads)
-    programs = {key: lower(module, shape) for key, (module, shape) in modules.items()}
+    keys = list(modules)
+    *lowered, ruler = lower_each([modules[k] for k in keys] + [(yardstick(), BACKEND.yardstick_shape)])
+    programs = dict(zip(keys, lowered))
     calls = {key: functools.partial(Loaded(programs[key]), torch.randn(shape)) for key, (_, shape) in modules.items()}
-    reference = functools.partial(Loaded(lower(yardstick(), BACKEND.yardstick_shape)), torch.randn(BACKEND.yardstick_shape))
+    reference = functools.partial(Loaded(ruler), torch.randn(BACKEND.yardstick_shape))
     ms = paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
     ms.files = {key: (MODEL_FILE, program) for key, program in programs.items()}
     return ms

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, register_backend, yardstick
+from raynas.hardware.backend import Backend, HardwareUnavailable, Modules, SideBySide, register_backend, yardstick
 from raynas.hardware.timing import Latencies, paired_latency_ms
 
 OPSET = 18  # the torch.export-based exporter's own default
@@ -48,17 +48,6 @@ def _proto(module: torch.nn.Module, args: tuple, *, inputs: list[str], outputs: 
     return program.model_proto
 
 
-class _Each(torch.nn.Module):
-    """Several modules side by side, each on its own input: one export for all of them."""
-
-    def __init__(self, modules: list[torch.nn.Module]) -> None:
-        super().__init__()
-        self.each = torch.nn.ModuleList(modules)
-
-    def forward(self, *xs):
-        return tuple(m(x) for m, x in zip(self.each, xs))
-
-
 def export_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[bytes]:
     """Each module at its shape as its own ONNX model (input ``x``, output ``y``), exported together
     and split apart: the exporter's fixed cost (about 0.7 s a call here) is paid once, not per module."""
@@ -66,7 +55,7 @@ def export_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[
 
     names = [(f"x{i}", f"y{i}") for i in range(len(modules))]
     args = tuple(torch.randn(shape) for _, shape in modules)
-    whole = _proto(_Each([m for m, _ in modules]).eval(), args, inputs=[x for x, _ in names], outputs=[y for _, y in names])
+    whole = _proto(SideBySide([m for m, _ in modules]).eval(), args, inputs=[x for x, _ in names], outputs=[y for _, y in names])
     models = []
     for x, y in names:
         part = onnx.utils.Extractor(whole).extract_model([x], [y])
@@ -99,29 +88,15 @@ def measure_onnx_ms(
 ) -> Latencies:
     """Latency in ms of each module run by ONNX Runtime on a random input of its shape, timed
     against the yardstick, itself run by ONNX Runtime (see raynas/hardware/timing.py). The modules
-    (a table's ops) are exported together and split (``export_each``)."""
+    are exported together and split (``export_each``); each one's file comes back with the latencies
+    (``Latencies.files``): for a whole network, what was timed is what ships."""
     _onnxruntime()
     keys = list(modules)
     models = export_each([modules[k] for k in keys] + [(yardstick(), BACKEND.yardstick_shape)])
     calls = {key: _ort_call(model, modules[key][1], threads=threads) for key, model in zip(keys, models)}
     reference = _ort_call(models[-1], BACKEND.yardstick_shape, threads=threads)
-    return paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
-
-
-def measure_onnx_networks_ms(
-    modules: Modules, threads: int, *, warmup: int = 10, repeats: int = 60, rounds: int = 10, yardstick_ms: float | None = None
-) -> Latencies:
-    """Like ``measure_onnx_ms`` for whole networks, each exported alone as its deployment file is;
-    the files come back with the latencies (``Latencies.files``): what was timed is what ships."""
-    _onnxruntime()
-    files = {key: model_bytes(module, shape) for key, (module, shape) in modules.items()}
-    reference = model_bytes(yardstick(), BACKEND.yardstick_shape)
-    calls = {key: _ort_call(files[key], shape, threads=threads) for key, (_, shape) in modules.items()}
-    ms = paired_latency_ms(
-        calls, _ort_call(reference, BACKEND.yardstick_shape, threads=threads), warmup=warmup, repeats=repeats, rounds=rounds,
-        yardstick_ms=yardstick_ms,
-    )  # fmt: skip
-    ms.files = {key: (MODEL_FILE, model) for key, model in files.items()}
+    ms = paired_latency_ms(calls, reference, warmup=warmup, repeats=repeats, rounds=rounds, yardstick_ms=yardstick_ms)
+    ms.files = {key: (MODEL_FILE, model) for key, model in zip(keys, models)}
     return ms
 
 
@@ -132,9 +107,4 @@ def _ort_call(model: bytes, shape: tuple[int, ...], *, threads: int):
 
 # ONNX Runtime runs the 14 px yardstick in ~27 us, mostly per-call overhead whose share shifts with
 # what ran just before; at 56 px compute dominates it (its tables read 17 % off whole networks at 14 px).
-BACKEND = register_backend(
-    Backend(
-        "onnxruntime-cpu", measure_onnx_ms, lambda threads: {"num_cpus": threads}, yardstick_size=56,
-        measure_networks=measure_onnx_networks_ms,
-    )  # fmt: skip
-)
+BACKEND = register_backend(Backend("onnxruntime-cpu", measure_onnx_ms, lambda threads: {"num_cpus": threads}, yardstick_size=56))

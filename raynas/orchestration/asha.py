@@ -25,7 +25,7 @@ from raynas.api import Finalist, Job
 from raynas.config import ASHAConfig, ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.execution.runtime import worker_compute
-from raynas.execution.schedulers import PerScenario
+from raynas.execution.schedulers import InBudget, PerScenario
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.models import LatencyModels
 from raynas.orchestration.context import PipelineContext
@@ -141,19 +141,33 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
 def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
     cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
     per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg))
+    space, proposals = candidates_of(archs, per_scenario, hyperband=pauses(asha))
     tuner = tune.Tuner(
         trainable,
-        param_space={"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(asha.candidates)))},
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric="val_acc",
             mode="max",
             scheduler=per_scenario,
             max_concurrent_trials=cfg.ray.max_concurrent_trials or None,
             reuse_actors=True,
+            **proposals,
         ),
         run_config=ctx.tuner.run_config("asha", ()),
     )
     return tuner.fit()
+
+
+def candidates_of(archs: dict[str, list[str]], budget: PerScenario, *, hyperband: bool) -> tuple[dict, dict]:
+    """ASHA promotes as trials arrive, so candidates are proposed one by one while their scenario's
+    budget lasts (``InBudget``): no trial is created that never starts. HyperBand halves whole
+    brackets, which need their trials at once: a grid of every candidate, the spent scenarios' rest
+    stopped unstarted (Tune lists those, having no results, when the run ends). Returns Tune's
+    param_space and the TuneConfig fields that propose the candidates."""
+    counts = {key: len(c) for key, c in archs.items()}
+    if hyperband:
+        return {"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(max(counts.values()))))}, {}
+    return {}, {"search_alg": InBudget(counts, budget), "num_samples": sum(counts.values())}
 
 
 def asha_survivor(ctx: PipelineContext, job: Job, results: list) -> Finalist:

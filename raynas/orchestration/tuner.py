@@ -147,8 +147,9 @@ class TuneRunner:
             callbacks=[*callbacks, *self.callbacks],
             failure_config=tune.FailureConfig(max_failures=self.cfg.ray.max_failures),
             verbose=0,  # the phase's progress is Progress's lines
-            # A search's last two states; a retraining's weights (one checkpoint, at its end). Tune forces an
-            # experiment snapshot whenever a trial has saved num_to_keep checkpoints since the last one: at 1,
-            # every save forced one and Tune warned of excessive snapshots many times per run.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # A search's last three states; a retraining's weights (one checkpoint, at its end). Tune forces an
+            # experiment snapshot whenever a trial has saved num_to_keep checkpoints since the last one, and
+            # warns when forced snapshots come within 5 s. A search saves every ray.checkpoint_seconds and at
+            # its end: at 2, a save shortly before the end forced one, and trials ending together warned.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
         )

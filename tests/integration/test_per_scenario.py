@@ -1,6 +1,7 @@
-"""``PerScenario`` in a real Tune run with HyperBand (the tiny sweep covers ASHA): a scenario whose
-budget is spent stops at once while another runs its brackets to the end, its paused trials going
-on from their saved epoch (``report_epoch`` / ``restored_state``, as ``standalone_trial`` does)."""
+"""``PerScenario`` in a real Tune run: with HyperBand, a scenario whose budget is spent stops at once
+while another runs its brackets to the end, its paused trials going on from their saved epoch
+(``report_epoch`` / ``restored_state``, as ``standalone_trial`` does); with ASHA, ``InBudget``
+proposes candidates only while their scenario's budget lasts, so Tune creates no trial that never starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ray import tune
 from ray.tune.stopper import Stopper
 
 from raynas.config import ASHAConfig
-from raynas.execution.schedulers import PerScenario, scheduler
+from raynas.execution.schedulers import InBudget, PerScenario, scheduler
 from raynas.orchestration.asha import report_epoch, restored_state
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,33 @@ def test_hyperband_per_scenario_stops_only_the_spent_scenario(ray_session, tmp_p
     assert len(epochs) == candidates and epochs[candidates - 1] == [0, 1, 2]  # the best went the distance
     assert sorted(map(len, epochs.values())) == [1, 1, 3, 3, 3]  # HyperBand paused a bracket of three and resumed its best
     assert all(e == sorted(set(e)) for e in epochs.values())  # a resumed trial never trained an epoch twice
+    assert not grid.errors
+
+
+def test_asha_candidates_are_proposed_only_while_their_budget_lasts(ray_session, tmp_path):
+    def toy_trial(config: dict) -> None:
+        for epoch in range(3):
+            tune.report({"val_acc": config["candidate"] / 10 + epoch / 100, "epoch": epoch})
+
+    candidates = 6
+    per_scenario = PerScenario(ASHAConfig(max_epochs=3, grace_epochs=1, reduction_factor=3), {"spent": 1e-9, "free": 1e9}, devices=1)
+    grid = tune.Tuner(
+        tune.with_resources(toy_trial, {"cpu": 1}),
+        tune_config=tune.TuneConfig(  # as the pipeline runs ASHA
+            metric="val_acc",
+            mode="max",
+            scheduler=per_scenario,
+            search_alg=InBudget({"spent": candidates, "free": candidates}, per_scenario),
+            num_samples=2 * candidates,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(name="in-budget", storage_path=str(tmp_path)),
+    ).fit()
+    started = [r for r in grid if r.metrics_dataframe is not None]
+    assert len(grid) - len(started) <= 1  # at most the one trial waiting to start when a budget was spent
+    assert sorted(r.config["candidate"] for r in started if r.config["scenario"] == "free") == list(range(candidates))
+    assert 1 <= sum(len(r.metrics_dataframe) for r in started if r.config["scenario"] == "spent") <= 2  # the first report spent it
+    assert len(grid) <= candidates + 3  # a grid would have created all 2 x 6
     assert not grid.errors
 
 

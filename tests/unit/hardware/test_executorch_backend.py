@@ -15,7 +15,7 @@ from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork, ResidualLayer
 
 pytest.importorskip("executorch", reason="the executorch target needs raynas[executorch] (installed by make test)")
-from raynas.hardware.executorch_cpu import Loaded, lower  # noqa: E402
+from raynas.hardware.executorch_cpu import Loaded, lower, lower_each  # noqa: E402
 
 CHAIN = Architecture("mnist-small", ("k3e6", "skip", "k5e3", "k7e6", "k3e3", "skip"))
 CELL = Architecture("nb201", ("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "skip_connect"))
@@ -28,6 +28,21 @@ def test_lowered_networks_compute_what_torch_computes(arch, shape):
     x = torch.randn(shape)
     with torch.inference_mode():
         assert torch.allclose(Loaded(lower(net, shape))(x), net(x), atol=1e-4)
+
+
+def test_modules_lowered_together_are_split_into_one_program_each():
+    """One lowering for all, one delegate per module cut out as its own program; an identity (no op
+    to delegate) is lowered alone. Each program computes its own module, at its own shape."""
+    torch.manual_seed(0)
+    specs = get_space("mnist-small").layers()
+    modules = [(ResidualLayer(s, op), (1, s.in_channels, s.input_size, s.input_size)) for s, op in [(specs[0], "k3e3"), (specs[2], "k7e6")]]
+    modules += [(build_network(CHAIN, 10), (1, 1, 28, 28)), (torch.nn.Identity(), (1, 1, 1, 1))]
+    programs = lower_each(modules)
+    assert len(programs) == len(modules) and len(set(programs)) == len(modules)
+    with torch.inference_mode():
+        for (module, shape), program in zip(modules, programs):
+            x = torch.randn(shape)
+            assert torch.allclose(Loaded(program)(x), module.eval()(x), atol=1e-4)
 
 
 def test_executorch_target_times_modules_through_its_runtime():
