@@ -54,7 +54,7 @@ from raynas.space.catalog import build_network
 from raynas.space.macro import get_space
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
-from raynas.training import RetrainConfig, retrain
+from raynas.training import retrain
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10-sweep.yaml"
 TARGET = "ort-cpu-1t"
@@ -231,8 +231,10 @@ def summary(check: Check, archs: list[str], scores: dict[str, list[float]], *, b
     return {
         "rows": rows, "space": "cifar-small", "archs": len(archs), "seeds": check.seeds,
         "seed_vs_seed_tau": round(kendall_tau(runs[:, 0].tolist(), runs[:, 1].tolist()), 4) if check.seeds >= 2 else None,
-        "standalone_val_acc_mean": round(float(mean.mean()), 3), "standalone_val_acc_range": [round(float(mean.min()), 3), round(float(mean.max()), 3)],
-        "arch_sd_pp": round(parts.between_sd, 3), "seed_sd_pp": round(parts.within_sd, 3), "arch_variance_share": round(parts.between_share, 3),
+        "standalone_val_acc_mean": round(float(mean.mean()), 3),
+        "standalone_val_acc_range": [round(float(mean.min()), 3), round(float(mean.max()), 3)],
+        "arch_sd_pp": round(parts.between_sd, 3), "seed_sd_pp": round(parts.within_sd, 3),
+        "arch_variance_share": round(parts.between_share, 3),
         "highest_tau": f"{best['sharing']}/{best['schedule']}",
         "standalone_seconds": round(sum(v["seconds"] for k, v in results.jobs.items() if k.startswith("standalone/")), 1),
         "supernet_seconds": {k.split("/", 1)[1]: v["seconds"] for k, v in results.jobs.items() if k.startswith("supernet/")},
@@ -246,8 +248,9 @@ def print_summary(head: dict) -> None:
         print(f"{r['sharing']:<11}{r['schedule']:<10}{r['kendall_tau_signal']:>22.3f}{r['shared_acc_mean']:>12.3f}")
     print(f"standalone: {head['archs']} archs x {head['seeds']} seeds, validation accuracy {head['standalone_val_acc_mean']:.2f} % "
           f"(range {head['standalone_val_acc_range']}); seed-vs-seed tau {head['seed_vs_seed_tau']}")  # fmt: skip
-    print(f"architecture sd {head['arch_sd_pp']:.2f} pp, seed sd {head['seed_sd_pp']:.2f} pp: architecture share of the variance "
-          f"{head['arch_variance_share']:.2f}" + (" (below the seeds': no method can beat a random pick here)" if head["arch_sd_pp"] < head["seed_sd_pp"] else ""))  # fmt: skip
+    below = " (below the seeds': no method can beat a random pick here)" if head["arch_sd_pp"] < head["seed_sd_pp"] else ""
+    print(f"architecture sd {head['arch_sd_pp']:.2f} pp, seed sd {head['seed_sd_pp']:.2f} pp: "
+          f"architecture share of the variance {head['arch_variance_share']:.2f}{below}")  # fmt: skip
 
 
 def main() -> None:

@@ -95,3 +95,31 @@ def pairs_needed(*, effect: float, sd: float, goal: float = POWER_GOAL, most: in
         middle = (low + high) // 2
         low, high = (middle + 1, high) if paired_power(middle, effect=effect, sd=sd) < goal else (low, middle)
     return high
+
+
+@dataclass(frozen=True)
+class VarianceComponents:
+    """How a score's spread splits between groups (architectures) and replicates within them (seeds)."""
+
+    between_sd: float  # of the groups' true means
+    within_sd: float  # of one replicate around its group's mean
+
+    @property
+    def between_share(self) -> float:
+        """The groups' share of one replicate's variance (0 when there is no spread at all)."""
+        total = self.between_sd**2 + self.within_sd**2
+        return self.between_sd**2 / total if total > 0 else 0.0
+
+
+def variance_components(runs: np.ndarray) -> VarianceComponents:
+    """One-way random effects on a groups x replicates array (a balanced design): the replicates'
+    variance is the within-group mean square; the groups' is what the between-group mean square
+    holds beyond it, divided by the replicates per group (0 when the groups differ no more than
+    their replicates do). When it is below the replicates', picking the best group is mostly luck."""
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim != 2 or runs.shape[0] < 2 or runs.shape[1] < 2:
+        raise ValueError(f"variance components need at least 2 groups x 2 replicates, got shape {runs.shape}")
+    replicates = runs.shape[1]
+    within = float(runs.var(axis=1, ddof=1).mean())
+    between = max(0.0, (replicates * float(runs.mean(axis=1).var(ddof=1)) - within) / replicates)
+    return VarianceComponents(math.sqrt(between), math.sqrt(within))

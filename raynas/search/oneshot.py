@@ -29,7 +29,8 @@ class OneShotConfig:
     """Training shared weights with uniformly sampled paths."""
 
     epochs: int = 16
-    lr: float = 0.1  # SGD with Nesterov momentum; cosine decay to 0 over ``epochs``
+    lr: float = 0.1  # SGD with Nesterov momentum
+    schedule: str = "cosine"  # cosine: decay to 0 over ``epochs``; constant: ``lr`` throughout
     momentum: float = 0.9
     weight_decay: float = 5e-4  # NB201's training recipe
     label_smoothing: float = 0.0
@@ -40,6 +41,8 @@ class UniformTraining:
     schedule position, path sampler and the loader's shuffle), as tensors and plain values."""
 
     def __init__(self, supernet: nn.Module, train, *, cfg: OneShotConfig, seed: int, compute: Compute = CPU) -> None:
+        if cfg.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; valid: cosine, constant")
         self.supernet, self.train, self.cfg, self.compute = supernet, train, cfg, compute
         self.gen = torch.Generator().manual_seed(seed)
         self.optimizer = sgd(supernet.weight_parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -51,8 +54,8 @@ class UniformTraining:
         return self.epoch >= self.cfg.epochs
 
     def lr(self, epoch: int) -> float:
-        """Cosine from ``lr`` at epoch 0 towards 0 after the last epoch."""
-        return cosine(self.cfg.lr, epoch, self.cfg.epochs)
+        """Cosine from ``lr`` at epoch 0 towards 0 after the last epoch, or ``lr`` throughout."""
+        return cosine(self.cfg.lr, epoch, self.cfg.epochs) if self.cfg.schedule == "cosine" else self.cfg.lr
 
     def step(self) -> dict[str, float]:
         set_lr(self.optimizer, self.lr(self.epoch))

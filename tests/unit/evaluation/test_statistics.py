@@ -1,12 +1,13 @@
 """The pooled paired estimate, its cell bootstrap and the power of a paired t-test, on worked examples."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from raynas.evaluation.statistics import paired_power, pairs_needed, pooled_paired
+from raynas.evaluation.statistics import paired_power, pairs_needed, pooled_paired, variance_components
 
 CELLS = {"a": [1.0, 2.0, 3.0], "b": [-1.0, 0.0, 1.0], "c": [2.0, 2.0, 2.0]}
 
@@ -42,3 +43,19 @@ def test_degenerate_inputs_answer_plainly():
     assert pooled_paired({"a": [0.5], "b": []}, effect=1.0).cells == 1
     with pytest.raises(ValueError, match="no paired difference"):
         pooled_paired({"a": []}, effect=1.0)
+
+
+def test_variance_components_split_architecture_from_seed_on_a_worked_example():
+    # 3 architectures x 2 seeds: means 50, 55, 60 (variance 25); each pair differs by 2 (within variance 2)
+    runs = [[49.0, 51.0], [54.0, 56.0], [59.0, 61.0]]
+    parts = variance_components(runs)
+    assert parts.within_sd == pytest.approx(math.sqrt(2.0))
+    assert parts.between_sd == pytest.approx(math.sqrt((2 * 25.0 - 2.0) / 2))  # (n MS_means - MS_within) / n = 24
+    assert parts.between_share == pytest.approx(24.0 / 26.0)
+
+
+def test_variance_components_say_zero_when_architectures_differ_less_than_seeds():
+    parts = variance_components([[50.0, 56.0], [56.0, 50.0], [53.0, 53.0]])  # equal means, seed noise only
+    assert parts.between_sd == 0.0 and parts.between_share == 0.0 and parts.within_sd > 0
+    with pytest.raises(ValueError, match="2 groups x 2 replicates"):
+        variance_components([[1.0, 2.0]])
