@@ -86,10 +86,12 @@ class Check:
     eval_limit: int | None = None
     retrain_epochs: int | None = None  # None: the sweep's recipe
     supernet_epochs: int | None = None  # None: the sweep's warm-up + search epochs
+    profile_repeats: int | None = None  # timed calls per module of the target's table (None: the sweep's)
     sample_seed: int = 0
 
 
-SMOKE = Check(archs=3, seeds=2, recal_batches=2, val_batches=2, limit=256, eval_limit=128, retrain_epochs=1, supernet_epochs=1)
+SMOKE = Check(archs=3, seeds=2, recal_batches=2, val_batches=2, limit=256, eval_limit=128, retrain_epochs=1, supernet_epochs=1,
+              profile_repeats=10)  # fmt: skip
 
 
 def experiment(check: Check, data: str | None) -> ExperimentConfig:
@@ -98,6 +100,8 @@ def experiment(check: Check, data: str | None) -> ExperimentConfig:
     overrides |= {"data.test_limit": 64}  # the test split is never scored here
     if check.retrain_epochs:
         overrides["retrain.epochs"] = check.retrain_epochs
+    if check.profile_repeats:
+        overrides |= {"profile.repeats": check.profile_repeats, "profile.calibration_archs": 2}
     return load_config(CONFIG, overrides)
 
 
