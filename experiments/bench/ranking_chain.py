@@ -12,9 +12,10 @@ each architecture's shared-weight accuracy is taken on fixed validation batches 
 recalibration on fixed training batches.
 
 Reported: Kendall tau between each variant's shared-weight accuracy and the standalone validation
-accuracy (mean over seeds); the standalone runs' own ceiling (tau between two seeds); and how the
-standalone spread splits into architecture and seed variance (one-way random effects). If the
-architecture variance is below the seed variance, no method can beat a random pick in this window.
+accuracy (mean over seeds); how far two single-seed rankings agree; and how the standalone spread
+splits into architecture and seed variance (two-way random effects: a seed fixes the data order for
+every architecture). If the architecture variance is below the seed noise that reorders
+architectures, no method can beat a random pick in this window.
 
 Every run is cached under ``--work`` as it finishes (standalone results by architecture and seed,
 supernet checkpoints per epoch, scores) and a rerun resumes. Jobs run in ``--processes`` processes
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import multiprocessing
 import tempfile
@@ -67,9 +69,12 @@ retrained alone with the CIFAR-10 sweep's recipe under every seed and scored on 
 only. Each supernet variant (`sharing`, weight learning-rate `schedule`) is trained with uniformly
 sampled paths for the sweep's warm-up + search epochs; shared-weight accuracy is taken on fixed
 validation batches after BatchNorm recalibration on fixed training batches. `kendall_tau_signal`:
-tau against the standalone validation accuracy (mean over seeds); `seed_vs_seed_tau`: the standalone
-runs ranked by one seed against another (what any judge could reach at this noise);
-`arch_variance_share`: the architecture's share of the standalone variance (one-way random effects).
+tau against the standalone validation accuracy (mean over seeds); `seed_vs_seed_tau`: how far two
+single-seed rankings of the same architectures agree (the standalone ranking's own repeatability);
+`arch_sd_pp` against `seed_sd_pp`: the architectures' spread against the seed noise that reorders
+them (two-way random effects, seeds crossed with architectures: a seed fixes the data order for all;
+`seed_shared_sd_pp` is the part of a seed's luck every architecture shares, which reorders nothing);
+`arch_variance_share`: the architectures' share of those two.
 """
 
 
@@ -147,7 +152,7 @@ def standalone_job(cfg: ExperimentConfig, arch: str, seed: int) -> dict:
     return {"val_acc": metrics["val_acc"], "train_acc": metrics["train_acc"], "seconds": round(time.perf_counter() - began, 1)}
 
 
-def supernet_job(cfg: ExperimentConfig, variant: tuple[str, str], epochs: int, path: str) -> dict:
+def supernet_job(cfg: ExperimentConfig, variant: tuple[str, str], *, epochs: int, path: str) -> dict:
     """A supernet trained with uniform paths, one checkpoint per epoch (a rerun resumes from it)."""
     torch.set_num_threads(1)
     sharing, schedule = variant
@@ -160,21 +165,23 @@ def supernet_job(cfg: ExperimentConfig, variant: tuple[str, str], epochs: int, p
     checkpoint = Path(path)
     if checkpoint.exists():
         training.load_state_dict(torch.load(checkpoint, weights_only=True))
-    began, log = time.perf_counter(), []
+    began, log, first = time.perf_counter(), [], training.epoch
     while not training.done:
         log.append(training.step())
         torch.save(training.state_dict(), checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)
-    return {"seconds": round(time.perf_counter() - began, 1), "log": log}
+    return {"seconds": round(time.perf_counter() - began, 1), "log": log, "resumed_at_epoch": first}  # seconds: this process's epochs
 
 
 class Results:
-    """Every finished job's result in one JSON file, written as each arrives; refused when it holds another check's."""
+    """Every finished job's result in one JSON file, written as each arrives (through a temporary file,
+    so a killed run leaves the last complete one); refused when it holds another check's, or scores
+    of other architectures."""
 
     def __init__(self, path: Path, check: Check) -> None:
         self.path, mine = path, json.loads(json.dumps(dataclasses.asdict(check)))
         saved = json.loads(path.read_text()) if path.exists() else {"check": mine, "jobs": {}}
-        if saved["check"] != mine:
+        if json.loads(json.dumps(dataclasses.asdict(Check()))) | saved["check"] != mine:
             raise SystemExit(f"{path} holds a check with {saved['check']}, not {mine}; use another --work or the same options")
         self.saved = saved
 
@@ -182,28 +189,46 @@ class Results:
     def jobs(self) -> dict:
         return self.saved["jobs"]
 
+    def pin(self, budget: float, archs: list[str]) -> None:
+        """The window's architectures, the same on every rerun (they come from the saved table)."""
+        mine = {"budget_ms": round(budget, 6), "archs": archs}
+        if self.saved.setdefault("window", mine) != mine:
+            raise SystemExit(f"{self.path} holds jobs of another window ({self.saved['window']}); use another --work")
+        self._write()
+
     def put(self, key: str, value: dict) -> None:
         self.jobs[key] = value
-        self.path.write_text(json.dumps(self.saved, indent=1))
+        self._write()
+
+    def _write(self) -> None:
+        self.path.with_suffix(".tmp").write_text(json.dumps(self.saved, indent=1))
+        self.path.with_suffix(".tmp").replace(self.path)
 
 
 def run_jobs(cfg: ExperimentConfig, check: Check, archs: list[str], *, work: Path, results: Results, processes: int) -> None:
     """The supernets first (each one process for its epochs), then every (architecture, seed), in ``processes`` processes."""
-    todo = {f"supernet/{s}/{lr}": (supernet_job, (cfg, (s, lr), supernet_epochs(cfg, check), str(work / f"supernet-{s}-{lr}.pt")))
+    epochs = supernet_epochs(cfg, check)
+    todo = {f"supernet/{s}/{lr}": functools.partial(supernet_job, cfg, (s, lr), epochs=epochs, path=str(work / f"supernet-{s}-{lr}.pt"))
             for s, lr in VARIANTS}  # fmt: skip
-    todo |= {f"standalone/{a}/{seed}": (standalone_job, (cfg, a, seed)) for a in archs for seed in range(check.seeds)}
+    todo |= {f"standalone/{a}/{seed}": functools.partial(standalone_job, cfg, a, seed) for a in archs for seed in range(check.seeds)}
     todo = {k: v for k, v in todo.items() if k not in results.jobs}
     if not todo:
         return
     load_splits(cfg.data)  # the decoded images cached once, before the processes read them
+    failed = []
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        running = {pool.submit(fn, *args): key for key, (fn, args) in todo.items()}
+        running = {pool.submit(job): key for key, job in todo.items()}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 key = running.pop(future)
+                if future.exception() is not None:  # the others go on; a rerun retries this one
+                    failed.append(f"{key}: {future.exception()!r}")
+                    continue
                 results.put(key, future.result())
                 print(f"{key}: {json.dumps({k: v for k, v in results.jobs[key].items() if k != 'log'})} ({len(running)} left)", flush=True)
+    if failed:
+        raise SystemExit("jobs failed (the rest are saved; rerun to retry):\n" + "\n".join(failed))
 
 
 def score_variants(cfg: ExperimentConfig, check: Check, archs: list[str], *, work: Path, results: Results) -> dict[str, list[float]]:
@@ -237,8 +262,8 @@ def summary(check: Check, archs: list[str], scores: dict[str, list[float]], *, b
         "seed_vs_seed_tau": round(kendall_tau(runs[:, 0].tolist(), runs[:, 1].tolist()), 4) if check.seeds >= 2 else None,
         "standalone_val_acc_mean": round(float(mean.mean()), 3),
         "standalone_val_acc_range": [round(float(mean.min()), 3), round(float(mean.max()), 3)],
-        "arch_sd_pp": round(parts.between_sd, 3), "seed_sd_pp": round(parts.within_sd, 3),
-        "arch_variance_share": round(parts.between_share, 3),
+        "arch_sd_pp": round(parts.between_sd, 3), "seed_sd_pp": round(parts.residual_sd, 3),
+        "seed_shared_sd_pp": round(parts.replicate_sd, 3), "arch_variance_share": round(parts.between_share, 3),
         "highest_tau": f"{best['sharing']}/{best['schedule']}",
         "standalone_seconds": round(sum(v["seconds"] for k, v in results.jobs.items() if k.startswith("standalone/")), 1),
         "supernet_seconds": {k.split("/", 1)[1]: v["seconds"] for k, v in results.jobs.items() if k.startswith("supernet/")},
@@ -251,9 +276,10 @@ def print_summary(head: dict) -> None:
     for r in head["rows"]:
         print(f"{r['sharing']:<11}{r['schedule']:<10}{r['kendall_tau_signal']:>22.3f}{r['shared_acc_mean']:>12.3f}")
     print(f"standalone: {head['archs']} archs x {head['seeds']} seeds, validation accuracy {head['standalone_val_acc_mean']:.2f} % "
-          f"(range {head['standalone_val_acc_range']}); seed-vs-seed tau {head['seed_vs_seed_tau']}")  # fmt: skip
+          f"(range {head['standalone_val_acc_range']}); two single-seed rankings agree with tau {head['seed_vs_seed_tau']}")  # fmt: skip
     below = " (below the seeds': no method can beat a random pick here)" if head["arch_sd_pp"] < head["seed_sd_pp"] else ""
-    print(f"architecture sd {head['arch_sd_pp']:.2f} pp, seed sd {head['seed_sd_pp']:.2f} pp: "
+    print(f"architecture sd {head['arch_sd_pp']:.2f} pp, seed x architecture sd {head['seed_sd_pp']:.2f} pp "
+          f"(a seed's luck shared by all: {head['seed_shared_sd_pp']:.2f} pp): "
           f"architecture share of the variance {head['arch_variance_share']:.2f}{below}")  # fmt: skip
 
 
@@ -267,12 +293,17 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for the page (default: the repo's benchmarks/; none with --smoke-test)")
     parser.add_argument("--smoke-test", action="store_true", help="256 training images, 1 epoch, 3 architectures")
     args = parser.parse_args()
+    if args.archs < 2 or args.seeds < 2:
+        parser.error("--archs and --seeds need at least 2 each (a ranking, and seed noise to compare with)")
     check = SMOKE if args.smoke_test else Check(archs=args.archs, seeds=args.seeds)
     work = Path(args.work or (tempfile.mkdtemp(prefix="raynas-ranking-chain-") if args.smoke_test else "runs/ranking-chain"))
     work.mkdir(parents=True, exist_ok=True)
     cfg = experiment(check, args.data)
-    results = Results(work / "results.json", check)
+    results = Results(work / "results.json", check)  # refused before any profiling when it holds another check
     budget, archs = window_archs(cfg, check, latency_table(cfg, work))
+    if len(archs) < check.archs:
+        raise SystemExit(f"the window holds {len(archs)} distinct architectures of the {check.archs} asked for; lower --archs")
+    results.pin(budget, archs)
     print(f"{len(archs)} architectures in [{WINDOW_FLOOR} B, B], B = {budget:.3f} ms on {TARGET}", flush=True)
     run_jobs(cfg, check, archs, work=work, results=results, processes=args.processes)
     head = summary(check, archs, score_variants(cfg, check, archs, work=work, results=results), budget=budget, results=results)

@@ -99,27 +99,30 @@ def pairs_needed(*, effect: float, sd: float, goal: float = POWER_GOAL, most: in
 
 @dataclass(frozen=True)
 class VarianceComponents:
-    """How a score's spread splits between groups (architectures) and replicates within them (seeds)."""
+    """How a score's spread splits over a groups x replicates table whose replicates are crossed with
+    the groups (architectures x seeds, where a seed fixes the data order for every architecture)."""
 
     between_sd: float  # of the groups' true means
-    within_sd: float  # of one replicate around its group's mean
+    replicate_sd: float  # of a replicate's effect shared by every group (a seed's lucky data order)
+    residual_sd: float  # of what varies with the pair: the noise that reorders groups within one replicate
 
     @property
     def between_share(self) -> float:
-        """The groups' share of one replicate's variance (0 when there is no spread at all)."""
-        total = self.between_sd**2 + self.within_sd**2
+        """The groups' share of what decides a ranking within one replicate (groups plus residual)."""
+        total = self.between_sd**2 + self.residual_sd**2
         return self.between_sd**2 / total if total > 0 else 0.0
 
 
 def variance_components(runs: np.ndarray) -> VarianceComponents:
-    """One-way random effects on a groups x replicates array (a balanced design): the replicates'
-    variance is the within-group mean square; the groups' is what the between-group mean square
-    holds beyond it, divided by the replicates per group (0 when the groups differ no more than
-    their replicates do). When it is below the replicates', picking the best group is mostly luck."""
+    """Two-way random effects without replication on a groups x replicates array: each component is
+    what its mean square holds beyond the residual's, over the cells per level (0 when it holds no
+    more). A groups' variance below the residual's says picking the best group is mostly luck."""
     runs = np.asarray(runs, dtype=float)
     if runs.ndim != 2 or runs.shape[0] < 2 or runs.shape[1] < 2:
         raise ValueError(f"variance components need at least 2 groups x 2 replicates, got shape {runs.shape}")
-    replicates = runs.shape[1]
-    within = float(runs.var(axis=1, ddof=1).mean())
-    between = max(0.0, (replicates * float(runs.mean(axis=1).var(ddof=1)) - within) / replicates)
-    return VarianceComponents(math.sqrt(between), math.sqrt(within))
+    groups, replicates = runs.shape
+    rows, cols = runs.mean(axis=1, keepdims=True), runs.mean(axis=0, keepdims=True)
+    residual = float(((runs - rows - cols + runs.mean()) ** 2).sum()) / ((groups - 1) * (replicates - 1))
+    between = max(0.0, (replicates * float(rows.var(ddof=1)) - residual) / replicates)
+    replicate = max(0.0, (groups * float(cols.var(ddof=1)) - residual) / groups)
+    return VarianceComponents(math.sqrt(between), math.sqrt(replicate), math.sqrt(residual))

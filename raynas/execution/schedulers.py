@@ -72,8 +72,9 @@ class PerScenario(FIFOScheduler):
 
 class InBudget(Searcher):
     """Each scenario's candidates proposed in turn, only while ``PerScenario`` says its budget lasts, and
-    FINISHED once none does: Tune then never creates trials that could not start (a grid would create
-    them all, and each one stopped unstarted is a trial with no results)."""
+    FINISHED once none does. A grid creates every candidate's trial at once, and the spent scenarios'
+    rest end stopped unstarted, trials without results; here only the trials waiting to start when a
+    budget runs out do (Tune keeps one waiting per searcher, or up to ``max_concurrent_trials``)."""
 
     def __init__(self, candidates: dict[str, int], budget: PerScenario) -> None:
         super().__init__()

@@ -14,6 +14,7 @@ Needs ``pip install 'raynas[executorch]'`` on the target's nodes.
 from __future__ import annotations
 
 import functools
+import operator
 import warnings
 from pathlib import Path
 
@@ -65,34 +66,51 @@ def lower_each(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> list[b
     lowering of all of them side by side: lowering's fixed cost (about a second a call here) is paid
     once. Every module becomes its own XNNPACK delegate (``_per_module``), whose standalone program is
     cut out; a module that is not exactly one delegate (an identity, an op XNNPACK leaves out) is
-    lowered alone."""
+    lowered alone, and so is every module when the joint lowering fails."""
+    try:
+        alone = _lowered_together(modules)
+    except Exception:  # noqa: BLE001  the joint path is an optimization: each module alone is the reference path
+        alone = {}
+    with warnings.catch_warnings():  # ExecuTorch's own standalone-program path calls its deprecated MemoryPlanningPass.call
+        warnings.filterwarnings("ignore", "MemoryPlanningPass.call", FutureWarning)
+        return [_cut(alone[i]) if i in alone else lower(*modules[i]) for i in range(len(modules))]
+
+
+def _lowered_together(modules: list[tuple[torch.nn.Module, tuple[int, ...]]]) -> dict[int, object]:
     _runtime()
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     args = tuple(torch.randn(shape) for _, shape in modules)
     program = torch.export.export(SideBySide([m for m, _ in modules]).eval(), args)
-    lowered = to_edge_transform_and_lower(program, partitioner=[_per_module()(XnnpackPartitioner())]).exported_program()
-    alone = _delegates(lowered)
-    with warnings.catch_warnings():  # ExecuTorch's own standalone-program path calls its deprecated MemoryPlanningPass.call
-        warnings.filterwarnings("ignore", "MemoryPlanningPass.call", FutureWarning)
-        return [alone[i].buffer() if i in alone else lower(*modules[i]) for i in range(len(modules))]
+    return _delegates(to_edge_transform_and_lower(program, partitioner=[_per_module()(XnnpackPartitioner())]).exported_program())
+
+
+def _cut(delegate) -> bytes:
+    """The delegate as a program of its own, laid out as ``to_executorch`` lays out ``lower``'s."""
+    return delegate.buffer(extract_delegate_segments=True)
 
 
 def _delegates(program) -> dict[int, object]:
-    """Input index -> its delegate, for the inputs whose output is exactly one delegate's only output
-    and that delegate reads nothing else."""
+    """Input index -> its delegate, for the inputs whose output is exactly one delegate's only output,
+    a delegate that reads that input and nothing else (its own weights and buffers aside)."""
+    from executorch.exir.delegate import executorch_call_delegate
+    from torch.export.graph_signature import InputKind
+
     graph = program.graph_module
     inputs = {name: i for i, name in enumerate(program.graph_signature.user_inputs)}
     outputs = next(n for n in graph.graph.nodes if n.op == "output").args[0]
     found = {}
     for i, out in enumerate(outputs):
-        call = out.args[0] if out.op == "call_function" and "getitem" in str(out.target) else None
-        if call is None or "executorch_call_delegate" not in str(call.target) or len(call.users) != 1:
+        call = out.args[0] if out.op == "call_function" and out.target is operator.getitem else None
+        if call is None or call.target is not executorch_call_delegate or len(call.users) != 1:
             continue
         lowered, *read = call.args
-        if len(read) == 1 and inputs.get(read[0].name) == i:
-            found[i] = getattr(graph, lowered.target)
+        delegate = getattr(graph, lowered.target)
+        specs = delegate.original_module.graph_signature.input_specs
+        if len(read) == 1 and inputs.get(read[0].name) == i and [s.kind for s in specs].count(InputKind.USER_INPUT) == 1:
+            if all(s.kind in (InputKind.USER_INPUT, InputKind.PARAMETER, InputKind.BUFFER) for s in specs):
+                found[i] = delegate
     return found
 
 

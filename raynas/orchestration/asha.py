@@ -13,6 +13,7 @@ The window is the baseline's own (``evaluation.asha.budget_floor``), whichever s
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -131,7 +132,8 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
         archs[job.key] = window_candidates(table, macro, job.budget_ms, floor=asha.budget_floor, n=asha.candidates, seed=job.seed)
     trainable = tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg)
     resourced = tune.with_resources(trainable, trial_resources(cfg))
-    grid = ctx.tuner.finished_before("asha", resourced)
+    complete = functools.partial(proposed_all, jobs=jobs, archs=archs, devices=trial_devices(cfg))
+    grid = ctx.tuner.finished_before("asha", resourced, complete=complete)
     if grid is None:
         grid = early_stopping_run(ctx, resourced, jobs=jobs, archs=archs)
     ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
@@ -166,8 +168,23 @@ def candidates_of(archs: dict[str, list[str]], budget: PerScenario, *, hyperband
     param_space and the TuneConfig fields that propose the candidates."""
     counts = {key: len(c) for key, c in archs.items()}
     if hyperband:
+        assert len(set(counts.values())) == 1, "a grid of candidate indices needs as many candidates in every scenario"
         return {"scenario": tune.grid_search(list(archs)), "candidate": tune.grid_search(list(range(max(counts.values()))))}, {}
     return {}, {"search_alg": InBudget(counts, budget), "num_samples": sum(counts.values())}
+
+
+def proposed_all(grid, *, jobs: list[Job], archs: dict[str, list[str]], devices: float) -> bool:
+    """Whether a Tune run's trials are all it would have had: per scenario, every candidate or a spent
+    budget (trials are created one by one, so an interrupted run can hold only finished trials)."""
+    spent, created = dict.fromkeys(archs, 0.0), dict.fromkeys(archs, 0)
+    for result in grid:
+        if result.config is None:
+            continue
+        key = result.config["scenario"]
+        created[key] += 1
+        frame = result.metrics_dataframe
+        spent[key] += 0.0 if frame is None or "time_this_iter_s" not in frame else float(frame["time_this_iter_s"].sum()) * devices
+    return all(created[j.key] >= len(archs[j.key]) or spent[j.key] >= j.budget_seconds for j in jobs)
 
 
 def asha_survivor(ctx: PipelineContext, job: Job, results: list) -> Finalist:

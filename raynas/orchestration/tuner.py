@@ -127,14 +127,15 @@ class TuneRunner:
         grid = finished(tuner.fit(), name)
         return [SampledTrial(dict(r.config), dict(r.metrics or {})) for r in grid]
 
-    def finished_before(self, name: str, trainable) -> ResultGrid | None:
-        """When resuming, the results of Tune experiment ``name`` if it had finished; None to run it
-        (again: its schedulers keep no state a restored run could go on from)."""
+    def finished_before(self, name: str, trainable, *, complete: Callable[[ResultGrid], bool]) -> ResultGrid | None:
+        """When resuming, the results of Tune experiment ``name`` if it had finished (every trial ended
+        and ``complete`` says the trials are all it would have had); None to run it (again: its
+        schedulers keep no state a restored run could go on from)."""
         path = f"{self.storage}/{name}"
         if not (self.resume and tune.Tuner.can_restore(path)):
             return None
         grid = tune.Tuner.restore(path, trainable).get_results()
-        if not grid.num_errors and grid.num_terminated == len(grid):
+        if not grid.num_errors and grid.num_terminated == len(grid) and complete(grid):
             self.log(f"[raynas] {name}: finished before the interruption; its results are kept")
             return grid
         self.log(f"[raynas] {name}: interrupted; it runs again from the start")

@@ -45,17 +45,22 @@ def test_degenerate_inputs_answer_plainly():
         pooled_paired({"a": []}, effect=1.0)
 
 
-def test_variance_components_split_architecture_from_seed_on_a_worked_example():
-    # 3 architectures x 2 seeds: means 50, 55, 60 (variance 25); each pair differs by 2 (within variance 2)
-    runs = [[49.0, 51.0], [54.0, 56.0], [59.0, 61.0]]
-    parts = variance_components(runs)
-    assert parts.within_sd == pytest.approx(math.sqrt(2.0))
-    assert parts.between_sd == pytest.approx(math.sqrt((2 * 25.0 - 2.0) / 2))  # (n MS_means - MS_within) / n = 24
-    assert parts.between_share == pytest.approx(24.0 / 26.0)
+def test_variance_components_split_architecture_seed_and_residual_on_a_worked_example():
+    # 3 architectures x 2 seeds: architecture means 50, 55, 60; seed 1 is 2 points luckier for all (no residual) ...
+    parts = variance_components([[49.0, 51.0], [54.0, 56.0], [59.0, 61.0]])
+    assert parts.residual_sd == pytest.approx(0.0) and parts.between_share == pytest.approx(1.0)
+    assert parts.between_sd == pytest.approx(5.0)  # (2 x 25 - 0) / 2
+    assert parts.replicate_sd == pytest.approx(math.sqrt(3 * 2.0 / 3))  # seed means 54, 56: (3 x 2 - 0) / 3
+    # ... and with seed 1 lucky for one architecture only: residuals +-1/3 and +-2/3 around the additive fit
+    parts = variance_components([[50.0, 50.0], [54.0, 56.0], [60.0, 60.0]])
+    residual = (4 * (1 / 3) ** 2 + 2 * (2 / 3) ** 2) / 2  # (x - row - col + grand)^2 summed, over (3 - 1)(2 - 1)
+    assert parts.residual_sd == pytest.approx(math.sqrt(residual))
+    assert parts.between_sd == pytest.approx(math.sqrt((2 * 25.0 - residual) / 2))
+    assert parts.between_share == pytest.approx(parts.between_sd**2 / (parts.between_sd**2 + residual))
 
 
 def test_variance_components_say_zero_when_architectures_differ_less_than_seeds():
     parts = variance_components([[50.0, 56.0], [56.0, 50.0], [53.0, 53.0]])  # equal means, seed noise only
-    assert parts.between_sd == 0.0 and parts.between_share == 0.0 and parts.within_sd > 0
+    assert parts.between_sd == 0.0 and parts.between_share == 0.0 and parts.residual_sd > 0
     with pytest.raises(ValueError, match="2 groups x 2 replicates"):
         variance_components([[1.0, 2.0]])

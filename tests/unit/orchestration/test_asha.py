@@ -3,9 +3,10 @@ import pandas as pd
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from raynas.api import Job, Scenario
 from raynas.config import ASHAConfig
 from raynas.execution.schedulers import PerScenario
-from raynas.orchestration.asha import anytime, survivor, window_candidates
+from raynas.orchestration.asha import anytime, proposed_all, survivor, window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from tests.unit.hardware.test_lut import synthetic_table
@@ -71,3 +72,21 @@ def test_anytime_is_monotone_over_device_seconds_in_finishing_order():
     points = anytime(frames, devices=1)
     assert points == [(1.0, 0.2), (3.0, 0.4), (4.0, 0.5)]
     assert np.all(np.diff([p[1] for p in points]) >= 0)
+
+
+class Finished:
+    """What ``proposed_all`` reads of a restored Tune result: its config and its per-epoch frame."""
+
+    def __init__(self, scenario: str, seconds: list[float] | None) -> None:
+        self.config = {"scenario": scenario}
+        self.metrics_dataframe = None if seconds is None else pd.DataFrame({"time_this_iter_s": seconds})
+
+
+def test_a_restored_asha_run_counts_as_finished_only_when_each_scenario_spent_its_budget_or_its_candidates():
+    jobs = [Job.of(Scenario("t", 1.0, 0), "asha", budget_seconds=10.0), Job.of(Scenario("t", 2.0, 0), "asha", budget_seconds=10.0)]
+    a, b = (j.key for j in jobs)
+    archs = {a: ["x", "y", "z"], b: ["x", "y"]}
+    spent_a = [Finished(a, [3.0, 3.0]), Finished(a, None)]  # 6 s x 2 devices: spent; the unstarted trial counts as created
+    assert proposed_all([*spent_a, Finished(b, [1.0]), Finished(b, [1.0])], jobs=jobs, archs=archs, devices=2)  # b: every candidate
+    assert not proposed_all([*spent_a, Finished(b, [1.0])], jobs=jobs, archs=archs, devices=2)  # b was cut short: run it again
+    assert not proposed_all([Finished(a, [3.0]), *[Finished(b, [9.0])] * 2], jobs=jobs, archs=archs, devices=1)  # a: 3 of 10 s, 1 of 3
