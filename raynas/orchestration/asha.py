@@ -30,7 +30,7 @@ from raynas.execution.schedulers import InBudget, PerScenario
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.models import LatencyModels
 from raynas.orchestration.context import PipelineContext
-from raynas.orchestration.tuner import trial_devices, trial_resources
+from raynas.orchestration.tuner import fit_quietly, trial_devices, trial_resources
 from raynas.search.derive import budget_window
 from raynas.search.random_search import sample_in_window
 from raynas.space.architecture import Architecture
@@ -157,7 +157,7 @@ def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], arch
         ),
         run_config=ctx.tuner.run_config("asha", ()),
     )
-    return tuner.fit()
+    return fit_quietly(tuner)
 
 
 def candidates_of(archs: dict[str, list[str]], budget: PerScenario, *, hyperband: bool) -> tuple[dict, dict]:

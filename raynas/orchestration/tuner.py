@@ -3,6 +3,7 @@ search algorithm proposes; restored from Tune storage when an interrupted run re
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -41,12 +42,39 @@ def trial_curve(result) -> list[tuple[float, float]]:
     return list(zip(frame["search_seconds"].tolist(), frame["score"].tolist()))
 
 
+def fit_quietly(tuner: tune.Tuner) -> ResultGrid:
+    """``tuner.fit()`` under Tune's legacy output engine, which prints nothing at ``verbose=0``; the new
+    engine prints a configuration table, the results path and a TensorBoard command per experiment at
+    every verbosity. A phase's one progress view is ``Progress``'s lines."""
+    before = os.environ.get(OUTPUT_ENGINE)
+    os.environ[OUTPUT_ENGINE] = "0"
+    try:
+        return tuner.fit()
+    finally:
+        if before is None:
+            del os.environ[OUTPUT_ENGINE]
+        else:
+            os.environ[OUTPUT_ENGINE] = before
+
+
+OUTPUT_ENGINE = "RAY_AIR_NEW_OUTPUT"  # read by Tune when an experiment starts
+
+
 def finished(grid: ResultGrid, name: str) -> ResultGrid:
     """The grid of a Tune run, refused when a trial failed (after its retries)."""
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise RuntimeError(f"{len(failed)} {name} trial(s) failed; first error: {failed[0].error}")
     return grid
+
+
+def grid_size(space: dict) -> int:
+    """How many configs a param_space's grid searches (nested ones too) multiply each sample into."""
+    size = 1
+    for value in space.values():
+        if isinstance(value, dict):
+            size *= len(value["grid_search"]) if set(value) == {"grid_search"} else grid_size(value)
+    return size
 
 
 class Progress(tune.Callback):
@@ -101,7 +129,7 @@ class TuneRunner:
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
                 run_config=self.run_config(name, [*callbacks, Progress(name, len(keys))]),
             )
-        grid = finished(tuner.fit(), name)
+        grid = finished(fit_quietly(tuner), name)
         return {r.config["scenario"]: r for r in grid}
 
     def sampled(
@@ -122,9 +150,9 @@ class TuneRunner:
                 max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None,
                 reuse_actors=True,
             ),
-            run_config=self.run_config(name, [Progress(name, num_samples)]),
+            run_config=self.run_config(name, [Progress(name, num_samples * grid_size(param_space))]),
         )
-        grid = finished(tuner.fit(), name)
+        grid = finished(fit_quietly(tuner), name)
         return [SampledTrial(dict(r.config), dict(r.metrics or {})) for r in grid]
 
     def finished_before(self, name: str, trainable, *, complete: Callable[[ResultGrid], bool]) -> ResultGrid | None:
