@@ -22,6 +22,7 @@ supernet checkpoints per epoch, scores) and a rerun resumes. Jobs run in ``--pro
 of one thread each. Prints tables; writes ``benchmarks/ranking_chain/``; the last line is one JSON object.
 
     python experiments/bench/ranking_chain.py [--work runs/ranking-chain] [--processes 2]
+    python experiments/bench/ranking_chain.py --report-only     # the page from what has finished so far
     python experiments/bench/ranking_chain.py --smoke-test
 """
 
@@ -248,17 +249,23 @@ def score_variants(cfg: ExperimentConfig, check: Check, archs: list[str], *, wor
 
 
 def summary(check: Check, archs: list[str], scores: dict[str, list[float]], *, budget: float, results: Results) -> dict:
-    """Taus per variant, the seeds' own ceiling and the variance split; the rows and the headline."""
-    runs = np.array([[results.jobs[f"standalone/{a}/{s}"]["val_acc"] for s in range(check.seeds)] for a in archs]) * 100
+    """Taus per variant, how far single-seed rankings agree and the variance split, over the
+    architectures whose every seed has finished (all of them once the run is complete)."""
+    done = [i for i, a in enumerate(archs) if all(f"standalone/{a}/{s}" in results.jobs for s in range(check.seeds))]
+    if len(done) < 2:
+        raise SystemExit(f"{len(done)} architecture(s) retrained under every seed so far: a ranking needs 2; let the run go on")
+    runs = np.array([[results.jobs[f"standalone/{archs[i]}/{s}"]["val_acc"] for s in range(check.seeds)] for i in done]) * 100
     mean = runs.mean(axis=1)
     parts = variance_components(runs)
+    scores = {v: [acc[i] for i in done] for v, acc in scores.items()}
+    archs = [archs[i] for i in done]
     rows = [{"space": "cifar-small", "sharing": v.split("/")[0], "schedule": v.split("/")[1], "device": TARGET,
              "budget": f"{check.budget_fraction:g}", "budget_ms": round(budget, 4), "archs": len(archs),
              "kendall_tau_signal": round(kendall_tau(acc, mean.tolist()), 4), "kendall_tau_test": None,
              "shared_acc_mean": round(float(np.mean(acc)), 4)} for v, acc in scores.items()]  # fmt: skip
     best = max(rows, key=lambda r: r["kendall_tau_signal"])
     return {
-        "rows": rows, "space": "cifar-small", "archs": len(archs), "seeds": check.seeds,
+        "rows": rows, "space": "cifar-small", "archs": len(archs), "seeds": check.seeds, "complete": len(archs) == check.archs,
         "seed_vs_seed_tau": round(kendall_tau(runs[:, 0].tolist(), runs[:, 1].tolist()), 4) if check.seeds >= 2 else None,
         "standalone_val_acc_mean": round(float(mean.mean()), 3),
         "standalone_val_acc_range": [round(float(mean.min()), 3), round(float(mean.max()), 3)],
@@ -275,6 +282,8 @@ def print_summary(head: dict) -> None:
     print(f"{'sharing':<11}{'schedule':<10}{'tau (standalone val)':>22}{'shared acc':>12}")
     for r in head["rows"]:
         print(f"{r['sharing']:<11}{r['schedule']:<10}{r['kendall_tau_signal']:>22.3f}{r['shared_acc_mean']:>12.3f}")
+    if not head["complete"]:
+        print(f"not complete: {head['archs']} of {head['check']['archs']} architectures retrained under every seed so far")
     print(f"standalone: {head['archs']} archs x {head['seeds']} seeds, validation accuracy {head['standalone_val_acc_mean']:.2f} % "
           f"(range {head['standalone_val_acc_range']}); two single-seed rankings agree with tau {head['seed_vs_seed_tau']}")  # fmt: skip
     below = " (below the seeds': no method can beat a random pick here)" if head["arch_sd_pp"] < head["seed_sd_pp"] else ""
@@ -292,6 +301,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="jobs at once, one thread each")
     parser.add_argument("--out", default=None, help="folder for the page (default: the repo's benchmarks/; none with --smoke-test)")
     parser.add_argument("--smoke-test", action="store_true", help="256 training images, 1 epoch, 3 architectures")
+    parser.add_argument("--report-only", action="store_true", help="report what has finished and train nothing")
     args = parser.parse_args()
     if args.archs < 2 or args.seeds < 2:
         parser.error("--archs and --seeds need at least 2 each (a ranking, and seed noise to compare with)")
@@ -305,7 +315,8 @@ def main() -> None:
         raise SystemExit(f"the window holds {len(archs)} distinct architectures of the {check.archs} asked for; lower --archs")
     results.pin(budget, archs)
     print(f"{len(archs)} architectures in [{WINDOW_FLOOR} B, B], B = {budget:.3f} ms on {TARGET}", flush=True)
-    run_jobs(cfg, check, archs, work=work, results=results, processes=args.processes)
+    if not args.report_only:
+        run_jobs(cfg, check, archs, work=work, results=results, processes=args.processes)
     head = summary(check, archs, score_variants(cfg, check, archs, work=work, results=results), budget=budget, results=results)
     print_summary(head)
     page_root = Path(args.out) if args.out else (None if args.smoke_test else BENCHMARKS)
