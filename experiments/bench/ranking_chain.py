@@ -49,9 +49,8 @@ from raynas.hardware.accuracy import kendall_tau
 from raynas.hardware.build import build_latency_table
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.targets import get_target
-from raynas.search.derive import budget_window
 from raynas.search.oneshot import OneShotConfig, UniformTraining
-from raynas.search.random_search import sample_in_window
+from raynas.search.random_search import window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.catalog import build_network
 from raynas.space.macro import get_space
@@ -131,14 +130,9 @@ def window_archs(cfg: ExperimentConfig, check: Check, table: LatencyTable) -> tu
     """The budget B and ``check.archs`` distinct architectures uniform over [0.9 B, B]."""
     macro = get_space(cfg.space)
     target = next(t for t in cfg.targets if t.name == TARGET)
-    low, high = table.latency_range(macro)
-    budget = dataclasses.replace(target, budget_fractions=(check.budget_fraction,), budgets_ms=()).budgets(low, high)[0]
-    costs = table.layer_costs(macro)
-    lo, hi = budget_window(costs, table.fixed_ms, budget, floor=WINDOW_FLOOR)
-    rows = sample_in_window(costs, table.fixed_ms, low=lo, high=hi, n=4 * check.archs, rng=np.random.default_rng(check.sample_seed))
-    choices = [spec.choices for spec in macro.layers()]
-    archs = list(dict.fromkeys(Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row))).to_string() for row in rows))
-    return budget, archs[: check.archs]
+    budget = dataclasses.replace(target, budget_fractions=(check.budget_fraction,), budgets_ms=()).budgets(*table.latency_range(macro))[0]
+    drawn = window_candidates(table, macro, budget, floor=WINDOW_FLOOR, n=4 * check.archs, seed=check.sample_seed)
+    return budget, list(dict.fromkeys(drawn))[: check.archs]
 
 
 def standalone_job(cfg: ExperimentConfig, arch: str, seed: int) -> dict:

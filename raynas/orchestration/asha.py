@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from ray import tune
 
@@ -27,25 +26,14 @@ from raynas.config import ASHAConfig, ExperimentConfig
 from raynas.data.datasets import load_splits
 from raynas.execution.runtime import worker_compute
 from raynas.execution.schedulers import InBudget, PerScenario
-from raynas.hardware.lut import LatencyTable
 from raynas.hardware.models import LatencyModels
 from raynas.orchestration.context import PipelineContext
 from raynas.orchestration.tuner import fit_quietly, trial_devices, trial_resources
-from raynas.search.derive import budget_window
-from raynas.search.random_search import sample_in_window
+from raynas.search.random_search import window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.catalog import build_network
-from raynas.space.macro import MacroConfig, get_space
+from raynas.space.macro import get_space
 from raynas.training import evaluate, sgd, train_epoch
-
-
-def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, *, floor: float, n: int, seed: int) -> list[str]:
-    """``n`` architectures uniform over the budget window [floor * B, B] on the target's table."""
-    costs = lut.layer_costs(macro)
-    low, high = budget_window(costs, lut.fixed_ms, budget_ms, floor=floor)
-    picks = sample_in_window(costs, lut.fixed_ms, low=low, high=high, n=n, rng=np.random.default_rng(seed))
-    choices = [spec.choices for spec in macro.layers()]
-    return [Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row))).to_string() for row in picks]
 
 
 def standalone_trial(config: dict, *, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: ExperimentConfig) -> None:

@@ -42,6 +42,9 @@ def trial_curve(result) -> list[tuple[float, float]]:
     return list(zip(frame["search_seconds"].tolist(), frame["score"].tolist()))
 
 
+OUTPUT_ENGINE = "RAY_AIR_NEW_OUTPUT"  # read by Tune when an experiment starts
+
+
 def fit_quietly(tuner: tune.Tuner) -> ResultGrid:
     """``tuner.fit()`` under Tune's legacy output engine, which prints nothing at ``verbose=0``; the new
     engine prints a configuration table, the results path and a TensorBoard command per experiment at
@@ -55,9 +58,6 @@ def fit_quietly(tuner: tune.Tuner) -> ResultGrid:
             del os.environ[OUTPUT_ENGINE]
         else:
             os.environ[OUTPUT_ENGINE] = before
-
-
-OUTPUT_ENGINE = "RAY_AIR_NEW_OUTPUT"  # read by Tune when an experiment starts
 
 
 def finished(grid: ResultGrid, name: str) -> ResultGrid:

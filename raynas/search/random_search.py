@@ -26,6 +26,7 @@ from raynas.search.derive import budget_window
 from raynas.search.oneshot import final_step
 from raynas.search.proxyless import SearchConfig, final_lr, weight_lr, weight_optimizer
 from raynas.space.architecture import Architecture
+from raynas.space.macro import MacroConfig
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
 from raynas.training import set_lr, train_step
@@ -69,6 +70,15 @@ def sample_in_window(
         drawn += batch
         batch = min(batch * 2, 1 << 18)
     return np.concatenate(kept)[:n]
+
+
+def window_candidates(lut: LatencyTable, macro: MacroConfig, budget_ms: float, *, floor: float, n: int, seed: int) -> list[str]:
+    """``n`` architectures uniform over the budget window [floor * B, B] on the target's table."""
+    costs = lut.layer_costs(macro)
+    low, high = budget_window(costs, lut.fixed_ms, budget_ms, floor=floor)
+    picks = sample_in_window(costs, lut.fixed_ms, low=low, high=high, n=n, rng=np.random.default_rng(seed))
+    choices = [spec.choices for spec in macro.layers()]
+    return [Architecture(macro.name, tuple(c[i] for c, i in zip(choices, row))).to_string() for row in picks]
 
 
 class RandomSearch:

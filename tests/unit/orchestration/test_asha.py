@@ -6,7 +6,8 @@ from ray.tune.schedulers import TrialScheduler
 from raynas.api import Job, Scenario
 from raynas.config import ASHAConfig
 from raynas.execution.schedulers import PerScenario
-from raynas.orchestration.asha import anytime, proposed_all, survivor, window_candidates
+from raynas.orchestration.asha import anytime, proposed_all, survivor
+from raynas.search.random_search import window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from tests.unit.hardware.test_lut import synthetic_table
