@@ -29,6 +29,14 @@ def cosine(base: float, epoch: float, total: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(epoch, total) / max(total, 1)))
 
 
+SCHEDULES = ("constant", "cosine")  # how a learning rate moves over a run's epochs
+
+
+def scheduled(base: float, epoch: float, total: float, *, schedule: str) -> float:
+    """The rate in ``epoch`` of ``total`` under ``schedule`` (one of ``SCHEDULES``)."""
+    return cosine(base, epoch, total) if schedule == "cosine" else base
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -19,7 +19,7 @@ from torch import nn
 from raynas.compute import CPU, Compute
 from raynas.data.loading import generator_state, set_generator_state
 from raynas.supernet.scoring import FixedBatches
-from raynas.training import cosine, set_lr, sgd, train_epoch, train_step
+from raynas.training import SCHEDULES, scheduled, set_lr, sgd, train_epoch, train_step
 
 T = TypeVar("T")
 
@@ -41,8 +41,8 @@ class UniformTraining:
     schedule position, path sampler and the loader's shuffle), as tensors and plain values."""
 
     def __init__(self, supernet: nn.Module, train, *, cfg: OneShotConfig, seed: int, compute: Compute = CPU) -> None:
-        if cfg.schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; valid: cosine, constant")
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
         self.supernet, self.train, self.cfg, self.compute = supernet, train, cfg, compute
         self.gen = torch.Generator().manual_seed(seed)
         self.optimizer = sgd(supernet.weight_parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -55,7 +55,7 @@ class UniformTraining:
 
     def lr(self, epoch: int) -> float:
         """Cosine from ``lr`` at epoch 0 towards 0 after the last epoch, or ``lr`` throughout."""
-        return cosine(self.cfg.lr, epoch, self.cfg.epochs) if self.cfg.schedule == "cosine" else self.cfg.lr
+        return scheduled(self.cfg.lr, epoch, self.cfg.epochs, schedule=self.cfg.schedule)
 
     def step(self) -> dict[str, float]:
         set_lr(self.optimizer, self.lr(self.epoch))

@@ -31,12 +31,12 @@ from raynas.supernet.loss import latency_aware_loss
 from raynas.supernet.reinforce import RewardBaseline, reinforce_grads
 from raynas.supernet.scoring import FixedBatches
 from raynas.supernet.supernet import Supernet
-from raynas.training import cosine, set_lr, sgd, train_epoch, train_step
+from raynas.training import SCHEDULES, cosine, scheduled, set_lr, sgd, train_epoch, train_step
 
 BINARIZATIONS = ("two", "full", "reinforce")
 WEIGHT_OPTIMIZERS = ("sgd", "adam")
 LATENCY_ESTIMATES = ("expected", "derived")
-ARCH_SCHEDULES = ("constant", "cosine")
+ARCH_SCHEDULES = SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ class SearchConfig:
 
 def weight_lr(cfg: SearchConfig, epoch: float) -> float:
     """The weights' rate in ``epoch`` counted from the warm-up's first (cosine: to 0 after the last search epoch)."""
-    if cfg.weight_schedule != "cosine":
-        return cfg.weight_lr
-    return cosine(cfg.weight_lr, epoch, cfg.warmup_epochs + cfg.search_epochs)
+    return scheduled(cfg.weight_lr, epoch, cfg.warmup_epochs + cfg.search_epochs, schedule=cfg.weight_schedule)
 
 
 def final_lr(cfg: SearchConfig) -> float:
