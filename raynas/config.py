@@ -115,7 +115,7 @@ class RayConfig:
     workers_per_trial: int = (
         1  # Ray Train workers per search / retraining trial, each cpus_per_trial CPUs + gpus_per_trial GPUs; data.batch_size is global
     )
-    workers_per_task: int = 1  # Ray Train workers of the supernet warm-up (each cpus_per_trial CPUs + gpus_per_task GPUs); 1: one Ray task
+    workers_per_task: int = 1  # Train workers of the warm-up and OFA's shrinking (each cpus_per_trial CPUs, gpus_per_task GPUs); 1: a task
     max_concurrent_trials: int = 0  # 0: as many as resources allow
     max_failures: int = 3  # retries of a trial whose worker or node died (Tune FailureConfig)
     checkpoint_seconds: float = (
@@ -413,16 +413,15 @@ def _validate_workers(cfg: ExperimentConfig) -> None:
             f"with ray.{name} above 1 each worker needs whole GPUs (NCCL runs one rank per GPU); use 1, or one worker",
         )
     _check(
-        max(cfg.ray.workers_per_trial, cfg.ray.workers_per_task) <= 1 or cfg.supernet.sharing != "entangled",
-        "supernet.sharing",
-        "entangled supernets normalize channel slices by hand, which a data-parallel BatchNorm does not cover; "
-        "use separate, or ray.workers_per_trial and ray.workers_per_task of 1",
+        cfg.ray.workers_per_trial <= 1 or not cfg.evaluation.asha.enabled or cfg.evaluation.asha.scheduler != "hyperband",
+        "evaluation.asha.scheduler",
+        "hyperband pauses and resumes trials, which a data-parallel trial (ray.workers_per_trial above 1) does not support; "
+        "use asha, which only stops them",
     )
     _check(
-        cfg.ray.workers_per_task <= 1 or cfg.strategy == "proxyless",
+        cfg.ray.workers_per_task <= 1 or cfg.strategy in ("proxyless", "ofa"),
         "ray.workers_per_task",
-        "only the ProxylessNAS warm-up runs data-parallel (OFA's progressive shrinking normalizes each subnet's "
-        "channels by hand, which a data-parallel BatchNorm does not cover); set it to 1",
+        f"sizes the ProxylessNAS warm-up and OFA's progressive shrinking; strategy {cfg.strategy!r} has no such task: set it to 1",
     )
 
 

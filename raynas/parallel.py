@@ -109,44 +109,67 @@ class _SumOverGroup(torch.autograd.Function):
 def group_sync() -> Sync:
     """The group this process trains in: torch.distributed's default group when one of several
     processes is initialized (Ray Train makes it for each data-parallel trial), else alone."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if grouped():
         return DistributedSync()
     return Sync()
 
 
+def grouped() -> bool:
+    """Whether this process trains in a group of several (torch.distributed initialized, world above 1)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def group_batch_norm(
+    x: torch.Tensor,
+    running: tuple[torch.Tensor, torch.Tensor] | None,
+    affine: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    momentum: float,
+    eps: float,
+) -> torch.Tensor:
+    """Training-mode BatchNorm of ``x`` with the statistics of the group's global batch: per-channel sums
+    and sums of squares around the running mean, all-reduced (differentiably) in one collective.
+    ``running`` (mean, var) are updated in place with weight ``momentum`` (slices of a larger
+    BatchNorm's buffers work: OFA's elastic width normalizes its first channels); ``affine`` is
+    (weight, bias) or None."""
+    c, dtype = x.shape[1], x.dtype
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # statistics at least in float32, as torch's BatchNorm
+    shift = running[0].detach().to(x.dtype)[None, :, None, None] if running is not None else 0.0  # equal on every rank
+    d = x - shift  # sums around the running mean: one all-reduce, and little cancellation once the mean settles
+    count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+    totals = _SumOverGroup.apply(torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count]))
+    n = totals[-1]
+    offset = totals[:c] / n
+    var = (totals[c : 2 * c] / n - offset * offset).clamp_min(0)
+    if running is not None:
+        with torch.no_grad():
+            running[0].lerp_((offset + running[0].to(x.dtype)).to(running[0].dtype), momentum)
+            running[1].lerp_((var * n / (n - 1).clamp_min(1)).to(running[1].dtype), momentum)
+    y = (d - offset[None, :, None, None]) * torch.rsqrt(var + eps)[None, :, None, None]
+    y = y * affine[0][None, :, None, None] + affine[1][None, :, None, None] if affine is not None else y
+    return y.to(dtype)
+
+
+def momentum_of(bn: nn.BatchNorm2d) -> float:
+    """Count a training batch in ``bn`` and return the weight of its statistics in the running ones
+    (``nn.BatchNorm2d``'s rule: its momentum, or a cumulative average when momentum is None); 0 untracked."""
+    if not bn.track_running_stats:
+        return 0.0
+    bn.num_batches_tracked.add_(1)
+    return 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm whose training statistics are those of the global batch: per-channel sums and sums of
-    squares around the running mean, all-reduced (differentiably) over the group in one collective.
-    torch's ``SyncBatchNorm`` does this on CUDA only; this one runs on any device. Its state dict is
+    """BatchNorm whose training statistics are those of the global batch (``group_batch_norm``). torch's
+    ``SyncBatchNorm`` does this on CUDA only; this one runs on any device. Its state dict is
     ``nn.BatchNorm2d``'s."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (self.training and grouped()):
             return super().forward(x)
-        c, dtype = x.shape[1], x.dtype
-        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # statistics at least in float32, as torch's BatchNorm
-        shift = self.running_mean.detach().to(x.dtype)[None, :, None, None] if self.track_running_stats else 0.0  # equal on every rank
-        d = x - shift  # sums around the running mean: one all-reduce, and little cancellation once the mean settles
-        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
-        totals = _SumOverGroup.apply(torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count]))
-        n = totals[-1]
-        offset = totals[:c] / n
-        var = (totals[c : 2 * c] / n - offset * offset).clamp_min(0)
-        mean = offset + (self.running_mean.to(x.dtype) if self.track_running_stats else 0.0)
-        self._track(mean.detach(), var.detach() * n / (n - 1).clamp_min(1))
-        y = (d - offset[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
-        y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
-        return y.to(dtype)
-
-    @torch.no_grad()
-    def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
-        """Running statistics with ``nn.BatchNorm2d``'s momentum rule (a cumulative average when momentum is None)."""
-        if not self.track_running_stats:
-            return
-        self.num_batches_tracked += 1
-        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
-        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), m)
+        running = (self.running_mean, self.running_var) if self.track_running_stats else None
+        affine = (self.weight, self.bias) if self.affine else None
+        return group_batch_norm(x, running, affine, momentum=momentum_of(self), eps=self.eps)
 
 
 def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
@@ -170,6 +193,6 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def batch_norm_is_global(model: nn.Module) -> bool:
-    """Whether no plain ``nn.BatchNorm2d`` is left (modules that normalize by hand, e.g. OFA's sliced
-    BatchNorm, are not covered: the config refuses several workers for them)."""
+    """Whether no plain ``nn.BatchNorm2d`` is left (a module normalizing by hand, as OFA's sliced
+    BatchNorm, calls ``group_batch_norm`` itself)."""
     return not any(type(m) is nn.BatchNorm2d for m in model.modules())

@@ -19,12 +19,14 @@ from typing import Callable
 import ray
 import ray.train
 import yaml
+from ray.experimental import internal_kv
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from raynas.config import ExperimentConfig
 from raynas.execution.runtime import ClusterError
+from raynas.parallel import group_sync
 
 DRIVER = {"cpu": 0, "memory": 2**20}  # a data-parallel trial only waits on its Train job (Tune refuses an empty bundle)
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster's node types on the head node
@@ -34,12 +36,33 @@ def driver_resources() -> dict[str, float]:
     return dict(DRIVER)
 
 
+class _RelayBefore(TuneReportCallback):
+    """Rank 0's reports to the Tune trial, except the one carrying ``key``: the trial reports that one
+    itself, with the run's checkpoint as Tune's own (Tune would otherwise count that epoch twice)."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__()
+        self.key = key
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        if self.key is None or self.key not in metrics[0]:
+            super().after_report(run_context, metrics, checkpoint)
+
+
 def fit(
-    loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str, task: bool = False, in_trial: bool = True
+    loop: Callable[[dict], None],
+    config: dict,
+    *,
+    cfg: ExperimentConfig,
+    name: str,
+    task: bool = False,
+    in_trial: bool = True,
+    final: str | None = None,
 ) -> ray.train.Result:
     """Run ``loop(config)`` on ``ray.workers_per_trial`` Train workers (``task``: ``ray.workers_per_task``,
     with ``ray.gpus_per_task`` each). ``in_trial``: called from a Tune trial, which then reports what
-    rank 0 reports. The run is stored as ``<config["storage"]>/<name>``."""
+    rank 0 reports, but for a report carrying the key ``final`` (the trial reports it). The run is
+    stored as ``<config["storage"]>/<name>``."""
     workers, gpus = (cfg.ray.workers_per_task, cfg.ray.gpus_per_task) if task else (cfg.ray.workers_per_trial, cfg.ray.gpus_per_trial)
     trainer = TorchTrainer(
         loop,
@@ -52,10 +75,25 @@ def fit(
             storage_path=config["storage"],
             failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),  # as Tune keeps: the last two
-            callbacks=[TuneReportCallback()] if in_trial else [],
+            callbacks=[_RelayBefore(final)] if in_trial else [],
         ),
     )
     return trainer.fit()
+
+
+STOPS = "raynas-stops"  # Ray's internal key-value namespace of the stop requests
+
+
+def request_stop(run: str) -> None:
+    """Ask the data-parallel run ``run`` (its storage path) to end after its current epoch. Killing its
+    trial would kill the Train controller, and its placement group would then wait for Ray Train's
+    cleaner, which needs Ray's dashboard (raynas starts Ray without one): the next job would never start."""
+    internal_kv._internal_kv_put(run, b"1", namespace=STOPS)
+
+
+def stop_requested(run: str) -> bool:
+    """Whether ``run`` was asked to stop (rank 0's answer on every rank, so all leave the loop together)."""
+    return group_sync().agree(internal_kv._internal_kv_exists(run, namespace=STOPS))
 
 
 def is_chief() -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
@@ -18,12 +18,16 @@ from raynas.config import ASHAConfig
 class PerScenario(FIFOScheduler):
     """Early stopping per scenario inside one Tune run: each scenario's trials (``config["scenario"]``)
     are judged by their own ASHA / HyperBand, never against another scenario's, and all of them stop
-    once their summed seconds times ``devices`` reach that scenario's budget."""
+    once their summed seconds times ``devices`` reach that scenario's budget.
 
-    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float) -> None:
+    ``ask``: running trials are not stopped by Tune but asked to stop with ``ask(config)``, and end by
+    themselves after the epoch they are in (data-parallel trials, whose Train jobs must end cleanly)."""
+
+    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float, ask: Callable[[dict], None] | None = None) -> None:
         super().__init__()
         self.inner = {key: scheduler(cfg) for key in budgets}
         self.budgets, self.devices, self.spent = budgets, devices, dict.fromkeys(budgets, 0.0)
+        self.ask = ask
 
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], **spec) -> bool:
         agreed = [s.set_search_properties(metric, mode, **spec) for s in self.inner.values()]
@@ -47,12 +51,21 @@ class PerScenario(FIFOScheduler):
         key = trial.config["scenario"]
         decision = self.inner[key].on_trial_result(controller, trial, result)
         self.spent[key] += result.get("time_this_iter_s", 0.0) * self.devices
-        if not self.exhausted(key):
-            return decision
-        for other in controller.get_trials():
-            if other is not trial and other.config["scenario"] == key and not other.is_finished():
-                controller.stop_trial(other)
-        return TrialScheduler.STOP
+        if self.exhausted(key):
+            for other in controller.get_trials():
+                if other is not trial and other.config["scenario"] == key and not other.is_finished():
+                    self._stop(controller, other)
+            decision = TrialScheduler.STOP
+        if decision == TrialScheduler.STOP and self.ask is not None:
+            self.ask(trial.config)
+            return TrialScheduler.CONTINUE  # its next report does not come: the trial ends by itself
+        return decision
+
+    def _stop(self, controller, trial: Trial) -> None:
+        if self.ask is not None and trial.status == Trial.RUNNING:
+            self.ask(trial.config)
+        else:
+            controller.stop_trial(trial)
 
     def choose_trial_to_run(self, controller) -> Trial | None:
         """The first trial any scenario's scheduler would run (HyperBand resumes its paused trials in bracket order)."""

@@ -96,8 +96,8 @@ def retrain_trial(
     if workers <= 1:
         retrain_loop(**loop, report=_tune_report)
         return
-    result = dp.fit(_retrain_worker, loop | {"storage": storage}, cfg=cfg, name=_run_name(config))
-    with result.checkpoint.as_directory() as local:  # the weights, as Tune's own checkpoint (the measurement reads it)
+    result = dp.fit(_retrain_worker, loop | {"storage": storage}, cfg=cfg, name=_run_name(config), final="test_acc")
+    with result.checkpoint.as_directory() as local:  # the last epoch with the weights, as Tune's own checkpoint (the measurement reads it)
         tune.report(dict(result.metrics), checkpoint=tune.Checkpoint.from_directory(local))
 
 

@@ -14,16 +14,19 @@ The window is the baseline's own (``evaluation.asha.budget_floor``), whichever s
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 import time
 from pathlib import Path
 
+import ray.train
 import torch
 from ray import tune
 
 from raynas.api import Finalist, Job
 from raynas.config import ASHAConfig, ExperimentConfig
 from raynas.data.datasets import load_splits
+from raynas.execution import data_parallel as dp
 from raynas.execution.runtime import worker_compute
 from raynas.execution.schedulers import InBudget, PerScenario
 from raynas.hardware.models import LatencyModels
@@ -36,20 +39,49 @@ from raynas.space.macro import get_space
 from raynas.training import evaluate, sgd, train_epoch
 
 
-def standalone_trial(config: dict, *, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: ExperimentConfig) -> None:
-    """Train one candidate of one scenario from scratch with the retraining recipe's optimizer, one epoch per report."""
-    arch = archs[config["scenario"]][config["candidate"]]
+def standalone_trial(
+    config: dict, *, archs: dict[str, list[str]], seeds: dict[str, int], space: str, cfg: ExperimentConfig, storage: str = ""
+) -> None:
+    """Train one candidate of one scenario from scratch with the retraining recipe's optimizer, one epoch
+    per report; with ``ray.workers_per_trial`` above 1 as a Ray Train job of that many workers, whose
+    run (under ``storage``) ends with the trial when the scheduler stops it."""
+    loop = dict(arch=archs[config["scenario"]][config["candidate"]], seed=seeds[config["scenario"]], space=space, cfg=cfg)
+    if cfg.ray.workers_per_trial <= 1:
+        standalone_loop(**loop, restore=tune.get_checkpoint(), report=report_epoch)
+        return
+    dp.fit(_standalone_worker, loop | {"storage": storage, "run": train_run(config, storage)}, cfg=cfg, name=train_name(config))
+
+
+def train_name(config: dict) -> str:
+    """The Train run of a data-parallel standalone trial: its scenario and candidate."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{config['scenario']}-c{config['candidate']}")
+
+
+def train_run(config: dict, storage: str) -> str:
+    """Where that run is stored: the key its stop request is filed under."""
+    return f"{storage}/{train_name(config)}"
+
+
+def _standalone_worker(config: dict) -> None:
+    loop = {k: config[k] for k in ("arch", "seed", "space", "cfg")}
+    stopped = functools.partial(dp.stop_requested, config["run"])
+    standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=lambda metrics, state: dp.report(metrics), stopped=stopped)
+
+
+def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, restore, report, stopped=lambda: False) -> None:
+    """The standalone trial's epochs, whichever reports them (Tune alone, or every rank of a Ray Train
+    job); ``stopped`` is read after every epoch (the scheduler's request to a data-parallel trial)."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
-    torch.manual_seed(seeds[config["scenario"]])
+    torch.manual_seed(seed)
     compute = worker_compute(cfg.compute)
     splits = load_splits(cfg.data)
-    train, val, _ = splits.loaders(cfg.data.batch_size, seeds[config["scenario"]], compute.device)
+    train, val, _ = splits.loaders(cfg.data.batch_size, seed, compute.device)
     model = compute.module(build_network(Architecture.from_string(space, arch), splits.num_classes))
     r = cfg.retrain
     optimizer = sgd(model.parameters(), r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
     first = 0
-    if (state := restored_state()) is not None:
+    if (state := restored_state(restore)) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         first = state["epoch"] + 1
@@ -59,10 +91,14 @@ def standalone_trial(config: dict, *, archs: dict[str, list[str]], seeds: dict[s
         stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, before_batch=None, compute=compute)
         acc = evaluate(model, val, max_batches=cfg.evaluation.asha.eval_batches, compute=compute)
         metrics = {"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start}
-        report_epoch(metrics, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch} if pausable else None)
+        metrics["workers"] = compute.sync.world
+        report(metrics, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch} if pausable else None)
+        if stopped():
+            return
 
 
 STATE_FILE = "trial.pt"
+TRAIN_RUNS = "asha-train"  # beside the Tune experiment: the Train runs of data-parallel trials
 
 
 def pauses(cfg: ASHAConfig) -> bool:
@@ -81,9 +117,8 @@ def report_epoch(metrics: dict, state: dict | None) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def restored_state() -> dict | None:
+def restored_state(checkpoint) -> dict | None:
     """The state ``report_epoch`` saved last, when Tune resumes a paused trial; else None."""
-    checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as local:
@@ -118,8 +153,9 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
         ctx.open_child(job)
         table, macro = latency.table(job.target), get_space(cfg.space)
         archs[job.key] = window_candidates(table, macro, job.budget_ms, floor=asha.budget_floor, n=asha.candidates, seed=job.seed)
-    trainable = tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg)
-    resourced = tune.with_resources(trainable, trial_resources(cfg))
+    storage = f"{ctx.tuner.storage}/{TRAIN_RUNS}"
+    trainable = tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg, storage=storage)
+    resourced = tune.with_resources(trainable, dp.driver_resources() if cfg.ray.workers_per_trial > 1 else trial_resources(cfg))
     complete = functools.partial(proposed_all, jobs=jobs, archs=archs, devices=trial_devices(cfg))
     grid = ctx.tuner.finished_before("asha", resourced, complete=complete)
     if grid is None:
@@ -130,7 +166,9 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
 
 def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
     cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
-    per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg))
+    data_parallel = cfg.ray.workers_per_trial > 1
+    ask = functools.partial(ask_to_stop, storage=f"{ctx.tuner.storage}/{TRAIN_RUNS}") if data_parallel else None
+    per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg), ask=ask)
     space, proposals = candidates_of(archs, per_scenario, hyperband=pauses(asha))
     tuner = tune.Tuner(
         trainable,
@@ -139,13 +177,18 @@ def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], arch
             metric="val_acc",
             mode="max",
             scheduler=per_scenario,
-            max_concurrent_trials=cfg.ray.max_concurrent_trials or None,
-            reuse_actors=True,
+            max_concurrent_trials=cfg.ray.max_concurrent_trials or (dp.concurrent_trials(cfg) if data_parallel else None),
+            reuse_actors=not data_parallel,  # a data-parallel trial's actor only waits on its Train job
             **proposals,
         ),
         run_config=ctx.tuner.run_config("asha", ()),
     )
     return fit_quietly(tuner)
+
+
+def ask_to_stop(config: dict, *, storage: str) -> None:
+    """The scheduler's stop for a data-parallel trial: a request its workers read after each epoch."""
+    dp.request_stop(train_run(config, storage))
 
 
 def candidates_of(archs: dict[str, list[str]], budget: PerScenario, *, hyperband: bool) -> tuple[dict, dict]:

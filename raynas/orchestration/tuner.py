@@ -24,8 +24,9 @@ def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
 
 
 def trial_devices(cfg: ExperimentConfig) -> float:
-    """Devices a trial holds, for device-seconds: its GPU share when it has one, else its CPUs."""
-    return cfg.ray.gpus_per_trial or cfg.ray.cpus_per_trial
+    """Devices a trial holds, for device-seconds: its GPU share when it has one, else its CPUs, times
+    its Ray Train workers (a data-parallel trial's seconds are wall-clock seconds of all of them)."""
+    return (cfg.ray.gpus_per_trial or cfg.ray.cpus_per_trial) * cfg.ray.workers_per_trial
 
 
 def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:

@@ -16,7 +16,7 @@ import ray
 from raynas.api import RANDOM_WS, Finalist, Job, LocalProblem, RunContext, RunInputs, Scenario, Strategy, scenario_of
 from raynas.compute import CPU
 from raynas.config import ExperimentConfig, check
-from raynas.execution.ofa import run_elastic_training, train_elastic_supernet
+from raynas.execution.ofa import run_elastic_training, train_elastic_data_parallel, train_elastic_supernet
 from raynas.execution.replicas import ReplicaPool, start_replicas
 from raynas.execution.runtime import cluster_cpus
 from raynas.hardware.lut import LatencyTable
@@ -166,14 +166,17 @@ def finalists(jobs: list[Job], results: dict[str, dict], *, finetune: bool) -> l
 
 
 def train_elastic(ctx: RunContext, run: RunInputs, seed: int) -> dict:
-    """Progressive shrinking on the largest node; the driver keeps each phase's checkpoint in the run
-    directory, which makes it resumable whichever node trained."""
-    cfg, cpus = run.cfg, cluster_cpus()
-    directory = run.run_dir / "supernet" / f"ofa-s{seed}"
-    task = train_elastic_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
-    stats, state = run_elastic_training(
-        task, directory, space=cfg.space, data=cfg.data, shrink=cfg.ofa.shrink, seed=seed, threads=cpus, compute_cfg=cfg.compute
-    )
+    """Progressive shrinking on the largest node (or on ``ray.workers_per_task`` data-parallel workers);
+    the driver keeps each phase's checkpoint in the run directory, which makes it resumable whichever node trained."""
+    cfg, directory = run.cfg, run.run_dir / "supernet" / f"ofa-s{seed}"
+    if cfg.ray.workers_per_task > 1:
+        stats, state = train_elastic_data_parallel(cfg, directory, seed=seed)
+    else:
+        cpus = cluster_cpus()
+        task = train_elastic_supernet.options(num_cpus=cpus, num_gpus=cfg.ray.gpus_per_task)
+        stats, state = run_elastic_training(
+            task, directory, space=cfg.space, data=cfg.data, shrink=cfg.ofa.shrink, seed=seed, threads=cpus, compute_cfg=cfg.compute
+        )
     ctx.log_metrics({f"ofa_{k}/s{seed}": v for k, v in stats.items()})
     return state
 

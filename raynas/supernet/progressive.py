@@ -135,7 +135,7 @@ def _train_phase(supernet, train, cfg: ShrinkConfig, *, phase: str, gen, teacher
             loss = shrinking_step(supernet, x, y, gen=gen, choices=choices, teacher=teacher, cfg=cfg, optimizer=optimizer, compute=compute)
             schedule.step()
             total, seen = total + loss.float() * len(y), seen + len(y)
-        loss_sum = float(total)  # one device sync per epoch
+        loss_sum = float(compute.sync.sum(total))  # one device sync per epoch (over the group: the global batches' loss)
         if on_epoch is not None:
             on_epoch(phase, epoch, {"loss": loss_sum / max(seen, 1)})
     return loss_sum / max(seen, 1)
@@ -143,8 +143,11 @@ def _train_phase(supernet, train, cfg: ShrinkConfig, *, phase: str, gen, teacher
 
 def shrinking_step(supernet, x, y, *, gen, choices: dict, teacher, cfg: ShrinkConfig, optimizer, compute: Compute = CPU) -> torch.Tensor:
     """One progressive-shrinking step: sample a subnet among ``choices``, CE plus distillation from
-    ``teacher``; returns the loss on the device."""
+    ``teacher``; returns the loss on the device. In a data-parallel group every process samples the
+    same subnet (``gen`` is seeded alike) and trains on its slice of the global batch ``x, y``; the
+    loss returned is its share of the global batch's mean loss."""
     supernet.sample(gen, **choices)
+    x, y, share = compute.sync.shard(x, y)
     with compute.autocast():
         logits = supernet(x)
         loss = F.cross_entropy(logits, y)
@@ -153,8 +156,8 @@ def shrinking_step(supernet, x, y, *, gen, choices: dict, teacher, cfg: ShrinkCo
                 soft = teacher(x)
             loss = loss + cfg.kd_ratio * distillation_loss(logits.float(), soft.float(), cfg.kd_temperature)
     optimizer.zero_grad(set_to_none=True)
-    compute.step(loss, optimizer)
-    return loss.detach()
+    compute.step(loss * share, optimizer)
+    return loss.detach() * share
 
 
 def _order_file(path: Path) -> Path:

@@ -1,7 +1,8 @@
 """``PerScenario`` in a real Tune run: with HyperBand, a scenario whose budget is spent stops at once
 while another runs its brackets to the end, its paused trials going on from their saved epoch
 (``report_epoch`` / ``restored_state``, as ``standalone_trial`` does); with ASHA, ``InBudget``
-proposes candidates only while their scenario's budget lasts, so Tune creates no trial that never starts."""
+proposes candidates only while their scenario's budget lasts, so Tune creates no trial that never starts;
+with ``ask``, stopped trials end by themselves (as data-parallel trials must)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_hyperband_per_scenario_stops_only_the_spent_scenario(ray_session, tmp_path):
     def toy_trial(config: dict) -> None:  # nested: pickled by value, so Ray's workers need not import this module
-        state = restored_state()
+        state = restored_state(tune.get_checkpoint())
         for epoch in range(0 if state is None else state["epoch"] + 1, 3):  # later candidates are better
             report_epoch({"val_acc": config["candidate"] / 10 + epoch / 100, "epoch": epoch}, {"epoch": epoch})
 
@@ -69,6 +70,54 @@ def test_asha_candidates_are_proposed_only_while_their_budget_lasts(ray_session,
     assert 1 <= sum(len(r.metrics_dataframe) for r in started if r.config["scenario"] == "spent") <= 2  # the first report spent it
     assert len(grid) <= candidates + 3  # a grid would have created all 2 x 6
     assert not grid.errors
+
+
+def test_asked_trials_end_by_themselves_instead_of_being_stopped(ray_session, tmp_path):
+    """Data-parallel trials are not stopped by Tune, which would kill their Train job's controller and
+    strand its placement group: ASHA's stops and the spent budget's become requests (``ask``) that the
+    trial reads after each epoch, and it returns by itself."""
+
+    folder = str(tmp_path)  # closed over: InBudget proposes only the scenario and the candidate
+
+    def toy_trial(config: dict) -> None:
+        import pathlib
+
+        from raynas.execution import data_parallel as dp
+
+        run = f"{folder}/{config['scenario']}-{config['candidate']}"
+        for epoch in range(3):  # later candidates are worse: ASHA stops them at its first rung
+            tune.report({"val_acc": 1 - config["candidate"] / 10 + epoch / 100})
+            if dp.stop_requested(run):
+                break
+        pathlib.Path(f"{run}.returned").write_text(str(epoch + 1))
+
+    def ask(config: dict) -> None:
+        from raynas.execution import data_parallel as dp
+
+        dp.request_stop(f"{folder}/{config['scenario']}-{config['candidate']}")
+
+    candidates = 6
+    asha = ASHAConfig(max_epochs=3, grace_epochs=1, reduction_factor=3)
+    per_scenario = PerScenario(asha, {"spent": 1e-9, "free": 1e9}, devices=1, ask=ask)
+    grid = tune.Tuner(
+        tune.with_resources(toy_trial, {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            scheduler=per_scenario,
+            search_alg=InBudget({"spent": candidates, "free": candidates}, per_scenario),
+            num_samples=2 * candidates,
+        ),
+        run_config=tune.RunConfig(name="asked", storage_path=str(tmp_path)),
+    ).fit()
+    assert not grid.errors
+    started = [r for r in grid if r.config is not None and r.metrics_dataframe is not None]  # not the one left waiting
+    for r in started:  # every trial that ran returned by itself, after as many epochs as it reported
+        returned = tmp_path / f"{r.config['scenario']}-{r.config['candidate']}.returned"
+        assert returned.is_file() and int(returned.read_text()) == len(r.metrics_dataframe)
+    free = [len(r.metrics_dataframe) for r in started if r.config["scenario"] == "free"]
+    assert len(free) == candidates and max(free) == 3 and min(free) < 3  # ASHA's stops were asked for and honoured
+    assert 1 <= sum(len(r.metrics_dataframe) for r in started if r.config["scenario"] == "spent") <= 2
 
 
 def test_hyperband_bracket_finishing_beside_a_pause_leaves_no_trial_paused(ray_session, tmp_path):

@@ -106,9 +106,12 @@ def test_defaults_fill_unspecified_sections():
         (minimal(ray={"workers_per_trial": 3}, data={"batch_size": 32}), "data.batch_size"),  # the global batch does not split
         (minimal(ray={"workers_per_task": 3}, data={"batch_size": 32}), "data.batch_size"),
         (minimal(ray={"workers_per_trial": 2, "gpus_per_trial": 0.5}), "ray.gpus_per_trial"),  # NCCL: one rank per GPU
-        (minimal(strategy="ofa", ray={"workers_per_task": 2}), "ray.workers_per_task"),  # OFA's sliced BatchNorm
+        (minimal(strategy="petridish", ray={"workers_per_task": 2}), "ray.workers_per_task"),  # Petridish has no such task
+        (
+            minimal(evaluation={"asha": {"enabled": True, "scheduler": "hyperband"}}, ray={"workers_per_trial": 2}),
+            "evaluation.asha.scheduler",  # HyperBand pauses trials; a Train job is stopped only by its own loop
+        ),
         (minimal(compute={"batch_norm": "sync"}), "compute.batch_norm"),
-        (minimal(supernet={"sharing": "entangled"}, ray={"workers_per_trial": 2}), "supernet.sharing"),  # sliced BatchNorm
     ],
 )
 @pytest.mark.faults

@@ -24,6 +24,8 @@ from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.space.network import ChildNetwork
 from raynas.space.ops import SKIP
+from raynas.supernet.elastic import ElasticSupernet
+from raynas.supernet.progressive import ShrinkConfig, train_progressive
 from raynas.supernet.supernet import Supernet
 from raynas.training import RetrainConfig, retrain
 
@@ -43,13 +45,13 @@ def _batches(n: int, *, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x, torch.randint(10, (GLOBAL_BATCH,), generator=gen)) for x in images]
 
 
-def _search(sync: Sync, binarization: str) -> dict:
+def _search(sync: Sync, binarization: str, sharing: str = "separate") -> dict:
     """``STEPS`` two-path (or other) search iterations on the mnist-small supernet from seed 0; returns
     the weights, alphas and every step's sampled weight path and architecture pair."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     macro = get_space("mnist-small")
-    supernet = Supernet(macro, 10).double()
+    supernet = Supernet(macro, 10, sharing=sharing).double()
     if sync.active:
         global_batch_norm(supernet, torch.device("cpu"))
         assert batch_norm_is_global(supernet)
@@ -87,19 +89,40 @@ def _retrain(sync: Sync) -> dict:
     return {"state": {k: v.detach().clone() for k, v in net.state_dict().items()}, "metrics": metrics}
 
 
-def _worker(rank: int, world: int, init: str, job: str, binarization: str, out: str) -> None:
+def _shrink(sync: Sync) -> dict:
+    """Once-for-All's progressive shrinking, every phase (distillation from the largest net included)
+    for one epoch of two global batches, on the elastic mnist-small supernet from seed 0."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float64)  # the distillation teacher is a new network, built in the default type
+    try:
+        supernet = ElasticSupernet(get_space("mnist-small"), 10, min_depth=1)
+        if sync.active:
+            global_batch_norm(supernet, torch.device("cpu"))  # the stem and head; the elastic layers normalize by hand, over the group too
+        cfg = ShrinkConfig(largest_epochs=1, kernel_epochs=1, depth_epochs=1, width_epochs=1, lr=0.1)
+        with tempfile.TemporaryDirectory() as phases:
+            stats = train_progressive(supernet, _batches(2, seed=4), cfg, seed=3, checkpoint_dir=phases, compute=Compute(sync=sync))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    losses = torch.tensor([v for k, v in sorted(stats.items()) if k.endswith("_loss")], dtype=torch.float64)
+    return {"state": {k: v.detach().clone() for k, v in supernet.state_dict().items()}, "losses": losses}
+
+
+JOBS = {"search": _search, "retrain": _retrain, "shrink": _shrink}
+
+
+def _worker(rank: int, world: int, init: str, job: str, args: tuple, out: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        result = _search(DistributedSync(), binarization) if job == "search" else _retrain(DistributedSync())
-        torch.save(result, f"{out}.{rank}")
+        torch.save(JOBS[job](DistributedSync(), *args), f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
 
-def _two_processes(job: str, binarization: str = "two") -> list[dict]:
+def _two_processes(job: str, *args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         init, out = f"file://{os.path.join(tmp, 'rendezvous')}", os.path.join(tmp, "result")
-        mp.spawn(_worker, args=(2, init, job, binarization, out), nprocs=2, join=True)
+        mp.spawn(_worker, args=(2, init, job, args, out), nprocs=2, join=True)
         return [torch.load(f"{out}.{rank}", weights_only=True) for rank in range(2)]
 
 
@@ -115,10 +138,11 @@ def _close(a: dict, b: dict, rtol: float = 1e-5) -> None:
             assert torch.equal(a[key], ref), key
 
 
-@pytest.mark.parametrize("binarization", ["two", "reinforce"])
-def test_data_parallel_search_of_two_processes_equals_one_process_on_the_global_batch(binarization):
-    alone = _search(Sync(), binarization)
-    ranks = _two_processes("search", binarization)
+@pytest.mark.parametrize(("binarization", "sharing"), [("two", "separate"), ("reinforce", "separate"), ("two", "entangled")])
+def test_data_parallel_search_of_two_processes_equals_one_process_on_the_global_batch(binarization, sharing):
+    """Entangled layers normalize their channel slices by hand; in a group, over the global batch too."""
+    alone = _search(Sync(), binarization, sharing)
+    ranks = _two_processes("search", binarization, sharing)
     assert ranks[0]["paths"] == ranks[1]["paths"] == alone["paths"]  # the same path on every rank at every step
     for rank in ranks:
         _close(rank["state"], alone["state"])  # weights, alphas and BatchNorm statistics
@@ -130,6 +154,15 @@ def test_data_parallel_retraining_of_two_processes_equals_one_process_on_the_glo
     for rank in ranks:
         _close(rank["state"], alone["state"])
         assert rank["metrics"] == pytest.approx(alone["metrics"], rel=1e-5)
+
+
+def test_data_parallel_progressive_shrinking_of_two_processes_equals_one_process_on_the_global_batch():
+    """OFA's elastic supernet: both ranks sample the same subnets, and sliced BatchNorm uses the global batch."""
+    alone = _shrink(Sync())
+    ranks = _two_processes("shrink")
+    for rank in ranks:
+        _close(rank["state"], alone["state"])
+        assert torch.allclose(rank["losses"], alone["losses"], rtol=1e-6)  # every phase's loss over the global batches
 
 
 def test_global_batch_norm_keeps_the_state_and_is_plain_batch_norm_alone():
