@@ -6,8 +6,8 @@ trains on its own contiguous slice; each scales its loss by its share of the bat
 summed over the group, and BatchNorm normalizes with the statistics of the whole global batch. So N
 processes take the step one process takes on the whole batch, and the learning rate does not change
 with N. Supernet paths are drawn from generators seeded alike and advanced alike on every process,
-so every process trains the same path. Evaluation is not split (every process scores the same full
-batches, so results are exact and agree). ``Sync()`` is the single process: every method a no-op.
+so every process trains the same path. Evaluation is split the same way and its counts summed, so
+every process gets the whole batches' accuracy. ``Sync()`` is the single process: every method a no-op.
 Nothing here imports Ray; Ray Train only creates the process group (raynas/execution/data_parallel.py).
 """
 

@@ -48,16 +48,21 @@ def sgd(params: Iterable[nn.Parameter], lr: float, *, momentum: float, weight_de
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, *, max_batches: int | None = None, compute: Compute = CPU) -> float:
-    """Top-1 accuracy in [0, 1]; counts stay on the device until the end (one sync)."""
+    """Top-1 accuracy in [0, 1]; counts stay on the device until the end (one sync). In a data-parallel
+    group each process scores its slice of every batch and the counts are summed: the accuracy of the
+    whole batches, the same on every process, for a share of the work."""
     model.eval()
-    correct, total = torch.zeros((), dtype=torch.long, device=compute.device), 0
+    correct, total = torch.zeros((), dtype=torch.long, device=compute.device), torch.zeros((), dtype=torch.long, device=compute.device)
     for i, (x, y) in enumerate(iterate_on(compute, loader)):
         if max_batches is not None and i >= max_batches:
             break
+        x, y, _ = compute.sync.shard(x, y)
         with compute.autocast():
             correct += (model(x).argmax(1) == y).sum()
         total += len(y)
-    return int(correct) / max(total, 1)
+    if compute.sync.active:
+        correct, total = compute.sync.sum(correct), compute.sync.sum(total)
+    return int(correct) / max(int(total), 1)
 
 
 @torch.no_grad()
