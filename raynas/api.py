@@ -181,9 +181,11 @@ class RunContext(Protocol):
         metric: str,
         mode: str,
         scheduler: Any = None,
+        workers: int = 1,
     ) -> list[SampledTrial]:
         """One Tune trial per candidate a Tune ``search_alg`` proposes (black-box strategies); a Tune
-        ``scheduler`` may stop trials early."""
+        ``scheduler`` may stop trials early. ``workers`` above 1: each trial drives a Ray Train job of
+        that many workers (its scheduler asks it to stop instead of stopping it)."""
 
     def log(self, message: str) -> None: ...
 

@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 
 from raynas.config import ExperimentConfig
 from raynas.data.datasets import load_splits
+from raynas.execution import data_parallel as dp
 from raynas.execution.runtime import worker_compute
 from raynas.search.blackbox import AskTell
 from raynas.search.driver import Exhausted, Told, next_feasible
@@ -92,9 +93,39 @@ class ScenarioSearcher(Searcher):
         self.pending = {tid: (key, self.searches[key].search.space.from_choices(c)) for tid, (key, c) in saved["pending"].items()}
 
 
-def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int) -> None:
+RUN_KEYS = ("scenario", "seed")  # what names a data-parallel candidate's Train run (the seed counts the scenario's candidates)
+
+
+def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int, storage: str = "") -> None:
     """Train one proposed architecture from scratch with the retraining recipe for ``epochs`` epochs,
-    reporting its validation accuracy after each (its score is the last)."""
+    reporting its validation accuracy after each (its score is the last); with ``ray.workers_per_trial``
+    above 1 as a Ray Train job of that many workers under ``storage``, which a scheduler stops by request."""
+    if cfg.ray.workers_per_trial <= 1:
+        train_candidate(config, cfg=cfg, epochs=epochs, report=tune.report)
+        return
+    name = dp.trial_run_name(config, RUN_KEYS)
+    run = {"config": config, "cfg": cfg, "epochs": epochs, "run": f"{storage}/{name}"}
+    dp.fit(_candidate_worker, run | {"storage": storage}, cfg=cfg, name=name)
+
+
+class _Stopped(Exception):
+    """Every rank leaves the training loop together: the trial's scheduler asked it to stop."""
+
+
+def _candidate_worker(run: dict) -> None:
+    def report(metrics: dict) -> None:
+        dp.report(metrics)
+        if dp.stop_requested(run["run"]):
+            raise _Stopped
+
+    try:
+        train_candidate(run["config"], cfg=run["cfg"], epochs=run["epochs"], report=report)
+    except _Stopped:
+        pass
+
+
+def train_candidate(config: dict, *, cfg: ExperimentConfig, epochs: int, report: Callable[[dict], None]) -> None:
+    """The candidate's training on this process's device (in a data-parallel group, its share of every batch)."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(config["seed"])
     compute = worker_compute(cfg.compute)
@@ -102,5 +133,5 @@ def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int) -> None
     train, val, _ = splits.loaders(cfg.data.batch_size, config["seed"], compute.device)
     arch = Architecture.from_string(cfg.space, config["arch"])
     model = compute.module(build_network(arch, splits.num_classes))
-    recipe = dataclasses.replace(cfg.retrain, epochs=epochs)
-    retrain(model, train, val, cfg=recipe, compute=compute, on_epoch=lambda i, m: tune.report(m | {"epoch": i, "arch": config["arch"]}))
+    recipe, about = dataclasses.replace(cfg.retrain, epochs=epochs), {"arch": config["arch"], "workers": compute.sync.world}
+    retrain(model, train, val, cfg=recipe, compute=compute, on_epoch=lambda i, m: report(m | {"epoch": i} | about))

@@ -12,6 +12,7 @@ the trial (the Train run keeps its name, so it resumes from its storage).
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -89,6 +90,16 @@ def request_stop(run: str) -> None:
     trial would kill the Train controller, and its placement group would then wait for Ray Train's
     cleaner, which needs Ray's dashboard (raynas starts Ray without one): the next job would never start."""
     internal_kv._internal_kv_put(run, b"1", namespace=STOPS)
+
+
+def trial_run_name(config: dict, keys: tuple[str, ...]) -> str:
+    """The Train run of a data-parallel trial, named by its config's ``keys`` (a retried trial finds it again)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(config[k]) for k in keys))
+
+
+def ask_to_stop(config: dict, *, storage: str, keys: tuple[str, ...]) -> None:
+    """A Tune scheduler's stop for the data-parallel trial of ``config`` (``PerScenario(ask=...)``)."""
+    request_stop(f"{storage}/{trial_run_name(config, keys)}")
 
 
 def stop_requested(run: str) -> bool:

@@ -9,11 +9,19 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raynas.compute import Compute, ComputeConfig
+from raynas.config import ExperimentConfig
 from raynas.hardware.targets import get_target
 
 
 class ClusterError(RuntimeError):
     """The cluster cannot run this experiment (e.g. no node carries a target's label)."""
+
+
+def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """Where Tune keeps trial results and checkpoints: ``ray.storage_path/<run>`` or ``<run_dir>/tune``."""
+    if cfg.ray.storage_path is None:
+        return str(run_dir / "tune")
+    return f"{cfg.ray.storage_path.rstrip('/')}/{run_dir.name}"
 
 
 def target_resources(target_names: list[str], capacity: int = 1000) -> dict[str, float]:

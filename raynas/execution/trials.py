@@ -6,7 +6,6 @@ report instead of Tune's."""
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -152,4 +151,4 @@ def _agree(flag: bool) -> bool:
 
 def _run_name(config: dict) -> str:
     """The Train run of a trial: named by its scenario, so a retried trial resumes the same run."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", config["scenario"])
+    return dp.trial_run_name(config, ("scenario",))

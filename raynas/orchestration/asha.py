@@ -14,7 +14,6 @@ The window is the baseline's own (``evaluation.asha.budget_floor``), whichever s
 from __future__ import annotations
 
 import functools
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -49,17 +48,8 @@ def standalone_trial(
     if cfg.ray.workers_per_trial <= 1:
         standalone_loop(**loop, restore=tune.get_checkpoint(), report=report_epoch)
         return
-    dp.fit(_standalone_worker, loop | {"storage": storage, "run": train_run(config, storage)}, cfg=cfg, name=train_name(config))
-
-
-def train_name(config: dict) -> str:
-    """The Train run of a data-parallel standalone trial: its scenario and candidate."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{config['scenario']}-c{config['candidate']}")
-
-
-def train_run(config: dict, storage: str) -> str:
-    """Where that run is stored: the key its stop request is filed under."""
-    return f"{storage}/{train_name(config)}"
+    name = dp.trial_run_name(config, RUN_KEYS)
+    dp.fit(_standalone_worker, loop | {"storage": storage, "run": f"{storage}/{name}"}, cfg=cfg, name=name)
 
 
 def _standalone_worker(config: dict) -> None:
@@ -99,6 +89,7 @@ def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, 
 
 STATE_FILE = "trial.pt"
 TRAIN_RUNS = "asha-train"  # beside the Tune experiment: the Train runs of data-parallel trials
+RUN_KEYS = ("scenario", "candidate")  # what names a data-parallel trial's Train run
 
 
 def pauses(cfg: ASHAConfig) -> bool:
@@ -167,7 +158,7 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
 def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
     cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
     data_parallel = cfg.ray.workers_per_trial > 1
-    ask = functools.partial(ask_to_stop, storage=f"{ctx.tuner.storage}/{TRAIN_RUNS}") if data_parallel else None
+    ask = functools.partial(dp.ask_to_stop, storage=f"{ctx.tuner.storage}/{TRAIN_RUNS}", keys=RUN_KEYS) if data_parallel else None
     per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg), ask=ask)
     space, proposals = candidates_of(archs, per_scenario, hyperband=pauses(asha))
     tuner = tune.Tuner(
@@ -184,11 +175,6 @@ def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], arch
         run_config=ctx.tuner.run_config("asha", ()),
     )
     return fit_quietly(tuner)
-
-
-def ask_to_stop(config: dict, *, storage: str) -> None:
-    """The scheduler's stop for a data-parallel trial: a request its workers read after each epoch."""
-    dp.request_stop(train_run(config, storage))
 
 
 def candidates_of(archs: dict[str, list[str]], budget: PerScenario, *, hyperband: bool) -> tuple[dict, dict]:

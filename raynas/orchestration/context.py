@@ -72,6 +72,7 @@ class PipelineContext:
         metric: str,
         mode: str,
         scheduler: Any = None,
+        workers: int = 1,
     ) -> list[SampledTrial]:
         return self.tuner.sampled(
             name,
@@ -82,6 +83,7 @@ class PipelineContext:
             metric=metric,
             mode=mode,
             scheduler=scheduler,
+            data_parallel=workers > 1,
         )
 
     def open_child(self, job: Job | Finalist) -> str:

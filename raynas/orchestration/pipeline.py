@@ -26,7 +26,7 @@ from raynas.data.datasets import Splits, load_splits
 from raynas.evaluation.compare import RESULTS_SCHEMA, ResultRow, paired_comparisons
 from raynas.evaluation.record import reproducibility_record
 from raynas.evaluation.report import write_report
-from raynas.execution.runtime import cluster_cpus
+from raynas.execution.runtime import cluster_cpus, tune_storage
 from raynas.execution.trials import retrain_trial
 from raynas.files import write_json
 from raynas.hardware.models import LatencyModels
@@ -36,7 +36,7 @@ from raynas.orchestration.latency import Profiler
 from raynas.orchestration.measure import Measurement
 from raynas.orchestration.rundir import FAILED_FILE, flatten, new_run_dir, preflight, saved_config
 from raynas.orchestration.scenarios import hand_designed, resolve_scenarios
-from raynas.orchestration.tuner import TuneRunner, trial_devices, tune_storage
+from raynas.orchestration.tuner import TuneRunner, trial_devices
 from raynas.space.catalog import image_shape
 from raynas.tracking.mlflow_tracker import ExperimentTracker, default_tracking_uri
 from raynas.tracking.sync import record_outputs, sync_run

@@ -11,8 +11,7 @@ import yaml
 from raynas.api import get_strategy
 from raynas.config import ConfigError, ExperimentConfig, parse_config
 from raynas.execution.data_parallel import check_workers
-from raynas.execution.runtime import check_cpus, check_data_root, check_gpus, check_shared, check_writable, connect
-from raynas.orchestration.tuner import tune_storage
+from raynas.execution.runtime import check_cpus, check_data_root, check_gpus, check_shared, check_writable, connect, tune_storage
 
 FAILED_FILE = "FAILED"  # written when a run stops on an error: its reason; removed when a resumed run finishes
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ray import tune
@@ -14,13 +13,6 @@ from ray.tune import ResultGrid
 from raynas.api import SampledTrial
 from raynas.config import ExperimentConfig
 from raynas.execution.data_parallel import concurrent_trials, driver_resources
-
-
-def tune_storage(cfg: ExperimentConfig, run_dir: Path) -> str:
-    """Where Tune keeps trial results and checkpoints: ``ray.storage_path/<run>`` or ``<run_dir>/tune``."""
-    if cfg.ray.storage_path is None:
-        return str(run_dir / "tune")
-    return f"{cfg.ray.storage_path.rstrip('/')}/{run_dir.name}"
 
 
 def trial_devices(cfg: ExperimentConfig) -> float:
@@ -134,13 +126,25 @@ class TuneRunner:
         return {r.config["scenario"]: r for r in grid}
 
     def sampled(
-        self, name: str, trainable, *, search_alg: Any, param_space: dict, num_samples: int, metric: str, mode: str, scheduler: Any = None
+        self,
+        name: str,
+        trainable,
+        *,
+        search_alg: Any,
+        param_space: dict,
+        num_samples: int,
+        metric: str,
+        mode: str,
+        scheduler: Any = None,
+        data_parallel: bool = False,
     ) -> list[SampledTrial]:
         """One trial per candidate ``search_alg`` proposes from ``param_space``, ``num_samples`` in all;
         each trial's config and last metrics. Reruns from the start when resuming (a search algorithm's
-        state is not restored)."""
+        state is not restored). A ``data_parallel`` trial's actor only drives its Train job: it holds no
+        CPU and is not reused (its job ends with its function, stopped by request: raynas/execution/data_parallel.py)."""
+        concurrent = self.cfg.ray.max_concurrent_trials or (concurrent_trials(self.cfg) if data_parallel else None)
         tuner = tune.Tuner(
-            tune.with_resources(trainable, trial_resources(self.cfg)),
+            tune.with_resources(trainable, driver_resources() if data_parallel else trial_resources(self.cfg)),
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 search_alg=search_alg,
@@ -148,8 +152,8 @@ class TuneRunner:
                 num_samples=num_samples,
                 metric=metric,
                 mode=mode,
-                max_concurrent_trials=self.cfg.ray.max_concurrent_trials or None,
-                reuse_actors=True,
+                max_concurrent_trials=concurrent,
+                reuse_actors=not data_parallel,
             ),
             run_config=self.run_config(name, [Progress(name, num_samples * grid_size(param_space))]),
         )

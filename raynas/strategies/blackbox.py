@@ -11,8 +11,9 @@ same number of evaluations. One subclass per search, named as its search is regi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from ray import tune
@@ -20,7 +21,9 @@ from ray import tune
 from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInputs, SampledTrial, Scenario, Searcher, Strategy, scenario_of
 from raynas.compute import CPU
 from raynas.config import ASHAConfig, check
-from raynas.execution.blackbox import ScenarioSearch, ScenarioSearcher, candidate_trial
+from raynas.execution import data_parallel as dp
+from raynas.execution.blackbox import RUN_KEYS, ScenarioSearch, ScenarioSearcher, candidate_trial
+from raynas.execution.runtime import tune_storage
 from raynas.execution.schedulers import PerScenario
 from raynas.search.blackbox import search_class
 from raynas.search.driver import BudgetedSearch
@@ -79,15 +82,18 @@ class BlackBox(Strategy):
         """Every job's search in one Tune experiment named after its method; each job's best candidate."""
         cfg, method = run.cfg, jobs[0].method
         searches = {j.key: self.scenario_search(run, j) for j in jobs}
+        storage = f"{tune_storage(cfg, run.run_dir)}/{method}-train"  # data-parallel candidates' Train runs
+        ask = functools.partial(dp.ask_to_stop, storage=storage, keys=RUN_KEYS) if cfg.ray.workers_per_trial > 1 else None
         trials = ctx.run_search_alg(
             method,
-            tune.with_parameters(candidate_trial, cfg=cfg, epochs=cfg.blackbox.epochs),
+            tune.with_parameters(candidate_trial, cfg=cfg, epochs=cfg.blackbox.epochs, storage=storage),
             search_alg=ScenarioSearcher(searches, cfg.space),
-            scheduler=early_stopping(cfg.blackbox, [j.key for j in jobs]),
+            scheduler=early_stopping(cfg.blackbox, [j.key for j in jobs], ask=ask),
             param_space={},
             num_samples=sum(j.budget_evaluations for j in jobs),
             metric="val_acc",
             mode="max",
+            workers=cfg.ray.workers_per_trial,
         )
         by_job = {j.key: [t for t in trials if t.config.get("scenario") == j.key] for j in jobs}
         return [self.finalist(ctx, j, by_job[j.key], space=cfg.space) for j in jobs]
@@ -136,13 +142,13 @@ class BlackBox(Strategy):
         return BudgetedSearch(search, feasible, evaluate, evaluations=section.evaluations, space=problem.space)
 
 
-def early_stopping(section: BlackBoxConfig, keys: list[str]) -> PerScenario | None:
+def early_stopping(section: BlackBoxConfig, keys: list[str], *, ask: Callable[[dict], None] | None = None) -> PerScenario | None:
     """ASHA per scenario (``keys``), so a tight budget's candidates never race a loose one's; None:
-    every candidate trains ``epochs``."""
+    every candidate trains ``epochs``. ``ask``: how data-parallel trials are stopped (by request)."""
     if section.scheduler == "none":
         return None
     asha = ASHAConfig(max_epochs=section.epochs, grace_epochs=section.grace_epochs, reduction_factor=section.reduction_factor)
-    return PerScenario(asha, dict.fromkeys(keys, float("inf")), devices=1)
+    return PerScenario(asha, dict.fromkeys(keys, float("inf")), devices=1, ask=ask)
 
 
 class RandomSearchStrategy(BlackBox):

@@ -209,12 +209,12 @@ def test_ranking_scores_cells_with_shared_weights_against_the_table_and_runs_bot
 def test_ranking_chain_scores_window_architectures_under_every_supernet_variant(tmp_path):
     shared_data("cifar10")
     out = run_smoke("experiments/bench/ranking_chain.py", "--work", str(tmp_path / "work"))
-    variants = [(r["sharing"], r["schedule"]) for r in out["rows"]]
-    assert variants == [("separate", "constant"), ("separate", "cosine"), ("entangled", "constant"), ("entangled", "cosine")]
+    variants = [(r["sharing"], r["schedule"], r["label_smoothing"]) for r in out["rows"]]
+    assert variants == [(s, lr, 0.0) for s in ("separate", "entangled") for lr in ("constant", "cosine")] + [("separate", "constant", 0.1)]
     assert all(r["space"] == "cifar-small" and r["archs"] == 3 and -1 <= r["kendall_tau_signal"] <= 1 for r in out["rows"])
     assert out["seeds"] == 2 and 0 <= out["arch_variance_share"] <= 1 and out["arch_sd_pp"] >= 0 and out["seed_sd_pp"] >= 0
     jobs = json.loads((tmp_path / "work" / "results.json").read_text())["jobs"]  # cached as they finish: a rerun trains nothing again
-    assert sum(k.startswith("standalone/") for k in jobs) == 3 * 2 and sum(k.startswith("supernet/") for k in jobs) == 4
+    assert sum(k.startswith("standalone/") for k in jobs) == 3 * 2 and sum(k.startswith("supernet/") for k in jobs) == 5
     assert all(0 <= v["val_acc"] <= 1 for k, v in jobs.items() if k.startswith("standalone/"))
 
 
