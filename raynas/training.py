@@ -140,14 +140,16 @@ def retrain(
     cfg: RetrainConfig,
     on_epoch: Callable[[int, dict], None] | None = None,
     compute: Compute = CPU,
+    before_batch: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` (already on ``compute``'s device) from its current weights; report per-epoch metrics to ``on_epoch``."""
+    """Train ``model`` (already on ``compute``'s device) from its current weights; report per-epoch metrics
+    to ``on_epoch``; ``before_batch`` runs before every step (a stop check, say)."""
     optimizer = sgd(model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     metrics: dict[str, float] = {}
     for epoch in range(cfg.epochs):
-        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, compute=compute)
+        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, before_batch=before_batch, compute=compute)
         schedule.step()
         metrics = {"train_loss": stats["loss"], "train_acc": stats["acc"], "val_acc": evaluate(model, val, compute=compute)}
         if on_epoch is not None:

@@ -103,28 +103,20 @@ def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int, storage
     if cfg.ray.workers_per_trial <= 1:
         train_candidate(config, cfg=cfg, epochs=epochs, report=tune.report)
         return
-    name = dp.trial_run_name(config, RUN_KEYS)
-    run = {"config": config, "cfg": cfg, "epochs": epochs, "run": f"{storage}/{name}"}
-    dp.fit(_candidate_worker, run | {"storage": storage}, cfg=cfg, name=name)
-
-
-class _Stopped(Exception):
-    """Every rank leaves the training loop together: the trial's scheduler asked it to stop."""
+    run = {"config": config, "cfg": cfg, "epochs": epochs, "storage": storage}
+    dp.fit_stoppable(_candidate_worker, run, cfg=cfg, name=dp.trial_run_name(config, RUN_KEYS))
 
 
 def _candidate_worker(run: dict) -> None:
-    def report(metrics: dict) -> None:
-        dp.report(metrics)
-        if dp.stop_requested(run["run"]):
-            raise _Stopped
-
     try:
-        train_candidate(run["config"], cfg=run["cfg"], epochs=run["epochs"], report=report)
-    except _Stopped:
+        train_candidate(run["config"], cfg=run["cfg"], epochs=run["epochs"], report=dp.report, before_batch=dp.stop_check(run["trial_id"]))
+    except dp.Stopped:
         pass
 
 
-def train_candidate(config: dict, *, cfg: ExperimentConfig, epochs: int, report: Callable[[dict], None]) -> None:
+def train_candidate(
+    config: dict, *, cfg: ExperimentConfig, epochs: int, report: Callable[[dict], None], before_batch: Callable[[], None] | None = None
+) -> None:
     """The candidate's training on this process's device (in a data-parallel group, its share of every batch)."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(config["seed"])
@@ -134,4 +126,5 @@ def train_candidate(config: dict, *, cfg: ExperimentConfig, epochs: int, report:
     arch = Architecture.from_string(cfg.space, config["arch"])
     model = compute.module(build_network(arch, splits.num_classes))
     recipe, about = dataclasses.replace(cfg.retrain, epochs=epochs), {"arch": config["arch"], "workers": compute.sync.world}
-    retrain(model, train, val, cfg=recipe, compute=compute, on_epoch=lambda i, m: report(m | {"epoch": i} | about))
+    on_epoch = lambda i, m: report(m | {"epoch": i} | about)  # noqa: E731
+    retrain(model, train, val, cfg=recipe, compute=compute, on_epoch=on_epoch, before_batch=before_batch)

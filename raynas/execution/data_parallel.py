@@ -20,6 +20,7 @@ from typing import Callable
 import ray
 import ray.train
 import yaml
+from ray import tune
 from ray.experimental import internal_kv
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -82,29 +83,59 @@ def fit(
     return trainer.fit()
 
 
-STOPS = "raynas-stops"  # Ray's internal key-value namespace of the stop requests
+STOPS = "raynas-stops"  # Ray's internal key-value namespace of the stop requests, keyed by Tune trial id
+STOP_CHECK_BATCHES = 8  # a stoppable job's ranks read the request every this many batches
 
 
-def request_stop(run: str) -> None:
-    """Ask the data-parallel run ``run`` (its storage path) to end after its current epoch. Killing its
-    trial would kill the Train controller, and its placement group would then wait for Ray Train's
-    cleaner, which needs Ray's dashboard (raynas starts Ray without one): the next job would never start."""
-    internal_kv._internal_kv_put(run, b"1", namespace=STOPS)
+class Stopped(Exception):
+    """Raised on every rank at once (rank 0's reading): the trial's scheduler asked it to stop."""
+
+
+def request_stop(trial_id: str) -> None:
+    """Ask the data-parallel trial ``trial_id`` to end. Killing it would kill its Train controller, and
+    the job's placement group would then wait for Ray Train's cleaner, which needs Ray's dashboard
+    (raynas starts Ray without one): the next job would never start."""
+    internal_kv._internal_kv_put(trial_id, b"1", namespace=STOPS)
+
+
+def ask_to_stop(trial) -> None:
+    """A Tune scheduler's stop for a data-parallel trial (``PerScenario(ask=...)``)."""
+    request_stop(trial.trial_id)
+
+
+def stop_requested(trial_id: str) -> bool:
+    """Whether ``trial_id`` was asked to stop (rank 0's answer on every rank, so all leave together)."""
+    return group_sync().agree(internal_kv._internal_kv_exists(trial_id, namespace=STOPS))
+
+
+def stop_check(trial_id: str, every: int = STOP_CHECK_BATCHES) -> Callable[[], None]:
+    """A ``before_batch`` hook raising ``Stopped`` once the trial was asked to stop, read every ``every``
+    batches: the request lands while the next epoch trains (Train relays reports asynchronously), and
+    that epoch is then cut short, never reported."""
+    count = 0
+
+    def check() -> None:
+        nonlocal count
+        count += 1
+        if (count - 1) % every == 0 and stop_requested(trial_id):
+            raise Stopped
+
+    return check
+
+
+def fit_stoppable(loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str) -> None:
+    """``fit`` from a Tune trial that its scheduler stops by request: the loop gets ``config["trial_id"]``
+    (for ``stop_check``); the request is removed when the job ends."""
+    trial_id = tune.get_context().get_trial_id()
+    try:
+        fit(loop, config | {"trial_id": trial_id}, cfg=cfg, name=name)
+    finally:
+        internal_kv._internal_kv_del(trial_id, namespace=STOPS)
 
 
 def trial_run_name(config: dict, keys: tuple[str, ...]) -> str:
     """The Train run of a data-parallel trial, named by its config's ``keys`` (a retried trial finds it again)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(config[k]) for k in keys))
-
-
-def ask_to_stop(config: dict, *, storage: str, keys: tuple[str, ...]) -> None:
-    """A Tune scheduler's stop for the data-parallel trial of ``config`` (``PerScenario(ask=...)``)."""
-    request_stop(f"{storage}/{trial_run_name(config, keys)}")
-
-
-def stop_requested(run: str) -> bool:
-    """Whether ``run`` was asked to stop (rank 0's answer on every rank, so all leave the loop together)."""
-    return group_sync().agree(internal_kv._internal_kv_exists(run, namespace=STOPS))
 
 
 def is_chief() -> bool:

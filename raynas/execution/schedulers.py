@@ -20,10 +20,10 @@ class PerScenario(FIFOScheduler):
     are judged by their own ASHA / HyperBand, never against another scenario's, and all of them stop
     once their summed seconds times ``devices`` reach that scenario's budget.
 
-    ``ask``: running trials are not stopped by Tune but asked to stop with ``ask(config)``, and end by
-    themselves after the epoch they are in (data-parallel trials, whose Train jobs must end cleanly)."""
+    ``ask``: running trials are not stopped by Tune but asked to stop with ``ask(trial)``, and end by
+    themselves, their epoch in progress unreported (data-parallel trials, whose Train jobs must end cleanly)."""
 
-    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float, ask: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, cfg: ASHAConfig, budgets: dict[str, float], *, devices: float, ask: Callable[[Trial], None] | None = None) -> None:
         super().__init__()
         self.inner = {key: scheduler(cfg) for key in budgets}
         self.budgets, self.devices, self.spent = budgets, devices, dict.fromkeys(budgets, 0.0)
@@ -57,13 +57,13 @@ class PerScenario(FIFOScheduler):
                     self._stop(controller, other)
             decision = TrialScheduler.STOP
         if decision == TrialScheduler.STOP and self.ask is not None:
-            self.ask(trial.config)
-            return TrialScheduler.CONTINUE  # its next report does not come: the trial ends by itself
+            self.ask(trial)
+            return TrialScheduler.CONTINUE  # the trial ends by itself, before its next report
         return decision
 
     def _stop(self, controller, trial: Trial) -> None:
         if self.ask is not None and trial.status == Trial.RUNNING:
-            self.ask(trial.config)
+            self.ask(trial)
         else:
             controller.stop_trial(trial)
 

@@ -48,19 +48,21 @@ def standalone_trial(
     if cfg.ray.workers_per_trial <= 1:
         standalone_loop(**loop, restore=tune.get_checkpoint(), report=report_epoch)
         return
-    name = dp.trial_run_name(config, RUN_KEYS)
-    dp.fit(_standalone_worker, loop | {"storage": storage, "run": f"{storage}/{name}"}, cfg=cfg, name=name)
+    dp.fit_stoppable(_standalone_worker, loop | {"storage": storage}, cfg=cfg, name=dp.trial_run_name(config, RUN_KEYS))
 
 
 def _standalone_worker(config: dict) -> None:
     loop = {k: config[k] for k in ("arch", "seed", "space", "cfg")}
-    stopped = functools.partial(dp.stop_requested, config["run"])
-    standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=lambda metrics, state: dp.report(metrics), stopped=stopped)
+    report = lambda metrics, state: dp.report(metrics)  # noqa: E731
+    try:
+        standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=report, before_batch=dp.stop_check(config["trial_id"]))
+    except dp.Stopped:
+        pass
 
 
-def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, restore, report, stopped=lambda: False) -> None:
+def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, restore, report, before_batch=None) -> None:
     """The standalone trial's epochs, whichever reports them (Tune alone, or every rank of a Ray Train
-    job); ``stopped`` is read after every epoch (the scheduler's request to a data-parallel trial)."""
+    job); ``before_batch`` runs before every step (a data-parallel trial's stop check)."""
     torch.set_num_threads(cfg.ray.cpus_per_trial)
     torch.manual_seed(seed)
     compute = worker_compute(cfg.compute)
@@ -78,13 +80,11 @@ def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, 
     pausable = pauses(cfg.evaluation.asha)
     for epoch in range(first, cfg.evaluation.asha.max_epochs):
         start = time.perf_counter()
-        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, before_batch=None, compute=compute)
+        stats = train_epoch(model, train, optimizer, loss_fn=loss_fn, before_batch=before_batch, compute=compute)
         acc = evaluate(model, val, max_batches=cfg.evaluation.asha.eval_batches, compute=compute)
         metrics = {"val_acc": acc, "train_loss": stats["loss"], "epoch": epoch, "arch": arch, "epoch_seconds": time.perf_counter() - start}
         metrics["workers"] = compute.sync.world
         report(metrics, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch} if pausable else None)
-        if stopped():
-            return
 
 
 STATE_FILE = "trial.pt"
@@ -158,7 +158,7 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
 def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
     cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
     data_parallel = cfg.ray.workers_per_trial > 1
-    ask = functools.partial(dp.ask_to_stop, storage=f"{ctx.tuner.storage}/{TRAIN_RUNS}", keys=RUN_KEYS) if data_parallel else None
+    ask = dp.ask_to_stop if data_parallel else None
     per_scenario = PerScenario(asha, {job.key: job.budget_seconds for job in jobs}, devices=trial_devices(cfg), ask=ask)
     space, proposals = candidates_of(archs, per_scenario, hyperband=pauses(asha))
     tuner = tune.Tuner(

@@ -133,7 +133,7 @@ class Pipeline:
         seeds = sorted({s.seed for s in scenarios})
         began = time.perf_counter()
         strategy.prepare(ctx, run, seeds)
-        prepare_share = (time.perf_counter() - began) * (cfg.ray.gpus_per_task or cluster_cpus()) / len(scenarios)  # device-seconds each
+        prepare_share = (time.perf_counter() - began) * task_devices(cfg) / len(scenarios)  # device-seconds each
         ctx.log(f"[raynas] {strategy.label}: {len(scenarios)} scenarios")
         with ctx.phase("search"):
             found = strategy.search(ctx, run, scenarios)
@@ -179,6 +179,14 @@ class Pipeline:
         ctx.log_metrics({f"phase_seconds/{k}": v for k, v in ctx.clock.seconds.items()})
         ctx.tracker.finish()
         return {"results": results, "comparisons": paired_comparisons(results), "mlflow_uri": ctx.tracker.uri, "run_dir": str(ctx.run_dir)}
+
+
+def task_devices(cfg: ExperimentConfig) -> float:
+    """Devices a strategy's preparation holds (warm-up, OFA's shrinking): one task with the largest node's
+    CPUs or ``ray.gpus_per_task``, or ``ray.workers_per_task`` Train workers of their own CPUs or GPUs."""
+    if cfg.ray.workers_per_task > 1:
+        return (cfg.ray.gpus_per_task or cfg.ray.cpus_per_trial) * cfg.ray.workers_per_task
+    return cfg.ray.gpus_per_task or cluster_cpus()
 
 
 def checked_splits(cfg: ExperimentConfig) -> Splits:

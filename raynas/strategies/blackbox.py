@@ -11,7 +11,6 @@ same number of evaluations. One subclass per search, named as its search is regi
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -22,7 +21,7 @@ from raynas.api import RANDOM, Finalist, Job, LocalProblem, RunContext, RunInput
 from raynas.compute import CPU
 from raynas.config import ASHAConfig, check
 from raynas.execution import data_parallel as dp
-from raynas.execution.blackbox import RUN_KEYS, ScenarioSearch, ScenarioSearcher, candidate_trial
+from raynas.execution.blackbox import ScenarioSearch, ScenarioSearcher, candidate_trial
 from raynas.execution.runtime import tune_storage
 from raynas.execution.schedulers import PerScenario
 from raynas.search.blackbox import search_class
@@ -83,7 +82,7 @@ class BlackBox(Strategy):
         cfg, method = run.cfg, jobs[0].method
         searches = {j.key: self.scenario_search(run, j) for j in jobs}
         storage = f"{tune_storage(cfg, run.run_dir)}/{method}-train"  # data-parallel candidates' Train runs
-        ask = functools.partial(dp.ask_to_stop, storage=storage, keys=RUN_KEYS) if cfg.ray.workers_per_trial > 1 else None
+        ask = dp.ask_to_stop if cfg.ray.workers_per_trial > 1 else None
         trials = ctx.run_search_alg(
             method,
             tune.with_parameters(candidate_trial, cfg=cfg, epochs=cfg.blackbox.epochs, storage=storage),
@@ -142,7 +141,7 @@ class BlackBox(Strategy):
         return BudgetedSearch(search, feasible, evaluate, evaluations=section.evaluations, space=problem.space)
 
 
-def early_stopping(section: BlackBoxConfig, keys: list[str], *, ask: Callable[[dict], None] | None = None) -> PerScenario | None:
+def early_stopping(section: BlackBoxConfig, keys: list[str], *, ask: Callable[[Any], None] | None = None) -> PerScenario | None:
     """ASHA per scenario (``keys``), so a tight budget's candidates never race a loose one's; None:
     every candidate trains ``epochs``. ``ask``: how data-parallel trials are stopped (by request)."""
     if section.scheduler == "none":

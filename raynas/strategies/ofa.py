@@ -166,8 +166,9 @@ def finalists(jobs: list[Job], results: dict[str, dict], *, finetune: bool) -> l
 
 
 def train_elastic(ctx: RunContext, run: RunInputs, seed: int) -> dict:
-    """Progressive shrinking on the largest node (or on ``ray.workers_per_task`` data-parallel workers);
-    the driver keeps each phase's checkpoint in the run directory, which makes it resumable whichever node trained."""
+    """Progressive shrinking on the largest node, the driver keeping each phase's checkpoint in the run
+    directory as it comes; or on ``ray.workers_per_task`` data-parallel workers, whose Train run keeps
+    them until the job ends and the driver copies them. Either way resumable whichever node trained."""
     cfg, directory = run.cfg, run.run_dir / "supernet" / f"ofa-s{seed}"
     if cfg.ray.workers_per_task > 1:
         stats, state = train_elastic_data_parallel(cfg, directory, seed=seed)

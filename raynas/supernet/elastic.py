@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raynas.compute import CPU, Compute
-from raynas.parallel import group_batch_norm, grouped, momentum_of
+from raynas.parallel import GlobalBatchNorm2d, group_batch_norm, grouped, momentum_of
 from raynas.space.architecture import Architecture
 from raynas.space.macro import LayerSpec, MacroConfig, base_name, get_space
 from raynas.space.network import ChildNetwork, Head, build_stem, resize_input
@@ -30,12 +30,13 @@ from raynas.supernet.scoring import FixedBatches, PathScoring
 
 def sliced_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
     """BatchNorm over the first ``channels`` of ``bn``; running statistics update in place, with
-    ``nn.BatchNorm2d``'s own momentum rule. In a data-parallel group a training batch is normalized
-    with the global batch's statistics, as every other BatchNorm of the network (raynas/parallel.py)."""
+    ``nn.BatchNorm2d``'s own momentum rule. In a data-parallel group whose BatchNorms were made global
+    (``compute.batch_norm: global``, raynas/parallel.py) a training batch is normalized with the
+    global batch's statistics, as every other BatchNorm of the network; with ``local``, with its own."""
     training = bn.training or not bn.track_running_stats
     momentum = momentum_of(bn) if bn.training else 0.0
     mean, var = bn.running_mean[:channels], bn.running_var[:channels]
-    if training and grouped():
+    if training and isinstance(bn, (GlobalBatchNorm2d, nn.SyncBatchNorm)) and grouped():
         return group_batch_norm(x, (mean, var), (bn.weight[:channels], bn.bias[:channels]), momentum=momentum, eps=bn.eps)
     return F.batch_norm(x, mean, var, bn.weight[:channels], bn.bias[:channels], training, momentum, bn.eps)
 

@@ -91,10 +91,10 @@ def test_asked_trials_end_by_themselves_instead_of_being_stopped(ray_session, tm
                 break
         pathlib.Path(f"{run}.returned").write_text(str(epoch + 1))
 
-    def ask(config: dict) -> None:
+    def ask(trial) -> None:
         from raynas.execution import data_parallel as dp
 
-        dp.request_stop(f"{folder}/{config['scenario']}-{config['candidate']}")
+        dp.request_stop(f"{folder}/{trial.config['scenario']}-{trial.config['candidate']}")
 
     candidates = 6
     asha = ASHAConfig(max_epochs=3, grace_epochs=1, reduction_factor=3)

@@ -3,7 +3,6 @@ proposes (what black-box strategies build on), each trial's config and last metr
 
 from __future__ import annotations
 
-import functools
 import os
 
 from ray import tune
@@ -12,7 +11,7 @@ from ray.util import placement_group_table
 
 from raynas.config import ASHAConfig, parse_config
 from raynas.execution import data_parallel as dp
-from raynas.execution.blackbox import RUN_KEYS, candidate_trial
+from raynas.execution.blackbox import candidate_trial
 from raynas.execution.schedulers import PerScenario
 from raynas.orchestration.context import PipelineContext
 from raynas.orchestration.tuner import TuneRunner
@@ -59,7 +58,7 @@ def test_data_parallel_candidates_train_as_train_jobs_and_end_when_asked(ray_ses
     tracker = ExperimentTracker(sqlite_store(tmp_path / "mlflow.db"), "alg-dp", tmp_path, run_name="alg-dp")
     ctx = PipelineContext(cfg, tmp_path, tracker, TuneRunner(cfg, str(tmp_path / "tune")), log=lambda _: None)
     storage = str(tmp_path / "tune" / "candidates-train")
-    ask = functools.partial(dp.ask_to_stop, storage=storage, keys=RUN_KEYS)
+    asha = ASHAConfig(max_epochs=2, grace_epochs=1, reduction_factor=2)
     archs = ["k3e3|skip|k3e3|skip|k3e3|skip", "k5e6|k3e3|k5e3|skip|k3e3|k3e3"]  # seeds 0 and 1: distinct Train runs
     trials = ctx.run_search_alg(
         "candidates",
@@ -69,7 +68,7 @@ def test_data_parallel_candidates_train_as_train_jobs_and_end_when_asked(ray_ses
         num_samples=1,
         metric="val_acc",
         mode="max",
-        scheduler=PerScenario(ASHAConfig(max_epochs=2, grace_epochs=1, reduction_factor=2), {"s": float("inf")}, devices=2, ask=ask),
+        scheduler=PerScenario(asha, {"s": float("inf")}, devices=2, ask=dp.ask_to_stop),
         workers=2,
     )
     assert sorted(t.config["arch"] for t in trials) == sorted(archs)
