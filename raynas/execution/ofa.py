@@ -22,7 +22,7 @@ from raynas.search.ofa import resolutions
 from raynas.space.macro import get_space
 from raynas.supernet.elastic import ElasticSupernet
 from raynas.supernet.progressive import ShrinkConfig, progressive_phases
-from raynas.weights import state_to_numpy
+from raynas.weights import cpu_state, state_to_numpy
 
 
 @ray.remote
@@ -85,7 +85,7 @@ def _shrink_worker(config: dict) -> None:
 
         for stats, _ in progressive_phases(net, train, shrink, seed=seed, checkpoint_dir=local, compute=compute):
             dp.report(stats, save=phase_files)
-        weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        weights = cpu_state(net)
         final = stats | {"train_seconds": time.perf_counter() - start, "num_classes": num_classes, "workers": compute.sync.world}
         dp.report(final, save=lambda folder: phase_files(folder, weights))
 

@@ -26,7 +26,7 @@ from raynas.search.proxyless import SearchConfig, warm_up
 from raynas.space.architecture import Architecture
 from raynas.space.macro import get_space
 from raynas.supernet.supernet import Supernet
-from raynas.weights import state_to_numpy
+from raynas.weights import cpu_state, state_to_numpy
 
 
 def on_target(remote_fn, target_name: str):
@@ -157,7 +157,7 @@ def _warm_up_worker(config: dict) -> None:
         cfg.space, cfg.data, cfg.search, seed=config["seed"], threads=cfg.ray.cpus_per_trial, compute_cfg=cfg.compute,
         sharing=cfg.supernet.sharing,
     )  # fmt: skip
-    state = {k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}
+    state = cpu_state(supernet)
     dp.report(stats, save=lambda folder: torch.save(state, folder / WARMUP_FILE))
 
 

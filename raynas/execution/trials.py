@@ -23,6 +23,7 @@ from raynas.execution.runtime import worker_compute
 from raynas.parallel import group_sync
 from raynas.space.catalog import build_network
 from raynas.training import evaluate, retrain
+from raynas.weights import cpu_state
 
 WEIGHTS_FILE = "weights.pt"
 SEARCH_STATE = "search.pt"
@@ -124,7 +125,7 @@ def retrain_loop(finalist: Finalist, *, cfg: ExperimentConfig, payload: Any, rep
         if epoch < cfg.retrain.epochs - 1:
             report(metrics, None)
             return
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        weights = cpu_state(model)
         final = metrics | {"test_acc": evaluate(model, test, compute=compute), "device": str(compute.device)}
         report(final, lambda folder: torch.save(weights, folder / WEIGHTS_FILE))
 

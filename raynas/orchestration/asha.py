@@ -30,7 +30,7 @@ from raynas.execution.runtime import worker_compute
 from raynas.execution.schedulers import InBudget, PerScenario
 from raynas.hardware.models import LatencyModels
 from raynas.orchestration.context import PipelineContext
-from raynas.orchestration.tuner import fit_quietly, trial_devices, trial_resources
+from raynas.orchestration.tuner import fit_quietly, placed, trial_devices
 from raynas.search.random_search import window_candidates
 from raynas.space.architecture import Architecture
 from raynas.space.catalog import build_network
@@ -146,16 +146,16 @@ def early_stopped_random(ctx: PipelineContext, latency: LatencyModels, jobs: lis
         archs[job.key] = window_candidates(table, macro, job.budget_ms, floor=asha.budget_floor, n=asha.candidates, seed=job.seed)
     storage = f"{ctx.tuner.storage}/{TRAIN_RUNS}"
     trainable = tune.with_parameters(standalone_trial, archs=archs, seeds=seeds, space=cfg.space, cfg=cfg, storage=storage)
-    resourced = tune.with_resources(trainable, dp.driver_resources() if cfg.ray.workers_per_trial > 1 else trial_resources(cfg))
+    resourced, concurrent = placed(trainable, cfg, data_parallel=cfg.ray.workers_per_trial > 1)
     complete = functools.partial(proposed_all, jobs=jobs, archs=archs, devices=trial_devices(cfg))
     grid = ctx.tuner.finished_before("asha", resourced, complete=complete)
     if grid is None:
-        grid = early_stopping_run(ctx, resourced, jobs=jobs, archs=archs)
+        grid = early_stopping_run(ctx, resourced, jobs=jobs, archs=archs, concurrent=concurrent)
     ran = [r for r in grid if r.config is not None]  # a trial stopped before it started has no config
     return [asha_survivor(ctx, job, [r for r in ran if r.config["scenario"] == job.key]) for job in jobs]
 
 
-def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]]):
+def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], archs: dict[str, list[str]], concurrent: int | None):
     cfg, asha = ctx.cfg, ctx.cfg.evaluation.asha
     data_parallel = cfg.ray.workers_per_trial > 1
     ask = dp.ask_to_stop if data_parallel else None
@@ -168,7 +168,7 @@ def early_stopping_run(ctx: PipelineContext, trainable, *, jobs: list[Job], arch
             metric="val_acc",
             mode="max",
             scheduler=per_scenario,
-            max_concurrent_trials=cfg.ray.max_concurrent_trials or (dp.concurrent_trials(cfg) if data_parallel else None),
+            max_concurrent_trials=concurrent,
             reuse_actors=not data_parallel,  # a data-parallel trial's actor only waits on its Train job
             **proposals,
         ),

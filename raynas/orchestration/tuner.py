@@ -21,6 +21,15 @@ def trial_devices(cfg: ExperimentConfig) -> float:
     return (cfg.ray.gpus_per_trial or cfg.ray.cpus_per_trial) * cfg.ray.workers_per_trial
 
 
+def placed(trainable, cfg: ExperimentConfig, *, data_parallel: bool):
+    """``trainable`` with what each trial reserves (a data-parallel trial: only what driving its Train job
+    takes, its workers hold the rest), and how many may run at once (data-parallel: as many jobs as the
+    alive nodes hold; else as resources allow, unless ``ray.max_concurrent_trials`` says)."""
+    resources = driver_resources() if data_parallel else trial_resources(cfg)
+    concurrent = cfg.ray.max_concurrent_trials or (concurrent_trials(cfg) if data_parallel else None)
+    return tune.with_resources(trainable, resources), concurrent
+
+
 def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:
     """What every search / retraining trial reserves: its CPUs and its (possibly fractional) GPU share."""
     return {"cpu": cfg.ray.cpus_per_trial, "gpu": cfg.ray.gpus_per_trial}
@@ -108,14 +117,13 @@ class TuneRunner:
         """One trial per key (``config["scenario"]``); Tune's result of each by key. When resuming, an
         experiment found in storage is restored: finished trials are kept, the rest rerun. A
         ``data_parallel`` trial holds only what driving its Ray Train job takes; its workers hold the rest."""
-        trainable = tune.with_resources(trainable, driver_resources() if data_parallel else trial_resources(self.cfg))
+        trainable, concurrent = placed(trainable, self.cfg, data_parallel=data_parallel)
         path = f"{self.storage}/{name}"
         if self.resume and tune.Tuner.can_restore(path):
             self.log(f"[raynas] {name}: restoring the Tune experiment; finished trials are kept")
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, restart_errored=True)
         else:
             # reused actors skip a worker start and the torch import per trial (~6 s each on 2 cores)
-            concurrent = self.cfg.ray.max_concurrent_trials or (concurrent_trials(self.cfg) if data_parallel else None)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"scenario": tune.grid_search(list(keys))},
@@ -142,9 +150,9 @@ class TuneRunner:
         each trial's config and last metrics. Reruns from the start when resuming (a search algorithm's
         state is not restored). A ``data_parallel`` trial's actor only drives its Train job: it holds no
         CPU and is not reused (its job ends with its function, stopped by request: raynas/execution/data_parallel.py)."""
-        concurrent = self.cfg.ray.max_concurrent_trials or (concurrent_trials(self.cfg) if data_parallel else None)
+        trainable, concurrent = placed(trainable, self.cfg, data_parallel=data_parallel)
         tuner = tune.Tuner(
-            tune.with_resources(trainable, driver_resources() if data_parallel else trial_resources(self.cfg)),
+            trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 search_alg=search_alg,
