@@ -107,11 +107,8 @@ def candidate_trial(config: dict, *, cfg: ExperimentConfig, epochs: int, storage
     dp.fit_stoppable(_candidate_worker, run, cfg=cfg, name=dp.trial_run_name(config, RUN_KEYS))
 
 
-def _candidate_worker(run: dict) -> None:
-    try:
-        train_candidate(run["config"], cfg=run["cfg"], epochs=run["epochs"], report=dp.report, before_batch=dp.stop_check(run["trial_id"]))
-    except dp.Stopped:
-        pass
+def _candidate_worker(run: dict, before_batch: Callable[[], None]) -> None:
+    train_candidate(run["config"], cfg=run["cfg"], epochs=run["epochs"], report=dp.report, before_batch=before_batch)
 
 
 def train_candidate(

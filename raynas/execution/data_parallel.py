@@ -123,14 +123,23 @@ def stop_check(trial_id: str, every: int = STOP_CHECK_BATCHES) -> Callable[[], N
     return check
 
 
-def fit_stoppable(loop: Callable[[dict], None], config: dict, *, cfg: ExperimentConfig, name: str) -> None:
-    """``fit`` from a Tune trial that its scheduler stops by request: the loop gets ``config["trial_id"]``
-    (for ``stop_check``); the request is removed when the job ends."""
+def fit_stoppable(loop: Callable[[dict, Callable[[], None]], None], config: dict, *, cfg: ExperimentConfig, name: str) -> None:
+    """``fit`` from a Tune trial that its scheduler stops by request: on every rank ``loop(config, before_batch)``
+    runs with ``before_batch`` the trial's ``stop_check``, and ends quietly when asked to stop; the request is
+    removed when the job ends."""
     trial_id = tune.get_context().get_trial_id()
     try:
-        fit(loop, config | {"trial_id": trial_id}, cfg=cfg, name=name)
+        run = {"loop": loop, "config": config, "trial_id": trial_id, "storage": config["storage"]}
+        fit(_until_stopped, run, cfg=cfg, name=name)
     finally:
         internal_kv._internal_kv_del(trial_id, namespace=STOPS)
+
+
+def _until_stopped(run: dict) -> None:
+    try:
+        run["loop"](run["config"], stop_check(run["trial_id"]))
+    except Stopped:
+        pass
 
 
 def trial_run_name(config: dict, keys: tuple[str, ...]) -> str:

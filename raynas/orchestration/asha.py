@@ -51,13 +51,10 @@ def standalone_trial(
     dp.fit_stoppable(_standalone_worker, loop | {"storage": storage}, cfg=cfg, name=dp.trial_run_name(config, RUN_KEYS))
 
 
-def _standalone_worker(config: dict) -> None:
+def _standalone_worker(config: dict, before_batch) -> None:
     loop = {k: config[k] for k in ("arch", "seed", "space", "cfg")}
     report = lambda metrics, state: dp.report(metrics)  # noqa: E731
-    try:
-        standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=report, before_batch=dp.stop_check(config["trial_id"]))
-    except dp.Stopped:
-        pass
+    standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=report, before_batch=before_batch)
 
 
 def standalone_loop(arch: str, seed: int, *, space: str, cfg: ExperimentConfig, restore, report, before_batch=None) -> None:
