@@ -110,12 +110,24 @@ def write_sweep_page(run_dir: Path, root: Path) -> Path:
         "(test accuracy; gap in percentage points). The headline pools every pair. Run directory: "
         f"`{run_dir}`. " + (f"How the settings were chosen: {cfg.evaluation.tuning}" if cfg.evaluation.tuning else "")
     )
+    provenance, cost = run_record(Path(run_dir))
     table = [{k: v for k, v in c.items() if not isinstance(v, (list, dict))} for c in comparisons]
     name = cfg.name.replace("-", "_")
     name += "" if name.endswith("sweep") else "_sweep"
-    return write_page(
-        name, summary=sweep_headline(rows, comparisons, cfg), rows=table, title=f"Budget sweep `{cfg.name}`", notes=notes, root=root
-    )
+    summary = sweep_headline(rows, comparisons, cfg) | cost
+    return write_page(name, summary=summary, rows=table, title=f"Budget sweep `{cfg.name}`", notes=provenance + notes, root=root)
+
+
+def run_record(run_dir: Path) -> tuple[str, dict]:
+    """What the run's record.json says of its making: the commit it finished at, whether it was resumed,
+    and each method's summed trial seconds (search and retraining: the cost of every phase, all sessions)."""
+    path = run_dir / "record.json"
+    if not path.is_file():
+        return "", {}
+    record = json.loads(path.read_text())
+    resumed = " after a resume (--resume: trials finished before it were kept)" if record.get("resumed") else ""
+    seconds = {m: {k: round(v, 1) for k, v in t.items() if k != "finalists"} for m, t in record.get("trial_seconds", {}).items()}
+    return f"The run finished at commit {record['git_commit'][:7]}{resumed}. ", {"trial_seconds": seconds}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,21 @@ def test_sweep_prints_the_comparison_and_headline(tiny_sweep):
     assert (run_dir / "report.html").is_file() and (run_dir / "record.json").is_file()
 
 
+@pytest.mark.integration
+def test_page_from_a_finished_sweep_carries_its_commit_and_cost(tiny_sweep, tmp_path):
+    """``--page-from``: the page's comparisons recomputed from results.parquet, and from record.json the
+    commit the run finished at and each method's trial seconds."""
+    _, run_dir, out = tiny_sweep
+    page = load_script("experiments/budget_sweep.py").write_sweep_page(run_dir, tmp_path)
+    data = json.loads((page / "results.json").read_text())
+    record = json.loads((run_dir / "record.json").read_text())
+    assert data["summary"]["nas_minus_random_mean_pp"] == json.loads(out[-1])["nas_minus_random_mean_pp"]
+    assert set(data["summary"]["trial_seconds"]) == {"proxyless", "random-ws", "asha", "hand-designed"}
+    seconds = data["summary"]["trial_seconds"]
+    assert all(seconds[m]["retrain"] > 0 for m in ("proxyless", "random-ws", "hand-designed")) and seconds["proxyless"]["search"] > 0
+    assert f"finished at commit {record['git_commit'][:7]}" in data["notes"]
+
+
 def test_smoke_settings_give_one_target_two_budgets_two_seeds_and_the_asha_baseline(tmp_path):
     sweep = load_script("experiments/budget_sweep.py")
     cfg = sweep.sweep_config(str(ROOT / "experiments" / "configs" / "sweep.yaml"), {"run_root": str(tmp_path)}, None, None, True)
@@ -47,8 +62,9 @@ def test_smoke_settings_give_one_target_two_budgets_two_seeds_and_the_asha_basel
 
 @pytest.mark.integration
 def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
-    """The CIFAR-10 sweep's smoke version on a 512-image slice: every row tested on a shuffled test
-    split (a class-ordered one read 0 % for every net), the JSON line naming the dataset."""
+    """The CIFAR-10 sweep's smoke version on a 512-image slice, one seed (the tiny sweep covers seeds):
+    every row tested on a shuffled test split (a class-ordered one read 0 % for every net), the JSON
+    line naming the dataset."""
     root = shared_data("cifar10")
     argv = [
         sys.executable,
@@ -64,9 +80,11 @@ def test_cifar10_sweep_smoke_runs_on_the_real_data(tmp_path):
         "targets=[{name: phone, budget_fractions: [0.5], estimate: {device: {name: phone-ish, peak_gflops: 20.0, bandwidth_gbs: 8.0}}}]",
         "--set",  # the unscaled reference: an estimated table covers the config's space only
         "evaluation.hand_designed_widths=[1.0]",
+        "--set",
+        "evaluation.seeds=1",
     ]
     line = run_json(argv, cwd=ROOT, env=os.environ | {"RAY_ADDRESS": "local"})
-    assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 2
+    assert line["dataset"] == "cifar10" and line["comparisons"] == 2 and line["seeds"] == 1
     table = pq.read_table(Path(line["run_dir"]) / "results.parquet").to_pylist()
     assert {r["method"] for r in table} == {"proxyless", "random-ws", "hand-designed"} and all(r["test_acc"] > 0.03 for r in table)
 
