@@ -17,6 +17,7 @@ import functools
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import ray.train
 import torch
@@ -51,7 +52,7 @@ def standalone_trial(
     dp.fit_stoppable(_standalone_worker, loop | {"storage": storage}, cfg=cfg, name=dp.trial_run_name(config, RUN_KEYS))
 
 
-def _standalone_worker(config: dict, before_batch) -> None:
+def _standalone_worker(config: dict, before_batch: Callable[[], None]) -> None:
     loop = {k: config[k] for k in ("arch", "seed", "space", "cfg")}
     report = lambda metrics, state: dp.report(metrics)  # noqa: E731
     standalone_loop(**loop, restore=ray.train.get_checkpoint(), report=report, before_batch=before_batch)
