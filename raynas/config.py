@@ -63,7 +63,7 @@ class ProfileConfig:
 
     warmup: int = 10  # untimed calls before timing each module
     repeats: int = 100  # timed calls per module, each paired with a yardstick call (raynas/hardware/timing.py)
-    calibration_archs: int = 8  # whole random networks measured to calibrate the per-network overhead
+    calibration_archs: int = 8  # whole networks timed to calibrate the overhead: fastest and slowest (3 or more), then random ones
     fit_scale: bool = True  # also fit a scale on summed ops (needs >= 4 networks; false: overhead only, see README)
     settle_seconds: float = 10.0  # pause before profiling and before final measurement so the node's own work (worker starts) is done
     cache_dir: str | None = None  # reuse op latencies measured by earlier runs on the same setting (off: None)

@@ -109,3 +109,33 @@ def test_a_machine_too_noisy_to_calibrate_gets_the_offset_free_table_instead_of_
     table = build_latency_table(target, get_space("mnist-small"), 10, warmup=0, repeats=10, calibration_archs=1)
     assert calls == [10, 20, 40] and (table.fixed["overhead"], table.scale) == (0.0, 1.0)
     assert table.metadata["correction"].startswith("offset-free") and table.latency_range(get_space("mnist-small"))[0] > 0
+
+
+def test_calibration_spans_the_space_so_both_ends_of_the_range_are_predicted():
+    """Whole networks cost more than their ops, and not in proportion (2 + 0.5 L + 0.1 L^2 for L
+    layers that are not skips, each op timed alone at 1 ms): random networks alone sit at L = 5 or 6,
+    and a line through them misses the fastest network; the calibration measures both ends."""
+    from raynas.hardware.backend import Backend, register_backend
+    from raynas.hardware.targets import HardwareTarget
+    from raynas.space.network import ChildNetwork
+
+    measured = {}
+
+    def measure(modules, threads, warmup, repeats, yardstick_ms=None):
+        ms = {}
+        for key, (module, _) in modules.items():
+            if isinstance(module, ChildNetwork):
+                layers = sum(op != "skip" for op in module.arch.ops)
+                ms[key] = measured[module.arch] = 2.0 + 0.5 * layers + 0.1 * layers**2
+            else:
+                ms[key] = 0.0 if key == "call" else 1.0
+        return ms
+
+    register_backend(Backend("curved-test", measure, lambda threads: {"num_cpus": 1}))
+    target = HardwareTarget("curved-test-target", "curved-test", 1, 1, "a deterministic backend whose networks are not affine in ops")
+    macro = get_space("mnist-small")
+    table = build_latency_table(target, macro, 10, warmup=0, repeats=1, calibration_archs=4, fit_scale=True)
+    fewest = min(measured, key=lambda a: sum(op != "skip" for op in a.ops))
+    assert sum(op != "skip" for op in fewest.ops) == 3 and len(measured) == 4
+    low, high = table.latency_range(macro)
+    assert low == pytest.approx(measured[fewest], rel=0.1) and high == pytest.approx(2.0 + 0.5 * 6 + 0.1 * 36, rel=0.1)
