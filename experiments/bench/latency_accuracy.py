@@ -55,7 +55,7 @@ from raynas.config import ProfileConfig
 from raynas.export import Deployment, export_network
 from raynas.hardware.accuracy import kendall_tau, prediction_accuracy, sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
-from raynas.hardware.build import build_latency_table, input_shape
+from raynas.hardware.build import build_latency_table, input_shape, range_ends
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import HardwareTarget, get_target
@@ -68,7 +68,9 @@ NOTES = (
     "Random architectures of the space, predicted by the target's latency table (summed ops, calibrated on whole "
     "networks) against their measurement on the target (twice: the re-measure tau bounds any predictor), then the "
     "independent check: each network exported as the target ships it and timed by experiments/bench/independent_timer.py "
-    "in a fresh process. Goal: >= 95 % of networks within 10 %, Kendall tau >= 0.9."
+    "in a fresh process. Goal: >= 95 % of networks within 10 %, Kendall tau >= 0.9. fastest_error_pct and "
+    "slowest_error_pct: the space's two ends by summed ops, measured beside them (calibration networks, so in-sample: "
+    "whether the fitted line reaches the latencies that low and high budgets ask for)."
 )
 DRIFT_TITLE = "Drift versus bias: a finished run's shipped files timed as a user would"
 DRIFT_NOTES = (
@@ -104,8 +106,8 @@ def main() -> None:
     table = build_latency_table(
         target, macro, 10, warmup=profile.warmup, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True
     )
-    archs = sample_architectures(macro, args.n, args.seed)
-    nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in archs}
+    archs, ends = sample_architectures(macro, args.n, args.seed), dict(zip(("fastest", "slowest"), range_ends(table, macro)))
+    nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in [*archs, *ends.values()]}
     measured = target.measure_networks(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
     again = target.measure_networks(
         nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms
@@ -143,6 +145,7 @@ def main() -> None:
         "kendall_tau": round(acc.kendall_tau, 3),
         "remeasure_tau": round(ceiling, 3),
     }
+    headline |= end_errors(ends, measured, table, macro=macro)
     headline |= (
         independent | {k: _rounded(v) for k, v in variants.items()} | {"space": macro.name, "correction": table.metadata.get("correction")}
     )
@@ -158,6 +161,14 @@ def main() -> None:
         )
         print(f"page: {folder / 'README.md'}")
     print(json.dumps(headline))
+
+
+def end_errors(ends: dict, measured: dict, table, *, macro) -> dict[str, float]:
+    """Signed error in percent of the predicted fastest and slowest networks (calibration networks, so
+    in-sample: whether the fitted line reaches the ends that budgets use, not only the random middle)."""
+    errors = {f"{name}_error_pct": round(100 * (table.predict(a, macro) / measured[a.arch_id] - 1), 2) for name, a in ends.items()}
+    print("range ends, predicted against measured: " + ", ".join(f"{k.split('_')[0]} {v:+.1f} %" for k, v in errors.items()))
+    return errors
 
 
 TIMER = Path(__file__).with_name("independent_timer.py")

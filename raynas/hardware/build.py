@@ -133,7 +133,7 @@ def _calibrate(table: LatencyTable, target, macro, *, num_classes, warmup, repea
     table.fixed["overhead"], table.scale = 0.0, 1.0
     if n <= 0:
         return
-    archs = calibration_architectures(table, macro, n, seed)
+    archs = calibration_architectures(table, macro, n, seed=seed)
     nets = {a.arch_id: (ChildNetwork(a, num_classes), input_shape(macro, target)) for a in archs}
     measured = target.measure_networks(nets, warmup=warmup, repeats=repeats, yardstick_ms=table.yardstick_ms)
     ops = [table.predict(a, macro) - table.fixed_ms for a in archs]
@@ -155,7 +155,7 @@ def _calibrate(table: LatencyTable, target, macro, *, num_classes, warmup, repea
     table.metadata["correction"] = f"overhead {table.fixed['overhead']:.4f} ms, scale {table.scale:.4f} from {n} networks{note}"
 
 
-def calibration_architectures(table: LatencyTable, macro: MacroConfig, n: int, seed: int) -> list[Architecture]:
+def calibration_architectures(table: LatencyTable, macro: MacroConfig, n: int, *, seed: int) -> list[Architecture]:
     """The fastest and the slowest network by summed ops, then random ones (``n`` < 3: random only).
 
     Random networks cluster in the middle of the range, and a line fitted through them alone misses
@@ -163,11 +163,16 @@ def calibration_architectures(table: LatencyTable, macro: MacroConfig, n: int, s
     """
     if n < 3:
         return sample_architectures(macro, n, seed)
-    specs, costs = macro.layers(), table.layer_costs(macro)
-    ends = [Architecture(macro.name, tuple(s.choices[row.index(pick(row))] for s, row in zip(specs, costs))) for pick in (min, max)]
+    ends = range_ends(table, macro)
     ids = {a.arch_id for a in ends}
     rest = [a for a in sample_architectures(macro, n, seed) if a.arch_id not in ids]
     return ends + rest[: n - len(ends)]
+
+
+def range_ends(table: LatencyTable, macro: MacroConfig) -> list[Architecture]:
+    """The fastest and the slowest architecture of the space by the table's summed ops."""
+    specs, costs = macro.layers(), table.layer_costs(macro)
+    return [Architecture(macro.name, tuple(s.choices[row.index(pick(row))] for s, row in zip(specs, costs))) for pick in (min, max)]
 
 
 def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, *, warmup: int, repeats: int, state=None) -> float:
