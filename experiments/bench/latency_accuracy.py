@@ -55,7 +55,7 @@ from raynas.config import ProfileConfig
 from raynas.export import Deployment, export_network
 from raynas.hardware.accuracy import kendall_tau, prediction_accuracy, sample_architectures
 from raynas.hardware.backend import get_backend, yardstick
-from raynas.hardware.build import build_latency_table, input_shape, range_ends
+from raynas.hardware.build import build_latency_table, input_shape
 from raynas.hardware.lut import LatencyTable
 from raynas.hardware.process import reexec_with
 from raynas.hardware.targets import HardwareTarget, get_target
@@ -106,7 +106,7 @@ def main() -> None:
     table = build_latency_table(
         target, macro, 10, warmup=profile.warmup, repeats=args.repeats, calibration_archs=profile.calibration_archs, seed=0, fit_scale=True
     )
-    archs, ends = sample_architectures(macro, args.n, args.seed), dict(zip(("fastest", "slowest"), range_ends(table, macro)))
+    archs, ends = sample_architectures(macro, args.n, args.seed), dict(zip(("fastest", "slowest"), table.range_ends(macro)))
     nets = {a.arch_id: (ChildNetwork(a, 10), input_shape(macro, target)) for a in [*archs, *ends.values()]}
     measured = target.measure_networks(nets, warmup=min(5, profile.warmup), repeats=args.repeats, yardstick_ms=table.yardstick_ms)
     again = target.measure_networks(

@@ -163,16 +163,10 @@ def calibration_architectures(table: LatencyTable, macro: MacroConfig, n: int, *
     """
     if n < 3:
         return sample_architectures(macro, n, seed)
-    ends = range_ends(table, macro)
+    ends = table.range_ends(macro)
     ids = {a.arch_id for a in ends}
     rest = [a for a in sample_architectures(macro, n, seed) if a.arch_id not in ids]
     return ends + rest[: n - len(ends)]
-
-
-def range_ends(table: LatencyTable, macro: MacroConfig) -> list[Architecture]:
-    """The fastest and the slowest architecture of the space by the table's summed ops."""
-    specs, costs = macro.layers(), table.layer_costs(macro)
-    return [Architecture(macro.name, tuple(s.choices[row.index(pick(row))] for s, row in zip(specs, costs))) for pick in (min, max)]
 
 
 def measure_network(arch: Architecture, target: HardwareTarget, num_classes: int, *, warmup: int, repeats: int, state=None) -> float:

@@ -84,6 +84,11 @@ class LatencyTable:
         """E[latency] = fixed + sum_layers sum_i p_i * lat_i; differentiable in the probabilities."""
         return expected_latency(probs, self.layer_costs(macro, choices), self.fixed_ms)
 
+    def range_ends(self, macro: MacroConfig) -> list[Architecture]:
+        """The fastest and the slowest architecture of the space by summed ops (the first cheapest/dearest op of each layer)."""
+        specs, costs = macro.layers(), self.layer_costs(macro)
+        return [Architecture(macro.name, tuple(s.choices[row.index(pick(row))] for s, row in zip(specs, costs))) for pick in (min, max)]
+
     def latency_range(self, macro: MacroConfig) -> tuple[float, float]:
         """Latency of the fastest and of the slowest architecture of the space."""
         costs = self.layer_costs(macro)
